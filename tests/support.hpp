@@ -1,0 +1,43 @@
+#pragma once
+// Shared helpers for hull's tests: temp dirs, busybox root filesystems, and
+// running hull's binaries with captured output.
+#include <string>
+#include <vector>
+
+namespace hull::test {
+
+/// A directory under /tmp (or $TMPDIR) removed, recursively, on destruction.
+class TempDir {
+public:
+    explicit TempDir(const std::string& prefix = "hull-test");
+    ~TempDir();
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+    std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
+
+private:
+    std::string path_;
+};
+
+bool isRoot();
+/// Path of a built binary: HULL_BIN_DIR/name.
+std::string binPath(const std::string& name);
+/// Where busybox-static lives on this machine ("" when missing).
+std::string busyboxPath();
+
+/// Populate DIR as a minimal busybox root: /bin/busybox, applet links for sh and
+/// the usual tools, and the empty /proc /sys /dev /tmp /etc directories.
+void makeBusyboxRootfs(const std::string& dir);
+
+struct RunResult {
+    int status = -1;  // exit code, or 128+signal
+    std::string out, err;
+};
+/// Run argv (argv[0] is a path), stdin from /dev/null, capturing stdout/stderr.
+RunResult run(const std::vector<std::string>& argv, const std::string& input = "");
+
+std::string readFileOr(const std::string& path, const std::string& fallback = "");
+void writeFileOrThrow(const std::string& path, const std::string& data);
+
+}  // namespace hull::test
