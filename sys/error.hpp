@@ -62,6 +62,16 @@ inline tl::unexpected<Error> failErrno(std::string what, int err = errno) {
 }
 inline tl::unexpected<Error> failInvalid(std::string what) { return fail(Error::invalid(std::move(what))); }
 
+namespace detail {
+// tl::expected 1.0 has no value() for void; TRY needs one spelling for both.
+template <class T>
+T unwrap(tl::expected<T, Error>&& r) { return std::move(*r); }
+inline void unwrap(tl::expected<void, Error>&&) {}
+template <class T>
+T unwrap(tl::expected<T, Error>& r) { return std::move(*r); }
+inline void unwrap(tl::expected<void, Error>&) {}
+}  // namespace detail
+
 }  // namespace hull
 
 /// Unwrap a Result or return its error from the enclosing function.
@@ -70,7 +80,7 @@ inline tl::unexpected<Error> failInvalid(std::string what) { return fail(Error::
     ({                                                                        \
         auto&& hull_try_r_ = (__VA_ARGS__);                                   \
         if (!hull_try_r_) return ::hull::fail(std::move(hull_try_r_).error()); \
-        std::move(hull_try_r_).value();                                       \
+        ::hull::detail::unwrap(hull_try_r_);                                   \
     })
 
 /// Like TRY, adding context to the error on the way out.
@@ -78,5 +88,5 @@ inline tl::unexpected<Error> failInvalid(std::string what) { return fail(Error::
     ({                                                                                     \
         auto&& hull_try_r_ = (__VA_ARGS__);                                                \
         if (!hull_try_r_) return ::hull::fail(std::move(hull_try_r_).error().context(ctx)); \
-        std::move(hull_try_r_).value();                                                    \
+        ::hull::detail::unwrap(hull_try_r_);                                               \
     })

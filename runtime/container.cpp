@@ -1,0 +1,722 @@
+// The container lifecycle (runtime.md "Lifecycle"), runc's way:
+//   create: plan everything in the parent, clone the init into its namespaces
+//           (and cgroup), let it build its root and identity, and leave it
+//           blocked on <state>/exec.fifo;
+//   start:  write one byte to the fifo: the init runs startContainer hooks and execs;
+//   delete: kill what is left, run poststop hooks, remove cgroup and state.
+// Parent and child talk over a SOCK_SEQPACKET pair: "go", "hooks", "ready",
+// "error:<message>". A child error before "ready" fails create and rolls back.
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <optional>
+
+#include "cgroups/manager.hpp"
+#include "runtime/hooks.hpp"
+#include "runtime/process.hpp"
+#include "runtime/rootfs.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/spec.hpp"
+#include "runtime/state.hpp"
+#include "runtime/sync.hpp"
+#include "sys/fs.hpp"
+#include "sys/json.hpp"
+#include "sys/log.hpp"
+#include "sys/scope_exit.hpp"
+
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+namespace hull::runtime {
+namespace {
+
+constexpr const char* kOciVersion = "1.2.0";
+
+// struct clone_args (include/uapi/linux/sched.h), spelled out so we need not
+// mix <linux/sched.h> with glibc's <sched.h>.
+struct CloneArgs {
+    uint64_t flags = 0, pidfd = 0, child_tid = 0, parent_tid = 0, exit_signal = 0, stack = 0, stack_size = 0,
+             tls = 0, set_tid = 0, set_tid_size = 0, cgroup = 0;
+};
+
+int cloneFlag(NamespaceType t) {
+    switch (t) {
+        case NamespaceType::Pid: return CLONE_NEWPID;
+        case NamespaceType::Network: return CLONE_NEWNET;
+        case NamespaceType::Mount: return CLONE_NEWNS;
+        case NamespaceType::Ipc: return CLONE_NEWIPC;
+        case NamespaceType::Uts: return CLONE_NEWUTS;
+        case NamespaceType::User: return CLONE_NEWUSER;
+        case NamespaceType::Cgroup: return CLONE_NEWCGROUP;
+        case NamespaceType::Time: return CLONE_NEWTIME;
+    }
+    return 0;
+}
+
+const char* procNsName(NamespaceType t) {
+    switch (t) {
+        case NamespaceType::Pid: return "pid";
+        case NamespaceType::Network: return "net";
+        case NamespaceType::Mount: return "mnt";
+        case NamespaceType::Ipc: return "ipc";
+        case NamespaceType::Uts: return "uts";
+        case NamespaceType::User: return "user";
+        case NamespaceType::Cgroup: return "cgroup";
+        case NamespaceType::Time: return "time";
+    }
+    return "";
+}
+
+// ---- small helpers -------------------------------------------------------
+
+std::string stateDirOf(const std::string& root, const std::string& id) { return sys::joinPath(root, id); }
+
+std::string absolutePath(const std::string& p) {
+    if (!p.empty() && p[0] == '/') return sys::cleanPath(p);
+    char cwd[4096];
+    if (!::getcwd(cwd, sizeof cwd)) return sys::cleanPath(p);
+    return sys::cleanPath(sys::joinPath(cwd, p));
+}
+
+std::string hookState(const std::string& id, const char* status, pid_t pid, const std::string& bundle,
+                      const std::map<std::string, std::string>& annotations) {
+    ContainerState s;
+    s.ociVersion = kOciVersion;
+    s.id = id;
+    s.status = status;
+    s.pid = pid;
+    s.bundle = bundle;
+    s.annotations = annotations;
+    return stateJson(s, false);
+}
+
+std::string defaultCgroupsPath(const std::string& id) { return "hull/" + id; }
+
+Result<std::unique_ptr<cgroups::Manager>> cgroupFor(const StoredState& s) {
+    return cgroups::openHostManager(s.cgroupsPath.empty() ? defaultCgroupsPath(s.id) : s.cgroupsPath);
+}
+
+int waitStatus(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st); }
+
+/// Wait (up to timeoutMs) for a process that need not be our child to exit.
+bool waitGone(pid_t pid, int timeoutMs) {
+    int pfd = int(::syscall(SYS_pidfd_open, pid, 0));
+    if (pfd < 0) return errno == ESRCH;
+    UniqueFd fd(pfd);
+    struct pollfd p{pfd, POLLIN, 0};
+    int r;
+    while ((r = ::poll(&p, 1, timeoutMs)) < 0 && errno == EINTR) {
+    }
+    return r > 0;
+}
+
+Result<void> signalProcess(const StoredState& s, int sig) {
+    int pfd = int(::syscall(SYS_pidfd_open, s.pid, 0));
+    if (pfd < 0) return failErrno("open process " + std::to_string(s.pid));
+    UniqueFd fd(pfd);
+    // The pidfd pins the process: check it is still ours, then signal through it.
+    if (!processAlive(s)) return fail(Error::plain(ESRCH, "container process is gone"));
+    if (::syscall(SYS_pidfd_send_signal, pfd, sig, nullptr, 0) < 0) return failErrno("signal");
+    return {};
+}
+
+// ---- the container's init, between clone and execve ------------------------
+
+struct InitContext {
+    const Spec* spec = nullptr;
+    std::string id, bundle, rootfs;
+    RootfsContext rootfsCtx;
+    ProcessPlan proc;
+    int syncFd = -1;
+    int consoleFd = -1;
+    int fifoFd = -1;  // -1: start at once (run)
+    std::vector<std::pair<int, int>> joins;  // (fd, CLONE_NEW*) in join order
+    int unshareAfterJoin = 0;                // namespaces that must come after joins/placement
+    bool newUser = false, newUts = false;
+    bool hooksRoundTrip = false;
+    bool noPivot = false;
+};
+
+Result<void> setupTimeNamespace(const Spec& spec) {
+    if (::unshare(CLONE_NEWTIME) < 0) return failErrno("unshare time namespace");
+    std::string offsets;
+    for (auto& [clock, off] : spec.linux.timeOffsets)
+        offsets += clock + " " + std::to_string(off.secs) + " " + std::to_string(off.nanosecs) + "\n";
+    if (!offsets.empty()) TRY(sys::writeExisting("/proc/self/timens_offsets", offsets));
+    auto fd = TRY(sys::openFile("/proc/self/ns/time_for_children", O_RDONLY));
+    if (::setns(fd.get(), CLONE_NEWTIME) < 0) return failErrno("enter time namespace");
+    return {};
+}
+
+Result<void> initSetup(InitContext& c) {
+    auto go = TRY(recvMsg(c.syncFd));
+    if (go.rfind("go:", 0) != 0) return fail(Error::plain(EPROTO, "parent went away"));
+    pid_t hostPid = pid_t(std::atoi(go.c_str() + 3));
+
+    for (auto& [fd, type] : c.joins) {
+        if (::setns(fd, type) < 0) return failErrno("join namespace");
+        ::close(fd);
+    }
+    if (c.newUser) {
+        // The parent has written our uid/gid maps; become the mapped root.
+        if (::setresgid(0, 0, 0) < 0 || ::setresuid(0, 0, 0) < 0)
+            return failErrno("become root in the user namespace (is uid 0 mapped?)");
+    }
+    if (c.unshareAfterJoin & CLONE_NEWTIME) TRY(setupTimeNamespace(*c.spec));
+    // A cgroup namespace is rooted where we are when it is made: after placement.
+    if ((c.unshareAfterJoin & ~CLONE_NEWTIME) && ::unshare(c.unshareAfterJoin & ~CLONE_NEWTIME) < 0)
+        return failErrno("unshare");
+
+    TRY(prepareRootfs(c.rootfsCtx));
+    if (c.proc.terminal) {
+        int n = TRY_CTX("terminal", setupTerminal(sys::joinPath(c.rootfs, "dev/pts/ptmx"), c.consoleFd,
+                                                  c.proc.consoleSize));
+        ::close(c.consoleFd);
+        // /dev/console is the pty's peer, as on a real system console.
+        std::string console = sys::joinPath(c.rootfs, "dev/console");
+        int f = ::open(console.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (f >= 0) ::close(f);
+        std::string peer = sys::joinPath(c.rootfs, "dev/pts/" + std::to_string(n));
+        if (::mount(peer.c_str(), console.c_str(), nullptr, MS_BIND, nullptr) < 0)
+            return failErrno("bind /dev/console");
+    }
+    if (c.hooksRoundTrip) {
+        TRY(sendMsg(c.syncFd, "hooks"));
+        auto m = TRY(recvMsg(c.syncFd));
+        if (m != "go") return fail(Error::plain(EPROTO, "parent went away"));
+    }
+    auto& spec = *c.spec;
+    if (!spec.hooks.createContainer.empty())
+        TRY(runHooks(spec.hooks.createContainer, hookState(c.id, "created", hostPid, c.bundle, spec.annotations),
+                     "createContainer"));
+    if (c.noPivot) {
+        if (::chdir(c.rootfs.c_str()) < 0 || ::mount(c.rootfs.c_str(), "/", nullptr, MS_MOVE, nullptr) < 0 ||
+            ::chroot(".") < 0 || ::chdir("/") < 0)
+            return failErrno("move into rootfs");
+    } else {
+        TRY(enterRootfs(c.rootfs));
+    }
+    TRY(finishRootfs(spec));
+    if (c.newUts) {
+        if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) < 0)
+            return failErrno("sethostname");
+        if (!spec.domainname.empty() && ::setdomainname(spec.domainname.data(), spec.domainname.size()) < 0)
+            return failErrno("setdomainname");
+    }
+    if (c.proc.cwd != "/") (void)sys::mkdirAll(c.proc.cwd, 0755);
+    std::string path = TRY(resolveExecutable(c.proc));
+    TRY(finalizeProcess(c.proc));
+    TRY(sendMsg(c.syncFd, "ready"));
+    ::close(c.syncFd);
+    c.syncFd = -1;
+
+    if (c.fifoFd >= 0) {
+        char b;
+        ssize_t n;
+        while ((n = ::read(c.fifoFd, &b, 1)) < 0 && errno == EINTR) {
+        }
+        if (n != 1) ::_exit(1);  // nobody will ever start us
+        ::close(c.fifoFd);
+    }
+    if (!spec.hooks.startContainer.empty())
+        TRY(runHooks(spec.hooks.startContainer, hookState(c.id, "running", hostPid, c.bundle, spec.annotations),
+                     "startContainer"));
+    TRY(execProcess(c.proc, path));
+    return {};
+}
+
+[[noreturn]] void initMain(InitContext& c) {
+    auto r = initSetup(c);
+    std::string msg = r ? "exec returned" : r.error().message();
+    if (c.syncFd >= 0) {
+        (void)sendMsg(c.syncFd, "error:" + msg);
+    } else {
+        // After "ready" the parent may be gone: the container's stderr is ours.
+        dprintf(2, "hull: %s\n", msg.c_str());
+    }
+    ::_exit(127);
+}
+
+// ---- create ---------------------------------------------------------------
+
+struct Created {
+    pid_t pid = 0;
+    UniqueFd pidfd;
+    std::string dir;
+};
+
+Result<void> validateSpec(const Spec& spec) {
+    if (!spec.process) return failInvalid("process: required to create a container");
+    if (!spec.linux.findNamespace(NamespaceType::Mount))
+        return failInvalid("linux.namespaces: a mount namespace is required");
+    auto* uts = spec.linux.findNamespace(NamespaceType::Uts);
+    if ((!spec.hostname.empty() || !spec.domainname.empty()) && (!uts || !uts->path.empty()))
+        return failInvalid("hostname: setting it needs a new uts namespace");
+    return {};
+}
+
+Result<Created> createContainer(const std::string& root, const CreateOptions& opts, bool startNow) {
+    if (!validContainerId(opts.id))
+        return failInvalid("invalid container id \"" + opts.id + "\": use letters, digits, and _ + - .");
+    std::string bundle = absolutePath(opts.bundle);
+    auto configText = TRY(sys::readFile(sys::joinPath(bundle, "config.json")));
+    auto spec = TRY_CTX("config.json", parseSpec(configText));
+    TRY(validateSpec(spec));
+    std::string rootfs = spec.root.path[0] == '/' ? spec.root.path : sys::joinPath(bundle, spec.root.path);
+    rootfs = sys::cleanPath(rootfs);
+    struct stat rst;
+    if (::stat(rootfs.c_str(), &rst) < 0 || !S_ISDIR(rst.st_mode))
+        return fail(Error::fromErrno("root.path: " + rootfs + " is not a directory", errno ? errno : ENOTDIR));
+
+    // Everything that can fail on bad input fails here, before anything exists.
+    InitContext c;
+    c.spec = &spec;
+    c.id = opts.id;
+    c.bundle = bundle;
+    c.rootfs = rootfs;
+    c.noPivot = opts.noPivot;
+    c.proc = TRY(planProcess(*spec.process, spec.linux.seccomp));
+    c.proc.preserveFds = opts.preserveFds;
+    c.rootfsCtx.rootfs = rootfs;
+    c.rootfsCtx.mounts = TRY(planMounts(spec));
+    c.rootfsCtx.spec = &spec;
+    if (c.proc.terminal && opts.consoleSocket.empty())
+        return failInvalid("process.terminal is true: --console-socket is required");
+
+    TRY(sys::mkdirAll(root, 0700));
+    std::string dir = stateDirOf(root, opts.id);
+    if (::mkdir(dir.c_str(), 0700) < 0) {
+        if (errno == EEXIST) return fail(Error::plain(EEXIST, "container \"" + opts.id + "\" already exists"));
+        return failErrno("mkdir " + dir);
+    }
+    std::optional<std::unique_ptr<cgroups::Manager>> cgroup;
+    pid_t child = 0;
+    ScopeExit rollback([&] {
+        if (child > 0) {
+            ::kill(child, SIGKILL);
+            ::waitpid(child, nullptr, 0);
+        }
+        if (cgroup && *cgroup) {
+            (void)(*cgroup)->killAll(SIGKILL);
+            (void)(*cgroup)->destroy();
+        }
+        (void)sys::removeAll(dir);
+    });
+    auto lock = TRY(lockDir(dir));
+
+    StoredState st;
+    st.id = opts.id;
+    st.bundle = bundle;
+    st.rootfs = rootfs;
+    st.created = nowRfc3339();
+    st.owner = "root";
+    st.cgroupsPath = spec.linux.cgroupsPath;
+    st.annotations = spec.annotations;
+    // Written before anything else exists, so `delete` can clean up after a
+    // create that was killed half-way.
+    TRY(writeState(dir, st));
+    TRY(sys::writeFile(sys::joinPath(dir, kConfigCopy), configText, 0600));
+
+    cgroup = TRY(cgroupFor(st));
+    TRY_CTX("cgroup", (*cgroup)->create());
+    auto cgFd = TRY_CTX("cgroup", (*cgroup)->openForClone());
+
+    UniqueFd fifo;
+    if (!startNow) {
+        std::string fifoPath = sys::joinPath(dir, kExecFifo);
+        if (::mkfifo(fifoPath.c_str(), 0600) < 0) return failErrno("mkfifo " + fifoPath);
+        // Read-write, so the init's read() blocks until start writes (and start's
+        // non-blocking open finds a reader exactly while the init waits).
+        fifo = TRY(sys::openFile(fifoPath, O_RDWR));
+        c.fifoFd = fifo.get();
+    }
+    UniqueFd console;
+    if (c.proc.terminal && !opts.consoleSocket.empty()) {
+        int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0) return failErrno("console socket");
+        console.reset(s);
+        struct sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (opts.consoleSocket.size() >= sizeof addr.sun_path) return failInvalid("--console-socket: path too long");
+        std::strcpy(addr.sun_path, opts.consoleSocket.c_str());
+        if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+            return failErrno("connect console socket " + opts.consoleSocket);
+        c.consoleFd = s;
+    }
+
+    // Namespaces: new ones by clone flags, existing ones joined by the child
+    // (user first, so the others are joined with its privileges).
+    uint64_t flags = 0;
+    std::vector<UniqueFd> joinFds;
+    UniqueFd ownPidNs, targetPidNs;
+    bool joinsOthers = false;
+    for (auto& ns : spec.linux.namespaces) {
+        int f = cloneFlag(ns.type);
+        if (ns.path.empty()) {
+            if (ns.type == NamespaceType::Time || ns.type == NamespaceType::Cgroup) c.unshareAfterJoin |= f;
+            else flags |= uint64_t(f);
+            continue;
+        }
+        auto fd = TRY_CTX(std::string("linux.namespaces: ") + namespaceName(ns.type), sys::openFile(ns.path, O_RDONLY));
+        if (ns.type == NamespaceType::Pid) {
+            targetPidNs = std::move(fd);
+            continue;
+        }
+        if (ns.type != NamespaceType::User) joinsOthers = true;
+        if (ns.type == NamespaceType::User) c.joins.insert(c.joins.begin(), {fd.get(), f});
+        else c.joins.push_back({fd.get(), f});
+        joinFds.push_back(std::move(fd));
+    }
+    c.newUser = flags & CLONE_NEWUSER;
+    c.newUts = (flags & CLONE_NEWUTS) != 0;
+    c.rootfsCtx.inUserNamespace = c.newUser || spec.linux.findNamespace(NamespaceType::User);
+    if (c.newUser && joinsOthers)
+        return failInvalid("linux.namespaces: joining existing namespaces together with a new user namespace is not supported");
+    c.hooksRoundTrip = !spec.hooks.prestart.empty() || !spec.hooks.createRuntime.empty();
+    // With a new cgroup namespace and CLONE_INTO_CGROUP the child starts in
+    // place, so the namespace can come with clone; otherwise after attach.
+
+    int sp[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) return failErrno("socketpair");
+    UniqueFd parentSock(sp[0]), childSock(sp[1]);
+    c.syncFd = childSock.get();
+
+    if (targetPidNs) {
+        // pid namespaces are joined by our children only: point pid_for_children
+        // at the target for the clone, and back afterwards.
+        ownPidNs = TRY(sys::openFile("/proc/self/ns/pid", O_RDONLY));
+        if (::setns(targetPidNs.get(), CLONE_NEWPID) < 0) return failErrno("join pid namespace " + spec.linux.findNamespace(NamespaceType::Pid)->path);
+    }
+    int pidfd = -1;
+    CloneArgs args;
+    args.flags = flags | CLONE_PIDFD;
+    args.pidfd = uint64_t(uintptr_t(&pidfd));
+    args.exit_signal = SIGCHLD;
+    if (cgFd) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = uint64_t(cgFd.get());
+    }
+    long r = ::syscall(SYS_clone3, &args, sizeof args);
+    if (r < 0 && (errno == ENOSYS || errno == E2BIG || (cgFd && errno == EINVAL))) {
+        // Older kernel: plain clone, and we attach after.
+        cgFd.reset();
+        pidfd = -1;
+        r = ::syscall(SYS_clone, (unsigned long)(flags | CLONE_PIDFD | SIGCHLD), nullptr, &pidfd, nullptr, 0);
+    }
+    if (r == 0) {
+        parentSock.reset();
+        initMain(c);
+    }
+    int cloneErr = errno;
+    if (ownPidNs) ::setns(ownPidNs.get(), CLONE_NEWPID);
+    if (r < 0) return failErrno("clone container init", cloneErr);
+    child = pid_t(r);
+    UniqueFd childPidfd(pidfd);
+    childSock.reset();
+    fifo.reset();
+    console.reset();
+    joinFds.clear();
+
+    if (!cgFd) TRY_CTX("cgroup", (*cgroup)->attach(child));
+    if (c.newUser) {
+        auto mapText = [](const std::vector<IdMapping>& m) {
+            std::string out;
+            for (auto& e : m)
+                out += std::to_string(e.containerID) + " " + std::to_string(e.hostID) + " " + std::to_string(e.size) + "\n";
+            return out;
+        };
+        std::string base = "/proc/" + std::to_string(child);
+        if (!spec.linux.uidMappings.empty())
+            TRY_CTX("linux.uidMappings", sys::writeExisting(base + "/uid_map", mapText(spec.linux.uidMappings)));
+        if (!spec.linux.gidMappings.empty())
+            TRY_CTX("linux.gidMappings", sys::writeExisting(base + "/gid_map", mapText(spec.linux.gidMappings)));
+    }
+    TRY(sendMsg(parentSock.get(), "go:" + std::to_string(child)));
+
+    st.pid = child;
+    for (;;) {
+        auto m = TRY(recvMsg(parentSock.get()));
+        if (m == "ready") break;
+        if (m == "hooks") {
+            std::string hs = hookState(opts.id, "creating", child, bundle, spec.annotations);
+            TRY(runHooks(spec.hooks.prestart, hs, "prestart"));
+            TRY(runHooks(spec.hooks.createRuntime, hs, "createRuntime"));
+            TRY(sendMsg(parentSock.get(), "go"));
+            continue;
+        }
+        if (m.rfind("error:", 0) == 0) return fail(Error::plain(EINVAL, m.substr(6)));
+        int status = 0;
+        ::waitpid(child, &status, 0);
+        child = 0;
+        return fail(Error::plain(ECHILD, "container init exited during setup (status " +
+                                             std::to_string(waitStatus(status)) + ")"));
+    }
+
+    st.startTime = processStartTime(child);
+    st.phase = "created";
+    TRY(writeState(dir, st));
+    if (!opts.pidFile.empty()) TRY(sys::writeFileAtomic(absolutePath(opts.pidFile), std::to_string(child), 0644));
+    rollback.dismiss();
+    Created out;
+    out.pid = child;
+    out.pidfd = std::move(childPidfd);
+    out.dir = dir;
+    return out;
+}
+
+std::string computeStatus(const StoredState& s, const std::string& dir, cgroups::Manager* cg) {
+    if (s.phase == "creating") return s.pid > 0 && processAlive(s) ? "creating" : "stopped";
+    if (!processAlive(s)) return "stopped";
+    if (sys::exists(sys::joinPath(dir, kExecFifo))) return "created";
+    if (cg) {
+        auto f = cg->frozen();
+        if (f && *f) return "paused";
+    }
+    return "running";
+}
+
+Result<Spec> storedSpec(const std::string& dir) {
+    auto text = TRY(sys::readFile(sys::joinPath(dir, kConfigCopy)));
+    return parseSpec(text);
+}
+
+}  // namespace
+
+// ---- public API -----------------------------------------------------------
+
+Runtime::Runtime(std::string root) : root_(std::move(root)) {}
+
+bool validContainerId(const std::string& id) {
+    if (id.empty() || id == "." || id == ".." || id.size() > 1024) return false;
+    for (char ch : id)
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '+' || ch == '-' || ch == '.'))
+            return false;
+    return true;
+}
+
+std::string stateJson(const ContainerState& s, bool pretty) {
+    json::Value v = json::Value::object();
+    v.set("ociVersion", s.ociVersion.empty() ? kOciVersion : s.ociVersion);
+    v.set("id", s.id);
+    v.set("status", s.status);
+    v.set("pid", int64_t(s.pid));
+    v.set("bundle", s.bundle);
+    if (!s.rootfs.empty()) v.set("rootfs", s.rootfs);
+    if (!s.created.empty()) v.set("created", s.created);
+    if (!s.owner.empty()) v.set("owner", s.owner);
+    json::Value ann = json::Value::object();
+    for (auto& [k, val] : s.annotations) ann.set(k, val);
+    v.set("annotations", std::move(ann));
+    return v.dump(pretty);
+}
+
+Result<void> Runtime::create(const CreateOptions& opts) {
+    TRY(createContainer(root_, opts, false));
+    return {};
+}
+
+Result<void> Runtime::start(const std::string& id) {
+    if (!validContainerId(id)) return failInvalid("invalid container id \"" + id + "\"");
+    std::string dir = stateDirOf(root_, id);
+    if (!sys::exists(dir)) return fail(Error::plain(ENOENT, "container \"" + id + "\" does not exist"));
+    auto lock = TRY(lockDir(dir));
+    auto st = TRY(readState(dir));
+    std::string fifoPath = sys::joinPath(dir, kExecFifo);
+    if (st.phase != "created" || !sys::exists(fifoPath)) {
+        std::string status = computeStatus(st, dir, nullptr);
+        return fail(Error::plain(EINVAL, "cannot start a container that is " + status));
+    }
+    // Non-blocking: if the init is gone there is no reader and we learn it at once.
+    int fd = ::open(fifoPath.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENXIO) return fail(Error::plain(ESRCH, "cannot start: the container process has exited"));
+        return failErrno("open " + fifoPath);
+    }
+    UniqueFd f(fd);
+    if (!processAlive(st)) return fail(Error::plain(ESRCH, "cannot start: the container process has exited"));
+    TRY(sys::writeAll(fd, "0"));
+    ::unlink(fifoPath.c_str());
+    auto spec = storedSpec(dir);
+    if (spec && !spec->hooks.poststart.empty()) {
+        std::string hs = hookState(id, "running", st.pid, st.bundle, st.annotations);
+        // runtime.md: a failing poststart hook is logged; the container keeps running.
+        if (auto r = runHooks(spec->hooks.poststart, hs, "poststart"); !r) log::warnf("%s", r.error().message().c_str());
+    }
+    return {};
+}
+
+Result<int> Runtime::run(const CreateOptions& opts, bool detach) {
+    if (detach) {
+        TRY(create(opts));
+        TRY(start(opts.id));
+        return 0;
+    }
+    // In the foreground the init is our child: start it at once, forward the
+    // usual signals, reap it, then clean up as delete would.
+    auto created = TRY(createContainer(root_, opts, true));
+    auto spec = storedSpec(created.dir);
+    if (spec && !spec->hooks.poststart.empty()) {
+        auto st = readState(created.dir);
+        if (st) {
+            std::string hs = hookState(opts.id, "running", created.pid, st->bundle, st->annotations);
+            if (auto r = runHooks(spec->hooks.poststart, hs, "poststart"); !r)
+                log::warnf("%s", r.error().message().c_str());
+        }
+    }
+    int status = waitForwardingSignals(created.pid, created.pidfd.get());
+    TRY(remove(opts.id, true));
+    return waitStatus(status);
+}
+
+Result<ContainerState> Runtime::state(const std::string& id) {
+    if (!validContainerId(id)) return failInvalid("invalid container id \"" + id + "\"");
+    std::string dir = stateDirOf(root_, id);
+    if (!sys::exists(sys::joinPath(dir, kStateFile)))
+        return fail(Error::plain(ENOENT, "container \"" + id + "\" does not exist"));
+    auto st = TRY(readState(dir));
+    auto cg = cgroupFor(st);
+    ContainerState out;
+    out.ociVersion = kOciVersion;
+    out.id = st.id;
+    out.status = computeStatus(st, dir, cg ? cg->get() : nullptr);
+    out.pid = out.status == "stopped" ? 0 : st.pid;
+    out.bundle = st.bundle;
+    out.rootfs = st.rootfs;
+    out.created = st.created;
+    out.owner = st.owner;
+    out.annotations = st.annotations;
+    return out;
+}
+
+Result<std::vector<ContainerState>> Runtime::list() {
+    std::vector<ContainerState> out;
+    for (auto& name : sys::listDir(root_)) {
+        if (!validContainerId(name)) continue;
+        auto s = state(name);
+        if (s) out.push_back(std::move(*s));
+    }
+    std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.created < b.created; });
+    return out;
+}
+
+Result<void> Runtime::kill(const std::string& id, int signal, bool all) {
+    auto s = TRY(state(id));
+    std::string dir = stateDirOf(root_, id);
+    auto st = TRY(readState(dir));
+    if (all) {
+        auto cg = TRY(cgroupFor(st));
+        return cg->killAll(signal);
+    }
+    if (s.status == "stopped" || s.status == "creating")
+        return fail(Error::plain(ESRCH, "container \"" + id + "\" is not running"));
+    return signalProcess(st, signal);
+}
+
+Result<void> Runtime::remove(const std::string& id, bool force) {
+    if (!validContainerId(id)) return failInvalid("invalid container id \"" + id + "\"");
+    std::string dir = stateDirOf(root_, id);
+    if (!sys::exists(dir)) return fail(Error::plain(ENOENT, "container \"" + id + "\" does not exist"));
+    auto lock = TRY(lockDir(dir));
+    auto stR = readState(dir);
+    if (!stR) {
+        // A create that died before writing its state: nothing else can exist.
+        TRY(sys::removeAll(dir));
+        return {};
+    }
+    auto& st = *stR;
+    auto cg = cgroupFor(st);
+    std::string status = computeStatus(st, dir, cg ? cg->get() : nullptr);
+    if ((status == "running" || status == "paused") && !force)
+        return fail(Error::plain(EBUSY, "cannot delete container \"" + id + "\" that is " + status +
+                                            " (stop it first, or use --force)"));
+    if (cg) {
+        // Thaw first: a frozen process cannot die of SIGKILL until thawed.
+        if (status == "paused") (void)(*cg)->thaw();
+        (void)(*cg)->killAll(SIGKILL);
+    }
+    if (processAlive(st)) {
+        (void)signalProcess(st, SIGKILL);
+        if (!waitGone(st.pid, 5000)) log::warnf("container %s: process %d did not exit", id.c_str(), st.pid);
+    }
+    if (auto spec = storedSpec(dir); spec && !spec->hooks.poststop.empty()) {
+        std::string hs = hookState(id, "stopped", 0, st.bundle, st.annotations);
+        // runtime.md: poststop failures are logged, the delete goes on.
+        for (auto& h : spec->hooks.poststop)
+            if (auto r = runHook(h, hs, "poststop"); !r) log::warnf("%s", r.error().message().c_str());
+    }
+    if (cg) TRY_CTX("remove cgroup", (*cg)->destroy());
+    TRY(sys::removeAll(dir));
+    return {};
+}
+
+Result<std::vector<pid_t>> Runtime::pids(const std::string& id) {
+    TRY(state(id));
+    auto st = TRY(readState(stateDirOf(root_, id)));
+    auto cg = TRY(cgroupFor(st));
+    return cg->pids();
+}
+
+Result<void> Runtime::pause(const std::string& id) {
+    auto s = TRY(state(id));
+    if (s.status != "running") return fail(Error::plain(EINVAL, "cannot pause a container that is " + s.status));
+    auto st = TRY(readState(stateDirOf(root_, id)));
+    auto cg = TRY(cgroupFor(st));
+    return cg->freeze();
+}
+
+Result<void> Runtime::resume(const std::string& id) {
+    auto s = TRY(state(id));
+    if (s.status != "paused") return fail(Error::plain(EINVAL, "cannot resume a container that is " + s.status));
+    auto st = TRY(readState(stateDirOf(root_, id)));
+    auto cg = TRY(cgroupFor(st));
+    return cg->thaw();
+}
+
+int parseSignal(const std::string& s) {
+    if (s.empty()) return -1;
+    if (std::isdigit(static_cast<unsigned char>(s[0]))) {
+        char* end;
+        long n = std::strtol(s.c_str(), &end, 10);
+        return (*end || n <= 0 || n > 64) ? -1 : int(n);
+    }
+    std::string name = s;
+    for (auto& ch : name) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+    if (name.rfind("SIG", 0) == 0) name = name.substr(3);
+    static const std::pair<const char*, int> kSignals[] = {
+        {"HUP", SIGHUP},   {"INT", SIGINT},     {"QUIT", SIGQUIT}, {"ILL", SIGILL},       {"TRAP", SIGTRAP},
+        {"ABRT", SIGABRT}, {"IOT", SIGIOT},     {"BUS", SIGBUS},   {"FPE", SIGFPE},       {"KILL", SIGKILL},
+        {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},   {"USR2", SIGUSR2}, {"PIPE", SIGPIPE},     {"ALRM", SIGALRM},
+        {"TERM", SIGTERM}, {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},   {"STOP", SIGSTOP},
+        {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN},   {"TTOU", SIGTTOU}, {"URG", SIGURG},       {"XCPU", SIGXCPU},
+        {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
+        {"POLL", SIGPOLL}, {"PWR", SIGPWR},     {"SYS", SIGSYS},
+    };
+    for (auto& [n, v] : kSignals)
+        if (name == n) return v;
+    if (name.rfind("RTMIN", 0) == 0 || name.rfind("RTMAX", 0) == 0) {
+        int base = name[2] == 'M' && name[3] == 'I' ? SIGRTMIN : SIGRTMAX;
+        if (name.size() == 5) return base;
+        int off = std::atoi(name.c_str() + 5);
+        return base + off;
+    }
+    return -1;
+}
+
+}  // namespace hull::runtime

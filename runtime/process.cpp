@@ -1,0 +1,222 @@
+#include "runtime/process.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <pty.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "sys/fs.hpp"
+
+namespace hull::runtime {
+
+Result<ProcessPlan> planProcess(const Process& p, const std::optional<Seccomp>& seccomp) {
+    ProcessPlan plan;
+    if (p.args.empty()) return failInvalid("process.args: must not be empty");
+    plan.args = p.args;
+    plan.env = p.env;
+    plan.cwd = p.cwd.empty() ? "/" : p.cwd;
+    plan.uid = p.user.uid;
+    plan.gid = p.user.gid;
+    plan.additionalGids.assign(p.user.additionalGids.begin(), p.user.additionalGids.end());
+    if (p.user.umask) plan.umask = mode_t(*p.user.umask);
+    plan.rlimits = p.rlimits;
+    if (p.capabilities) plan.caps = TRY(planCapabilities(*p.capabilities));
+    if (seccomp) {
+        plan.seccomp = TRY(planSeccomp(*seccomp));
+        plan.seccompBpf = TRY_CTX("linux.seccomp", compileSeccomp(*plan.seccomp));
+    }
+    plan.noNewPrivileges = p.noNewPrivileges;
+    plan.oomScoreAdj = p.oomScoreAdj;
+    plan.terminal = p.terminal;
+    plan.consoleSize = p.consoleSize;
+    return plan;
+}
+
+static std::string envValue(const std::vector<std::string>& env, std::string_view key) {
+    for (auto& e : env)
+        if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
+            return e.substr(key.size() + 1);
+    return {};
+}
+
+static bool isExecutableFile(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+Result<std::string> resolveExecutable(const ProcessPlan& p) {
+    const std::string& name = p.args[0];
+    if (name.find('/') != std::string::npos) {
+        std::string path = name[0] == '/' ? name : sys::joinPath(p.cwd, name);
+        if (!isExecutableFile(path))
+            return fail(Error::plain(ENOENT, "exec: \"" + name + "\": no such executable file"));
+        return path;
+    }
+    std::string pathVar = envValue(p.env, "PATH");
+    if (pathVar.empty()) pathVar = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (auto& dir : sys::split(pathVar, ':')) {
+        std::string candidate = sys::joinPath(dir, name);
+        if (isExecutableFile(candidate)) return candidate;
+    }
+    return fail(Error::plain(ENOENT, "exec: \"" + name + "\": executable file not found in $PATH"));
+}
+
+Result<void> sendFd(int sock, int fd, const std::string& payload) {
+    struct msghdr msg{};
+    struct iovec iov{const_cast<char*>(payload.data()), payload.size()};
+    char control[CMSG_SPACE(sizeof(int))] = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    while (::sendmsg(sock, &msg, MSG_NOSIGNAL) < 0)
+        if (errno != EINTR) return failErrno("send file descriptor");
+    return {};
+}
+
+Result<UniqueFd> recvFd(int sock, std::string* payload) {
+    char buf[4096];
+    struct msghdr msg{};
+    struct iovec iov{buf, sizeof buf};
+    char control[CMSG_SPACE(sizeof(int))] = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    while ((n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0)
+        if (errno != EINTR) return failErrno("receive file descriptor");
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS) return fail(Error::plain(EBADMSG, "no file descriptor received"));
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    if (payload) payload->assign(buf, size_t(n));
+    return UniqueFd(fd);
+}
+
+Result<int> setupTerminal(const std::string& ptmx, int consoleSocket, const std::optional<ConsoleSize>& size) {
+    auto master = TRY(sys::openFile(ptmx, O_RDWR | O_NOCTTY));
+    int unlock = 0, ptyNumber = -1;
+    if (::ioctl(master.get(), TIOCSPTLCK, &unlock) < 0) return failErrno("unlock pty");
+    if (::ioctl(master.get(), TIOCGPTN, &ptyNumber) < 0) return failErrno("pty number");
+    // TIOCGPTPEER opens the peer through the master itself: no path lookup that a
+    // container could redirect.
+    int slave = ::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) return failErrno("open pty peer");
+    UniqueFd slaveFd(slave);
+    if (size && size->height && size->width) {
+        struct winsize ws{};
+        ws.ws_row = static_cast<unsigned short>(size->height);
+        ws.ws_col = static_cast<unsigned short>(size->width);
+        ::ioctl(slave, TIOCSWINSZ, &ws);
+    }
+    TRY_CTX("console socket", sendFd(consoleSocket, master.get(), "/dev/pts/" + std::to_string(ptyNumber)));
+    if (::setsid() < 0 && errno != EPERM) return failErrno("setsid");
+    if (::ioctl(slave, TIOCSCTTY, 0) < 0) return failErrno("set controlling terminal");
+    for (int i = 0; i < 3; ++i)
+        if (::dup3(slave, i, 0) < 0) return failErrno("dup pty onto stdio");
+    return ptyNumber;
+}
+
+static Result<void> loadFilter(const ProcessPlan& p) {
+    if (!p.seccomp) return {};
+    TRY_CTX("seccomp", loadSeccomp(p.seccompBpf, p.noNewPrivileges, *p.seccomp));
+    return {};
+}
+
+Result<void> finalizeProcess(const ProcessPlan& p) {
+    for (auto& r : p.rlimits) {
+        struct rlimit rl{r.soft, r.hard};
+        if (::setrlimit(r.resource, &rl) < 0) return failErrno("setrlimit " + r.type);
+    }
+    if (p.oomScoreAdj)
+        TRY(sys::writeExisting("/proc/self/oom_score_adj", std::to_string(*p.oomScoreAdj)));
+    // Only stdio and the preserved fds reach the container; everything else
+    // we might have inherited is closed by execve.
+    ::syscall(SYS_close_range, 3 + p.preserveFds, ~0U, CLOSE_RANGE_CLOEXEC);
+    for (unsigned fd = 3; fd < 3 + p.preserveFds; ++fd) ::fcntl(int(fd), F_SETFD, 0);
+
+    // Without no_new_privs the filter needs CAP_SYS_ADMIN, so it goes in now,
+    // before the capabilities are dropped.
+    if (!p.noNewPrivileges) TRY(loadFilter(p));
+
+    // cwd first, while still root in the container: the user may not be able
+    // to reach it later, and then the process finds out itself.
+    if (::chdir(p.cwd.c_str()) < 0) return failErrno("chdir " + p.cwd);
+
+    if (::setgroups(p.additionalGids.size(), p.additionalGids.data()) < 0 && errno != EPERM)
+        return failErrno("setgroups");
+    if (p.caps) {
+        TRY(dropBoundingSet(*p.caps));
+        if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) return failErrno("keep capabilities");
+    }
+    if (::setresgid(p.gid, p.gid, p.gid) < 0) return failErrno("setgid " + std::to_string(p.gid));
+    if (::setresuid(p.uid, p.uid, p.uid) < 0) return failErrno("setuid " + std::to_string(p.uid));
+    if (p.caps) {
+        ::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0);
+        TRY(applyCapabilitySets(*p.caps));
+    }
+    if (p.umask) ::umask(*p.umask);
+    if (p.noNewPrivileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return failErrno("no_new_privs");
+    return {};
+}
+
+Result<void> execProcess(const ProcessPlan& p, const std::string& path) {
+    if (p.noNewPrivileges) TRY(loadFilter(p));
+    std::vector<char*> argv, envp;
+    for (auto& a : p.args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (auto& e : p.env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    ::execve(path.c_str(), argv.data(), envp.data());
+    return failErrno("exec " + path);
+}
+
+}  // namespace hull::runtime
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
+namespace hull::runtime {
+
+int waitForwardingSignals(pid_t pid, int pidfd) {
+    sigset_t mask, old;
+    sigemptyset(&mask);
+    for (int sg : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) sigaddset(&mask, sg);
+    sigprocmask(SIG_BLOCK, &mask, &old);
+    UniqueFd sigFd(::signalfd(-1, &mask, SFD_CLOEXEC));
+    int status = 0;
+    for (;;) {
+        struct pollfd p[2] = {{pidfd, POLLIN, 0}, {sigFd.get(), POLLIN, 0}};
+        if (::poll(p, sigFd ? 2 : 1, -1) < 0 && errno != EINTR) break;
+        if (sigFd && (p[1].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            if (::read(sigFd.get(), &si, sizeof si) == sizeof si)
+                ::syscall(SYS_pidfd_send_signal, pidfd, int(si.ssi_signo), nullptr, 0);
+        }
+        if (p[0].revents & POLLIN) break;
+    }
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+}  // namespace hull::runtime

@@ -1,0 +1,78 @@
+#pragma once
+// hull's runtime facade: everything above the runtime (the hull-runc CLI, the
+// hull CLI, the node agent) drives containers through this header only.
+#include <sys/types.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sys/error.hpp"
+
+namespace hull::runtime {
+
+/// The default --root of hull-runc (runtime state, one directory per container).
+inline constexpr const char* kDefaultRoot = "/run/hull/runc";
+
+struct CreateOptions {
+    std::string id;
+    std::string bundle = ".";
+    std::string pidFile;
+    std::string consoleSocket;
+    unsigned preserveFds = 0;
+    bool noPivot = false;
+};
+
+/// What `state` reports (runtime.md "State"), plus hull's bookkeeping.
+struct ContainerState {
+    std::string ociVersion, id, status, bundle, rootfs, created, owner;
+    pid_t pid = 0;
+    std::map<std::string, std::string> annotations;
+};
+
+struct ExecOptions {
+    std::string processJson;  // --process FILE contents ("" = build from the fields below)
+    std::vector<std::string> args, env;
+    std::string cwd, user, consoleSocket, pidFile;
+    bool tty = false, detach = false, noNewPrivs = false;
+    std::vector<std::string> addCaps;
+    unsigned preserveFds = 0;
+};
+
+class Runtime {
+public:
+    /// root: the state directory (hull-runc --root).
+    explicit Runtime(std::string root = kDefaultRoot);
+
+    /// Set up the container; its process waits for start().
+    [[nodiscard]] Result<void> create(const CreateOptions& opts);
+    [[nodiscard]] Result<void> start(const std::string& id);
+    /// create + start; without detach, wait and return the exit status (128+sig
+    /// for a signal), then delete the container.
+    [[nodiscard]] Result<int> run(const CreateOptions& opts, bool detach);
+    [[nodiscard]] Result<ContainerState> state(const std::string& id);
+    [[nodiscard]] Result<std::vector<ContainerState>> list();
+    [[nodiscard]] Result<void> kill(const std::string& id, int signal, bool all);
+    /// Remove the container: refuses a live one unless force (then SIGKILL).
+    [[nodiscard]] Result<void> remove(const std::string& id, bool force);
+    [[nodiscard]] Result<std::vector<pid_t>> pids(const std::string& id);
+    [[nodiscard]] Result<void> pause(const std::string& id);
+    [[nodiscard]] Result<void> resume(const std::string& id);
+    /// Run a new process in the container; without detach, its exit status.
+    [[nodiscard]] Result<int> exec(const std::string& id, const ExecOptions& opts);
+
+    const std::string& root() const { return root_; }
+
+private:
+    std::string root_;
+};
+
+/// "KILL", "SIGKILL", "9" -> 9; -1 when unknown.
+int parseSignal(const std::string& s);
+/// JSON of a state (runtime.md), as `hull-runc state` prints it.
+std::string stateJson(const ContainerState& s, bool pretty = true);
+/// A container id is [A-Za-z0-9_+.-]+, not "." or "..".
+bool validContainerId(const std::string& id);
+
+}  // namespace hull::runtime
