@@ -26,6 +26,7 @@
 
 #include "cgroups/manager.hpp"
 #include "runtime/hooks.hpp"
+#include "runtime/namespaces.hpp"
 #include "runtime/process.hpp"
 #include "runtime/rootfs.hpp"
 #include "runtime/runtime.hpp"
@@ -55,34 +56,6 @@ struct CloneArgs {
     uint64_t flags = 0, pidfd = 0, child_tid = 0, parent_tid = 0, exit_signal = 0, stack = 0, stack_size = 0,
              tls = 0, set_tid = 0, set_tid_size = 0, cgroup = 0;
 };
-
-int cloneFlag(NamespaceType t) {
-    switch (t) {
-        case NamespaceType::Pid: return CLONE_NEWPID;
-        case NamespaceType::Network: return CLONE_NEWNET;
-        case NamespaceType::Mount: return CLONE_NEWNS;
-        case NamespaceType::Ipc: return CLONE_NEWIPC;
-        case NamespaceType::Uts: return CLONE_NEWUTS;
-        case NamespaceType::User: return CLONE_NEWUSER;
-        case NamespaceType::Cgroup: return CLONE_NEWCGROUP;
-        case NamespaceType::Time: return CLONE_NEWTIME;
-    }
-    return 0;
-}
-
-const char* procNsName(NamespaceType t) {
-    switch (t) {
-        case NamespaceType::Pid: return "pid";
-        case NamespaceType::Network: return "net";
-        case NamespaceType::Mount: return "mnt";
-        case NamespaceType::Ipc: return "ipc";
-        case NamespaceType::Uts: return "uts";
-        case NamespaceType::User: return "user";
-        case NamespaceType::Cgroup: return "cgroup";
-        case NamespaceType::Time: return "time";
-    }
-    return "";
-}
 
 // ---- small helpers -------------------------------------------------------
 
@@ -264,8 +237,6 @@ struct Created {
 
 Result<void> validateSpec(const Spec& spec) {
     if (!spec.process) return failInvalid("process: required to create a container");
-    if (!spec.linux.findNamespace(NamespaceType::Mount))
-        return failInvalid("linux.namespaces: a mount namespace is required");
     auto* uts = spec.linux.findNamespace(NamespaceType::Uts);
     if ((!spec.hostname.empty() || !spec.domainname.empty()) && (!uts || !uts->path.empty()))
         return failInvalid("hostname: setting it needs a new uts namespace");
@@ -361,37 +332,22 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
         c.consoleFd = s;
     }
 
-    // Namespaces: new ones by clone flags, existing ones joined by the child
-    // (user first, so the others are joined with its privileges).
-    uint64_t flags = 0;
+    // Namespaces: new ones by clone flags, existing ones joined by the child.
+    auto ns = TRY(planNamespaces(spec.linux));
+    uint64_t flags = ns.cloneFlags;
+    c.unshareAfterJoin = ns.unshareAfter;
+    c.newUser = ns.newUser;
+    c.newUts = ns.newUts;
+    c.rootfsCtx.inUserNamespace = ns.hasUser;
     std::vector<UniqueFd> joinFds;
-    UniqueFd ownPidNs, targetPidNs;
-    bool joinsOthers = false;
-    for (auto& ns : spec.linux.namespaces) {
-        int f = cloneFlag(ns.type);
-        if (ns.path.empty()) {
-            if (ns.type == NamespaceType::Time || ns.type == NamespaceType::Cgroup) c.unshareAfterJoin |= f;
-            else flags |= uint64_t(f);
-            continue;
-        }
-        auto fd = TRY_CTX(std::string("linux.namespaces: ") + namespaceName(ns.type), sys::openFile(ns.path, O_RDONLY));
-        if (ns.type == NamespaceType::Pid) {
-            targetPidNs = std::move(fd);
-            continue;
-        }
-        if (ns.type != NamespaceType::User) joinsOthers = true;
-        if (ns.type == NamespaceType::User) c.joins.insert(c.joins.begin(), {fd.get(), f});
-        else c.joins.push_back({fd.get(), f});
+    for (auto& j : ns.joins) {
+        auto fd = TRY_CTX(std::string("linux.namespaces: ") + namespaceName(j.type), sys::openFile(j.path, O_RDONLY));
+        c.joins.push_back({fd.get(), j.flag});
         joinFds.push_back(std::move(fd));
     }
-    c.newUser = flags & CLONE_NEWUSER;
-    c.newUts = (flags & CLONE_NEWUTS) != 0;
-    c.rootfsCtx.inUserNamespace = c.newUser || spec.linux.findNamespace(NamespaceType::User);
-    if (c.newUser && joinsOthers)
-        return failInvalid("linux.namespaces: joining existing namespaces together with a new user namespace is not supported");
+    UniqueFd ownPidNs, targetPidNs;
+    if (!ns.pidPath.empty()) targetPidNs = TRY_CTX("linux.namespaces: pid", sys::openFile(ns.pidPath, O_RDONLY));
     c.hooksRoundTrip = !spec.hooks.prestart.empty() || !spec.hooks.createRuntime.empty();
-    // With a new cgroup namespace and CLONE_INTO_CGROUP the child starts in
-    // place, so the namespace can come with clone; otherwise after attach.
 
     int sp[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) return failErrno("socketpair");
@@ -402,7 +358,7 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
         // pid namespaces are joined by our children only: point pid_for_children
         // at the target for the clone, and back afterwards.
         ownPidNs = TRY(sys::openFile("/proc/self/ns/pid", O_RDONLY));
-        if (::setns(targetPidNs.get(), CLONE_NEWPID) < 0) return failErrno("join pid namespace " + spec.linux.findNamespace(NamespaceType::Pid)->path);
+        if (::setns(targetPidNs.get(), CLONE_NEWPID) < 0) return failErrno("join pid namespace " + ns.pidPath);
     }
     int pidfd = -1;
     CloneArgs args;

@@ -1,0 +1,326 @@
+// What a user of hull-runc sees: real containers, as root, on this kernel.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
+
+#include "runtime/bundle.hpp"
+#include "sys/fs.hpp"
+#include "sys/json.hpp"
+
+using namespace hull::test;
+
+namespace {
+
+#define REQUIRE_ROOT()                                     \
+    do {                                                   \
+        if (!isRoot()) {                                   \
+            WARN("skipped: needs root");                   \
+            return;                                        \
+        }                                                  \
+    } while (0)
+
+std::string field(const std::string& status, const std::string& key) {
+    for (auto& line : hull::sys::split(status, '\n'))
+        if (line.rfind(key + ":", 0) == 0) return hull::sys::trim(line.substr(key.size() + 1));
+    return "";
+}
+
+bool waitFor(const std::function<bool()>& cond, int ms = 5000) {
+    for (int i = 0; i < ms / 10; ++i) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return cond();
+}
+
+std::string hostNs(int pid, const char* ns) {
+    char buf[256] = {};
+    std::string p = "/proc/" + std::to_string(pid) + "/ns/" + ns;
+    ssize_t n = ::readlink(p.c_str(), buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, size_t(n)) : "";
+}
+
+}  // namespace
+
+TEST_CASE("run: the process is PID 1, host processes are invisible, the hostname is set", "[root][runtime]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.args = {"/bin/sh", "-c", "echo pid=$$; hostname; ls /proc | grep -c '^[0-9]'"};
+    Bundle b(o);
+    HullRunc rc;
+    auto r = rc({"run", "--bundle", b.path(), "pid1"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    auto lines = hull::sys::split(r.out, '\n');
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0] == "pid=1");
+    CHECK(lines[1] == "hull-test");
+    // sh, and ls/grep of the pipeline: nothing from the host.
+    CHECK(std::atoi(lines[2].c_str()) <= 3);
+    CHECK(statusOf(rc, "pid1").empty());  // run deletes the container afterwards
+}
+
+TEST_CASE("run: the exit status of the container is hull-runc's", "[root][runtime]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.args = {"/bin/sh", "-c", "exit 7"};
+    Bundle b(o);
+    HullRunc rc;
+    CHECK(rc({"run", "--bundle", b.path(), "exit7"}).status == 7);
+}
+
+TEST_CASE("capabilities are exactly the configured set and seccomp denies with the configured errno",
+          "[root][runtime][seccomp][caps]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.caps = {"CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"};
+    o.seccomp = R"({"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X86"],
+                   "syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":38},
+                               {"names":["no_such_syscall_hull"],"action":"SCMP_ACT_ERRNO"}]})";
+    o.args = {"/bin/sh", "-c", "cat /proc/self/status; mkdir /tmp/denied 2>&1; echo mkdir=$?"};
+    Bundle b(o);
+    HullRunc rc;
+    auto r = rc({"run", "--bundle", b.path(), "caps"});
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    // CAP_CHOWN (0) | CAP_KILL (5) | CAP_NET_BIND_SERVICE (10)
+    CHECK(field(r.out, "CapEff") == "0000000000000421");
+    CHECK(field(r.out, "CapPrm") == "0000000000000421");
+    CHECK(field(r.out, "CapBnd") == "0000000000000421");
+    CHECK(field(r.out, "CapAmb") == "0000000000000421");
+    CHECK(field(r.out, "Seccomp") == "2");
+    CHECK(field(r.out, "NoNewPrivs") == "1");
+    CHECK(r.out.find("Function not implemented") != std::string::npos);  // errno 38
+    CHECK(r.out.find("mkdir=1") != std::string::npos);
+}
+
+TEST_CASE("a read-only root refuses writes, masked paths read empty, /dev is populated", "[root][runtime][rootfs]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.readonlyRoot = true;
+    o.args = {"/bin/sh", "-c",
+              "touch /rootfile 2>&1; echo touch=$?; echo kcore=$(wc -c < /proc/kcore); "
+              "echo acpi=$(ls /proc/acpi | wc -l); echo tmpwrite=$(echo x > /dev/shm/x && echo ok); "
+              "echo sysrq=$(echo h > /proc/sysrq-trigger 2>&1; echo $?); "
+              "ls -l /dev/null /dev/zero /dev/urandom | cut -c1; readlink /dev/ptmx /dev/fd"};
+    Bundle b(o);
+    HullRunc rc;
+    auto r = rc({"run", "--bundle", b.path(), "ro"});
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("Read-only file system") != std::string::npos);
+    CHECK(r.out.find("touch=1") != std::string::npos);
+    CHECK(r.out.find("kcore=0") != std::string::npos);
+    CHECK(r.out.find("acpi=0") != std::string::npos);
+    CHECK(r.out.find("tmpwrite=ok") != std::string::npos);
+    CHECK(r.out.find("sysrq=1") != std::string::npos);
+    CHECK(r.out.find("c\nc\nc\n") != std::string::npos);
+    CHECK(r.out.find("pts/ptmx") != std::string::npos);
+    CHECK(r.out.find("/proc/self/fd") != std::string::npos);
+    // The bundle's rootfs on the host is untouched.
+    CHECK_FALSE(hull::sys::exists(b.rootfs() + "/rootfile"));
+}
+
+TEST_CASE("a user-namespaced container's root is the configured host uid", "[root][runtime][userns]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.userNamespace = true;
+    o.args = {"/bin/sh", "-c", "id -u; cat /proc/self/uid_map; sleep 30"};
+    Bundle b(o);
+    HullRunc rc;
+    auto c = rc({"create", "--bundle", b.path(), "userns"});
+    INFO(c.err);
+    REQUIRE(c.status == 0);
+    int pid = pidOf(rc, "userns");
+    REQUIRE(pid > 0);
+    auto status = readFileOr("/proc/" + std::to_string(pid) + "/status");
+    // Uid: real effective saved fs — all the mapped host uid.
+    auto uid = hull::sys::split(field(status, "Uid"), '\t');
+    REQUIRE(uid.size() == 4);
+    CHECK(uid[0] == std::to_string(kUserNsHostId));
+    CHECK(uid[1] == std::to_string(kUserNsHostId));
+    CHECK(hostNs(pid, "user") != hostNs(int(::getpid()), "user"));
+    auto uidMap = readFileOr("/proc/" + std::to_string(pid) + "/uid_map");
+    CHECK(hull::sys::split(hull::sys::trim(uidMap), ' ').size() >= 3);
+    CHECK(uidMap.find(std::to_string(kUserNsHostId)) != std::string::npos);
+    CHECK(rc({"delete", "--force", "userns"}).status == 0);
+}
+
+TEST_CASE("create, start, exec, pause, kill and delete, with nothing left behind", "[root][runtime]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.args = {"/bin/sh", "-c", "echo started > /tmp/marker; exec sleep 300"};
+    Bundle b(o);
+    HullRunc rc;
+    TempDir pidDir("hull-pid");
+    std::string pidFile = pidDir / "init.pid";
+
+    auto c = rc({"create", "--bundle", b.path(), "--pid-file", pidFile, "life"});
+    INFO(c.err);
+    REQUIRE(c.status == 0);
+    CHECK(statusOf(rc, "life") == "created");
+    int pid = pidOf(rc, "life");
+    REQUIRE(pid > 0);
+    CHECK(readFileOr(pidFile) == std::to_string(pid));
+    CHECK(rc({"create", "--bundle", b.path(), "life"}).status != 0);  // the id is taken
+
+    REQUIRE(rc({"start", "life"}).status == 0);
+    CHECK(waitFor([&] { return readFileOr("/proc/" + std::to_string(pid) + "/cmdline").rfind("sleep", 0) == 0; }));
+    CHECK(statusOf(rc, "life") == "running");
+    CHECK(rc({"start", "life"}).status != 0);  // already started
+
+    SECTION("exec joins every namespace of the container") {
+        auto e = rc({"exec", "life", "/bin/sh", "-c",
+                     "readlink /proc/self/ns/pid /proc/self/ns/mnt /proc/self/ns/net /proc/self/ns/uts "
+                     "/proc/self/ns/ipc; hostname; cat /tmp/marker"});
+        INFO(e.err);
+        REQUIRE(e.status == 0);
+        auto lines = hull::sys::split(e.out, '\n');
+        REQUIRE(lines.size() == 7);
+        CHECK(lines[0] == hostNs(pid, "pid"));
+        CHECK(lines[1] == hostNs(pid, "mnt"));
+        CHECK(lines[2] == hostNs(pid, "net"));
+        CHECK(lines[3] == hostNs(pid, "uts"));
+        CHECK(lines[4] == hostNs(pid, "ipc"));
+        CHECK(lines[5] == "hull-test");
+        CHECK(lines[6] == "started");
+        CHECK(rc({"exec", "life", "/bin/sh", "-c", "exit 3"}).status == 3);
+        auto missing = rc({"exec", "life", "no-such-binary"});
+        CHECK(missing.status != 0);
+        CHECK(missing.err.find("executable file not found") != std::string::npos);
+    }
+    SECTION("ps and list see the container") {
+        auto ps = rc({"ps", "--format", "json", "life"});
+        REQUIRE(ps.status == 0);
+        auto v = hull::json::Value::parse(ps.out);
+        REQUIRE(v);
+        REQUIRE(v->isArray());
+        CHECK(v->asArray().size() == 1);
+        auto ls = rc({"list", "--format", "json"});
+        CHECK(ls.out.find("\"life\"") != std::string::npos);
+    }
+    SECTION("pause freezes and resume thaws") {
+        REQUIRE(rc({"pause", "life"}).status == 0);
+        CHECK(statusOf(rc, "life") == "paused");
+        REQUIRE(rc({"resume", "life"}).status == 0);
+        CHECK(statusOf(rc, "life") == "running");
+    }
+
+    CHECK(rc({"delete", "life"}).status != 0);  // running: refused without --force
+    REQUIRE(rc({"kill", "life", "KILL"}).status == 0);
+    CHECK(waitFor([&] { return statusOf(rc, "life") == "stopped"; }));
+    REQUIRE(rc({"delete", "life"}).status == 0);
+    CHECK_FALSE(hull::sys::exists("/proc/" + std::to_string(pid) + "/stat"));
+    CHECK_FALSE(hull::sys::exists(rc.root() + "/life"));
+    CHECK(mountsMentioning(b.rootfs()).empty());
+    CHECK(cgroupDirsNamed("life").empty());
+    CHECK(rc({"state", "life"}).status != 0);
+}
+
+TEST_CASE("hooks run in order with the state on stdin", "[root][runtime][hooks]") {
+    REQUIRE_ROOT();
+    TempDir out("hull-hooks");
+    auto hook = [&](const std::string& name) {
+        return R"({"path":"/bin/sh","args":["sh","-c","cat > )" + out.path() + "/" + name + R"(.json"]})";
+    };
+    BundleOptions o;
+    o.args = {"/bin/sh", "-c", "sleep 300"};
+    o.hooks = "{\"prestart\":[" + hook("prestart") + "],\"createRuntime\":[" + hook("createRuntime") +
+              "],\"poststart\":[" + hook("poststart") + "],\"poststop\":[" + hook("poststop") + "]}";
+    Bundle b(o);
+    HullRunc rc;
+    auto c = rc({"create", "--bundle", b.path(), "hooks"});
+    INFO(c.err);
+    REQUIRE(c.status == 0);
+    int pid = pidOf(rc, "hooks");
+    auto created = hull::json::Value::parse(readFileOr(out / "createRuntime.json"));
+    REQUIRE(created);
+    CHECK(created->find("id")->asString() == "hooks");
+    int64_t hookPid = 0;
+    REQUIRE(created->find("pid")->toInt64(hookPid));
+    CHECK(hookPid == pid);
+    CHECK(hull::sys::exists(out / "prestart.json"));
+    CHECK_FALSE(hull::sys::exists(out / "poststart.json"));
+    REQUIRE(rc({"start", "hooks"}).status == 0);
+    CHECK(readFileOr(out / "poststart.json").find("\"running\"") != std::string::npos);
+    REQUIRE(rc({"delete", "--force", "hooks"}).status == 0);
+    CHECK(readFileOr(out / "poststop.json").find("\"stopped\"") != std::string::npos);
+}
+
+TEST_CASE("a failing hook fails create and rolls everything back", "[root][runtime][hooks]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.hooks = R"({"createRuntime":[{"path":"/bin/sh","args":["sh","-c","echo nope >&2; exit 3"]}]})";
+    Bundle b(o);
+    HullRunc rc;
+    auto c = rc({"create", "--bundle", b.path(), "badhook"});
+    CHECK(c.status != 0);
+    CHECK(c.err.find("createRuntime hook /bin/sh: exited with status 3: nope") != std::string::npos);
+    CHECK_FALSE(hull::sys::exists(rc.root() + "/badhook"));
+    CHECK(cgroupDirsNamed("badhook").empty());
+    CHECK(mountsMentioning(b.rootfs()).empty());
+}
+
+TEST_CASE("hull-runc killed in the middle of create: delete still cleans everything up", "[root][runtime]") {
+    REQUIRE_ROOT();
+    TempDir out("hull-midway");
+    BundleOptions o;
+    // The hook signals that create is half-way, then hangs until killed.
+    o.hooks = R"({"createRuntime":[{"path":"/bin/sh","args":["sh","-c","touch )" + out.path() +
+              R"(/reached; exec sleep 60"]}]})";
+    Bundle b(o);
+    HullRunc rc;
+    pid_t creator = ::fork();
+    if (creator == 0) {
+        ::setpgid(0, 0);  // so the test can reap the orphaned hook afterwards
+        ::execl(binPath("hull-runc").c_str(), "hull-runc", "--root", rc.root().c_str(), "create", "--bundle",
+                b.path().c_str(), "midway", nullptr);
+        ::_exit(127);
+    }
+    REQUIRE(waitFor([&] { return hull::sys::exists(out / "reached"); }));
+    ::kill(creator, SIGKILL);
+    ::waitpid(creator, nullptr, 0);
+    CHECK(hull::sys::exists(rc.root() + "/midway"));
+    CHECK_FALSE(cgroupDirsNamed("midway").empty());
+
+    auto d = rc({"delete", "midway"});
+    INFO(d.err);
+    CHECK(d.status == 0);
+    CHECK_FALSE(hull::sys::exists(rc.root() + "/midway"));
+    CHECK(waitFor([] { return cgroupDirsNamed("midway").empty(); }));
+    CHECK(mountsMentioning(b.rootfs()).empty());
+    ::kill(-creator, SIGKILL);  // the hook's sleep, orphaned by the kill
+}
+
+TEST_CASE("a malformed config.json names the bad field and leaves nothing", "[root][runtime]") {
+    REQUIRE_ROOT();
+    Bundle b;
+    auto text = readFileOr(b.path() + "/config.json");
+    auto pos = text.find("\"uid\": 0");
+    REQUIRE(pos != std::string::npos);
+    text.replace(pos, 8, "\"uid\": \"root\"");
+    writeFileOrThrow(b.path() + "/config.json", text);
+    HullRunc rc;
+    auto c = rc({"create", "--bundle", b.path(), "bad"});
+    CHECK(c.status != 0);
+    CHECK(c.err.find("process.user.uid") != std::string::npos);
+    CHECK_FALSE(hull::sys::exists(rc.root() + "/bad"));
+}
+
+TEST_CASE("a missing executable fails create, not start", "[root][runtime]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.args = {"not-there"};
+    Bundle b(o);
+    HullRunc rc;
+    auto c = rc({"create", "--bundle", b.path(), "noexe"});
+    CHECK(c.status != 0);
+    CHECK(c.err.find("exec: \"not-there\": executable file not found in $PATH") != std::string::npos);
+    CHECK_FALSE(hull::sys::exists(rc.root() + "/noexe"));
+    CHECK(cgroupDirsNamed("noexe").empty());
+}
