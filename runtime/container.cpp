@@ -25,6 +25,7 @@
 #include <optional>
 
 #include "cgroups/manager.hpp"
+#include "netns/loopback.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/namespaces.hpp"
 #include "runtime/process.hpp"
@@ -122,7 +123,7 @@ struct InitContext {
     int fifoFd = -1;  // -1: start at once (run)
     std::vector<std::pair<int, int>> joins;  // (fd, CLONE_NEW*) in join order
     int unshareAfterJoin = 0;                // namespaces that must come after joins/placement
-    bool newUser = false, newUts = false;
+    bool newUser = false, newUts = false, newNet = false;
     bool hooksRoundTrip = false;
     bool noPivot = false;
 };
@@ -157,6 +158,7 @@ Result<void> initSetup(InitContext& c) {
     if ((c.unshareAfterJoin & ~CLONE_NEWTIME) && ::unshare(c.unshareAfterJoin & ~CLONE_NEWTIME) < 0)
         return failErrno("unshare");
 
+    if (c.newNet) TRY(netns::bringUpLoopback());
     TRY(prepareRootfs(c.rootfsCtx));
     if (c.proc.terminal) {
         int n = TRY_CTX("terminal", setupTerminal(sys::joinPath(c.rootfs, "dev/pts/ptmx"), c.consoleFd,
@@ -338,6 +340,7 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
     c.unshareAfterJoin = ns.unshareAfter;
     c.newUser = ns.newUser;
     c.newUts = ns.newUts;
+    c.newNet = (ns.cloneFlags & CLONE_NEWNET) != 0;
     c.rootfsCtx.inUserNamespace = ns.hasUser;
     std::vector<UniqueFd> joinFds;
     for (auto& j : ns.joins) {

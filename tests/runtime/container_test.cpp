@@ -50,18 +50,19 @@ std::string hostNs(int pid, const char* ns) {
 TEST_CASE("run: the process is PID 1, host processes are invisible, the hostname is set", "[root][runtime]") {
     REQUIRE_ROOT();
     BundleOptions o;
-    o.args = {"/bin/sh", "-c", "echo pid=$$; hostname; ls /proc | grep -c '^[0-9]'"};
+    o.args = {"/bin/sh", "-c", "echo pid=$$; hostname; ls /proc | grep -c '^[0-9]'; cat /sys/class/net/lo/flags"};
     Bundle b(o);
     HullRunc rc;
     auto r = rc({"run", "--bundle", b.path(), "pid1"});
     INFO(r.err);
     REQUIRE(r.status == 0);
     auto lines = hull::sys::split(r.out, '\n');
-    REQUIRE(lines.size() == 3);
+    REQUIRE(lines.size() == 4);
     CHECK(lines[0] == "pid=1");
     CHECK(lines[1] == "hull-test");
     // sh, and ls/grep of the pipeline: nothing from the host.
     CHECK(std::atoi(lines[2].c_str()) <= 3);
+    CHECK(lines[3] == "0x9");  // IFF_UP | IFF_LOOPBACK: lo is up in the new network namespace
     CHECK(statusOf(rc, "pid1").empty());  // run deletes the container afterwards
 }
 
