@@ -1,0 +1,29 @@
+# shellcheck shell=bash
+# Shared helpers for hull's scripts; sourced, never run.
+# Sets HULL_ROOT (the repository root) and cds there.
+
+HULL_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$HULL_ROOT" || exit 1
+
+_hull_prog="$(basename "${0}")"
+log() { printf '[%s] %s\n' "$_hull_prog" "$*" >&2; }
+die() { printf '[%s] error: %s\n' "$_hull_prog" "$*" >&2; exit 1; }
+
+need_root() {
+    [[ $(id -u) -eq 0 ]] || die "must run as root (try: sudo $0 $*)"
+}
+
+# Cleanup actions run in reverse order at exit (EXIT trap; INT/TERM exit first).
+_hull_cleanups=()
+on_exit() { _hull_cleanups+=("$*"); }
+_hull_run_cleanups() {
+    local rc=$? i
+    trap - EXIT
+    for ((i = ${#_hull_cleanups[@]} - 1; i >= 0; i--)); do
+        eval "${_hull_cleanups[i]}" || true
+    done
+    exit "$rc"
+}
+trap _hull_run_cleanups EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
