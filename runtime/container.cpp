@@ -269,6 +269,10 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
     c.proc.preserveFds = opts.preserveFds;
     c.rootfsCtx.rootfs = rootfs;
     c.rootfsCtx.mounts = TRY(planMounts(spec));
+    // config.md: bind sources are absolute or relative to the bundle.
+    for (auto& m : c.rootfsCtx.mounts)
+        if (m.bind && !m.source.empty() && m.source[0] != '/') m.source = sys::joinPath(bundle, m.source);
+    TRY(validateSysctl(spec));
     c.rootfsCtx.spec = &spec;
     if (c.proc.terminal && opts.consoleSocket.empty())
         return failInvalid("process.terminal is true: --console-socket is required");

@@ -24,6 +24,8 @@ struct MountOp {
     bool needsRemount = false;
     /// Clear flags too (e.g. "rw", "suid") when remounting a bind.
     unsigned long clearFlags = 0;
+    /// "tmpcopyup": fill a new tmpfs with what the image had at the destination.
+    bool copyUp = false;
 };
 
 /// Parse options and order the mounts. Errors name the field:
@@ -32,8 +34,14 @@ struct MountOp {
 /// error here (checked when applied).
 [[nodiscard]] Result<std::vector<MountOp>> planMounts(const Spec& spec);
 
-/// Propagation flags for linux.rootfsPropagation ("" -> MS_REC|MS_PRIVATE... as runc: rslave).
+/// Propagation flags for linux.rootfsPropagation, always recursive: "" -> MS_SLAVE|MS_REC
+/// (runc's default), "shared" -> MS_SHARED|MS_REC, ... ("rshared" etc. are accepted too).
 [[nodiscard]] Result<unsigned long> rootPropagation(const std::string& value);
+
+/// linux.sysctl: only namespaced keys, and only when the container has that
+/// namespace (kernel.shm*/msg*/sem and fs.mqueue.* need ipc, net.* a network
+/// namespace, kernel.hostname/domainname uts). Errors name the key.
+[[nodiscard]] Result<void> validateSysctl(const Spec& spec);
 
 /// Everything the child needs that is computed before clone.
 struct RootfsContext {
