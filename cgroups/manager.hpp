@@ -25,6 +25,10 @@ struct Layout {
     std::vector<std::pair<std::string, std::string>> v1Mounts;
     /// The cgroup2 mount: root itself (unified), root/unified (hybrid), "" (legacy).
     std::string unifiedMount;
+    /// Mount point -> the hierarchy directory mounted there, only where that is
+    /// not "/" (inside a container that was given its own cgroup by bind mount).
+    /// /proc/self/cgroup paths are relative to the hierarchy, not the mount.
+    std::vector<std::pair<std::string, std::string>> mountRoots;
 };
 
 /// Read the host's layout: statfs magic of /sys/fs/cgroup and /sys/fs/cgroup/unified,
@@ -32,8 +36,32 @@ struct Layout {
 [[nodiscard]] Result<Layout> detectLayout(const std::string& root = "/sys/fs/cgroup");
 
 /// The caller's own placement, parsed from /proc/<pid>/cgroup text:
-/// "4:memory:/a/b" -> {"memory", "/a/b"}; "0::/x" -> {"", "/x"}.
+/// "4:memory:/a/b" -> {"memory", "/a/b"}; "0::/x" -> {"", "/x"}. A co-mounted
+/// hierarchy gives one entry per controller: "2:cpu,cpuacct:/" -> {"cpu", "/"},
+/// {"cpuacct", "/"}; named ones keep their name: {"name=systemd", "/"}.
 std::vector<std::pair<std::string, std::string>> parseProcCgroup(const std::string& text);
+
+/// A cgroup or cgroup2 line of /proc/self/mountinfo.
+struct CgroupMount {
+    std::string mountPoint;                // "/sys/fs/cgroup/memory"
+    std::string root;                      // the hierarchy directory mounted there, usually "/"
+    bool v2 = false;                       // fstype cgroup2
+    std::vector<std::string> controllers;  // v1 super options naming controllers: "cpu", "name=systemd"
+};
+/// The cgroup mounts in mountinfo text, in order (pure; for tests and detectLayout).
+std::vector<CgroupMount> parseCgroupMounts(const std::string& mountinfo);
+/// The v1 hierarchies mounted directly below ROOT, as Layout::v1Mounts. Where a
+/// mount point is mounted over, the last mount wins.
+std::vector<std::pair<std::string, std::string>> v1MountsBelow(const std::vector<CgroupMount>& mounts,
+                                                               const std::string& root);
+
+/// statfs magic numbers: the pure part of detectLayout.
+struct LayoutProbe {
+    long rootMagic = 0;     // f_type of root
+    long unifiedMagic = 0;  // f_type of root/unified, 0 when missing
+};
+[[nodiscard]] Result<Layout> layoutFromProbe(const std::string& root, const LayoutProbe& probe,
+                                             const std::string& mountinfo);
 
 class Manager {
 public:

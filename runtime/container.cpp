@@ -121,6 +121,7 @@ struct InitContext {
     int syncFd = -1;
     int consoleFd = -1;
     int fifoFd = -1;  // -1: start at once (run)
+    int lockFd = -1;  // the parent's flock: our copy would hold it until exec
     std::vector<std::pair<int, int>> joins;  // (fd, CLONE_NEW*) in join order
     int unshareAfterJoin = 0;                // namespaces that must come after joins/placement
     bool newUser = false, newUts = false, newNet = false;
@@ -140,6 +141,7 @@ Result<void> setupTimeNamespace(const Spec& spec) {
 }
 
 Result<void> initSetup(InitContext& c) {
+    if (c.lockFd >= 0) ::close(c.lockFd);
     auto go = TRY(recvMsg(c.syncFd));
     if (go.rfind("go:", 0) != 0) return fail(Error::plain(EPROTO, "parent went away"));
     pid_t hostPid = pid_t(std::atoi(go.c_str() + 3));
@@ -273,6 +275,24 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
     for (auto& m : c.rootfsCtx.mounts)
         if (m.bind && !m.source.empty() && m.source[0] != '/') m.source = sys::joinPath(bundle, m.source);
     TRY(validateSysctl(spec));
+    for (auto& m : c.rootfsCtx.mounts) {
+        if (m.type != "cgroup" || m.bind) continue;
+        auto layout = TRY(cgroups::detectLayout());
+        c.rootfsCtx.cgroupUnified = layout.kind == cgroups::LayoutKind::Unified;
+        c.rootfsCtx.cgroupHybrid = layout.kind == cgroups::LayoutKind::Hybrid;
+        // v1Mounts lists a co-mounted hierarchy under each controller: one mount per directory.
+        std::map<std::string, std::string> byDir;
+        for (auto& [controller, dir] : layout.v1Mounts) {
+            auto& opts = byDir[dir];
+            opts += (opts.empty() ? "" : ",") + controller;
+        }
+        for (auto& [dir, opts] : byDir) {
+            std::string name = dir.substr(dir.rfind('/') + 1);
+            std::string options = opts.rfind("name=", 0) == 0 ? "none," + opts : opts;
+            c.rootfsCtx.cgroupHierarchies.push_back({name, options});
+        }
+        break;
+    }
     c.rootfsCtx.spec = &spec;
     if (c.proc.terminal && opts.consoleSocket.empty())
         return failInvalid("process.terminal is true: --console-socket is required");
@@ -297,6 +317,7 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
         (void)sys::removeAll(dir);
     });
     auto lock = TRY(lockDir(dir));
+    c.lockFd = lock.get();
 
     StoredState st;
     st.id = opts.id;
@@ -545,7 +566,7 @@ Result<int> Runtime::run(const CreateOptions& opts, bool detach) {
     }
     int status = waitForwardingSignals(created.pid, created.pidfd.get());
     TRY(remove(opts.id, true));
-    return waitStatus(status);
+    return status;
 }
 
 Result<ContainerState> Runtime::state(const std::string& id) {

@@ -312,7 +312,35 @@ Result<void> copyTree(int from, int to) {
     return {};
 }
 
-Result<void> mountOne(int rootFd, const MountOp& op) {
+/// A "cgroup" mount (see RootfsContext): made read-write, then remounted with
+/// the config's flags once every hierarchy is in place.
+Result<void> mountCgroup(int rootFd, const MountOp& op, const RootfsContext& ctx) {
+    auto target = TRY(mkdirAllInRoot(rootFd, op.destination));
+    std::string where = fdPath(target.get());
+    if (ctx.cgroupUnified) {
+        if (::mount("cgroup2", where.c_str(), "cgroup2", op.flags, nullptr) < 0) return failErrno("mount cgroup2");
+        return {};
+    }
+    unsigned long base = op.flags & (MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    if (::mount("tmpfs", where.c_str(), "tmpfs", base, "mode=755") < 0) return failErrno("mount tmpfs for cgroups");
+    auto top = TRY(openInRoot(rootFd, op.destination, O_PATH | O_DIRECTORY));
+    auto mountAt = [&](const std::string& dir, const char* type, const std::string& options) -> Result<void> {
+        if (::mkdirat(top.get(), dir.c_str(), 0755) < 0 && errno != EEXIST) return failErrno("mkdir " + dir);
+        auto d = TRY(sys::openAt(top.get(), dir, O_PATH | O_DIRECTORY | O_NOFOLLOW));
+        if (::mount(type, fdPath(d.get()).c_str(), type, op.flags, options.empty() ? nullptr : options.c_str()) < 0)
+            return failErrno("mount " + std::string(type) + " " + dir);
+        return {};
+    };
+    for (auto& h : ctx.cgroupHierarchies) TRY(mountAt(h.dir, "cgroup", h.options));
+    if (ctx.cgroupHybrid) TRY(mountAt("unified", "cgroup2", ""));
+    if ((op.flags & MS_RDONLY) &&
+        ::mount(nullptr, fdPath(top.get()).c_str(), nullptr, MS_REMOUNT | MS_RDONLY | base, "mode=755") < 0)
+        return failErrno("remount the cgroup tmpfs read-only");
+    return {};
+}
+
+Result<void> mountOne(int rootFd, const MountOp& op, const RootfsContext& ctx) {
+    if (op.type == "cgroup" && !op.bind) return mountCgroup(rootFd, op, ctx);
     UniqueFd target;
     if (op.bind) {
         // The source is a host path, chosen by whoever wrote config.json.
@@ -600,7 +628,7 @@ Result<void> prepareRootfs(const RootfsContext& ctx) {
 
     // 3. The mounts, in order; each destination resolved inside the rootfs.
     for (size_t i = 0; i < ctx.mounts.size(); ++i)
-        TRY_CTX("mounts[" + std::to_string(i) + "] " + ctx.mounts[i].destination, mountOne(root.get(), ctx.mounts[i]));
+        TRY_CTX("mounts[" + std::to_string(i) + "] " + ctx.mounts[i].destination, mountOne(root.get(), ctx.mounts[i], ctx));
 
     // 4. /dev: default devices, linux.devices, the usual links, the console.
     TRY(setupDev(root.get(), ctx));

@@ -50,6 +50,18 @@ struct RootfsContext {
     const Spec* spec = nullptr;
     bool inUserNamespace = false;  // mknod is refused: bind-mount host devices instead
     std::string consolePath;       // pty slave path to bind onto /dev/console ("" = none)
+
+    /// How a mount of type "cgroup" is made on this host: cgroup2 when the host
+    /// is unified; otherwise a tmpfs with one cgroup v1 mount per hierarchy
+    /// (the kernel refuses a v1 mount that combines hierarchies mounted apart),
+    /// plus cgroup2 at "unified" on hybrid hosts.
+    struct CgroupHierarchy {
+        std::string dir;      // "memory", "cpu,cpuacct", "systemd"
+        std::string options;  // "memory", "cpu,cpuacct", "none,name=systemd"
+    };
+    bool cgroupUnified = true;
+    bool cgroupHybrid = false;
+    std::vector<CgroupHierarchy> cgroupHierarchies;
 };
 
 /// Before pivot_root: set "/" propagation, bind the rootfs onto itself, perform

@@ -43,7 +43,7 @@ void makeBusyboxRootfs(const std::string& dir) {
     if (r.status != 0) throw std::runtime_error("copy busybox: " + r.err);
     for (const char* a : {"sh", "cat", "echo", "ls", "id", "hostname", "sleep", "true", "false", "ps", "mount",
                           "touch", "grep", "nc", "wc", "kill", "mkdir", "rm", "head", "env", "readlink", "stat",
-                          "dd", "pwd", "test", "umask", "ulimit"}) {
+                          "dd", "pwd", "test", "umask", "ulimit", "cut", "tr", "sed", "cp", "chmod", "find"}) {
         std::string link = dir + "/bin/" + a;
         ::unlink(link.c_str());
         if (::symlink("busybox", link.c_str()) < 0) throw std::runtime_error("symlink " + link);
@@ -79,12 +79,23 @@ RunResult run(const std::vector<std::string>& argv, const std::string& input) {
     if (!input.empty()) (void)!::write(in[1], input.data(), input.size());
     ::close(in[1]);
     RunResult r;
+    // Read until EOF on both pipes, or until the child has exited and nothing more is
+    // buffered: `create` and `run --detach` hand their stdio to the container, which
+    // keeps the pipes open long after hull-runc itself is gone.
     struct pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-    int open = 2;
+    int open = 2, st = 0;
+    bool exited = false;
     while (open > 0) {
-        if (::poll(fds, 2, -1) < 0) {
+        int n = ::poll(fds, 2, exited ? 0 : 50);
+        if (n < 0) {
             if (errno == EINTR) continue;
             break;
+        }
+        if (n == 0) {
+            if (exited) break;
+            pid_t w = ::waitpid(pid, &st, WNOHANG);
+            if (w == pid) exited = true;
+            continue;
         }
         for (auto& f : fds) {
             if (f.fd < 0 || !f.revents) continue;
@@ -98,9 +109,11 @@ RunResult run(const std::vector<std::string>& argv, const std::string& input) {
             }
         }
     }
-    int st = 0;
-    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
+    for (auto& f : fds)
+        if (f.fd >= 0) ::close(f.fd);
+    if (!exited)
+        while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return r;
 }

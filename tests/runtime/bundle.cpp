@@ -65,7 +65,9 @@ std::string configJson(const BundleOptions& o) {
 Bundle::Bundle(const BundleOptions& o) : dir_("hull-bundle") {
     makeBusyboxRootfs(dir_ / "rootfs");
     if (o.userNamespace) {
-        // The mapped root must be able to use its own root directory.
+        // The mapped root (an unprivileged host uid) must be able to reach and
+        // use the bundle, which mkdtemp made 0700.
+        ::chmod(path().c_str(), 0755);
         ::chmod(rootfs().c_str(), 0755);
     }
     writeConfig(o);

@@ -17,7 +17,9 @@ struct BundleOptions {
     bool noNewPrivileges = true;
     std::string seccomp;               // raw JSON object for linux.seccomp ("" = none)
     std::string hooks;                 // raw JSON object for hooks ("" = none)
-    std::vector<std::string> maskedPaths = {"/proc/kcore", "/proc/acpi", "/sys/firmware"};
+    // /proc/kcore and /proc/sysrq-trigger are absent on some kernels (this VM's):
+    // missing paths are skipped, and /proc/keys stands in as a file that exists.
+    std::vector<std::string> maskedPaths = {"/proc/kcore", "/proc/keys", "/proc/acpi", "/sys/firmware"};
     std::vector<std::string> readonlyPaths = {"/proc/sys", "/proc/sysrq-trigger"};
     std::string extraMounts;           // raw JSON objects appended to mounts (",{...}")
 };
