@@ -89,15 +89,18 @@ Result<void> removeCgroupDir(const std::string& dir) {
     constexpr int kAttempts = 25;
     auto delay = std::chrono::milliseconds(2);
     for (int attempt = 1;; ++attempt) {
-        struct stat st;
-        if (::lstat(dir.c_str(), &st) < 0) {
-            if (errno == ENOENT) return {};
-            return failErrno("remove cgroup " + dir);
-        }
-        for (const auto& sub : subdirs(dir)) TRY(removeCgroupDir(sys::joinPath(dir, sub)));
+        // The common case, a leaf with no tasks, is one rmdir; sub-cgroups
+        // (ENOTEMPTY) are walked only when there are any.
         if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) {
             log::debugf("cgroup: removed %s", dir.c_str());
             return {};
+        }
+        if (errno == ENOTEMPTY) {
+            for (const auto& sub : subdirs(dir)) TRY(removeCgroupDir(sys::joinPath(dir, sub)));
+            if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) {
+                log::debugf("cgroup: removed %s", dir.c_str());
+                return {};
+            }
         }
         if (errno != EBUSY) return failErrno("remove cgroup " + dir);
         if (attempt == kAttempts) return failErrno("remove cgroup " + dir + " (still busy after retries)", EBUSY);

@@ -109,6 +109,9 @@ Result<void> V1Manager::killAll(int signal) {
         TRY_CTX(what, walk());
         return {};
     }
+    // An empty cgroup (the usual case after the init of a private PID namespace
+    // has died: the kernel killed the rest) needs no freeze, which costs ~2 ms.
+    if (TRY_CTX(what, pids()).empty()) return {};
     // No cgroup.kill in v1: freeze so nothing forks while we walk, signal, then
     // thaw (a frozen v1 task acts on SIGKILL only once thawed).
     auto frozenNow = freeze();

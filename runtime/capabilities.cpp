@@ -4,12 +4,14 @@
 #include <sys/prctl.h>
 
 #include <array>
+#include <cassert>
 #include <cctype>
 #include <charconv>
 #include <memory>
 #include <string_view>
 
 #include "sys/fs.hpp"
+#include "sys/log.hpp"
 
 namespace hull::runtime {
 namespace {
@@ -106,6 +108,16 @@ Result<CapabilityPlan> planCapabilities(const Capabilities& caps) {
             *mask |= uint64_t(1) << cap;
         }
     }
+    // The kernel raises an ambient capability only when it is both permitted and
+    // inheritable. runc's own default spec lists ambient capabilities with no
+    // inheritable set, and runc and crun warn and go on; so do we.
+    uint64_t unraisable = plan.ambient & ~(plan.permitted & plan.inheritable);
+    for (int cap = 0; cap <= last && unraisable; ++cap) {
+        if (!has(unraisable, cap)) continue;
+        log::debugf("process.capabilities.ambient: %s is not both permitted and inheritable; not raised",
+                   capabilityName(cap).c_str());
+    }
+    plan.ambient &= ~unraisable;
     return plan;
 }
 
@@ -121,14 +133,9 @@ Result<void> dropBoundingSet(const CapabilityPlan& plan) {
 
 Result<void> applyCapabilitySets(const CapabilityPlan& plan) {
     const int last = lastCapability();
-    // The kernel raises an ambient capability only when it is both permitted and
-    // inheritable; say which one is wrong instead of a bare EPERM.
-    for (int cap = 0; cap <= last; ++cap) {
-        if (!has(plan.ambient, cap)) continue;
-        if (!has(plan.permitted, cap) || !has(plan.inheritable, cap))
-            return fail(Error::plain(EPERM, "ambient capability " + capabilityName(cap) +
-                                                " must also be in the permitted and inheritable sets"));
-    }
+    // planCapabilities keeps only raisable ambient capabilities; a plan made
+    // otherwise is a bug, and the kernel would refuse it with a bare EPERM.
+    assert((plan.ambient & ~(plan.permitted & plan.inheritable)) == 0);
 
     CapPtr state(cap_init());
     if (!state) return failErrno("cap_init");

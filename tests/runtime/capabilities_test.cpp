@@ -116,15 +116,16 @@ TEST_CASE("unknown capability names are errors naming the field", "[caps]") {
     CHECK(plan.error().message() == "process.capabilities.ambient[0]: unknown capability \"CAP_SYS_ADMINISTRATOR\"");
 }
 
-TEST_CASE("ambient capabilities must be permitted and inheritable", "[caps]") {
-    // Refused before any system call, so this is safe in the test process.
-    CapabilityPlan plan;
-    plan.permitted = bit(10);
-    plan.ambient = bit(10);
-    auto r = applyCapabilitySets(plan);
-    REQUIRE_FALSE(r);
-    CHECK(r.error().message() ==
-          "ambient capability CAP_NET_BIND_SERVICE must also be in the permitted and inheritable sets");
+TEST_CASE("ambient capabilities that are not permitted and inheritable are dropped, as runc does", "[caps]") {
+    // runc's default spec: ambient = permitted = effective, no inheritable set.
+    Capabilities c;
+    c.permitted = {"CAP_KILL", "CAP_NET_BIND_SERVICE"};
+    c.inheritable = {"CAP_NET_BIND_SERVICE"};
+    c.ambient = {"CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"};
+    auto plan = planCapabilities(c);
+    REQUIRE(plan);
+    CHECK(plan->ambient == bit(10));
+    CHECK(plan->permitted == (bit(5) | bit(10)));
 }
 
 TEST_CASE("capability sets survive setuid and show in /proc", "[root][caps]") {
