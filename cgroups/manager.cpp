@@ -17,7 +17,7 @@ Result<std::unique_ptr<Manager>> makeManager(const Layout& layout, const std::st
         auto dir = TRY_CTX("cgroup " + cgroupsPath, V2Manager::resolvePath(layout.unifiedMount, cgroupsPath, own,
                                                                             util::mountRootOf(layout.mountRoots,
                                                                                               layout.unifiedMount)));
-        m = std::make_unique<V2Manager>(std::move(dir));
+        m = std::make_unique<V2Manager>(layout.unifiedMount, std::move(dir));
     } else {
         auto hs = TRY_CTX("cgroup " + cgroupsPath, V1Manager::resolveHierarchies(layout, cgroupsPath, own));
         m = std::make_unique<V1Manager>(std::move(hs));

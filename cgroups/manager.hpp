@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cgroups/resources.hpp"
+#include "cgroups/limits.hpp"
 #include "sys/error.hpp"
 #include "sys/unique_fd.hpp"
 
@@ -85,6 +86,13 @@ public:
     /// Remove the cgroup (retrying while the kernel still reports it busy). A
     /// missing cgroup is success.
     [[nodiscard]] virtual Result<void> destroy() = 0;
+
+    /// Write linux.resources (planV2/planV1) into the cgroup. Only the fields
+    /// set are written, so `update` passes just what changes. What this cgroup
+    /// version cannot do is logged, or refused when it would weaken isolation.
+    [[nodiscard]] virtual Result<void> apply(const Resources& r) = 0;
+    /// Usage, limits and OOM counters read from the control files.
+    [[nodiscard]] virtual Result<Stats> stats() = 0;
 
     /// The directory of the cgroup in the unified hierarchy (v2) or in the
     /// given controller's hierarchy (v1; "" = the first one).

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <thread>
 
+#include <unistd.h>
+
 #include "sys/fs.hpp"
 #include "sys/log.hpp"
 
@@ -168,6 +170,97 @@ Result<void> V1Manager::destroy() {
         if (!r && first) first = std::move(r);
     }
     return first;
+}
+
+Result<void> V1Manager::apply(const Resources& r) {
+    auto plan = TRY(planV1(r));
+    for (const auto& n : plan.notes) {
+        if (n.fatal) return failInvalid(n.field + ": " + n.message);
+        log::warnf("%s: %s", n.field.c_str(), n.message.c_str());
+    }
+    auto write = [&](const ControlWrite& w) -> Result<void> {
+        const V1Hierarchy* h = hierarchy(w.controller);
+        std::string file = w.file;
+        if (!h && w.controller == "hugetlb") {
+            // A hybrid host may keep hugetlb on its cgroup2 mount (this one does).
+            auto it = std::find_if(hierarchies_.begin(), hierarchies_.end(), [](const V1Hierarchy& x) { return x.unified; });
+            if (it != hierarchies_.end()) {
+                h = &*it;
+                file = file.substr(0, file.rfind(".limit_in_bytes")) + ".max";
+            }
+        }
+        if (!h)
+            return failInvalid("linux.resources: " + w.file + ": no cgroup v1 hierarchy with the " + w.controller +
+                               " controller is mounted");
+        auto res = util::writeControl(h->dir, file, w.value);
+        if (!res) return fail(std::move(res.error()).context("linux.resources: set " + file + " to \"" + w.value + "\""));
+        return {};
+    };
+    const auto& ws = plan.writes;
+    for (size_t i = 0; i < ws.size(); ++i) {
+        const auto& w = ws[i];
+        if (w.file == "memory.memsw.limit_in_bytes") {
+            // Without swap accounting the file is missing: only "no swap beyond
+            // the limit" or "unlimited" can be honoured then.
+            auto* h = hierarchy("memory");
+            if (h && !sys::exists(sys::joinPath(h->dir, w.file))) {
+                log::warnf("linux.resources.memory.swap: the kernel has no swap accounting (%s); ignored",
+                           w.file.c_str());
+                continue;
+            }
+        }
+        if (w.file == "memory.limit_in_bytes" && i + 1 < ws.size() && ws[i + 1].file == "memory.memsw.limit_in_bytes") {
+            // The kernel keeps limit <= memsw at every step: raising both needs
+            // memsw first, lowering both needs the limit first.
+            auto first = write(w);
+            if (!first && first.error().errnum() == EINVAL) {
+                TRY(write(ws[i + 1]));
+                TRY(write(w));
+                ++i;
+                continue;
+            }
+            TRY(std::move(first));
+            continue;
+        }
+        TRY(write(w));
+    }
+    return {};
+}
+
+Result<Stats> V1Manager::stats() {
+    Stats s;
+    auto read = [&](const char* controller, const char* file) -> std::string {
+        auto* h = hierarchy(controller);
+        return h ? util::readControl(h->dir, file).value_or("") : "";
+    };
+    if (auto* h = hierarchy("memory"); !h || !sys::exists(h->dir))
+        return fail(Error::plain(ENOENT, "cgroup " + path("memory") + " does not exist"));
+    // cpuacct.usage is in ns; cpuacct.stat in USER_HZ ticks.
+    s.cpu.usageUsec = parseLimit(read("cpuacct", "cpuacct.usage")).value_or(0) / 1000;
+    auto ticks = parseFlatKeyed(read("cpuacct", "cpuacct.stat"));
+    const uint64_t usecPerTick = 1000000 / uint64_t(std::max(1L, ::sysconf(_SC_CLK_TCK)));
+    s.cpu.userUsec = ticks["user"] * usecPerTick;
+    s.cpu.systemUsec = ticks["system"] * usecPerTick;
+    auto cpu = parseFlatKeyed(read("cpu", "cpu.stat"));
+    s.cpu.periods = cpu["nr_periods"];
+    s.cpu.throttledPeriods = cpu["nr_throttled"];
+    s.cpu.throttledUsec = cpu["throttled_time"] / 1000;
+    s.memory.usage = parseLimit(read("memory", "memory.usage_in_bytes")).value_or(0);
+    s.memory.maxUsage = parseLimit(read("memory", "memory.max_usage_in_bytes")).value_or(0);
+    s.memory.limit = parseLimit(read("memory", "memory.limit_in_bytes")).value_or(0);
+    uint64_t memsw = parseLimit(read("memory", "memory.memsw.usage_in_bytes")).value_or(0);
+    s.memory.swapUsage = memsw > s.memory.usage ? memsw - s.memory.usage : 0;
+    s.memory.swapLimit = parseLimit(read("memory", "memory.memsw.limit_in_bytes")).value_or(0);
+    s.memory.raw = parseFlatKeyed(read("memory", "memory.stat"));
+    // v1 counts OOM kills (4.13+); an OOM that killed nothing is not counted.
+    auto oom = parseFlatKeyed(read("memory", "memory.oom_control"));
+    s.memory.oomKill = oom["oom_kill"];
+    s.memory.oom = s.memory.oomKill;
+    s.pids.current = parseLimit(read("pids", "pids.current")).value_or(0);
+    s.pids.limit = parseLimit(read("pids", "pids.max")).value_or(0);
+    addBlkioV1(s.io, read("blkio", "blkio.throttle.io_service_bytes"), true);
+    addBlkioV1(s.io, read("blkio", "blkio.throttle.io_serviced"), false);
+    return s;
 }
 
 }  // namespace hull::cgroups

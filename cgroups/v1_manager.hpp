@@ -52,6 +52,8 @@ public:
     /// False when no freezer hierarchy is mounted.
     Result<bool> frozen() override;
     Result<void> destroy() override;
+    Result<void> apply(const Resources& r) override;
+    Result<Stats> stats() override;
     std::string path(const std::string& controller = "") const override;
     bool isUnified() const override { return false; }
 

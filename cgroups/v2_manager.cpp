@@ -21,15 +21,84 @@ Result<std::string> V2Manager::resolvePath(const std::string& unifiedMount, cons
                                            const std::string& mountRoot) {
     if (unifiedMount.empty()) return failInvalid("no cgroup2 hierarchy mounted");
     auto sub = TRY(util::cleanCgroupsPath(cgroupsPath));
-    std::string base =
-        cgroupsPath.front() == '/' ? "/" : util::placementBelowMount(util::ownPlacement(own, {""}), mountRoot);
+    std::string base = "/";
+    if (cgroupsPath.front() != '/') {
+        base = util::placementBelowMount(util::ownPlacement(own, {""}), mountRoot);
+        base = base == "/" ? base : base.substr(0, base.rfind('/') + 1);
+    }
     return sys::joinPath(unifiedMount, sys::cleanPath(base + sub));
 }
 
 Result<void> V2Manager::create() {
     TRY_CTX("create cgroup " + dir_, sys::mkdirAll(dir_));
+    enableControllers();
     log::debugf("cgroup: created %s", dir_.c_str());
     return {};
+}
+
+void V2Manager::enableControllers() {
+    if (dir_.size() <= mount_.size() || dir_.compare(0, mount_.size(), mount_) != 0) return;
+    std::string at = mount_;
+    for (const auto& part : sys::split(std::string_view(dir_).substr(mount_.size()), '/')) {
+        auto offered = util::readControl(at, "cgroup.controllers");
+        auto enabled = util::readControl(at, "cgroup.subtree_control");
+        if (offered && enabled) {
+            auto on = sys::split(sys::trim(*enabled), ' ');
+            for (const auto& c : sys::split(sys::trim(*offered), ' ')) {
+                if (std::find(on.begin(), on.end(), c) != on.end()) continue;
+                // One at a time: a write naming several fails whole when one is refused.
+                auto r = util::writeControl(at, "cgroup.subtree_control", "+" + c);
+                if (!r) log::debugf("cgroup: enable %s in %s: %s", c.c_str(), at.c_str(), r.error().message().c_str());
+            }
+        }
+        at = sys::joinPath(at, part);
+    }
+}
+
+Result<void> V2Manager::apply(const Resources& r) {
+    auto plan = TRY(planV2(r));
+    for (const auto& n : plan.notes) {
+        if (n.fatal) return failInvalid(n.field + ": " + n.message);
+        log::warnf("%s: %s", n.field.c_str(), n.message.c_str());
+    }
+    for (const auto& w : plan.writes) {
+        auto res = util::writeControl(dir_, w.file, w.value);
+        if (res) continue;
+        if (res.error().errnum() == ENOENT) {
+            auto offered = util::readControl(dir_, "cgroup.controllers").value_or("");
+            return failInvalid("linux.resources: " + sys::joinPath(dir_, w.file) + " does not exist: the " +
+                               w.controller + " controller is not enabled for this cgroup (enabled: " +
+                               (sys::trim(offered).empty() ? "none" : sys::trim(offered)) + ")");
+        }
+        return fail(std::move(res.error()).context("linux.resources: set " + w.file + " to \"" + w.value + "\""));
+    }
+    return {};
+}
+
+Result<Stats> V2Manager::stats() {
+    if (!sys::exists(dir_)) return fail(Error::plain(ENOENT, "cgroup " + dir_ + " does not exist"));
+    Stats s;
+    auto read = [&](const char* file) { return util::readControl(dir_, file).value_or(""); };
+    auto cpu = parseFlatKeyed(read("cpu.stat"));
+    s.cpu.usageUsec = cpu["usage_usec"];
+    s.cpu.userUsec = cpu["user_usec"];
+    s.cpu.systemUsec = cpu["system_usec"];
+    s.cpu.periods = cpu["nr_periods"];
+    s.cpu.throttledPeriods = cpu["nr_throttled"];
+    s.cpu.throttledUsec = cpu["throttled_usec"];
+    s.memory.usage = parseLimit(read("memory.current")).value_or(0);
+    s.memory.maxUsage = parseLimit(read("memory.peak")).value_or(0);
+    s.memory.limit = parseLimit(read("memory.max")).value_or(0);
+    s.memory.swapUsage = parseLimit(read("memory.swap.current")).value_or(0);
+    s.memory.swapLimit = parseLimit(read("memory.swap.max")).value_or(0);
+    s.memory.raw = parseFlatKeyed(read("memory.stat"));
+    auto events = parseFlatKeyed(read("memory.events"));
+    s.memory.oom = events["oom"];
+    s.memory.oomKill = events["oom_kill"];
+    s.pids.current = parseLimit(read("pids.current")).value_or(0);
+    s.pids.limit = parseLimit(read("pids.max")).value_or(0);
+    s.io = parseIoStat(read("io.stat"));
+    return s;
 }
 
 Result<void> V2Manager::attach(pid_t pid) {

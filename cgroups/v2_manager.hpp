@@ -13,11 +13,14 @@ namespace hull::cgroups {
 
 class V2Manager final : public Manager {
 public:
-    /// DIR: the cgroup's directory, already resolved (see resolvePath).
-    explicit V2Manager(std::string dir) : dir_(std::move(dir)) {}
+    /// DIR: the cgroup's directory, already resolved (see resolvePath), below
+    /// MOUNT, the cgroup2 mount point (controllers are enabled from there down).
+    V2Manager(std::string mount, std::string dir) : mount_(std::move(mount)), dir_(std::move(dir)) {}
 
-    /// UNIFIED_MOUNT + cgroupsPath when absolute; + the caller's own "0::" placement
-    /// (OWN, from parseProcCgroup) + cgroupsPath when relative.
+    /// UNIFIED_MOUNT + cgroupsPath when absolute; when relative, + the PARENT of
+    /// the caller's own "0::" placement (OWN, from parseProcCgroup) + cgroupsPath.
+    /// The parent, as runc does: our own cgroup holds us, and cgroup v2's "no
+    /// internal processes" rule forbids enabling controllers for its children.
     /// MOUNT_ROOT: the hierarchy directory mounted at UNIFIED_MOUNT (Layout::mountRoots).
     [[nodiscard]] static Result<std::string> resolvePath(const std::string& unifiedMount,
                                                          const std::string& cgroupsPath,
@@ -36,12 +39,18 @@ public:
     Result<void> thaw() override { return setFrozen(false); }
     Result<bool> frozen() override;
     Result<void> destroy() override;
+    Result<void> apply(const Resources& r) override;
+    Result<Stats> stats() override;
     std::string path(const std::string& = "") const override { return dir_; }
     bool isUnified() const override { return true; }
 
 private:
     [[nodiscard]] Result<void> setFrozen(bool on);
+    /// Enable in every ancestor's cgroup.subtree_control, from the mount down,
+    /// each controller the ancestor offers (its cgroup.controllers).
+    void enableControllers();
 
+    std::string mount_;
     std::string dir_;
     std::chrono::milliseconds timeout_ = util::kDefaultStateTimeout;
 };

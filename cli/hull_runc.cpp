@@ -4,11 +4,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +55,12 @@ commands:
   pause ID | resume ID
   spec [--bundle DIR] [--rootless]   write a default config.json
   features              print the supported features as JSON
+  update [-r FILE|-] [--memory M] [--memory-swap M] [--memory-reservation M] [--cpu-quota N]
+         [--cpu-period N] [--cpu-share N] [--cpu-rt-runtime N] [--cpu-rt-period N]
+         [--cpuset-cpus L] [--cpuset-mems L] [--pids-limit N] [--blkio-weight N] ID
+                        change the limits of a running container (sizes: 32m, 1g, -1)
+  events [--stats] [--interval 5s] ID
+                        stream OOM and stats events as JSON lines; --stats prints one and exits
 )";
 
 /// A tiny getopt for runc's style: --flag value, --flag=value, -f value, bool flags.
@@ -242,6 +251,142 @@ int cmdSpec(const Args& a) {
     if (sys::exists(path)) return failWith("spec: " + path + " already exists; remove it first");
     auto r = sys::writeFile(path, runtime::defaultConfig(a.has("--rootless")).dump(true) + "\n", 0644);
     return check(r);
+}
+
+/// runc's sizes (docker/go-units RAMInBytes): "1024", "32m", "32MB", "32MiB", "1g"; -1 is unlimited.
+std::optional<int64_t> parseSize(const std::string& s) {
+    if (s == "-1") return -1;
+    char* end = nullptr;
+    errno = 0;
+    double v = std::strtod(s.c_str(), &end);
+    if (errno || end == s.c_str() || v < 0) return std::nullopt;
+    std::string unit;
+    for (const char* p = end; *p; ++p) unit += char(std::tolower(static_cast<unsigned char>(*p)));
+    if (unit.size() > 1 && unit.back() == 'b') unit.pop_back();
+    if (unit.size() > 1 && unit.back() == 'i') unit.pop_back();
+    static const std::map<std::string, int> shifts = {{"", 0}, {"b", 0}, {"k", 10}, {"m", 20}, {"g", 30}, {"t", 40}, {"p", 50}};
+    auto it = shifts.find(unit);
+    if (it == shifts.end()) return std::nullopt;
+    return int64_t(v * double(int64_t(1) << it->second));
+}
+
+int cmdUpdate(Runtime& rt, const Args& a) {
+    std::string id = a.positional.empty() ? "" : a.positional[0];
+    if (id.empty()) return failWith("update: container id required");
+    json::Value doc = json::Value::object();
+    if (a.has("--resources")) {
+        std::string path = a.get("--resources");
+        auto text = path == "-" ? sys::readFd(0) : sys::readFile(path);
+        if (!text) return failWith("update: " + text.error().message());
+        auto parsed = json::Value::parse(*text);
+        if (!parsed) return failWith("update: " + path + ": " + parsed.error().message());
+        if (!parsed->isObject()) return failWith("update: " + path + ": expected a linux.resources object");
+        doc = *parsed;
+    }
+    // Flags override the file, each into its linux.resources field.
+    auto section = [&](const char* name) {
+        const json::Value* v = doc.find(name);
+        json::Value sub = v && v->isObject() ? *v : json::Value::object();
+        return sub;
+    };
+    struct Flag {
+        const char* flag;
+        const char* section;
+        const char* field;
+        enum { Size, Int, Text } kind;
+    };
+    const Flag flags[] = {
+        {"--memory", "memory", "limit", Flag::Size},
+        {"--memory-swap", "memory", "swap", Flag::Size},
+        {"--memory-reservation", "memory", "reservation", Flag::Size},
+        {"--kernel-memory", "memory", "kernel", Flag::Size},
+        {"--kernel-memory-tcp", "memory", "kernelTCP", Flag::Size},
+        {"--cpu-quota", "cpu", "quota", Flag::Int},
+        {"--cpu-period", "cpu", "period", Flag::Int},
+        {"--cpu-share", "cpu", "shares", Flag::Int},
+        {"--cpu-rt-runtime", "cpu", "realtimeRuntime", Flag::Int},
+        {"--cpu-rt-period", "cpu", "realtimePeriod", Flag::Int},
+        {"--cpuset-cpus", "cpu", "cpus", Flag::Text},
+        {"--cpuset-mems", "cpu", "mems", Flag::Text},
+        {"--pids-limit", "pids", "limit", Flag::Int},
+        {"--blkio-weight", "blockIO", "weight", Flag::Int},
+    };
+    for (const auto& f : flags) {
+        if (!a.has(f.flag)) continue;
+        std::string raw = a.get(f.flag);
+        json::Value sub = section(f.section);
+        if (f.kind == Flag::Text) {
+            sub.set(f.field, raw);
+        } else {
+            std::optional<int64_t> n;
+            if (f.kind == Flag::Size) {
+                n = parseSize(raw);
+            } else {
+                char* end = nullptr;
+                long long v = std::strtoll(raw.c_str(), &end, 10);
+                if (!raw.empty() && end && *end == '\0') n = v;
+            }
+            if (!n) return failWith(std::string("update: ") + f.flag + ": invalid value \"" + raw + "\"");
+            sub.set(f.field, *n);
+        }
+        doc.set(f.section, std::move(sub));
+    }
+    return check(rt.update(id, doc.dump()));
+}
+
+volatile sig_atomic_t gStopEvents = 0;
+
+int cmdEvents(Runtime& rt, const Args& a) {
+    std::string id = a.positional.empty() ? "" : a.positional[0];
+    if (id.empty()) return failWith("events: container id required");
+    auto statsEvent = [&]() -> std::optional<std::string> {
+        auto data = rt.stats(id);
+        if (!data) return std::nullopt;
+        return "{\"type\":\"stats\",\"id\":" + json::quote(id) + ",\"data\":" + *data + "}";
+    };
+    if (a.has("--stats")) {
+        auto ev = statsEvent();
+        if (!ev) return failWith(rt.stats(id).error().message());
+        printf("%s\n", ev->c_str());
+        return 0;
+    }
+    // "5s", "500ms", "1m" (Go durations, as runc takes them).
+    std::string iv = a.get("--interval", "5s");
+    char* end = nullptr;
+    double n = std::strtod(iv.c_str(), &end);
+    std::string unit = end ? end : "";
+    double ms = unit == "ms" ? n : unit == "s" ? n * 1000 : unit == "m" ? n * 60000 : -1;
+    if (ms <= 0) return failWith("events: --interval: invalid duration \"" + iv + "\"");
+    auto st = rt.state(id);
+    if (!st) return failWith(st.error().message());
+    uint64_t ooms = rt.oomKills(id).value_or(0);
+    // OOM kills are polled every 100 ms from the cgroup's own counters, which
+    // works alike on v1 and v2 and cannot miss a kill between two polls.
+    struct sigaction sa = {};
+    sa.sa_handler = [](int) { gStopEvents = 1; };
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    const long tick = 100;
+    long sinceStats = 0;
+    while (!gStopEvents) {
+        ::usleep(tick * 1000);
+        sinceStats += tick;
+        auto s = rt.state(id);
+        if (!s || s->status == "stopped") break;
+        if (auto now = rt.oomKills(id); now && *now > ooms) {
+            for (uint64_t i = ooms; i < *now; ++i) printf("{\"type\":\"oom\",\"id\":%s}\n", json::quote(id).c_str());
+            ooms = *now;
+            fflush(stdout);
+        }
+        if (sinceStats >= long(ms)) {
+            sinceStats = 0;
+            if (auto ev = statsEvent()) {
+                printf("%s\n", ev->c_str());
+                fflush(stdout);
+            }
+        }
+    }
+    return 0;
 }
 
 int cmdFeatures() {
@@ -442,7 +587,24 @@ int main(int argc, char** argv) {
         return cmdSpec(a);
     }
     if (cmd == "features") return cmdFeatures();
-    if (cmd == "update" || cmd == "events" || cmd == "checkpoint" || cmd == "restore")
+    if (cmd == "update") {
+        Args a(rest, {},
+               {"--resources", "--memory", "--memory-swap", "--memory-reservation", "--kernel-memory",
+                "--kernel-memory-tcp", "--cpu-quota", "--cpu-period", "--cpu-share", "--cpu-rt-runtime",
+                "--cpu-rt-period", "--cpuset-cpus", "--cpuset-mems", "--pids-limit", "--blkio-weight",
+                "--l3-cache-schema", "--mem-bw-schema"},
+               {{"-r", "--resources"}, {"-m", "--memory"}});
+        if (!a.error.empty()) return failWith("update: " + a.error);
+        if (a.has("--l3-cache-schema") || a.has("--mem-bw-schema"))
+            return failWith("update: Intel RDT (--l3-cache-schema, --mem-bw-schema) is not supported");
+        return cmdUpdate(rt, a);
+    }
+    if (cmd == "events") {
+        Args a(rest, {"--stats"}, {"--interval"}, {});
+        if (!a.error.empty()) return failWith("events: " + a.error);
+        return cmdEvents(rt, a);
+    }
+    if (cmd == "checkpoint" || cmd == "restore")
         return failWith(cmd + ": not implemented yet in hull-runc");
     return failWith("unknown command \"" + cmd + "\" (see hull-runc --help)");
 }

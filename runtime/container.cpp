@@ -87,6 +87,25 @@ Result<std::unique_ptr<cgroups::Manager>> cgroupFor(const StoredState& s) {
     return cgroups::openHostManager(s.cgroupsPath.empty() ? defaultCgroupsPath(s.id) : s.cgroupsPath);
 }
 
+/// linux.resources as applied: a config that restricts devices (podman and
+/// Docker send "deny all") still gets the devices every container needs, and
+/// those it declares in linux.devices (runtime-spec config-linux.md, "Devices").
+cgroups::Resources effectiveResources(const Spec& spec) {
+    cgroups::Resources r = *spec.linux.resources;
+    if (r.devices.empty()) return r;
+    auto allow = [&](const char* type, std::optional<int64_t> major, std::optional<int64_t> minor, const char* access) {
+        r.devices.push_back({true, type, major, minor, access});
+    };
+    allow("c", std::nullopt, std::nullopt, "m");  // mknod of any device is harmless: opening it is what counts
+    allow("b", std::nullopt, std::nullopt, "m");
+    for (auto [major, minor] : {std::pair{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 1}, {5, 2}})
+        allow("c", major, minor, "rwm");  // null zero full random urandom tty console ptmx
+    allow("c", 136, std::nullopt, "rwm");   // /dev/pts/*
+    for (const auto& d : spec.linux.devices)
+        if (d.type != 'p') r.devices.push_back({true, d.type == 'b' ? "b" : "c", d.major, d.minor, "rwm"});
+    return r;
+}
+
 int waitStatus(int st) { return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st); }
 
 /// Wait (up to timeoutMs) for a process that need not be our child to exit.
@@ -334,6 +353,8 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
 
     cgroup = TRY(cgroupFor(st));
     TRY_CTX("cgroup", (*cgroup)->create());
+    // Limits are in place before the init exists (it is cloned straight into the cgroup on v2).
+    if (spec.linux.resources) TRY_CTX("cgroup " + (*cgroup)->path(), (*cgroup)->apply(effectiveResources(spec)));
     auto cgFd = TRY_CTX("cgroup", (*cgroup)->openForClone());
 
     UniqueFd fifo;
@@ -671,6 +692,31 @@ Result<void> Runtime::resume(const std::string& id) {
     auto st = TRY(readState(stateDirOf(root_, id)));
     auto cg = TRY(cgroupFor(st));
     return cg->thaw();
+}
+
+Result<void> Runtime::update(const std::string& id, const std::string& resourcesJson) {
+    auto s = TRY(state(id));
+    if (s.status == "stopped") return fail(Error::plain(EINVAL, "cannot update container \"" + id + "\" that is stopped"));
+    auto resources = TRY(parseResources(resourcesJson));
+    std::string dir = stateDirOf(root_, id);
+    auto lock = TRY(lockDir(dir));
+    auto st = TRY(readState(dir));
+    auto cg = TRY(cgroupFor(st));
+    TRY_CTX("update " + id, cg->apply(resources));
+    return {};
+}
+
+Result<std::string> Runtime::stats(const std::string& id) {
+    TRY(state(id));
+    auto st = TRY(readState(stateDirOf(root_, id)));
+    auto cg = TRY(cgroupFor(st));
+    return cgroups::statsJson(TRY(cg->stats()));
+}
+
+Result<uint64_t> Runtime::oomKills(const std::string& id) {
+    auto st = TRY(readState(stateDirOf(root_, id)));
+    auto cg = TRY(cgroupFor(st));
+    return TRY(cg->stats()).memory.oomKill;
 }
 
 int parseSignal(const std::string& s) {

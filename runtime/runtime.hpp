@@ -59,6 +59,13 @@ public:
     [[nodiscard]] Result<std::vector<pid_t>> pids(const std::string& id);
     [[nodiscard]] Result<void> pause(const std::string& id);
     [[nodiscard]] Result<void> resume(const std::string& id);
+    /// Change the limits of a live container: RESOURCES_JSON is a linux.resources
+    /// object (runc's `update -r`); only the fields it sets are written.
+    [[nodiscard]] Result<void> update(const std::string& id, const std::string& resourcesJson);
+    /// runc's `events --stats` data object: cpu, memory (with OOM counters), pids, blkio.
+    [[nodiscard]] Result<std::string> stats(const std::string& id);
+    /// OOM kills counted by the container's cgroup so far (memory.events or oom_control).
+    [[nodiscard]] Result<uint64_t> oomKills(const std::string& id);
     /// Run a new process in the container; without detach, its exit status.
     [[nodiscard]] Result<int> exec(const std::string& id, const ExecOptions& opts);
 

@@ -171,6 +171,9 @@ struct Spec {
 /// Parse config.json text. Errors name the JSON path of the bad field:
 /// "process.user.uid: expected an unsigned integer", "mounts[2].destination: must be absolute".
 [[nodiscard]] Result<Spec> parseSpec(std::string_view json);
+/// A linux.resources object alone (`update -r`); errors name PATH.field.
+[[nodiscard]] Result<cgroups::Resources> parseResources(std::string_view json,
+                                                        const std::string& path = "linux.resources");
 /// Read and parse BUNDLE/config.json.
 [[nodiscard]] Result<Spec> loadSpec(const std::string& bundleDir);
 

@@ -642,6 +642,13 @@ Result<Spec> parseSpec(std::string_view text) {
     return spec;
 }
 
+Result<cgroups::Resources> parseResources(std::string_view text, const std::string& path) {
+    Value doc = TRY(Value::parse(text));
+    cgroups::Resources r;
+    TRY(Reader::read(Field(doc, path), r));
+    return r;
+}
+
 Result<Spec> loadSpec(const std::string& bundleDir) {
     std::string text = TRY(sys::readFile(sys::joinPath(bundleDir, "config.json")));
     return TRY_CTX("config.json", parseSpec(text));

@@ -54,7 +54,10 @@ std::string configJson(const BundleOptions& o) {
   ],
   )" + (o.hooks.empty() ? "" : "\"hooks\": " + o.hooks + ",\n  ") + R"("linux": {
     "namespaces": )" + namespaces + idmaps + R"(,
-    )" + (o.seccomp.empty() ? "" : "\"seccomp\": " + o.seccomp + ",\n    ") + R"("maskedPaths": )" +
+    )" + (o.seccomp.empty() ? "" : "\"seccomp\": " + o.seccomp + ",\n    ") +
+                      (o.resources.empty() ? "" : "\"resources\": " + o.resources + ",\n    ") +
+                      (o.cgroupsPath.empty() ? "" : "\"cgroupsPath\": " + json::quote(o.cgroupsPath) + ",\n    ") +
+                      R"("maskedPaths": )" +
                       jsonList(o.maskedPaths) + R"(,
     "readonlyPaths": )" + jsonList(o.readonlyPaths) + R"(
   }

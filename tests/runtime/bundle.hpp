@@ -22,6 +22,8 @@ struct BundleOptions {
     std::vector<std::string> maskedPaths = {"/proc/kcore", "/proc/keys", "/proc/acpi", "/sys/firmware"};
     std::vector<std::string> readonlyPaths = {"/proc/sys", "/proc/sysrq-trigger"};
     std::string extraMounts;           // raw JSON objects appended to mounts (",{...}")
+    std::string resources;             // raw JSON object for linux.resources ("" = none)
+    std::string cgroupsPath;           // linux.cgroupsPath ("" = the default, hull/<id>)
 };
 
 inline constexpr unsigned kUserNsHostId = 200000;
