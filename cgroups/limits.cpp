@@ -134,8 +134,7 @@ Result<Plan> planV2(const Resources& r) {
     }
     if (r.network && (r.network->classID || !r.network->priorities.empty()))
         note("network", "net_cls and net_prio do not exist in cgroup v2; ignored");
-    if (!r.devices.empty())
-        note("devices", "device rules are not enforced on cgroup v2 by hull yet (no eBPF device filter)");
+    // devices: no control file on v2; V2Manager::apply attaches an eBPF filter instead.
     for (const auto& [key, value] : r.unified) {
         TRY(checkUnifiedKey(key));
         add(key.substr(0, key.find('.')).c_str(), key, value);

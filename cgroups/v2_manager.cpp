@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "cgroups/device_filter.hpp"
 #include "sys/fs.hpp"
 #include "sys/log.hpp"
 
@@ -71,6 +72,10 @@ Result<void> V2Manager::apply(const Resources& r) {
                                (sys::trim(offered).empty() ? "none" : sys::trim(offered)) + ")");
         }
         return fail(std::move(res.error()).context("linux.resources: set " + w.file + " to \"" + w.value + "\""));
+    }
+    if (!r.devices.empty()) {
+        auto fd = TRY_CTX("linux.resources.devices", sys::openFile(dir_, O_RDONLY | O_DIRECTORY));
+        TRY_CTX("linux.resources.devices", attachDeviceFilter(fd.get(), compileDeviceFilter(r.devices)));
     }
     return {};
 }

@@ -181,6 +181,24 @@ void freezeScenario() {
     CHECK(cgroupDirsNamed("lim-frz").empty());
 }
 
+void devicesScenario() {
+    BundleOptions o;
+    // podman's and Docker's rule set: deny everything; the runtime adds the standard devices.
+    o.resources = R"({"devices":[{"allow":false,"access":"rwm"}]})";
+    o.caps = {"CAP_MKNOD", "CAP_DAC_OVERRIDE"};
+    o.args = {"/bin/sh", "-c",
+              "echo x > /dev/null && echo null=ok; mknod /tmp/disk b 7 0 && echo mknod=ok; "
+              "head -c 1 /tmp/disk 2>&1 > /dev/null; echo read=$?"};
+    Bundle b(o);
+    HullRunc rc;
+    auto r = rc({"run", "--bundle", b.path(), "lim-dev"});
+    INFO(r.out << r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("null=ok") != std::string::npos);
+    CHECK(r.out.find("mknod=ok") != std::string::npos);
+    CHECK(r.out.find("Operation not permitted\nread=1") != std::string::npos);  // the device exists, we may not open it
+}
+
 void badResourcesScenario() {
     BundleOptions o;
     o.resources = R"({"memory":{"limit":67108864,"swap":33554432}})";
@@ -215,6 +233,10 @@ TEST_CASE("limits: a cpu quota throttles a busy loop", "[root][limits]") {
     REQUIRE_ROOT();
     cpuScenario();
 }
+TEST_CASE("limits: device rules deny a block device the container can make", "[root][limits]") {
+    REQUIRE_ROOT();
+    devicesScenario();
+}
 TEST_CASE("limits: a bad resources block fails create and leaves nothing", "[root][limits]") {
     REQUIRE_ROOT();
     badResourcesScenario();
@@ -226,4 +248,7 @@ TEST_CASE("vm: memory.max OOM-kills, memory.events and events report it, update 
 TEST_CASE("vm: pids.max stops a fork loop at 16", "[vm][limits]") { pidsScenario(); }
 TEST_CASE("vm: cpu.max throttles a busy loop", "[vm][limits]") { cpuScenario(); }
 TEST_CASE("vm: cgroup.freeze stops a counter and thaw resumes it", "[vm][limits]") { freezeScenario(); }
+TEST_CASE("vm: the eBPF device filter denies a block device the container can make", "[vm][limits]") {
+    devicesScenario();
+}
 TEST_CASE("vm: a bad resources block fails create and leaves nothing", "[vm][limits]") { badResourcesScenario(); }
