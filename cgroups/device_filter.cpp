@@ -5,6 +5,7 @@
 
 #include <cstring>
 
+#include "sys/fs.hpp"
 #include "sys/log.hpp"
 #include "sys/unique_fd.hpp"
 
@@ -108,21 +109,31 @@ Result<void> attachDeviceFilter(int cgroupFd, const std::vector<bpf_insn>& progr
     uint32_t oldCount = bpf(BPF_PROG_QUERY, q) == 0 ? q.query.prog_cnt : 0;
 
     static const char kLicense[] = "Apache-2.0";
-    char verifierLog[4096] = {};
-    bpf_attr load;
-    std::memset(&load, 0, sizeof load);
-    load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-    load.insns = reinterpret_cast<uint64_t>(program.data());
-    load.insn_cnt = uint32_t(program.size());
-    load.license = reinterpret_cast<uint64_t>(kLicense);
-    load.log_buf = reinterpret_cast<uint64_t>(verifierLog);
-    load.log_size = sizeof verifierLog;
-    load.log_level = 1;
-    long progFd = bpf(BPF_PROG_LOAD, load);
+    auto load = [&](char* log, uint32_t logSize) {
+        bpf_attr a;
+        std::memset(&a, 0, sizeof a);
+        a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+        a.insns = reinterpret_cast<uint64_t>(program.data());
+        a.insn_cnt = uint32_t(program.size());
+        a.license = reinterpret_cast<uint64_t>(kLicense);
+        if (log) {
+            a.log_buf = reinterpret_cast<uint64_t>(log);
+            a.log_size = logSize;
+            a.log_level = 1;
+        }
+        return bpf(BPF_PROG_LOAD, a);
+    };
+    long progFd = load(nullptr, 0);
     if (progFd < 0) {
+        // Again with the verifier's log, whose last lines say what it refused.
         int e = errno;
+        std::vector<char> log(1 << 20);
+        (void)load(log.data(), uint32_t(log.size()));
+        auto lines = sys::split(std::string(log.data()), '\n');
+        std::string tail;
+        for (size_t i = lines.size() > 3 ? lines.size() - 3 : 0; i < lines.size(); ++i) tail += " | " + lines[i];
         return fail(Error::fromErrno("load the eBPF device filter (" + std::to_string(program.size()) +
-                                     " instructions)" + (verifierLog[0] ? std::string(": ") + verifierLog : ""), e));
+                                     " instructions)" + tail, e));
     }
     UniqueFd prog{static_cast<int>(progFd)};
 

@@ -205,11 +205,14 @@ TEST_CASE("v2 on the real cgroup2 mount: clone into, freeze, thaw, kill, destroy
         if (c.empty()) ownPath = p;
     REQUIRE_FALSE(ownPath.empty());
 
+    // Relative paths go beside our own cgroup (below its parent), as runc does.
+    std::string ownParent = ownPath.substr(0, ownPath.rfind('/'));
+    if (ownParent.empty()) ownParent = "/";
     std::string name = test::uniqueCgroupName("v2");
     auto made = makeManager(layout, name, *ownText);
     REQUIRE(made);
     auto& m = *made;
-    CHECK(m->path() == sys::joinPath(host->unifiedMount, sys::cleanPath(ownPath + "/" + name)));
+    CHECK(m->path() == sys::joinPath(host->unifiedMount, sys::cleanPath(ownParent + "/" + name)));
     pid_t child = -1;
     ScopeExit cleanup([&] {
         test::killAndReap(child);
@@ -235,7 +238,7 @@ TEST_CASE("v2 on the real cgroup2 mount: clone into, freeze, thaw, kill, destroy
     REQUIRE(pid > 0);
     child = pid_t(pid);
 
-    CHECK(test::procCgroupPath(child, "") == sys::cleanPath(ownPath + "/" + name));
+    CHECK(test::procCgroupPath(child, "") == sys::cleanPath(ownParent + "/" + name));
     auto pids = m->pids();
     REQUIRE(pids);
     CHECK(*pids == std::vector<pid_t>{child});
