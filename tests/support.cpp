@@ -43,7 +43,7 @@ void makeBusyboxRootfs(const std::string& dir) {
     if (r.status != 0) throw std::runtime_error("copy busybox: " + r.err);
     for (const char* a : {"sh", "cat", "echo", "ls", "id", "hostname", "sleep", "true", "false", "ps", "mount",
                           "touch", "grep", "nc", "wc", "kill", "mkdir", "rm", "head", "env", "readlink", "stat",
-                          "dd", "pwd", "test", "umask", "ulimit", "cut", "tr", "sed", "cp", "chmod", "find", "timeout", "usleep", "seq"}) {
+                          "dd", "pwd", "test", "umask", "ulimit", "cut", "tr", "sed", "cp", "chmod", "find", "timeout", "usleep", "seq", "httpd", "wget"}) {
         std::string link = dir + "/bin/" + a;
         ::unlink(link.c_str());
         if (::symlink("busybox", link.c_str()) < 0) throw std::runtime_error("symlink " + link);

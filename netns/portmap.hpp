@@ -1,0 +1,44 @@
+#pragma once
+// Published ports and outbound masquerade in nftables, through libnftables.
+//
+// One table, "ip hull", per network namespace, with static rules and two maps:
+// publishing a port adds one map element (host port -> container address and
+// port), removing it deletes that element. No per-container rules, so nothing
+// needs rule handles, and the datapath is the kernel's (no proxy process).
+// Traffic from the host itself (127.0.0.1 included) is DNATed in the output
+// hook; route_localnet on the bridge plus masquerade lets 127.0.0.1 reach it.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "netns/ip.hpp"
+#include "sys/error.hpp"
+
+namespace hull::netns {
+
+struct PortMapping {
+    uint16_t hostPort = 0;
+    uint16_t containerPort = 0;
+    std::string protocol = "tcp";  // "tcp" or "udp"
+    bool operator==(const PortMapping&) const = default;
+};
+
+/// "8080:80", "8080:80/udp", "53/udp" (same port both sides).
+[[nodiscard]] Result<PortMapping> parsePortMapping(const std::string& s);
+std::string formatPortMapping(const PortMapping& p);  // "8080:80/tcp"
+
+/// The nft script that creates the table (pure; idempotent when run again).
+std::string baseRulesetScript();
+/// The nft commands that publish (add) or unpublish (!add) PORTS to IP.
+std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add);
+
+/// Make the table and its chains (idempotent), and masquerade SUBNET's traffic
+/// to anywhere outside it.
+[[nodiscard]] Result<void> ensureNatTable(const Cidr& subnet);
+[[nodiscard]] Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip);
+/// Missing elements are not an error (a half-made attach, a second DEL).
+[[nodiscard]] Result<void> unpublishPorts(const std::vector<PortMapping>& ports);
+/// Remove the whole table (tests; `hull network rm`).
+[[nodiscard]] Result<void> dropNatTable();
+
+}  // namespace hull::netns
