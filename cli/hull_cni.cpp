@@ -1,0 +1,258 @@
+// hull-cni: hull's bridge networking as a CNI 1.0 plugin, so podman, containerd
+// and other CNI users get the same bridge, IPAM and port publishing as `hull run`.
+//
+// Network configuration (plugin fields besides cniVersion, name, type):
+//   "bridge": "hull0", "subnet": "10.88.0.0/16" (default: a free one, kept),
+//   "mtu": 1500, "ipMasq": true, "stateDir": "/var/lib/hull" (default
+//   $HULL_STATE_DIR or /var/lib/hull), and the "portMappings" capability
+//   ("runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "netns/netlink.hpp"
+#include "netns/network.hpp"
+#include "sys/fs.hpp"
+#include "sys/json.hpp"
+#include "sys/log.hpp"
+
+using namespace hull;
+using json::Value;
+
+namespace {
+
+constexpr const char* kVersion = "1.0.0";
+const char* kSupported[] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0"};
+
+// CNI spec "Error": well-known codes.
+enum Code {
+    kIncompatibleVersion = 1,
+    kUnsupportedField = 2,
+    kUnknownContainer = 3,
+    kInvalidEnv = 4,
+    kIoFailure = 5,
+    kDecodeFailure = 6,
+    kInvalidConfig = 7,
+    kTryAgainLater = 11,
+};
+
+int fail(int code, const std::string& msg, const std::string& details = "") {
+    Value e = Value::object();
+    e.set("cniVersion", kVersion);
+    e.set("code", int64_t(code));
+    e.set("msg", msg);
+    if (!details.empty()) e.set("details", details);
+    printf("%s\n", e.dump().c_str());
+    return 1;
+}
+
+std::string env(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+}
+
+std::string str(const Value& obj, const char* key, const std::string& def = "") {
+    const Value* v = obj.find(key);
+    return v && v->isString() ? v->asString() : def;
+}
+
+struct Config {
+    std::string cniVersion, name;
+    std::string stateDir;
+    netns::NetworkConfig net;
+    std::vector<netns::PortMapping> ports;
+    Value prevResult;
+};
+
+/// Parse the network configuration; on error returns the CNI error (already printed).
+std::optional<Config> parseConfig(const std::string& text, int& rc) {
+    auto doc = Value::parse(text);
+    if (!doc || !doc->isObject()) {
+        rc = fail(kDecodeFailure, "cannot decode the network configuration",
+                  doc ? "expected a JSON object" : doc.error().message());
+        return std::nullopt;
+    }
+    Config c;
+    c.cniVersion = str(*doc, "cniVersion", kVersion);
+    bool known = false;
+    for (const char* v : kSupported) known |= c.cniVersion == v;
+    if (!known) {
+        rc = fail(kIncompatibleVersion, "cniVersion " + c.cniVersion + " is not supported", "supported: 0.3.0-1.0.0");
+        return std::nullopt;
+    }
+    c.name = str(*doc, "name");
+    if (c.name.empty()) {
+        rc = fail(kInvalidConfig, "the network configuration has no name");
+        return std::nullopt;
+    }
+    c.net.name = c.name;
+    c.net.bridge = str(*doc, "bridge", "hull0");
+    if (auto s = str(*doc, "subnet"); !s.empty()) {
+        auto cidr = netns::Cidr::parse(s);
+        if (!cidr) {
+            rc = fail(kInvalidConfig, "subnet: " + cidr.error().message());
+            return std::nullopt;
+        }
+        c.net.subnet = *cidr;
+    }
+    if (const Value* m = doc->find("mtu")) {
+        int64_t mtu = 0;
+        if (!m->toInt64(mtu) || mtu < 576 || mtu > 65535) {
+            rc = fail(kInvalidConfig, "mtu: expected an integer between 576 and 65535");
+            return std::nullopt;
+        }
+        c.net.mtu = int(mtu);
+    }
+    if (const Value* m = doc->find("ipMasq"); m && m->isBool()) c.net.masquerade = m->asBool();
+    c.stateDir = str(*doc, "stateDir", env("HULL_STATE_DIR").empty() ? "/var/lib/hull" : env("HULL_STATE_DIR"));
+    if (const Value* rt = doc->find("runtimeConfig"); rt && rt->isObject()) {
+        if (const Value* pm = rt->find("portMappings"); pm && pm->isArray()) {
+            for (size_t i = 0; i < pm->asArray().size(); ++i) {
+                const Value& p = pm->asArray()[i];
+                int64_t host = 0, ctr = 0;
+                const Value* h = p.find("hostPort");
+                const Value* cp = p.find("containerPort");
+                std::string proto = str(p, "protocol", "tcp");
+                if (!h || !cp || !h->toInt64(host) || !cp->toInt64(ctr) || host < 1 || host > 65535 || ctr < 1 ||
+                    ctr > 65535 || (proto != "tcp" && proto != "udp")) {
+                    rc = fail(kInvalidConfig, "runtimeConfig.portMappings[" + std::to_string(i) +
+                                                  "]: expected hostPort and containerPort (1-65535) and protocol tcp or udp");
+                    return std::nullopt;
+                }
+                if (!str(p, "hostIP").empty() && str(p, "hostIP") != "0.0.0.0") {
+                    rc = fail(kUnsupportedField, "runtimeConfig.portMappings[" + std::to_string(i) +
+                                                     "].hostIP: publishing on one host address is not supported");
+                    return std::nullopt;
+                }
+                c.ports.push_back({uint16_t(host), uint16_t(ctr), proto});
+            }
+        }
+    }
+    if (const Value* prev = doc->find("prevResult")) c.prevResult = *prev;
+    return c;
+}
+
+std::string resultJson(const Config& c, const netns::Attachment& at, const std::string& bridgeMac,
+                       const std::string& netnsPath, const std::string& ifname) {
+    Value ifaces = Value::array();
+    // Keep interfaces (and ips) of earlier plugins in the chain: ours are appended.
+    if (c.prevResult.isObject())
+        if (const Value* prev = c.prevResult.find("interfaces"); prev && prev->isArray())
+            for (const auto& i : prev->asArray()) ifaces.push(i);
+    int64_t base = int64_t(ifaces.asArray().size());
+    Value br = Value::object();
+    br.set("name", at.bridge);
+    br.set("mac", bridgeMac);
+    ifaces.push(br);
+    Value veth = Value::object();
+    veth.set("name", at.alloc.hostVeth);
+    ifaces.push(veth);
+    Value eth = Value::object();
+    eth.set("name", ifname);
+    eth.set("mac", at.mac);
+    eth.set("sandbox", netnsPath);
+    ifaces.push(eth);
+
+    Value ips = Value::array();
+    if (c.prevResult.isObject())
+        if (const Value* prev = c.prevResult.find("ips"); prev && prev->isArray())
+            for (const auto& i : prev->asArray()) ips.push(i);
+    Value ip = Value::object();
+    if (c.cniVersion < "1.0.0") ip.set("version", "4");  // 0.3.x/0.4.0 results carry it
+    ip.set("address", at.address.str());
+    ip.set("gateway", at.gateway.str());
+    ip.set("interface", base + 2);
+    ips.push(ip);
+
+    Value routes = Value::array();
+    Value def = Value::object();
+    def.set("dst", "0.0.0.0/0");
+    routes.push(def);
+
+    Value out = Value::object();
+    out.set("cniVersion", c.cniVersion);
+    out.set("interfaces", ifaces);
+    out.set("ips", ips);
+    out.set("routes", routes);
+    out.set("dns", Value::object());
+    return out.dump(true);
+}
+
+int cmdAdd(const Config& c, const std::string& id, const std::string& netnsPath, const std::string& ifname) {
+    auto net = netns::Network::ensure(c.stateDir, c.net);
+    if (!net) return fail(kIoFailure, "network " + c.name + ": " + net.error().message());
+    auto at = net->attach({id, netnsPath, ifname, c.ports});
+    if (!at) {
+        int code = at.error().errnum() == ENOENT ? kUnknownContainer : at.error().errnum() == ENOSPC ? kTryAgainLater
+                                                                                                       : kIoFailure;
+        return fail(code, "add " + id + " to " + c.name + ": " + at.error().message());
+    }
+    auto nl = netns::Netlink::open();
+    std::string bridgeMac = nl ? nl->macOf(at->bridge).value_or("") : "";
+    printf("%s\n", resultJson(c, *at, bridgeMac, netnsPath, ifname).c_str());
+    return 0;
+}
+
+int cmdDel(const Config& c, const std::string& id, const std::string& ifname) {
+    // DEL must succeed when there is nothing to delete (spec: "should not return an error").
+    auto net = netns::Network::load(c.stateDir, c.name);
+    if (!net) return 0;
+    auto r = net->detach(id, ifname);
+    if (!r) return fail(kIoFailure, "del " + id + " from " + c.name + ": " + r.error().message());
+    return 0;
+}
+
+int cmdCheck(const Config& c, const std::string& id, const std::string& netnsPath, const std::string& ifname) {
+    auto net = netns::Network::load(c.stateDir, c.name);
+    if (!net) return fail(kInvalidConfig, "check: " + net.error().message());
+    auto all = net->ipam().list();
+    if (!all) return fail(kIoFailure, "check: " + all.error().message());
+    const netns::Allocation* mine = nullptr;
+    for (const auto& a : *all)
+        if (a.id == id && a.ifname == ifname) mine = &a;
+    if (!mine) return fail(kUnknownContainer, "check: " + id + " has no address on " + c.name);
+    auto fd = sys::openFile(netnsPath, O_RDONLY);
+    if (!fd) return fail(kUnknownContainer, "check: " + fd.error().message());
+    auto inside = netns::Netlink::openIn(fd->get());
+    if (!inside) return fail(kIoFailure, "check: " + inside.error().message());
+    auto addrs = inside->addresses(ifname);
+    if (!addrs) return fail(kIoFailure, "check: " + addrs.error().message());
+    netns::Cidr want{mine->ip, net->subnet().prefix};
+    for (const auto& a : *addrs)
+        if (a == want) return 0;
+    return fail(kIoFailure, "check: " + ifname + " in " + netnsPath + " does not have " + want.str());
+}
+
+}  // namespace
+
+int main() {
+    log::configure("", log::Format::Text, !env("HULL_DEBUG").empty());
+    std::string cmd = env("CNI_COMMAND");
+    if (cmd == "VERSION") {
+        Value v = Value::object();
+        v.set("cniVersion", kVersion);
+        Value list = Value::array();
+        for (const char* s : kSupported) list.push(s);
+        v.set("supportedVersions", list);
+        printf("%s\n", v.dump().c_str());
+        return 0;
+    }
+    if (cmd.empty()) return fail(kInvalidEnv, "CNI_COMMAND is not set (hull-cni is a CNI plugin: see the CNI spec)");
+    if (cmd != "ADD" && cmd != "DEL" && cmd != "CHECK") return fail(kInvalidEnv, "unknown CNI_COMMAND " + cmd);
+    std::string id = env("CNI_CONTAINERID"), netnsPath = env("CNI_NETNS"), ifname = env("CNI_IFNAME");
+    if (id.empty()) return fail(kInvalidEnv, "CNI_CONTAINERID is not set");
+    if (ifname.empty()) return fail(kInvalidEnv, "CNI_IFNAME is not set");
+    if (cmd != "DEL" && netnsPath.empty()) return fail(kInvalidEnv, "CNI_NETNS is not set");
+
+    auto input = sys::readFd(0);
+    if (!input) return fail(kIoFailure, "read the network configuration: " + input.error().message());
+    int rc = 0;
+    auto c = parseConfig(*input, rc);
+    if (!c) return rc;
+    if (cmd == "ADD") return cmdAdd(*c, id, netnsPath, ifname);
+    if (cmd == "DEL") return cmdDel(*c, id, ifname);
+    return cmdCheck(*c, id, netnsPath, ifname);
+}
