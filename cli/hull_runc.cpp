@@ -510,6 +510,7 @@ int main(int argc, char** argv) {
         auto o = createOptions(a);
         if (o.id.empty()) return failWith(cmd + ": container id required");
         if (cmd == "create") return check(rt.create(o));
+        o.keep = a.has("--keep");
         auto r = rt.run(o, a.has("--detach"));
         if (!r) return failWith(r.error().message());
         return *r;
@@ -566,6 +567,8 @@ int main(int argc, char** argv) {
         o.detach = a.has("--detach");
         o.noNewPrivs = a.has("--no-new-privs");
         o.addCaps = a.all("--cap");
+        for (const auto& g : a.all("--additional-gids"))
+            for (const auto& one : sys::split(g, ',')) o.additionalGids.push_back(one);
         o.preserveFds = parseUnsigned(a.get("--preserve-fds", "0"));
         auto r = rt.exec(id, o);
         if (!r) return failWith(r.error().message());

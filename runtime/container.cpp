@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -19,7 +20,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/ioctl.h>
+#include <termios.h>
+
 #include <algorithm>
+#include <thread>
 #include <cctype>
 #include <cstring>
 #include <optional>
@@ -81,11 +86,6 @@ std::string hookState(const std::string& id, const char* status, pid_t pid, cons
     return stateJson(s, false);
 }
 
-std::string defaultCgroupsPath(const std::string& id) { return "hull/" + id; }
-
-Result<std::unique_ptr<cgroups::Manager>> cgroupFor(const StoredState& s) {
-    return cgroups::openHostManager(s.cgroupsPath.empty() ? defaultCgroupsPath(s.id) : s.cgroupsPath);
-}
 
 /// linux.resources as applied: a config that restricts devices (podman and
 /// Docker send "deny all") still gets the devices every container needs, and
@@ -256,6 +256,7 @@ struct Created {
     pid_t pid = 0;
     UniqueFd pidfd;
     std::string dir;
+    UniqueFd consoleMaster;  // run in the foreground with a terminal: the pty master we proxy
 };
 
 Result<void> validateSpec(const Spec& spec) {
@@ -266,7 +267,10 @@ Result<void> validateSpec(const Spec& spec) {
     return {};
 }
 
-Result<Created> createContainer(const std::string& root, const CreateOptions& opts, bool startNow) {
+/// OWN_CONSOLE: a foreground `run` of a terminal process without --console-socket
+/// (runc's `spec` + `run` in a shell): we take the pty master ourselves.
+Result<Created> createContainer(const std::string& root, const CreateOptions& opts, bool startNow,
+                                bool ownConsole = false) {
     if (!validContainerId(opts.id))
         return failInvalid("invalid container id \"" + opts.id + "\": use letters, digits, and _ + - .");
     std::string bundle = absolutePath(opts.bundle);
@@ -287,6 +291,7 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
     c.rootfs = rootfs;
     c.noPivot = opts.noPivot;
     c.proc = TRY(planProcess(*spec.process, spec.linux.seccomp));
+    if (spec.linux.personality) c.proc.personality = spec.linux.personality->domain == "LINUX32" ? PER_LINUX32 : PER_LINUX;
     c.proc.preserveFds = opts.preserveFds;
     c.rootfsCtx.rootfs = rootfs;
     c.rootfsCtx.mounts = TRY(planMounts(spec));
@@ -313,7 +318,7 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
         break;
     }
     c.rootfsCtx.spec = &spec;
-    if (c.proc.terminal && opts.consoleSocket.empty())
+    if (c.proc.terminal && opts.consoleSocket.empty() && !ownConsole)
         return failInvalid("process.terminal is true: --console-socket is required");
 
     TRY(sys::mkdirAll(root, 0700));
@@ -345,6 +350,7 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
     st.created = nowRfc3339();
     st.owner = "root";
     st.cgroupsPath = spec.linux.cgroupsPath;
+    st.cgroupOwner = TRY(sys::readFile("/proc/self/cgroup"));
     st.annotations = spec.annotations;
     // Written before anything else exists, so `delete` can clean up after a
     // create that was killed half-way.
@@ -366,8 +372,14 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
         fifo = TRY(sys::openFile(fifoPath, O_RDWR));
         c.fifoFd = fifo.get();
     }
-    UniqueFd console;
-    if (c.proc.terminal && !opts.consoleSocket.empty()) {
+    UniqueFd console, consoleOurs;
+    if (c.proc.terminal && opts.consoleSocket.empty() && ownConsole) {
+        int pair[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) return failErrno("console socketpair");
+        console.reset(pair[0]);
+        consoleOurs.reset(pair[1]);
+        c.consoleFd = pair[0];
+    } else if (c.proc.terminal && !opts.consoleSocket.empty()) {
         int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (s < 0) return failErrno("console socket");
         console.reset(s);
@@ -478,12 +490,50 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
     st.phase = "created";
     TRY(writeState(dir, st));
     if (!opts.pidFile.empty()) TRY(sys::writeFileAtomic(absolutePath(opts.pidFile), std::to_string(child), 0644));
-    rollback.dismiss();
     Created out;
+    if (consoleOurs) out.consoleMaster = TRY_CTX("terminal", recvFd(consoleOurs.get()));
+    rollback.dismiss();
     out.pid = child;
     out.pidfd = std::move(childPidfd);
     out.dir = dir;
     return out;
+}
+
+/// Copy our stdin to the pty master and the master to our stdout until the
+/// master reports the other side gone (or STOP_FD becomes readable). Our
+/// terminal, if stdin is one, is raw meanwhile: the container's line discipline
+/// does the echoing and editing, as with runc.
+void proxyConsole(int master, int stopFd) {
+    struct termios saved;
+    bool raw = ::isatty(0) && ::tcgetattr(0, &saved) == 0;
+    if (raw) {
+        struct termios t = saved;
+        ::cfmakeraw(&t);
+        ::tcsetattr(0, TCSANOW, &t);
+        struct winsize ws;
+        if (::ioctl(0, TIOCGWINSZ, &ws) == 0) ::ioctl(master, TIOCSWINSZ, &ws);
+    }
+    bool stdinOpen = true;
+    char buf[8192];
+    for (;;) {
+        struct pollfd p[3] = {{master, POLLIN, 0}, {stopFd, POLLIN, 0}, {stdinOpen ? 0 : -1, POLLIN, 0}};
+        if (::poll(p, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (p[0].revents) {
+            ssize_t n = ::read(master, buf, sizeof buf);
+            if (n <= 0) break;  // EIO: every slave fd is closed
+            (void)!::write(1, buf, size_t(n));
+        }
+        if (p[2].revents) {
+            ssize_t n = ::read(0, buf, sizeof buf);
+            if (n <= 0) stdinOpen = false;
+            else (void)!::write(master, buf, size_t(n));
+        }
+        if (p[1].revents && !(p[0].revents & POLLIN)) break;
+    }
+    if (raw) ::tcsetattr(0, TCSANOW, &saved);
 }
 
 std::string computeStatus(const StoredState& s, const std::string& dir, cgroups::Manager* cg) {
@@ -562,7 +612,7 @@ Result<void> Runtime::start(const std::string& id) {
     if (spec && !spec->hooks.poststart.empty()) {
         std::string hs = hookState(id, "running", st.pid, st.bundle, st.annotations);
         // runtime.md: a failing poststart hook is logged; the container keeps running.
-        if (auto r = runHooks(spec->hooks.poststart, hs, "poststart"); !r) log::warnf("%s", r.error().message().c_str());
+        runHooksLogged(spec->hooks.poststart, hs, "poststart");
     }
     return {};
 }
@@ -575,18 +625,30 @@ Result<int> Runtime::run(const CreateOptions& opts, bool detach) {
     }
     // In the foreground the init is our child: start it at once, forward the
     // usual signals, reap it, then clean up as delete would.
-    auto created = TRY(createContainer(root_, opts, true));
+    auto created = TRY(createContainer(root_, opts, true, true));
+    int stop[2] = {-1, -1};
+    std::thread proxy;
+    if (created.consoleMaster) {
+        if (::pipe2(stop, O_CLOEXEC) < 0) return failErrno("pipe");
+        proxy = std::thread(proxyConsole, created.consoleMaster.get(), stop[0]);
+    }
+    ScopeExit joinProxy([&] {
+        if (!proxy.joinable()) return;
+        (void)!::write(stop[1], "x", 1);
+        proxy.join();
+        ::close(stop[0]);
+        ::close(stop[1]);
+    });
     auto spec = storedSpec(created.dir);
     if (spec && !spec->hooks.poststart.empty()) {
         auto st = readState(created.dir);
         if (st) {
             std::string hs = hookState(opts.id, "running", created.pid, st->bundle, st->annotations);
-            if (auto r = runHooks(spec->hooks.poststart, hs, "poststart"); !r)
-                log::warnf("%s", r.error().message().c_str());
+            runHooksLogged(spec->hooks.poststart, hs, "poststart");
         }
     }
     int status = waitForwardingSignals(created.pid, created.pidfd.get());
-    TRY(remove(opts.id, true));
+    if (!opts.keep) TRY(remove(opts.id, true));
     return status;
 }
 
@@ -663,8 +725,7 @@ Result<void> Runtime::remove(const std::string& id, bool force) {
     if (auto spec = storedSpec(dir); spec && !spec->hooks.poststop.empty()) {
         std::string hs = hookState(id, "stopped", 0, st.bundle, st.annotations);
         // runtime.md: poststop failures are logged, the delete goes on.
-        for (auto& h : spec->hooks.poststop)
-            if (auto r = runHook(h, hs, "poststop"); !r) log::warnf("%s", r.error().message().c_str());
+        runHooksLogged(spec->hooks.poststop, hs, "poststop");
     }
     if (cg) TRY_CTX("remove cgroup", (*cg)->destroy());
     TRY(sys::removeAll(dir));
@@ -724,7 +785,7 @@ int parseSignal(const std::string& s) {
     if (std::isdigit(static_cast<unsigned char>(s[0]))) {
         char* end;
         long n = std::strtol(s.c_str(), &end, 10);
-        return (*end || n <= 0 || n > 64) ? -1 : int(n);
+        return (*end || n < 0 || n > 64) ? -1 : int(n);  // 0: only check that it exists, as kill(1)
     }
     std::string name = s;
     for (auto& ch : name) ch = char(std::toupper(static_cast<unsigned char>(ch)));

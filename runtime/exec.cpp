@@ -21,6 +21,7 @@
 #include "runtime/state.hpp"
 #include "runtime/sync.hpp"
 #include "sys/fs.hpp"
+#include "sys/json.hpp"
 #include "sys/log.hpp"
 
 #ifndef CLONE_INTO_CGROUP
@@ -58,7 +59,17 @@ Result<Process> execProcessSpec(const ExecOptions& o, const Spec& spec) {
         // "process.args: ..." paths as config.json's.
         auto s = TRY_CTX("--process", parseSpec("{\"ociVersion\":\"1.0.0\",\"root\":{\"path\":\"/\"},\"process\":" +
                                                 o.processJson + "}"));
-        return *s.process;
+        Process p = *s.process;
+        // As runc: what the process JSON leaves out comes from the container's own
+        // process, so an exec never has more privilege than the container.
+        auto raw = TRY_CTX("--process", json::Value::parse(o.processJson));
+        if (spec.process) {
+            if (!raw.find("capabilities")) p.capabilities = spec.process->capabilities;
+            if (!raw.find("noNewPrivileges")) p.noNewPrivileges = spec.process->noNewPrivileges;
+            if (!raw.find("rlimits")) p.rlimits = spec.process->rlimits;
+            if (!raw.find("oomScoreAdj")) p.oomScoreAdj = spec.process->oomScoreAdj;
+        }
+        return p;
     }
     if (o.args.empty()) return failInvalid("exec: no command given");
     Process p = spec.process ? *spec.process : Process{};
@@ -79,11 +90,19 @@ Result<Process> execProcessSpec(const ExecOptions& o, const Spec& spec) {
         if (*end) return failInvalid("--user: expected UID[:GID], got \"" + o.user + "\"");
         p.user.gid = parts.size() > 1 ? uint32_t(std::strtoul(parts[1].c_str(), nullptr, 10)) : 0;
     }
+    for (auto& g : o.additionalGids) {
+        char* end = nullptr;
+        unsigned long v = std::strtoul(g.c_str(), &end, 10);
+        if (g.empty() || *end) return failInvalid("--additional-gids: expected a number, got \"" + g + "\"");
+        p.user.additionalGids.push_back(uint32_t(v));
+    }
     if (o.noNewPrivs) p.noNewPrivileges = true;
     if (!o.addCaps.empty()) {
         if (!p.capabilities) p.capabilities = Capabilities{};
+        // Every set, as runc does: without inheritable and ambient a non-root user would not keep it.
         for (auto& c : o.addCaps)
-            for (auto* set : {&p.capabilities->bounding, &p.capabilities->effective, &p.capabilities->permitted})
+            for (auto* set : {&p.capabilities->bounding, &p.capabilities->effective, &p.capabilities->permitted,
+                              &p.capabilities->inheritable, &p.capabilities->ambient})
                 set->push_back(c);
     }
     return p;
@@ -163,7 +182,7 @@ Result<int> Runtime::exec(const std::string& id, const ExecOptions& o) {
     c.initPidfd = pfd;
     c.nsFlags = namespacesToJoin(st.pid);
 
-    auto cg = TRY(cgroups::openHostManager(st.cgroupsPath.empty() ? "hull/" + id : st.cgroupsPath));
+    auto cg = TRY(cgroupFor(st));
     auto cgFd = TRY(cg->openForClone());
 
     int sp[2];

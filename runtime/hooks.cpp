@@ -108,4 +108,9 @@ Result<void> runHooks(const std::vector<Hook>& hooks, const std::string& stateJs
     return {};
 }
 
+void runHooksLogged(const std::vector<Hook>& hooks, const std::string& stateJson, const char* kind) {
+    for (const auto& h : hooks)
+        if (auto r = runHook(h, stateJson, kind); !r) log::warnf("%s", r.error().message().c_str());
+}
+
 }  // namespace hull::runtime

@@ -14,5 +14,8 @@ namespace hull::runtime {
 [[nodiscard]] Result<void> runHook(const Hook& hook, const std::string& stateJson, const char* kind);
 /// Run a list in order, stopping at the first failure.
 [[nodiscard]] Result<void> runHooks(const std::vector<Hook>& hooks, const std::string& stateJson, const char* kind);
+/// Run every hook of a list whatever the others do, logging each failure as a
+/// warning (runtime.md: poststart and poststop failures do not stop the rest).
+void runHooksLogged(const std::vector<Hook>& hooks, const std::string& stateJson, const char* kind);
 
 }  // namespace hull::runtime

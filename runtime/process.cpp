@@ -5,6 +5,7 @@
 #include <linux/close_range.h>
 #include <pty.h>
 #include <sys/ioctl.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -28,7 +29,48 @@ Result<ProcessPlan> planProcess(const Process& p, const std::optional<Seccomp>& 
     plan.uid = p.user.uid;
     plan.gid = p.user.gid;
     plan.additionalGids.assign(p.user.additionalGids.begin(), p.user.additionalGids.end());
-    if (p.user.umask) plan.umask = mode_t(*p.user.umask);
+    // runc's default when the config has none; inheriting the caller's would
+    // make files in the container depend on who ran hull-runc.
+    plan.umask = p.user.umask ? mode_t(*p.user.umask) : mode_t(022);
+    if (p.ioPriority) {
+        static const std::pair<const char*, int> kClasses[] = {
+            {"IOPRIO_CLASS_RT", 1}, {"IOPRIO_CLASS_BE", 2}, {"IOPRIO_CLASS_IDLE", 3}};
+        int cls = 0;
+        for (auto& [name, v] : kClasses)
+            if (p.ioPriority->ioClass == name) cls = v;
+        if (!cls) return failInvalid("process.ioPriority.class: unknown class \"" + p.ioPriority->ioClass + "\"");
+        if (p.ioPriority->priority < 0 || p.ioPriority->priority > 7)
+            return failInvalid("process.ioPriority.priority: must be 0..7");
+        plan.ioPriority = cls << 13 | p.ioPriority->priority;
+    }
+    if (p.scheduler) {
+        static const std::pair<const char*, uint32_t> kPolicies[] = {
+            {"SCHED_OTHER", 0}, {"SCHED_FIFO", 1}, {"SCHED_RR", 2}, {"SCHED_BATCH", 3}, {"SCHED_ISO", 4},
+            {"SCHED_IDLE", 5}, {"SCHED_DEADLINE", 6}};
+        static const std::pair<const char*, uint64_t> kFlags[] = {
+            {"SCHED_FLAG_RESET_ON_FORK", 0x01}, {"SCHED_FLAG_RECLAIM", 0x02}, {"SCHED_FLAG_DL_OVERRUN", 0x04},
+            {"SCHED_FLAG_KEEP_POLICY", 0x08},   {"SCHED_FLAG_KEEP_PARAMS", 0x10}, {"SCHED_FLAG_UTIL_CLAMP_MIN", 0x20},
+            {"SCHED_FLAG_UTIL_CLAMP_MAX", 0x40}};
+        ProcessPlan::Sched sc;
+        bool known = false;
+        for (auto& [name, v] : kPolicies)
+            if (p.scheduler->policy == name) sc.policy = v, known = true;
+        if (!known) return failInvalid("process.scheduler.policy: unknown policy \"" + p.scheduler->policy + "\"");
+        for (size_t i = 0; i < p.scheduler->flags.size(); ++i) {
+            bool f = false;
+            for (auto& [name, v] : kFlags)
+                if (p.scheduler->flags[i] == name) sc.flags |= v, f = true;
+            if (!f)
+                return failInvalid("process.scheduler.flags[" + std::to_string(i) + "]: unknown flag \"" +
+                                   p.scheduler->flags[i] + "\"");
+        }
+        sc.nice = p.scheduler->nice;
+        sc.priority = uint32_t(p.scheduler->priority);
+        sc.runtime = p.scheduler->runtime;
+        sc.deadline = p.scheduler->deadline;
+        sc.period = p.scheduler->period;
+        plan.scheduler = sc;
+    }
     plan.rlimits = p.rlimits;
     if (p.capabilities) plan.caps = TRY(planCapabilities(*p.capabilities));
     if (seccomp) {
@@ -146,6 +188,22 @@ Result<void> finalizeProcess(const ProcessPlan& p) {
     }
     if (p.oomScoreAdj)
         TRY(sys::writeExisting("/proc/self/oom_score_adj", std::to_string(*p.oomScoreAdj)));
+    if (p.ioPriority && ::syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, *p.ioPriority) < 0)
+        return failErrno("process.ioPriority: ioprio_set");
+    if (p.scheduler) {
+        // struct sched_attr (sched_setattr(2)); glibc 2.36 has no wrapper.
+        struct {
+            uint32_t size, policy;
+            uint64_t flags;
+            int32_t nice;
+            uint32_t priority;
+            uint64_t runtime, deadline, period;
+        } attr = {48, p.scheduler->policy, p.scheduler->flags, p.scheduler->nice, p.scheduler->priority,
+                  p.scheduler->runtime, p.scheduler->deadline, p.scheduler->period};
+        if (::syscall(SYS_sched_setattr, 0, &attr, 0) < 0) return failErrno("process.scheduler: sched_setattr");
+    }
+    if (p.personality >= 0 && ::personality(unsigned(p.personality)) < 0)
+        return failErrno("linux.personality");
     // Only stdio and the preserved fds reach the container; everything else
     // we might have inherited is closed by execve.
     ::syscall(SYS_close_range, 3 + p.preserveFds, ~0U, CLOSE_RANGE_CLOEXEC);

@@ -28,6 +28,16 @@ struct ProcessPlan {
     std::string seccompBpf;
     bool noNewPrivileges = false;
     std::optional<int> oomScoreAdj;
+    std::optional<int> ioPriority;  // ioprio_set value: class << 13 | level
+    struct Sched {
+        uint32_t policy = 0;
+        uint64_t flags = 0;
+        int nice = 0;
+        uint32_t priority = 0;
+        uint64_t runtime = 0, deadline = 0, period = 0;
+    };
+    std::optional<Sched> scheduler;
+    int personality = -1;  // linux.personality (PER_LINUX, PER_LINUX32); -1: leave as is
     bool terminal = false;
     std::optional<ConsoleSize> consoleSize;
     unsigned preserveFds = 0;

@@ -22,6 +22,7 @@ struct CreateOptions {
     std::string consoleSocket;
     unsigned preserveFds = 0;
     bool noPivot = false;
+    bool keep = false;  // run: keep the stopped container instead of deleting it (runc --keep)
 };
 
 /// What `state` reports (runtime.md "State"), plus hull's bookkeeping.
@@ -37,6 +38,7 @@ struct ExecOptions {
     std::string cwd, user, consoleSocket, pidFile;
     bool tty = false, detach = false, noNewPrivs = false;
     std::vector<std::string> addCaps;
+    std::vector<std::string> additionalGids;  // --additional-gids (numbers)
     unsigned preserveFds = 0;
 };
 

@@ -23,6 +23,7 @@ Result<void> writeState(const std::string& dir, const StoredState& s) {
     v.set("created", s.created);
     v.set("owner", s.owner);
     v.set("cgroupsPath", s.cgroupsPath);
+    v.set("cgroupOwner", s.cgroupOwner);
     json::Value ann = json::Value::object();
     for (auto& [k, val] : s.annotations) ann.set(k, val);
     v.set("annotations", std::move(ann));
@@ -45,6 +46,7 @@ Result<StoredState> readState(const std::string& dir) {
     s.created = str("created");
     s.owner = str("owner");
     s.cgroupsPath = str("cgroupsPath");
+    s.cgroupOwner = str("cgroupOwner");
     int64_t pid = 0;
     uint64_t st = 0;
     if (auto* f = v.find("pid"); f && f->isNumber() && f->toInt64(pid)) s.pid = pid_t(pid);
@@ -93,6 +95,13 @@ std::string nowRfc3339() {
     size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, sizeof buf - n, ".%09ldZ", ts.tv_nsec);
     return buf;
+}
+
+Result<std::unique_ptr<cgroups::Manager>> cgroupFor(const StoredState& s) {
+    std::string path = s.cgroupsPath.empty() ? "hull/" + s.id : s.cgroupsPath;
+    if (s.cgroupOwner.empty()) return cgroups::openHostManager(path);  // state from before the field existed
+    auto layout = TRY(cgroups::detectLayout());
+    return cgroups::makeManager(layout, path, s.cgroupOwner);
 }
 
 }  // namespace hull::runtime

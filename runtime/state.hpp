@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "cgroups/manager.hpp"
 #include "sys/error.hpp"
 #include "sys/unique_fd.hpp"
 
@@ -14,6 +15,10 @@ namespace hull::runtime {
 
 struct StoredState {
     std::string id, bundle, rootfs, created, owner, cgroupsPath;
+    /// /proc/self/cgroup of the `create` that made the container: where the
+    /// cgroup was placed (relative paths, v1 nesting) depends on it, and later
+    /// commands may run from other cgroups (podman's conmon, a shell).
+    std::string cgroupOwner;
     std::string phase = "creating";  // creating -> created (start removes the exec fifo)
     pid_t pid = 0;
     uint64_t startTime = 0;  // /proc/<pid>/stat field 22: guards against pid reuse
@@ -35,6 +40,9 @@ bool processAlive(const StoredState& s);
 
 /// An exclusive flock on the container directory, released on destruction.
 [[nodiscard]] Result<UniqueFd> lockDir(const std::string& dir);
+
+/// The container's cgroup manager, resolved as `create` resolved it.
+[[nodiscard]] Result<std::unique_ptr<cgroups::Manager>> cgroupFor(const StoredState& s);
 
 /// RFC 3339 UTC with nanoseconds, as runc writes "created".
 std::string nowRfc3339();

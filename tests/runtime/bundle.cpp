@@ -40,7 +40,7 @@ std::string configJson(const BundleOptions& o) {
     "capabilities": {"bounding": )" + caps + R"(, "effective": )" + caps + R"(, "permitted": )" + caps +
                       R"(, "inheritable": )" + caps + R"(, "ambient": )" + caps + R"(},
     "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-    "noNewPrivileges": )" + (o.noNewPrivileges ? "true" : "false") + R"(
+    "noNewPrivileges": )" + (o.noNewPrivileges ? "true" : "false") + o.processExtra + R"(
   },
   "root": {"path": "rootfs", "readonly": )" + (o.readonlyRoot ? "true" : "false") + R"(},
   "hostname": )" + json::quote(o.hostname) + R"(,
@@ -59,7 +59,7 @@ std::string configJson(const BundleOptions& o) {
                       (o.cgroupsPath.empty() ? "" : "\"cgroupsPath\": " + json::quote(o.cgroupsPath) + ",\n    ") +
                       R"("maskedPaths": )" +
                       jsonList(o.maskedPaths) + R"(,
-    "readonlyPaths": )" + jsonList(o.readonlyPaths) + R"(
+    "readonlyPaths": )" + jsonList(o.readonlyPaths) + o.linuxExtra + R"(
   }
 })";
     return out;

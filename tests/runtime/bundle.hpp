@@ -24,6 +24,8 @@ struct BundleOptions {
     std::string extraMounts;           // raw JSON objects appended to mounts (",{...}")
     std::string resources;             // raw JSON object for linux.resources ("" = none)
     std::string cgroupsPath;           // linux.cgroupsPath ("" = the default, hull/<id>)
+    std::string processExtra;          // raw JSON members added to process (",\"k\":v")
+    std::string linuxExtra;            // raw JSON members added to linux (",\"k\":v")
 };
 
 inline constexpr unsigned kUserNsHostId = 200000;

@@ -336,3 +336,99 @@ TEST_CASE("a missing executable fails create, not start", "[root][runtime]") {
     CHECK_FALSE(hull::sys::exists(rc.root() + "/noexe"));
     CHECK(cgroupDirsNamed("noexe").empty());
 }
+
+TEST_CASE("exec and delete from another cgroup find the container's cgroup", "[root][runtime][cgroups]") {
+    REQUIRE_ROOT();
+    // A sibling cgroup for the second caller: in the pids hierarchy (v1) or the unified one (v2).
+    std::string base, own;
+    for (auto& line : hull::sys::split(readFileOr("/proc/self/cgroup"), '\n')) {
+        auto parts = hull::sys::split(line, ':', false);
+        if (parts.size() != 3) continue;
+        if (parts[1] == "pids" && hull::sys::exists("/sys/fs/cgroup/pids")) base = "/sys/fs/cgroup/pids", own = parts[2];
+        if (parts[1].empty() && base.empty() && hull::sys::exists("/sys/fs/cgroup/cgroup.procs"))
+            base = "/sys/fs/cgroup", own = parts[2];
+    }
+    REQUIRE_FALSE(base.empty());
+    std::string other = base + hull::sys::cleanPath(own + "/hull-other-" + std::to_string(::getpid()));
+    REQUIRE(::mkdir(other.c_str(), 0755) == 0);
+    BundleOptions o;
+    o.args = {"/bin/sleep", "300"};
+    Bundle b(o);
+    HullRunc rc;
+    REQUIRE(rc({"run", "--detach", "--bundle", b.path(), "elsewhere"}).status == 0);
+    auto fromOther = [&](std::vector<std::string> args) {
+        // sh moves itself into the other cgroup, then becomes hull-runc.
+        std::string cmd = "echo $$ > " + other + "/cgroup.procs && exec " + binPath("hull-runc") + " --root " + rc.root();
+        for (auto& a : args) cmd += " '" + a + "'";
+        return run({"/bin/sh", "-c", cmd});
+    };
+    auto e = fromOther({"exec", "elsewhere", "/bin/sh", "-c", "echo in"});
+    INFO(e.err);
+    CHECK(e.status == 0);
+    CHECK(e.out == "in\n");
+    auto d = fromOther({"delete", "--force", "elsewhere"});
+    INFO(d.err);
+    CHECK(d.status == 0);
+    CHECK(waitFor([&] { return cgroupDirsNamed("elsewhere").empty(); }));
+    ::rmdir(other.c_str());
+}
+
+TEST_CASE("process: umask defaults to 0022; scheduler, ioPriority and personality are applied", "[root][runtime]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.processExtra = R"(,"scheduler":{"policy":"SCHED_BATCH","nice":5},"ioPriority":{"class":"IOPRIO_CLASS_IDLE","priority":0})";
+    o.linuxExtra = R"(,"personality":{"domain":"LINUX32"})";
+    o.args = {"/bin/sh", "-c", "umask; uname -m; cut -d' ' -f19,41 /proc/self/stat"};
+    Bundle b(o);
+    HullRunc rc;
+    // Whatever umask the caller has, the container's is the spec's default.
+    auto r = run({"/bin/sh", "-c", "umask 077; exec " + binPath("hull-runc") + " --root " + rc.root() +
+                                       " run --bundle " + b.path() + " sched"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    auto lines = hull::sys::split(r.out, '\n');
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0] == "0022");
+    CHECK(lines[1] != "x86_64");  // LINUX32: i686
+    CHECK(lines[2] == "5 3");     // nice 5, policy 3 (SCHED_BATCH)
+
+    BundleOptions bad;
+    bad.processExtra = R"(,"scheduler":{"policy":"SCHED_NOPE"})";
+    Bundle b2(bad);
+    auto e = rc({"run", "--bundle", b2.path(), "badsched"});
+    CHECK(e.status != 0);
+    CHECK(e.err.find("process.scheduler.policy: unknown scheduler policy \"SCHED_NOPE\"") != std::string::npos);
+}
+
+TEST_CASE("exec --process without capabilities keeps the container's, and run allocates a pty itself",
+          "[root][runtime]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.args = {"/bin/sleep", "300"};
+    o.caps = {"CAP_KILL"};
+    Bundle b(o);
+    HullRunc rc;
+    REQUIRE(rc({"run", "--detach", "--bundle", b.path(), "procjson"}).status == 0);
+    TempDir d("hull-proc");
+    writeFileOrThrow(d / "p.json", R"({"args":["/bin/sh","-c","grep -E '^(CapEff|NoNewPrivs)' /proc/self/status"],"cwd":"/","user":{"uid":0,"gid":0}})");
+    auto e = rc({"exec", "--process", d / "p.json", "procjson"});
+    INFO(e.err);
+    REQUIRE(e.status == 0);
+    CHECK(e.out.find("CapEff:\t0000000000000020") != std::string::npos);  // CAP_KILL only
+    CHECK(e.out.find("NoNewPrivs:\t1") != std::string::npos);
+    REQUIRE(rc({"delete", "--force", "procjson"}).status == 0);
+
+    // terminal: true and no --console-socket, as after `hull-runc spec`: run proxies a pty of its own.
+    BundleOptions t;
+    t.args = {"/bin/sh", "-c", "tty"};
+    Bundle tb(t);
+    auto cfg = readFileOr(tb.path() + "/config.json");
+    auto pos = cfg.find("\"terminal\": false");
+    REQUIRE(pos != std::string::npos);
+    cfg.replace(pos, 17, "\"terminal\": true");
+    writeFileOrThrow(tb.path() + "/config.json", cfg);
+    auto tty = rc({"run", "--bundle", tb.path(), "ownpty"});
+    INFO(tty.err);
+    CHECK(tty.status == 0);
+    CHECK(tty.out.find("/dev/pts/0") != std::string::npos);
+}

@@ -15,7 +15,8 @@ TEST_CASE("signals by name or number", "[runtime][cli]") {
     CHECK(parseSignal("9") == 9);
     CHECK(parseSignal("RTMIN+2") == SIGRTMIN + 2);
     CHECK(parseSignal("NOPE") == -1);
-    CHECK(parseSignal("0") == -1);
+    CHECK(parseSignal("0") == 0);  // kill ID 0: does it exist?
+    CHECK(parseSignal("-1") == -1);
     CHECK(parseSignal("9x") == -1);
     CHECK(parseSignal("") == -1);
 }
