@@ -430,6 +430,18 @@ int cmdFeatures() {
                    "SCMP_CMP_NE"})
         ops.push(x);
     sc.set("operators", std::move(ops));
+    // The architectures hull compiles filters for (its own x86 family; the
+    // parser knows every SCMP_ARCH_* name and refuses the others clearly).
+    json::Value archs = json::Value::array();
+    for (auto x : {"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"}) archs.push(x);
+    sc.set("archs", std::move(archs));
+    json::Value known = json::Value::array(), supported = json::Value::array();
+    for (auto x : {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+                   "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"})
+        known.push(x);
+    for (auto x : {"SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"}) supported.push(x);
+    sc.set("knownFlags", std::move(known));
+    sc.set("supportedFlags", std::move(supported));
     linux.set("seccomp", std::move(sc));
     json::Value off = json::Value::object();
     off.set("enabled", false);
