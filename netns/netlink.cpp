@@ -237,6 +237,12 @@ Result<void> Netlink::delRoute(const Cidr& dst, const std::string& dev) {
     AddrPtr d = ipAddr(dst.network(), dst.prefix);
     rtnl_route_set_dst(r.get(), d.get());
     rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
+    // libnl fills in scope "nowhere" and protocol "static"; the kernel matches
+    // only fields it is given, and scope 0 (universe) means any.
+    rtnl_route_set_scope(r.get(), RT_SCOPE_UNIVERSE);
+    rtnl_nexthop* nh = rtnl_route_nh_alloc();
+    rtnl_route_nh_set_ifindex(nh, *idx);
+    rtnl_route_add_nexthop(r.get(), nh);
     int err = rtnl_route_delete(sock_, r.get(), 0);
     if (err < 0 && err != -NLE_OBJ_NOTFOUND) return nlFail("delete route " + dst.str(), err);
     return {};
@@ -360,9 +366,11 @@ Result<void> Netlink::addFdb(const std::string& dev, const std::string& mac, Ipv
     AddrPtr ll = TRY(macAddr(mac));
     AddrPtr remote = ipAddr(dst);
     rtnl_neigh_set_ifindex(n.get(), idx);
+    // dst before family: libnl refuses an AF_INET dst on an AF_BRIDGE neighbour
+    // (NLE_AF_MISMATCH), yet a VXLAN FDB entry is exactly that.
+    if (int err = rtnl_neigh_set_dst(n.get(), remote.get()); err < 0) return nlFail("fdb dst " + dst.str(), err);
     rtnl_neigh_set_family(n.get(), AF_BRIDGE);
     rtnl_neigh_set_lladdr(n.get(), ll.get());
-    rtnl_neigh_set_dst(n.get(), remote.get());
     rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
     rtnl_neigh_set_flags(n.get(), NTF_SELF);
     if (int err = rtnl_neigh_add(sock_, n.get(), NLM_F_CREATE | NLM_F_REPLACE); err < 0)
@@ -377,9 +385,9 @@ Result<void> Netlink::delFdb(const std::string& dev, const std::string& mac, Ipv
     AddrPtr ll = TRY(macAddr(mac));
     AddrPtr remote = ipAddr(dst);
     rtnl_neigh_set_ifindex(n.get(), *idx);
+    if (int err = rtnl_neigh_set_dst(n.get(), remote.get()); err < 0) return nlFail("fdb dst " + dst.str(), err);
     rtnl_neigh_set_family(n.get(), AF_BRIDGE);
     rtnl_neigh_set_lladdr(n.get(), ll.get());
-    rtnl_neigh_set_dst(n.get(), remote.get());
     rtnl_neigh_set_flags(n.get(), NTF_SELF);
     int err = rtnl_neigh_delete(sock_, n.get(), 0);
     if (err < 0 && err != -NLE_OBJ_NOTFOUND) return nlFail("delete fdb " + mac + " on " + dev, err);

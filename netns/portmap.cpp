@@ -133,6 +133,18 @@ Result<void> unpublishPorts(const std::vector<PortMapping>& ports) {
     return {};
 }
 
+Result<void> addClusterSubnet(const Cidr& subnet) {
+    Cidr net{subnet.network(), subnet.prefix};
+    return runNft("add element ip hull subnets { " + net.str() + " }\n", "cluster subnet " + net.str());
+}
+
+Result<void> removeClusterSubnet(const Cidr& subnet) {
+    Cidr net{subnet.network(), subnet.prefix};
+    auto r = runNft("delete element ip hull subnets { " + net.str() + " }\n", "cluster subnet " + net.str());
+    if (!r) log::debugf("netns: %s", r.error().message().c_str());  // already gone
+    return {};
+}
+
 Result<void> dropNatTable() {
     auto r = runNft("delete table ip hull\n", "delete table ip hull");
     if (!r && r.error().message().find("No such file") != std::string::npos) return {};

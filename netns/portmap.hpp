@@ -38,6 +38,10 @@ std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add
 [[nodiscard]] Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip);
 /// Missing elements are not an error (a half-made attach, a second DEL).
 [[nodiscard]] Result<void> unpublishPorts(const std::vector<PortMapping>& ports);
+/// A subnet traffic to which is not masqueraded (another host's containers, in
+/// the overlay): added to the table's "subnets" set. Needs the table.
+[[nodiscard]] Result<void> addClusterSubnet(const Cidr& subnet);
+[[nodiscard]] Result<void> removeClusterSubnet(const Cidr& subnet);
 /// Remove the whole table (tests; `hull network rm`).
 [[nodiscard]] Result<void> dropNatTable();
 

@@ -14,6 +14,7 @@
 
 #include "netns/netlink.hpp"
 #include "netns/network.hpp"
+#include "netns/overlay.hpp"
 #include "netns/netns_support.hpp"
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -280,4 +281,97 @@ TEST_CASE("ipam: 200 concurrent allocations get 200 distinct addresses, and all 
         CHECK(WEXITSTATUS(st) == 0);
     }
     CHECK(ipam.list()->empty());
+}
+
+TEST_CASE("overlay: containers on two hosts reach each other over VXLAN; removing the entries cuts them off",
+          "[root][net][overlay]") {
+    REQUIRE_ROOT();
+    TestNetns hostA("ova"), hostB("ovb");
+    linkNamespaces(hostA, "underlay", "10.251.0.1/24", hostB, "underlay", "10.251.0.2/24");
+    TempDir stateA("hull-ov-a"), stateB("hull-ov-b");
+    HullRunc rc;
+    VxlanOptions vx;
+    vx.name = "hull.vx";
+    vx.vni = 42;
+    vx.underlay = "underlay";
+
+    // Host A: its bridge, subnet and VTEP, and a listening container.
+    std::optional<Overlay> ovA, ovB;
+    std::optional<Network> netA, netB;
+    std::unique_ptr<Box> server, client;
+    {
+        InNetns in(hostA.path());
+        netA.emplace(*Network::ensure(stateA.path(), {"a", "hull0", *Cidr::parse("10.90.1.0/24"), 1450, true}));
+        vx.local = *Ipv4::parse("10.251.0.1");
+        auto o = Overlay::ensure(vx, netA->subnet());
+        INFO((o ? "" : o.error().message()));
+        REQUIRE(o);
+        ovA.emplace(std::move(*o));
+        server = std::make_unique<Box>(rc, "ovsrv", std::vector<std::string>{"/bin/sh", "-c",
+                                                                              "while :; do nc -l -p 6000 >> /tmp/got; done"});
+        REQUIRE(netA->attach({"ovsrv", server->netns(), "eth0", {}}));
+        server->start();
+    }
+    {
+        InNetns in(hostB.path());
+        netB.emplace(*Network::ensure(stateB.path(), {"b", "hull0", *Cidr::parse("10.90.2.0/24"), 1450, true}));
+        vx.local = *Ipv4::parse("10.251.0.2");
+        auto o = Overlay::ensure(vx, netB->subnet());
+        REQUIRE(o);
+        ovB.emplace(std::move(*o));
+        client = std::make_unique<Box>(rc, "ovcli", std::vector<std::string>{"/bin/sleep", "300"});
+        REQUIRE(netB->attach({"ovcli", client->netns(), "eth0", {}}));
+        client->start();
+    }
+    auto send = [&](const std::string& text) {
+        return client->exec("echo " + text + " | nc -w 2 10.90.1.2 6000");
+    };
+    auto got = [&] { return readFileOr(server->rootfs() + "/tmp/got"); };
+
+    // Without the entries there is no way across.
+    send("before");
+    CHECK(got().empty());
+
+    {
+        InNetns in(hostA.path());
+        auto r = ovA->addPeer(ovB->self());
+        INFO((r ? "" : r.error().message()));
+        REQUIRE(r);
+    }
+    {
+        InNetns in(hostB.path());
+        REQUIRE(ovB->addPeer(ovA->self()));
+        // Exactly one route, one neighbour and one FDB entry for the peer.
+        CHECK(hostB.sh("ip route show dev hull.vx").out == "10.90.1.0/24 via 10.90.1.0 proto static onlink \n");
+        CHECK(hostB.sh("ip neigh show dev hull.vx").out.find("10.90.1.0 lladdr " + ovA->self().vtepMac + " PERMANENT") !=
+              std::string::npos);
+        CHECK(hostB.sh("bridge fdb show dev hull.vx | grep -c dst").out == "1\n");
+    }
+    auto s = send("across");
+    INFO(s.err);
+    CHECK(eventually([&] { return got() == "across\n"; }));
+    // No masquerade inside the cluster: the peer's subnet is in the NAT table's own set.
+    CHECK(hostA.sh("nft list set ip hull subnets").out.find("10.90.2.0/24") != std::string::npos);
+
+    {
+        InNetns in(hostB.path());
+        REQUIRE(ovB->removePeer(ovA->self()));
+        CHECK(hostB.sh("ip route show dev hull.vx").out.empty());
+        REQUIRE(ovB->removePeer(ovA->self()));  // idempotent
+    }
+    std::string before = got();
+    send("after");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    CHECK(got() == before);
+
+    {
+        InNetns in(hostA.path());
+        REQUIRE(netA->detach("ovsrv"));
+        REQUIRE(ovA->destroy());
+    }
+    {
+        InNetns in(hostB.path());
+        REQUIRE(netB->detach("ovcli"));
+        REQUIRE(ovB->destroy());
+    }
 }

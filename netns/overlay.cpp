@@ -1,0 +1,51 @@
+#include "netns/overlay.hpp"
+
+#include "netns/portmap.hpp"
+#include "sys/log.hpp"
+
+namespace hull::netns {
+
+Result<Overlay> Overlay::ensure(const VxlanOptions& o, const Cidr& subnet) {
+    auto nl = TRY(Netlink::open());
+    TRY_CTX("overlay", nl.ensureVxlan(o));
+    Cidr vtep{subnet.network(), 32};
+    bool has = false;
+    for (const auto& a : TRY(nl.addresses(o.name))) has |= a == vtep;
+    if (!has) TRY_CTX("overlay", nl.addAddress(o.name, vtep));
+    auto mac = TRY(nl.macOf(o.name));
+    return Overlay(o, subnet, mac);
+}
+
+Result<void> Overlay::addPeer(const OverlayPeer& p) {
+    if (p.subnet.overlaps(subnet_))
+        return failInvalid("overlay peer subnet " + p.subnet.str() + " overlaps this host's " + subnet_.str());
+    auto nl = TRY(Netlink::open());
+    Ipv4 gw = p.subnet.network();
+    const std::string what = "overlay peer " + p.underlay.str() + " (" + p.subnet.str() + ")";
+    // FDB and neighbour first: once the route exists, packets use them at once.
+    TRY_CTX(what, nl.addFdb(options_.name, p.vtepMac, p.underlay));
+    TRY_CTX(what, nl.addNeighbour(options_.name, gw, p.vtepMac));
+    TRY_CTX(what, nl.addRoute(Cidr{gw, p.subnet.prefix}, gw, options_.name, true));
+    TRY_CTX(what, addClusterSubnet(p.subnet));
+    log::debugf("overlay: peer %s added", what.c_str());
+    return {};
+}
+
+Result<void> Overlay::removePeer(const OverlayPeer& p) {
+    auto nl = TRY(Netlink::open());
+    Ipv4 gw = p.subnet.network();
+    const std::string what = "overlay peer " + p.underlay.str() + " (" + p.subnet.str() + ")";
+    TRY_CTX(what, nl.delRoute(Cidr{gw, p.subnet.prefix}, options_.name));
+    TRY_CTX(what, nl.delNeighbour(options_.name, gw));
+    TRY_CTX(what, nl.delFdb(options_.name, p.vtepMac, p.underlay));
+    TRY_CTX(what, removeClusterSubnet(p.subnet));
+    return {};
+}
+
+Result<void> Overlay::destroy() {
+    auto nl = TRY(Netlink::open());
+    TRY(nl.deleteLink(options_.name));
+    return {};
+}
+
+}  // namespace hull::netns
