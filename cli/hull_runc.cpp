@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/args.hpp"
 #include "runtime/capabilities.hpp"
 #include "runtime/defaults.hpp"
 #include "runtime/runtime.hpp"
@@ -24,6 +25,7 @@
 
 using namespace hull;
 using runtime::Runtime;
+using cli::Args;
 
 namespace {
 
@@ -63,74 +65,6 @@ commands:
                         stream OOM and stats events as JSON lines; --stats prints one and exits
 )";
 
-/// A tiny getopt for runc's style: --flag value, --flag=value, -f value, bool flags.
-class Args {
-public:
-    Args(std::vector<std::string> argv, std::vector<std::string> boolFlags, std::vector<std::string> valueFlags,
-         std::map<std::string, std::string> aliases)
-        : bools_(std::move(boolFlags)), values_(std::move(valueFlags)), aliases_(std::move(aliases)) {
-        for (size_t i = 0; i < argv.size(); ++i) {
-            std::string a = argv[i];
-            if (a == "--") {
-                positional.insert(positional.end(), argv.begin() + long(i) + 1, argv.end());
-                break;
-            }
-            // The first positional ends option parsing (exec ID CMD -x keeps -x for CMD).
-            if (a.size() < 2 || a[0] != '-' || !positional.empty()) {
-                positional.push_back(a);
-                continue;
-            }
-            std::string name = a, value;
-            bool hasValue = false;
-            if (auto eq = a.find('='); eq != std::string::npos) {
-                name = a.substr(0, eq);
-                value = a.substr(eq + 1);
-                hasValue = true;
-            }
-            if (auto al = aliases_.find(name); al != aliases_.end()) name = al->second;
-            if (contains(bools_, name)) {
-                flags[name].push_back(hasValue ? value : "true");
-            } else if (contains(values_, name)) {
-                if (!hasValue) {
-                    if (i + 1 >= argv.size()) {
-                        error = "option " + name + " needs a value";
-                        return;
-                    }
-                    value = argv[++i];
-                }
-                flags[name].push_back(value);
-            } else {
-                error = "unknown option " + a;
-                return;
-            }
-        }
-    }
-    bool has(const std::string& f) const {
-        auto it = flags.find(f);
-        return it != flags.end() && it->second.back() != "false";
-    }
-    std::string get(const std::string& f, const std::string& def = "") const {
-        auto it = flags.find(f);
-        return it == flags.end() ? def : it->second.back();
-    }
-    std::vector<std::string> all(const std::string& f) const {
-        auto it = flags.find(f);
-        return it == flags.end() ? std::vector<std::string>{} : it->second;
-    }
-
-    std::map<std::string, std::vector<std::string>> flags;
-    std::vector<std::string> positional;
-    std::string error;
-
-private:
-    static bool contains(const std::vector<std::string>& v, const std::string& s) {
-        for (auto& x : v)
-            if (x == s) return true;
-        return false;
-    }
-    std::vector<std::string> bools_, values_;
-    std::map<std::string, std::string> aliases_;
-};
 
 int failWith(const std::string& msg) {
     log::errorf("%s", msg.c_str());

@@ -16,6 +16,15 @@ Result<Overlay> Overlay::ensure(const VxlanOptions& o, const Cidr& subnet) {
     return Overlay(o, subnet, mac);
 }
 
+Result<Overlay> Overlay::open(const std::string& dev) {
+    auto nl = TRY(Netlink::open());
+    auto addrs = TRY_CTX("overlay " + dev, nl.addresses(dev));
+    if (addrs.empty()) return failInvalid("overlay " + dev + " has no VTEP address (made by `hull overlay up`?)");
+    VxlanOptions o;
+    o.name = dev;
+    return Overlay(o, Cidr{addrs[0].addr, 32}, TRY(nl.macOf(dev)));
+}
+
 Result<void> Overlay::addPeer(const OverlayPeer& p) {
     if (p.subnet.overlaps(subnet_))
         return failInvalid("overlay peer subnet " + p.subnet.str() + " overlaps this host's " + subnet_.str());

@@ -27,6 +27,10 @@ public:
     /// SUBNET's network address. Runs in the caller's network namespace.
     [[nodiscard]] static Result<Overlay> ensure(const VxlanOptions& o, const Cidr& subnet);
 
+    /// An existing VTEP, by device name (to add or remove peers later, from
+    /// another process). Its subnet is known only as the VTEP address (/32).
+    [[nodiscard]] static Result<Overlay> open(const std::string& dev);
+
     /// What a peer needs to know about us.
     OverlayPeer self() const { return {subnet_, options_.local, mac_}; }
 
