@@ -468,6 +468,10 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
     TRY(sendMsg(parentSock.get(), "go:" + std::to_string(child)));
 
     st.pid = child;
+    // Recorded before any hook runs: `state` then says "creating" with the
+    // pid, and a `delete` after a crash here kills the init directly.
+    st.startTime = processStartTime(child);
+    TRY(writeState(dir, st));
     for (;;) {
         auto m = TRY(recvMsg(parentSock.get()));
         if (m == "ready") break;

@@ -432,3 +432,45 @@ TEST_CASE("exec --process without capabilities keeps the container's, and run al
     CHECK(tty.status == 0);
     CHECK(tty.out.find("/dev/pts/0") != std::string::npos);
 }
+
+TEST_CASE("a namespace given by path is joined; kill --all reaches every process", "[root][runtime]") {
+    REQUIRE_ROOT();
+    BundleOptions first;
+    first.args = {"/bin/sleep", "300"};
+    Bundle a(first);
+    HullRunc rc;
+    REQUIRE(rc({"run", "--detach", "--bundle", a.path(), "nsowner"}).status == 0);
+    int owner = pidOf(rc, "nsowner");
+    REQUIRE(owner > 0);
+    // A second container joins the first one's network and uts namespaces, as a pod does.
+    BundleOptions second;
+    second.args = {"/bin/sh", "-c", "sleep 300 & sleep 300 & wait"};
+    Bundle b(second);
+    auto cfg = readFileOr(b.path() + "/config.json");
+    std::string from = R"({"type":"network"})";
+    auto pos = cfg.find(from);
+    REQUIRE(pos != std::string::npos);
+    cfg.replace(pos, from.size(), R"({"type":"network","path":"/proc/)" + std::to_string(owner) + R"(/ns/net"})");
+    writeFileOrThrow(b.path() + "/config.json", cfg);
+    auto r = rc({"run", "--detach", "--bundle", b.path(), "joiner"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    int joiner = pidOf(rc, "joiner");
+    CHECK(hostNs(joiner, "net") == hostNs(owner, "net"));
+    CHECK(hostNs(joiner, "pid") != hostNs(owner, "pid"));
+    CHECK(waitFor([&] {
+        auto ps = rc({"ps", "--format", "json", "joiner"});
+        auto v = hull::json::Value::parse(ps.out);
+        return v && v->isArray() && v->asArray().size() == 3;
+    }));
+    auto pids = hull::json::Value::parse(rc({"ps", "--format", "json", "joiner"}).out);
+    REQUIRE(pids);
+    REQUIRE(rc({"kill", "--all", "joiner", "KILL"}).status == 0);
+    for (const auto& p : pids->asArray()) {
+        int64_t pid = 0;
+        REQUIRE(p.toInt64(pid));
+        CHECK(waitFor([&] { return processGoneOrZombie(int(pid)); }));
+    }
+    CHECK(rc({"delete", "--force", "joiner"}).status == 0);
+    CHECK(rc({"delete", "--force", "nsowner"}).status == 0);
+}
