@@ -24,6 +24,18 @@ public:
                 positional.push_back(a);
                 continue;
             }
+            // Bundled short booleans, as in `exec -it`: each letter on its own.
+            if (a.size() > 2 && a[1] != '-' && a.find('=') == std::string::npos) {
+                bool allBools = true;
+                for (size_t k = 1; k < a.size(); ++k) {
+                    auto al = aliases_.find(std::string("-") + a[k]);
+                    allBools &= al != aliases_.end() && contains(bools_, al->second);
+                }
+                if (allBools) {
+                    for (size_t k = 1; k < a.size(); ++k) flags[aliases_.at(std::string("-") + a[k])].push_back("true");
+                    continue;
+                }
+            }
             std::string name = a, value;
             bool hasValue = false;
             if (auto eq = a.find('='); eq != std::string::npos) {

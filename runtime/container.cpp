@@ -503,42 +503,6 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
     return out;
 }
 
-/// Copy our stdin to the pty master and the master to our stdout until the
-/// master reports the other side gone (or STOP_FD becomes readable). Our
-/// terminal, if stdin is one, is raw meanwhile: the container's line discipline
-/// does the echoing and editing, as with runc.
-void proxyConsole(int master, int stopFd) {
-    struct termios saved;
-    bool raw = ::isatty(0) && ::tcgetattr(0, &saved) == 0;
-    if (raw) {
-        struct termios t = saved;
-        ::cfmakeraw(&t);
-        ::tcsetattr(0, TCSANOW, &t);
-        struct winsize ws;
-        if (::ioctl(0, TIOCGWINSZ, &ws) == 0) ::ioctl(master, TIOCSWINSZ, &ws);
-    }
-    bool stdinOpen = true;
-    char buf[8192];
-    for (;;) {
-        struct pollfd p[3] = {{master, POLLIN, 0}, {stopFd, POLLIN, 0}, {stdinOpen ? 0 : -1, POLLIN, 0}};
-        if (::poll(p, 3, -1) < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        if (p[0].revents) {
-            ssize_t n = ::read(master, buf, sizeof buf);
-            if (n <= 0) break;  // EIO: every slave fd is closed
-            (void)!::write(1, buf, size_t(n));
-        }
-        if (p[2].revents) {
-            ssize_t n = ::read(0, buf, sizeof buf);
-            if (n <= 0) stdinOpen = false;
-            else (void)!::write(master, buf, size_t(n));
-        }
-        if (p[1].revents && !(p[0].revents & POLLIN)) break;
-    }
-    if (raw) ::tcsetattr(0, TCSANOW, &saved);
-}
 
 std::string computeStatus(const StoredState& s, const std::string& dir, cgroups::Manager* cg) {
     if (s.phase == "creating") return s.pid > 0 && processAlive(s) ? "creating" : "stopped";
@@ -629,7 +593,17 @@ Result<int> Runtime::run(const CreateOptions& opts, bool detach) {
     }
     // In the foreground the init is our child: start it at once, forward the
     // usual signals, reap it, then clean up as delete would.
-    auto created = TRY(createContainer(root_, opts, true, true));
+    auto created = TRY(createContainer(root_, opts, !opts.beforeStart, true));
+    if (opts.beforeStart) {
+        if (auto r = opts.beforeStart(created.pid); !r) {
+            (void)remove(opts.id, true);
+            return fail(std::move(r.error()));
+        }
+        if (auto r = start(opts.id); !r) {
+            (void)remove(opts.id, true);
+            return fail(std::move(r.error()));
+        }
+    }
     int stop[2] = {-1, -1};
     std::thread proxy;
     if (created.consoleMaster) {
@@ -644,7 +618,7 @@ Result<int> Runtime::run(const CreateOptions& opts, bool detach) {
         ::close(stop[1]);
     });
     auto spec = storedSpec(created.dir);
-    if (spec && !spec->hooks.poststart.empty()) {
+    if (!opts.beforeStart && spec && !spec->hooks.poststart.empty()) {  // (start() ran them otherwise)
         auto st = readState(created.dir);
         if (st) {
             std::string hs = hookState(opts.id, "running", created.pid, st->bundle, st->annotations);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <thread>
 
 #include "cgroups/manager.hpp"
 #include "runtime/process.hpp"
@@ -169,10 +170,20 @@ Result<int> Runtime::exec(const std::string& id, const ExecOptions& o) {
     ExecChild c;
     c.proc = TRY(planProcess(proc, spec.linux.seccomp));
     c.proc.preserveFds = o.preserveFds;
-    UniqueFd console;
+    UniqueFd console, consoleOurs;
     if (c.proc.terminal) {
-        if (o.consoleSocket.empty()) return failInvalid("exec --tty: --console-socket is required");
-        console = TRY(connectConsole(o.consoleSocket));
+        if (!o.consoleSocket.empty()) {
+            console = TRY(connectConsole(o.consoleSocket));
+        } else if (!o.detach) {
+            // In the foreground without a console socket (`hull exec -it`): the
+            // pty master comes back to us and we proxy it, as `run` does.
+            int pair[2];
+            if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) return failErrno("console socketpair");
+            console.reset(pair[0]);
+            consoleOurs.reset(pair[1]);
+        } else {
+            return failInvalid("exec --tty --detach: --console-socket is required");
+        }
         c.consoleFd = console.get();
     }
     int pfd = int(::syscall(SYS_pidfd_open, st.pid, 0));
@@ -238,7 +249,17 @@ Result<int> Runtime::exec(const std::string& id, const ExecOptions& o) {
     }
     if (!o.pidFile.empty()) TRY(sys::writeFileAtomic(o.pidFile, std::to_string(child), 0644));
     if (o.detach) return 0;
-    return waitForwardingSignals(child, childFd.get());
+    if (!consoleOurs) return waitForwardingSignals(child, childFd.get());
+    auto master = TRY_CTX("terminal", recvFd(consoleOurs.get()));
+    int stop[2];
+    if (::pipe2(stop, O_CLOEXEC) < 0) return failErrno("pipe");
+    std::thread proxy(proxyConsole, master.get(), stop[0]);
+    int status = waitForwardingSignals(child, childFd.get());
+    (void)!::write(stop[1], "x", 1);
+    proxy.join();
+    ::close(stop[0]);
+    ::close(stop[1]);
+    return status;
 }
 
 }  // namespace hull::runtime

@@ -277,4 +277,41 @@ int waitForwardingSignals(pid_t pid, int pidfd) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/// Copy our stdin to the pty master and the master to our stdout until the
+/// master reports the other side gone (or STOP_FD becomes readable). Our
+/// terminal, if stdin is one, is raw meanwhile: the container's line discipline
+/// does the echoing and editing, as with runc.
+void proxyConsole(int master, int stopFd) {
+    struct termios saved;
+    bool raw = ::isatty(0) && ::tcgetattr(0, &saved) == 0;
+    if (raw) {
+        struct termios t = saved;
+        ::cfmakeraw(&t);
+        ::tcsetattr(0, TCSANOW, &t);
+        struct winsize ws;
+        if (::ioctl(0, TIOCGWINSZ, &ws) == 0) ::ioctl(master, TIOCSWINSZ, &ws);
+    }
+    bool stdinOpen = true;
+    char buf[8192];
+    for (;;) {
+        struct pollfd p[3] = {{master, POLLIN, 0}, {stopFd, POLLIN, 0}, {stdinOpen ? 0 : -1, POLLIN, 0}};
+        if (::poll(p, 3, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (p[0].revents) {
+            ssize_t n = ::read(master, buf, sizeof buf);
+            if (n <= 0) break;  // EIO: every slave fd is closed
+            (void)!::write(1, buf, size_t(n));
+        }
+        if (p[2].revents) {
+            ssize_t n = ::read(0, buf, sizeof buf);
+            if (n <= 0) stdinOpen = false;
+            else (void)!::write(master, buf, size_t(n));
+        }
+        if (p[1].revents && !(p[0].revents & POLLIN)) break;
+    }
+    if (raw) ::tcsetattr(0, TCSANOW, &saved);
+}
+
 }  // namespace hull::runtime

@@ -68,6 +68,10 @@ struct ProcessPlan {
 /// SCM_RIGHTS helpers on a unix socket.
 [[nodiscard]] Result<void> sendFd(int sock, int fd, const std::string& payload);
 [[nodiscard]] Result<UniqueFd> recvFd(int sock, std::string* payload = nullptr);
+/// A terminal process run from the foreground without --console-socket: copy
+/// our stdin to the pty MASTER and the master to our stdout (our terminal raw
+/// meanwhile) until the last slave closes or STOP_FD becomes readable.
+void proxyConsole(int master, int stopFd);
 
 }  // namespace hull::runtime
 

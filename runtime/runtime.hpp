@@ -3,6 +3,7 @@
 // hull CLI, the node agent) drives containers through this header only.
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,6 +24,10 @@ struct CreateOptions {
     unsigned preserveFds = 0;
     bool noPivot = false;
     bool keep = false;  // run: keep the stopped container instead of deleting it (runc --keep)
+    /// run only: called with the init's pid once it waits to be started (its
+    /// namespaces exist): `hull run` attaches the network here. An error aborts
+    /// the run and removes the container.
+    std::function<Result<void>(pid_t)> beforeStart;
 };
 
 /// What `state` reports (runtime.md "State"), plus hull's bookkeeping.
