@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "cli/args.hpp"
+#include "images/store.hpp"
+#include "runtime/engine.hpp"
+#include "runtime/runtime.hpp"
 #include "netns/network.hpp"
 #include "netns/overlay.hpp"
 #include "sys/fs.hpp"
@@ -22,9 +25,24 @@ namespace {
 
 const char* kUsage = R"(hull: containers and networks without a daemon
 
-usage: hull [--state-dir DIR] [--debug] COMMAND ...
+usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
 
   version
+  image pull [--insecure-registry HOST:PORT]... [--credentials FILE] REF
+  image import [--name REF] PATH      an OCI layout (dir or tar) or a docker-archive tar
+  image ls [--output table|json]
+  image inspect IMAGE
+  image rm [-f] IMAGE...
+  image prune                          blobs and layers no image or container uses
+  run [-d] [--name N] [-e K=V] [-p HOST:CTR[/udp]] [-v /HOST:/CTR[:ro]] [--memory M] [--cpus C]
+      [--pids-limit P] [--user U] [--network NAME|none] [--rm] [-t] [-i] IMAGE [CMD...]
+  ps [-a] [--output table|json]
+  logs [-f] [--tail N] CONTAINER
+  stop [-t SECONDS] CONTAINER...
+  kill [-s SIGNAL] CONTAINER...
+  rm [-f] CONTAINER...
+  exec [-i] [-t] [-e K=V] [--user U] CONTAINER CMD...
+  inspect CONTAINER
   network create [--name hull] [--bridge hull0] [--subnet CIDR] [--mtu 1500] [--no-masquerade]
   network ls [--output table|json]
   network attach [--name hull] --id ID --netns PATH [--ifname eth0] [-p HOST:CTR[/udp]]...
@@ -36,7 +54,9 @@ usage: hull [--state-dir DIR] [--debug] COMMAND ...
   overlay del-peer [--dev hull.vx] --subnet CIDR --underlay IP --mac MAC
   overlay down [--dev hull.vx]
 
-The state directory is --state-dir, else $HULL_STATE_DIR, else /var/lib/hull.
+The state directory is --state-dir, else $HULL_STATE_DIR, else /var/lib/hull; runtime
+state is under --run-dir, else $HULL_RUN_DIR, else STATE/run when the state dir was moved,
+else /run/hull.
 )";
 
 int failWith(const std::string& msg) {
@@ -156,6 +176,264 @@ int networkCmd(const std::string& state, const std::vector<std::string>& rest) {
     return failWith("network: unknown command \"" + sub + "\"");
 }
 
+std::string human(uint64_t bytes) {
+    char b[32];
+    if (bytes >= (1u << 30)) std::snprintf(b, sizeof b, "%.1fGB", double(bytes) / double(1u << 30));
+    else if (bytes >= (1u << 20)) std::snprintf(b, sizeof b, "%.1fMB", double(bytes) / double(1u << 20));
+    else std::snprintf(b, sizeof b, "%.1fkB", double(bytes) / 1024.0);
+    return b;
+}
+
+json::Value imageJson(const images::ImageRecord& r) {
+    json::Value v = json::Value::object();
+    v.set("id", r.id.str());
+    v.set("manifest", r.manifest.str());
+    json::Value names = json::Value::array();
+    for (const auto& n : r.names) names.push(n);
+    v.set("names", names);
+    json::Value layers = json::Value::array();
+    for (const auto& l : r.layers) layers.push(l.str());
+    v.set("layers", layers);
+    v.set("size", r.size);
+    v.set("created", r.created);
+    json::Value cfg = json::Value::object();
+    auto arr = [](const std::vector<std::string>& xs) {
+        json::Value a = json::Value::array();
+        for (const auto& x : xs) a.push(x);
+        return a;
+    };
+    cfg.set("Entrypoint", arr(r.config.entrypoint));
+    cfg.set("Cmd", arr(r.config.cmd));
+    cfg.set("Env", arr(r.config.env));
+    cfg.set("WorkingDir", r.config.workingDir);
+    cfg.set("User", r.config.user);
+    cfg.set("ExposedPorts", arr(r.config.exposedPorts));
+    cfg.set("Volumes", arr(r.config.volumes));
+    cfg.set("StopSignal", r.config.stopSignal);
+    v.set("config", cfg);
+    v.set("os", r.config.os);
+    v.set("architecture", r.config.architecture);
+    return v;
+}
+
+int imageCmd(const std::string& state, const std::vector<std::string>& rest) {
+    if (rest.empty()) return failWith("image: expected pull, import, ls, inspect, rm or prune");
+    const std::string sub = rest[0];
+    std::vector<std::string> argv(rest.begin() + 1, rest.end());
+    auto store = images::Store::open(state + "/images");
+    if (!store) return failWith(store.error().message());
+    if (sub == "pull") {
+        Args a(argv, {}, {"--insecure-registry", "--credentials", "--platform"}, {});
+        if (!a.error.empty() || a.positional.size() != 1) return failWith("image pull: expected one image reference");
+        auto ref = images::Reference::parse(a.positional[0]);
+        if (!ref) return failWith(ref.error().message());
+        images::PullOptions o;
+        o.ref = *ref;
+        o.insecure = a.all("--insecure-registry");
+        o.credentialsFile = a.get("--credentials");
+        o.tempDir = store->tmpDir();
+        bool tty = ::isatty(2);
+        o.progress = [tty](const std::string& what, uint64_t done, uint64_t total) {
+            // A bar on a terminal, one line per finished blob otherwise.
+            if (tty) {
+                int width = 30, filled = total ? int(double(done) / double(total) * width) : width;
+                std::fprintf(stderr, "\r%-20.20s [%s%s] %s/%s", what.c_str(), std::string(size_t(filled), '#').c_str(),
+                             std::string(size_t(width - filled), ' ').c_str(), human(done).c_str(), human(total).c_str());
+                if (done >= total) std::fprintf(stderr, "\n");
+            } else if (done >= total) {
+                std::fprintf(stderr, "%s: %s done\n", what.c_str(), human(total).c_str());
+            }
+        };
+        auto r = images::pullImage(*store, o);
+        if (!r) return failWith(r.error().message());
+        std::printf("%s\n", r->id.str().c_str());
+        return 0;
+    }
+    if (sub == "import") {
+        Args a(argv, {}, {"--name"}, {});
+        if (!a.error.empty() || a.positional.size() != 1) return failWith("image import: expected [--name REF] PATH");
+        auto r = images::importPath(*store, a.positional[0], a.get("--name"));
+        if (!r) return failWith(r.error().message());
+        for (const auto& img : *r)
+            std::printf("%s %s\n", img.id.str().c_str(), img.names.empty() ? "<none>" : img.names[0].c_str());
+        return 0;
+    }
+    if (sub == "ls") {
+        Args a(argv, {}, {"--output"}, {{"-o", "--output"}});
+        auto all = store->list();
+        if (!all) return failWith(all.error().message());
+        if (a.get("--output", "table") == "json") {
+            json::Value list = json::Value::array();
+            for (const auto& r : *all) list.push(imageJson(r));
+            std::printf("%s\n", list.dump(true).c_str());
+            return 0;
+        }
+        std::printf("%-50s %-14s %-22s %s\n", "NAME", "ID", "CREATED", "SIZE");
+        for (const auto& r : *all) {
+            auto names = r.names.empty() ? std::vector<std::string>{"<none>"} : r.names;
+            for (const auto& n : names)
+                std::printf("%-50s %-14s %-22s %s\n", n.c_str(), r.id.hex.substr(0, 12).c_str(), r.created.c_str(),
+                            human(r.size).c_str());
+        }
+        return 0;
+    }
+    if (sub == "inspect") {
+        if (argv.size() != 1) return failWith("image inspect: expected one image");
+        auto r = store->find(argv[0]);
+        if (!r) return failWith(r.error().message());
+        std::printf("%s\n", imageJson(*r).dump(true).c_str());
+        return 0;
+    }
+    if (sub == "rm") {
+        Args a(argv, {"--force"}, {}, {{"-f", "--force"}});
+        if (a.positional.empty()) return failWith("image rm: expected an image");
+        int rc = 0;
+        for (const auto& n : a.positional)
+            if (auto r = store->remove(n, a.has("--force")); !r) rc = failWith(r.error().message());
+        return rc;
+    }
+    if (sub == "prune") {
+        // Layers used by containers that still exist stay.
+        std::vector<images::Digest> inUse;
+        for (const auto& id : sys::listDir(state + "/containers")) {
+            auto text = sys::readFile(state + "/containers/" + id + "/container.json");
+            if (!text) continue;
+            auto v = json::Value::parse(*text);
+            if (!v) continue;
+            if (const json::Value* ls = v->find("layers"); ls && ls->isArray())
+                for (const auto& l : ls->asArray())
+                    if (l.isString())
+                        if (auto d = images::Digest::parse(l.asString())) inUse.push_back(*d);
+        }
+        auto r = store->prune(inUse);
+        if (!r) return failWith(r.error().message());
+        std::printf("removed %zu blobs and %zu layers, %s\n", r->blobs.size(), r->layers.size(), human(r->bytes).c_str());
+        return 0;
+    }
+    return failWith("image: unknown command \"" + sub + "\"");
+}
+
+json::Value containerJson(const runtime::ContainerInfo& c) {
+    json::Value v = json::Value::object();
+    v.set("id", c.id);
+    v.set("name", c.name);
+    v.set("image", c.image);
+    v.set("imageId", c.imageId);
+    json::Value cmd = json::Value::array();
+    for (const auto& x : c.command) cmd.push(x);
+    v.set("command", cmd);
+    v.set("created", c.created);
+    v.set("status", c.status);
+    if (c.exitCode) v.set("exitCode", int64_t(*c.exitCode));
+    if (!c.finished.empty()) v.set("finished", c.finished);
+    v.set("pid", int64_t(c.pid));
+    v.set("network", c.network);
+    v.set("ip", c.ip);
+    json::Value ports = json::Value::array();
+    for (const auto& p : c.ports) ports.push(p);
+    v.set("ports", ports);
+    return v;
+}
+
+int containerCmd(runtime::Engine& e, const std::string& cmd, const std::vector<std::string>& argv) {
+    if (cmd == "run") {
+        Args a(argv, {"--detach", "--rm", "--tty", "--interactive"},
+               {"--name", "--env", "--publish", "--volume", "--memory", "--cpus", "--pids-limit", "--user", "--network",
+                "--insecure-registry"},
+               {{"-d", "--detach"}, {"-t", "--tty"}, {"-i", "--interactive"}, {"-e", "--env"}, {"-p", "--publish"},
+                {"-v", "--volume"}, {"-m", "--memory"}, {"-u", "--user"}});
+        if (!a.error.empty()) return failWith("run: " + a.error);
+        if (a.positional.empty()) return failWith("run: expected an image");
+        runtime::RunOptions o;
+        o.image = a.positional[0];
+        o.command.assign(a.positional.begin() + 1, a.positional.end());
+        o.name = a.get("--name");
+        o.env = a.all("--env");
+        o.publish = a.all("--publish");
+        o.volumes = a.all("--volume");
+        o.memory = a.get("--memory");
+        o.cpus = std::atof(a.get("--cpus", "0").c_str());
+        o.pidsLimit = std::atoll(a.get("--pids-limit", "0").c_str());
+        o.user = a.get("--user");
+        o.network = a.get("--network", "hull");
+        o.detach = a.has("--detach");
+        o.remove = a.has("--rm");
+        o.tty = a.has("--tty");
+        o.interactive = a.has("--interactive");
+        o.insecureRegistries = a.all("--insecure-registry");
+        if (o.detach && o.remove) {
+            // A detached --rm container is removed by its monitor when it ends.
+        }
+        std::string id;
+        auto r = e.run(o, &id);
+        if (!r) return failWith(r.error().message());
+        if (o.detach) std::printf("%s\n", id.c_str());
+        return *r;
+    }
+    if (cmd == "ps") {
+        Args a(argv, {"--all"}, {"--output"}, {{"-a", "--all"}, {"-o", "--output"}});
+        if (!a.error.empty()) return failWith("ps: " + a.error);
+        auto list = e.list(a.has("--all"));
+        if (!list) return failWith(list.error().message());
+        if (a.get("--output", "table") == "json") {
+            json::Value arr = json::Value::array();
+            for (const auto& c : *list) arr.push(containerJson(c));
+            std::printf("%s\n", arr.dump(true).c_str());
+            return 0;
+        }
+        std::printf("%-12s %-16s %-30s %-14s %-15s %s\n", "ID", "NAME", "IMAGE", "STATUS", "IP", "PORTS");
+        for (const auto& c : *list) {
+            std::string status = c.status + (c.exitCode ? " (" + std::to_string(*c.exitCode) + ")" : "");
+            std::string ports;
+            for (const auto& p : c.ports) ports += (ports.empty() ? "" : ",") + p;
+            std::printf("%-12s %-16s %-30s %-14s %-15s %s\n", runtime::shortId(c.id).c_str(), c.name.c_str(),
+                        c.image.c_str(), status.c_str(), c.ip.c_str(), ports.c_str());
+        }
+        return 0;
+    }
+    if (cmd == "logs") {
+        Args a(argv, {"--follow"}, {"--tail"}, {{"-f", "--follow"}});
+        if (!a.error.empty() || a.positional.size() != 1) return failWith("logs: expected one container");
+        long tail = a.has("--tail") ? std::atol(a.get("--tail").c_str()) : -1;
+        return check(e.logs(a.positional[0], a.has("--follow"), tail, 1));
+    }
+    if (cmd == "stop" || cmd == "kill" || cmd == "rm") {
+        Args a(argv, {"--force"}, {"--time", "--signal"}, {{"-t", "--time"}, {"-s", "--signal"}, {"-f", "--force"}});
+        if (!a.error.empty() || a.positional.empty()) return failWith(cmd + ": expected a container");
+        int rc = 0;
+        for (const auto& c : a.positional) {
+            Result<void> r;
+            if (cmd == "stop") r = e.stop(c, std::atoi(a.get("--time", "10").c_str()));
+            else if (cmd == "rm") r = e.remove(c, a.has("--force"));
+            else {
+                int sig = runtime::parseSignal(a.get("--signal", "KILL"));
+                if (sig < 0) return failWith("kill: unknown signal \"" + a.get("--signal") + "\"");
+                r = e.kill(c, sig);
+            }
+            if (!r) rc = failWith(r.error().message());
+            else std::printf("%s\n", c.c_str());
+        }
+        return rc;
+    }
+    if (cmd == "exec") {
+        Args a(argv, {"--tty", "--interactive"}, {"--env", "--user"},
+               {{"-t", "--tty"}, {"-i", "--interactive"}, {"-e", "--env"}, {"-u", "--user"}});
+        if (!a.error.empty() || a.positional.size() < 2) return failWith("exec: expected CONTAINER CMD...");
+        std::vector<std::string> args(a.positional.begin() + 1, a.positional.end());
+        auto r = e.exec(a.positional[0], args, a.all("--env"), a.get("--user"), a.has("--tty"));
+        if (!r) return failWith(r.error().message());
+        return *r;
+    }
+    if (cmd == "inspect") {
+        if (argv.size() != 1) return failWith("inspect: expected one container");
+        auto c = e.inspect(argv[0]);
+        if (!c) return failWith(c.error().message());
+        std::printf("%s\n", containerJson(*c).dump(true).c_str());
+        return 0;
+    }
+    return failWith("unknown command \"" + cmd + "\" (see hull --help)");
+}
+
 int overlayCmd(const std::vector<std::string>& rest) {
     if (rest.empty()) return failWith("overlay: expected up, add-peer, del-peer or down");
     const std::string sub = rest[0];
@@ -207,13 +485,14 @@ int overlayCmd(const std::vector<std::string>& rest) {
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
-    std::string state;
+    std::string state, runDir;
     bool debug = false;
     size_t i = 0;
     for (; i < args.size() && args[i].rfind("--", 0) == 0; ++i) {
         if (args[i] == "--debug") debug = true;
         else if (args[i] == "--state-dir" && i + 1 < args.size()) state = args[++i];
         else if (args[i].rfind("--state-dir=", 0) == 0) state = args[i].substr(12);
+        else if (args[i] == "--run-dir" && i + 1 < args.size()) runDir = args[++i];
         else if (args[i] == "--version") args[i] = "version";
         else if (args[i] == "--help") {
             std::printf("%s", kUsage);
@@ -234,5 +513,18 @@ int main(int argc, char** argv) {
     }
     if (cmd == "network") return networkCmd(stateDir(state), rest);
     if (cmd == "overlay") return overlayCmd(rest);
-    return failWith("unknown command \"" + cmd + "\" (see hull --help)");
+    if (cmd == "image") return imageCmd(stateDir(state), rest);
+    // Runtime state: beside a moved state dir, so tests and agents never share it.
+    if (runDir.empty()) {
+        const char* env = std::getenv("HULL_RUN_DIR");
+        runDir = env && *env ? env : (!state.empty() || std::getenv("HULL_STATE_DIR")) ? stateDir(state) + "/run" : "/run/hull";
+    }
+    auto engine = runtime::Engine::open(stateDir(state), runDir);
+    if (!engine) return failWith(engine.error().message());
+    if (cmd == "_cleanup") {
+        // Run by hull-monitor when a detached container has ended.
+        if (rest.size() != 1) return 2;
+        return check(engine->cleanup(rest[0]));
+    }
+    return containerCmd(*engine, cmd, rest);
 }

@@ -1,0 +1,27 @@
+#pragma once
+// A container's root filesystem from image layers: overlayfs with the layers
+// as lowerdirs (top layer first) and an upper and work dir of its own, or,
+// where overlay cannot be mounted, a private copy of the layers stacked with
+// their whiteouts applied.
+#include <string>
+#include <vector>
+
+#include "sys/error.hpp"
+
+namespace hull::images {
+
+struct Rootfs {
+    std::string path;   // DIR/rootfs: what config.json's root.path names
+    bool overlay = true;
+};
+
+/// Make DIR/rootfs from LAYERS (bottom first, as a manifest lists them).
+/// Creates DIR/upper and DIR/work for overlay (or copies into DIR/rootfs).
+[[nodiscard]] Result<Rootfs> makeRootfs(const std::vector<std::string>& layers, const std::string& dir);
+/// Unmount (if mounted) and remove DIR/rootfs, DIR/upper and DIR/work. Idempotent.
+[[nodiscard]] Result<void> removeRootfs(const std::string& dir);
+
+/// The overlay mount options for LAYERS (pure; lowerdir is top first).
+std::string overlayOptions(const std::vector<std::string>& layers, const std::string& dir);
+
+}  // namespace hull::images

@@ -1,0 +1,587 @@
+#include "runtime/engine.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <thread>
+
+#include "images/rootfs.hpp"
+#include "images/store.hpp"
+#include "netns/network.hpp"
+#include "runtime/defaults.hpp"
+#include "runtime/runtime.hpp"
+#include "sys/fs.hpp"
+#include "sys/json.hpp"
+#include "sys/log.hpp"
+#include "sys/scope_exit.hpp"
+#include "sys/unique_fd.hpp"
+
+namespace hull::runtime {
+
+using json::Value;
+
+namespace {
+
+std::string str(const Value& v, std::string_view key) {
+    const Value* f = v.find(key);
+    return f && f->isString() ? f->asString() : std::string();
+}
+std::vector<std::string> strings(const Value* v) {
+    std::vector<std::string> out;
+    if (v && v->isArray())
+        for (const auto& x : v->asArray())
+            if (x.isString()) out.push_back(x.asString());
+    return out;
+}
+Value stringArray(const std::vector<std::string>& v) {
+    Value a = Value::array();
+    for (const auto& s : v) a.push(s);
+    return a;
+}
+
+std::string nowRfc3339() {
+    char b[32];
+    std::time_t t = std::time(nullptr);
+    std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    return b;
+}
+
+Result<std::string> randomId() {
+    UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
+    unsigned char b[32];
+    if (!fd || ::read(fd.get(), b, sizeof b) != ssize_t(sizeof b)) return failErrno("read /dev/urandom");
+    static const char* hexd = "0123456789abcdef";
+    std::string id;
+    for (unsigned char c : b) id += hexd[c >> 4], id += hexd[c & 15];
+    return id;
+}
+
+/// "name" or "name:group" or "uid[:gid]" -> ids, through the image's passwd and group files.
+Result<std::pair<uint32_t, uint32_t>> resolveUser(const std::string& rootfs, const std::string& spec) {
+    if (spec.empty()) return std::make_pair(0u, 0u);
+    auto colon = spec.find(':');
+    std::string u = spec.substr(0, colon), g = colon == std::string::npos ? "" : spec.substr(colon + 1);
+    auto numeric = [](const std::string& s, uint32_t& out) {
+        if (s.empty() || !std::all_of(s.begin(), s.end(), ::isdigit)) return false;
+        out = uint32_t(std::strtoul(s.c_str(), nullptr, 10));
+        return true;
+    };
+    uint32_t uid = 0, gid = 0;
+    bool gidFromPasswd = false;
+    if (!numeric(u, uid)) {
+        bool found = false;
+        for (const auto& line : sys::split(sys::readFile(rootfs + "/etc/passwd").value_or(""), '\n')) {
+            auto f = sys::split(line, ':', false);
+            if (f.size() >= 4 && f[0] == u) {
+                uid = uint32_t(std::strtoul(f[2].c_str(), nullptr, 10));
+                gid = uint32_t(std::strtoul(f[3].c_str(), nullptr, 10));
+                found = gidFromPasswd = true;
+                break;
+            }
+        }
+        if (!found) return failInvalid("user \"" + u + "\" is not in the image's /etc/passwd");
+    }
+    if (!g.empty() && !numeric(g, gid)) {
+        bool found = false;
+        for (const auto& line : sys::split(sys::readFile(rootfs + "/etc/group").value_or(""), '\n')) {
+            auto f = sys::split(line, ':', false);
+            if (f.size() >= 3 && f[0] == g) {
+                gid = uint32_t(std::strtoul(f[2].c_str(), nullptr, 10));
+                found = true;
+                break;
+            }
+        }
+        if (!found) return failInvalid("group \"" + g + "\" is not in the image's /etc/group");
+    } else if (g.empty() && !gidFromPasswd) {
+        gid = uid == 0 ? 0 : uid;
+    }
+    return std::make_pair(uid, gid);
+}
+
+Value bindMount(const std::string& dst, const std::string& src, bool ro) {
+    Value m = Value::object();
+    m.set("destination", dst);
+    m.set("type", "bind");
+    m.set("source", src);
+    std::vector<std::string> opts = {"rbind", "rprivate"};
+    if (ro) opts.push_back("ro");
+    m.set("options", stringArray(opts));
+    return m;
+}
+
+struct Meta {
+    std::string id, name, image, imageId, created, network, ip;
+    std::vector<std::string> command, ports, layers;
+    bool remove = false, tty = false;
+    std::string stopSignal;
+};
+
+Value metaJson(const Meta& m) {
+    Value v = Value::object();
+    v.set("id", m.id);
+    v.set("name", m.name);
+    v.set("image", m.image);
+    v.set("imageId", m.imageId);
+    v.set("created", m.created);
+    v.set("command", stringArray(m.command));
+    v.set("network", m.network);
+    v.set("ip", m.ip);
+    v.set("ports", stringArray(m.ports));
+    v.set("layers", stringArray(m.layers));
+    v.set("remove", m.remove);
+    v.set("tty", m.tty);
+    v.set("stopSignal", m.stopSignal);
+    return v;
+}
+
+Result<Meta> readMeta(const std::string& dir) {
+    auto v = TRY_CTX(dir, Value::parse(TRY(sys::readFile(dir + "/container.json"))));
+    Meta m;
+    m.id = str(v, "id");
+    m.name = str(v, "name");
+    m.image = str(v, "image");
+    m.imageId = str(v, "imageId");
+    m.created = str(v, "created");
+    m.command = strings(v.find("command"));
+    m.network = str(v, "network");
+    m.ip = str(v, "ip");
+    m.ports = strings(v.find("ports"));
+    m.layers = strings(v.find("layers"));
+    if (const Value* r = v.find("remove"); r && r->isBool()) m.remove = r->asBool();
+    if (const Value* t = v.find("tty"); t && t->isBool()) m.tty = t->asBool();
+    m.stopSignal = str(v, "stopSignal");
+    return m;
+}
+
+Result<void> writeMeta(const std::string& dir, const Meta& m) {
+    return sys::writeFileAtomic(dir + "/container.json", metaJson(m).dump(true) + "\n", 0600);
+}
+
+}  // namespace
+
+std::string shortId(const std::string& id) { return id.substr(0, 12); }
+
+int64_t parseMemory(const std::string& s) {
+    char* end = nullptr;
+    double v = std::strtod(s.c_str(), &end);
+    if (end == s.c_str() || v < 0) return -1;
+    std::string unit(end);
+    for (auto& c : unit) c = char(std::tolower(static_cast<unsigned char>(c)));
+    if (unit.size() > 1 && unit.back() == 'b') unit.pop_back();
+    int shift = unit.empty() || unit == "b" ? 0 : unit == "k" ? 10 : unit == "m" ? 20 : unit == "g" ? 30 : -1;
+    if (shift < 0) return -1;
+    return int64_t(v * double(int64_t(1) << shift));
+}
+
+Result<Engine> Engine::open(const std::string& stateDir, const std::string& runDir) {
+    TRY(sys::mkdirAll(stateDir + "/containers", 0700));
+    TRY(sys::mkdirAll(runDir + "/runc", 0700));
+    return Engine(stateDir, runDir);
+}
+
+namespace {
+
+/// The container's directory for a name, an id or an id prefix.
+Result<std::string> findContainer(const std::string& state, const std::string& q) {
+    std::string base = state + "/containers";
+    std::vector<std::string> hits;
+    for (const auto& id : sys::listDir(base)) {
+        auto m = readMeta(base + "/" + id);
+        if (!m) continue;
+        if (m->name == q || id == q) return base + "/" + id;
+        if (q.size() >= 4 && id.rfind(q, 0) == 0) hits.push_back(base + "/" + id);
+    }
+    if (hits.size() == 1) return hits[0];
+    if (hits.size() > 1) return failInvalid("container \"" + q + "\" is ambiguous: give more of its id");
+    return fail(Error::plain(ENOENT, "no container \"" + q + "\" (hull ps -a)"));
+}
+
+Result<void> teardown(const std::string& state, const std::string& dir, const Meta& m) {
+    if (!m.network.empty() && m.network != "none")
+        if (auto net = netns::Network::load(state, m.network)) (void)net->detach(m.id);
+    return images::removeRootfs(dir);
+}
+
+void writeExit(const std::string& dir, int code) {
+    Value v = Value::object();
+    v.set("exitCode", int64_t(code));
+    v.set("finished", nowRfc3339());
+    (void)sys::writeFileAtomic(dir + "/exit.json", v.dump() + "\n", 0600);
+}
+
+}  // namespace
+
+Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
+    auto store = TRY(images::Store::open(state_ + "/images"));
+    auto rec = store.find(o.image);
+    if (!rec) {
+        // Not here: pull it when the name can be a registry reference.
+        auto ref = images::Reference::parse(o.image);
+        if (!ref) return fail(std::move(rec.error()));
+        images::PullOptions po;
+        po.ref = *ref;
+        po.insecure = o.insecureRegistries;
+        po.tempDir = store.tmpDir();
+        auto pulled = images::pullImage(store, po);
+        if (!pulled) return fail(std::move(pulled.error()).context("image \"" + o.image + "\" is not in the store and pulling it failed"));
+        rec = *pulled;
+    }
+    const auto& img = rec->config;
+
+    Meta m;
+    m.id = TRY(randomId());
+    m.name = o.name.empty() ? "hull-" + shortId(m.id).substr(0, 6) : o.name;
+    if (findContainer(state_, m.name)) return fail(Error::plain(EEXIST, "a container named \"" + m.name + "\" exists"));
+    m.image = o.image;
+    m.imageId = rec->id.str();
+    m.created = nowRfc3339();
+    m.network = o.network;
+    m.ports = o.publish;
+    m.remove = o.remove;
+    m.tty = o.tty;
+    m.stopSignal = img.stopSignal;
+    std::vector<netns::PortMapping> ports;
+    for (const auto& p : o.publish) ports.push_back(TRY(netns::parsePortMapping(p)));
+    if (!ports.empty() && o.network == "none") return failInvalid("-p needs a network (not --network none)");
+    int64_t memory = -1;
+    if (!o.memory.empty() && (memory = parseMemory(o.memory)) <= 0)
+        return failInvalid("--memory \"" + o.memory + "\": expected a size like 64m or 1g");
+
+    std::string dir = state_ + "/containers/" + m.id;
+    TRY(sys::mkdirAll(dir, 0700));
+    bool keepDir = false;
+    ScopeExit rollback([&] {
+        if (keepDir) return;
+        (void)images::removeRootfs(dir);
+        (void)sys::removeAll(dir);
+    });
+
+    std::vector<std::string> layerDirs;
+    for (const auto& l : rec->layers) {
+        layerDirs.push_back(TRY(store.layerDir(l)));
+        m.layers.push_back(l.str());
+    }
+    auto rootfs = TRY(images::makeRootfs(layerDirs, dir));
+
+    // The process: Entrypoint + (our command or the image's Cmd).
+    std::vector<std::string> args = img.entrypoint;
+    const auto& cmd = o.command.empty() ? img.cmd : o.command;
+    args.insert(args.end(), cmd.begin(), cmd.end());
+    if (args.empty()) return failInvalid("image " + o.image + " has no Entrypoint or Cmd: give a command");
+    m.command = args;
+    std::vector<std::string> env = img.env;
+    if (std::none_of(env.begin(), env.end(), [](const std::string& e) { return e.rfind("PATH=", 0) == 0; }))
+        env.insert(env.begin(), "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    for (const auto& e : o.env) {
+        auto eq = e.find('=');
+        if (eq == std::string::npos || eq == 0) return failInvalid("-e \"" + e + "\": expected KEY=VALUE");
+        std::string key = e.substr(0, eq + 1);
+        std::erase_if(env, [&](const std::string& x) { return x.rfind(key, 0) == 0; });
+        env.push_back(e);
+    }
+    if (o.tty) env.push_back("TERM=xterm");
+    auto [uid, gid] = TRY(resolveUser(rootfs.path, o.user.empty() ? img.user : o.user));
+
+    // config.json: hull's defaults (capabilities, seccomp, devices), then the image and flags.
+    Value cfg = defaultConfig(false);
+    Value process = *cfg.find("process");
+    process.set("terminal", o.tty);
+    process.set("args", stringArray(args));
+    process.set("env", stringArray(env));
+    process.set("cwd", img.workingDir.empty() ? "/" : img.workingDir);
+    Value user = Value::object();
+    user.set("uid", int64_t(uid));
+    user.set("gid", int64_t(gid));
+    process.set("user", user);
+    cfg.set("process", process);
+    Value root = Value::object();
+    root.set("path", rootfs.path);
+    root.set("readonly", false);
+    cfg.set("root", root);
+    cfg.set("hostname", shortId(m.id));
+    Value mounts = *cfg.find("mounts");
+    TRY(sys::mkdirAll(dir + "/etc", 0755));
+    for (const char* f : {"hosts", "hostname", "resolv.conf"}) {
+        TRY(sys::writeFile(dir + "/etc/" + f, "", 0644));
+        mounts.push(bindMount(std::string("/etc/") + f, dir + "/etc/" + f, false));
+    }
+    for (const auto& v : o.volumes) {
+        auto parts = sys::split(v, ':');
+        if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[0][0] != '/' || parts[1].empty() ||
+            parts[1][0] != '/' || (parts.size() == 3 && parts[2] != "ro" && parts[2] != "rw"))
+            return failInvalid("-v \"" + v + "\": expected /HOST:/CONTAINER[:ro]");
+        if (!sys::exists(parts[0])) return fail(Error::plain(ENOENT, "-v \"" + v + "\": " + parts[0] + " does not exist"));
+        mounts.push(bindMount(parts[1], parts[0], parts.size() == 3 && parts[2] == "ro"));
+    }
+    cfg.set("mounts", mounts);
+    Value linux = *cfg.find("linux");
+    Value resources = *linux.find("resources");
+    if (memory > 0) {
+        Value mem = Value::object();
+        mem.set("limit", memory);
+        mem.set("swap", memory);  // a hard cap: no swap beyond it (Docker would allow as much swap again)
+        resources.set("memory", mem);
+    }
+    if (o.cpus > 0) {
+        Value cpu = Value::object();
+        cpu.set("period", int64_t(100000));
+        cpu.set("quota", int64_t(std::llround(o.cpus * 100000)));
+        resources.set("cpu", cpu);
+    }
+    if (o.pidsLimit > 0) {
+        Value pids = Value::object();
+        pids.set("limit", o.pidsLimit);
+        resources.set("pids", pids);
+    }
+    linux.set("resources", resources);
+    linux.set("cgroupsPath", "hull/" + m.id);
+    cfg.set("linux", linux);
+    TRY(sys::writeFileAtomic(dir + "/config.json", cfg.dump(true) + "\n", 0600));
+    TRY(writeMeta(dir, m));
+    if (idOut) *idOut = m.id;
+
+    auto attach = [&](pid_t pid) -> Result<void> {
+        if (o.network == "none") return {};
+        auto net = TRY(netns::Network::ensure(
+            state_, netns::NetworkConfig{o.network, o.network == "hull" ? "hull0" : o.network.substr(0, 15)}));
+        auto at = TRY(net.attach({m.id, "/proc/" + std::to_string(pid) + "/ns/net", "eth0", ports}));
+        m.ip = at.alloc.ip.str();
+        TRY(writeMeta(dir, m));
+        TRY(netns::writeDnsFiles(dir + "/etc", shortId(m.id), at.alloc.ip));
+        return {};
+    };
+
+    if (o.detach) {
+        // hull-monitor (beside this binary) creates the container and stays as
+        // its parent; we attach the network and start it. The monitor runs
+        // `hull _cleanup ID` when the container ends.
+        char exe[4096];
+        ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (len <= 0) return failErrno("readlink /proc/self/exe");
+        std::string self(exe, size_t(len));
+        std::string bin = self.substr(0, self.rfind('/'));
+        std::string monitor = bin + "/hull-monitor", runc = bin + "/hull-runc";
+        int ready[2];
+        if (::pipe2(ready, O_CLOEXEC) < 0) return failErrno("pipe");
+        pid_t pid = ::fork();
+        if (pid < 0) return failErrno("fork");
+        if (pid == 0) {
+            ::setsid();
+            int null = ::open("/dev/null", O_RDWR);
+            ::dup2(null, 0);
+            ::dup2(null, 1);
+            ::dup2(null, 2);
+            if (ready[1] == 3) ::fcntl(3, F_SETFD, 0);
+            else ::dup2(ready[1], 3);  // the readiness pipe, the only fd the monitor inherits
+            std::string runRoot = run_ + "/runc";
+            ::execl(monitor.c_str(), "hull-monitor", dir.c_str(), m.id.c_str(), runc.c_str(), runRoot.c_str(),
+                    self.c_str(), "--state-dir", state_.c_str(), "--run-dir", run_.c_str(), "_cleanup", m.id.c_str(),
+                    static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        ::close(ready[1]);
+        std::string answer;
+        char buf[1024];
+        ssize_t n;
+        while ((n = ::read(ready[0], buf, sizeof buf)) > 0) answer.append(buf, size_t(n));
+        ::close(ready[0]);
+        ::waitpid(pid, nullptr, WNOHANG);
+        if (answer.rfind("created ", 0) != 0)
+            return fail(Error::plain(EIO, answer.rfind("error:", 0) == 0 ? answer.substr(6)
+                                                                         : "hull-monitor exited before the container was created"));
+        pid_t init = pid_t(std::atoi(answer.c_str() + 8));
+        keepDir = true;
+        Runtime rt(run_ + "/runc");
+        auto started = attach(init).and_then([&] { return rt.start(m.id); });
+        if (!started) {
+            // The monitor sees the init die and cleans up; the record goes too.
+            (void)rt.kill(m.id, SIGKILL, true);
+            for (int i = 0; i < 300 && !sys::exists(dir + "/exit.json"); ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            (void)rt.remove(m.id, true);
+            (void)teardown(state_, dir, m);
+            (void)sys::removeAll(dir);
+            return fail(std::move(started.error()));
+        }
+        return 0;
+    }
+
+    // Foreground: the container is our child; we attach its network before it starts.
+    Runtime rt(run_ + "/runc");
+    CreateOptions co;
+    co.id = m.id;
+    co.bundle = dir;
+    co.beforeStart = attach;
+    keepDir = true;  // from here on a failure leaves a record `hull rm` can remove
+    auto status = rt.run(co, false);
+    (void)teardown(state_, dir, m);
+    if (!status) {
+        writeExit(dir, 127);
+        if (o.remove) (void)sys::removeAll(dir);
+        return fail(std::move(status.error()));
+    }
+    writeExit(dir, *status);
+    if (o.remove) TRY(sys::removeAll(dir));
+    return *status;
+}
+
+Result<void> Engine::cleanup(const std::string& id) {
+    std::string dir = state_ + "/containers/" + id;
+    auto m = TRY(readMeta(dir));
+    Runtime rt(run_ + "/runc");
+    if (rt.state(id)) TRY(rt.remove(id, true));
+    TRY(teardown(state_, dir, m));
+    if (m.remove) TRY(sys::removeAll(dir));
+    return {};
+}
+
+Result<ContainerInfo> Engine::inspect(const std::string& q) {
+    std::string dir = TRY(findContainer(state_, q));
+    auto m = TRY(readMeta(dir));
+    ContainerInfo c;
+    c.id = m.id;
+    c.name = m.name;
+    c.image = m.image;
+    c.imageId = m.imageId;
+    c.created = m.created;
+    c.command = m.command;
+    c.ip = m.ip;
+    c.network = m.network;
+    c.ports = m.ports;
+    c.dir = dir;
+    if (auto e = sys::readFile(dir + "/exit.json")) {
+        auto v = Value::parse(*e);
+        c.status = "exited";
+        int64_t code = 0;
+        if (v && v->find("exitCode") && v->find("exitCode")->toInt64(code)) c.exitCode = int(code);
+        if (v) c.finished = str(*v, "finished");
+        return c;
+    }
+    Runtime rt(run_ + "/runc");
+    auto st = rt.state(m.id);
+    if (!st) {
+        c.status = "exited";  // the runtime no longer knows it and nobody recorded how it ended
+        return c;
+    }
+    c.status = st->status == "stopped" ? "exited" : st->status;
+    c.pid = st->pid;
+    return c;
+}
+
+Result<std::vector<ContainerInfo>> Engine::list(bool all) {
+    std::vector<ContainerInfo> out;
+    for (const auto& id : sys::listDir(state_ + "/containers")) {
+        auto c = inspect(id);
+        if (!c) continue;
+        if (!all && c->status != "running" && c->status != "paused") continue;
+        out.push_back(*c);
+    }
+    std::sort(out.begin(), out.end(), [](const ContainerInfo& a, const ContainerInfo& b) { return a.created > b.created; });
+    return out;
+}
+
+Result<void> Engine::kill(const std::string& q, int signal) {
+    auto c = TRY(inspect(q));
+    if (c.status != "running" && c.status != "paused" && c.status != "created")
+        return failInvalid("container " + c.name + " is " + c.status);
+    Runtime rt(run_ + "/runc");
+    return rt.kill(c.id, signal, false);
+}
+
+Result<void> Engine::stop(const std::string& q, int timeoutSeconds) {
+    auto c = TRY(inspect(q));
+    if (c.status == "exited") return {};
+    auto m = TRY(readMeta(c.dir));
+    int sig = m.stopSignal.empty() ? SIGTERM : parseSignal(m.stopSignal);
+    if (sig <= 0) sig = SIGTERM;
+    Runtime rt(run_ + "/runc");
+    if (c.status == "paused") (void)rt.resume(c.id);
+    (void)rt.kill(c.id, sig, false);
+    auto ended = [&] {
+        auto now = inspect(c.id);
+        return !now || now->status == "exited";
+    };
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
+    while (!ended() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!ended()) (void)rt.kill(c.id, SIGKILL, true);
+    // The monitor records the exit and tears down; wait for it.
+    for (int i = 0; i < 500 && !ended(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!ended()) return fail(Error::plain(ETIMEDOUT, "container " + c.name + " did not stop"));
+    return {};
+}
+
+Result<void> Engine::remove(const std::string& q, bool force) {
+    auto c = TRY(inspect(q));
+    if (c.status != "exited") {
+        if (!force) return failInvalid("container " + c.name + " is " + c.status + ": stop it first, or use -f");
+        TRY(stop(c.id, 0));
+    }
+    auto m = TRY(readMeta(c.dir));
+    Runtime rt(run_ + "/runc");
+    if (rt.state(c.id)) TRY(rt.remove(c.id, true));
+    TRY(teardown(state_, c.dir, m));
+    return sys::removeAll(c.dir);
+}
+
+Result<void> Engine::logs(const std::string& q, bool follow, long tail, int fd) {
+    auto c = TRY(inspect(q));
+    std::string text = sys::readFile(c.dir + "/ctr.log.1").value_or("") + sys::readFile(c.dir + "/ctr.log").value_or("");
+    if (tail >= 0) {
+        size_t pos = text.size();
+        long lines = 0;
+        if (pos > 0 && text[pos - 1] == '\n') --pos;
+        while (pos > 0 && lines < tail) {
+            if (text[pos - 1] == '\n') ++lines;
+            if (lines < tail) --pos;
+        }
+        text = text.substr(pos);
+    }
+    (void)!::write(fd, text.data(), text.size());
+    if (!follow) return {};
+    // Follow ctr.log from where we are until the container has ended and the log stops growing.
+    off_t offset = 0;
+    {
+        struct stat st;
+        if (::stat((c.dir + "/ctr.log").c_str(), &st) == 0) offset = st.st_size;
+    }
+    for (;;) {
+        bool done = sys::exists(c.dir + "/exit.json") || !sys::exists(c.dir);
+        UniqueFd f(::open((c.dir + "/ctr.log").c_str(), O_RDONLY | O_CLOEXEC));
+        if (f) {
+            struct stat st;
+            if (::fstat(f.get(), &st) == 0 && st.st_size < offset) offset = 0;  // rotated
+            ::lseek(f.get(), offset, SEEK_SET);
+            char buf[1 << 15];
+            ssize_t n;
+            while ((n = ::read(f.get(), buf, sizeof buf)) > 0) {
+                (void)!::write(fd, buf, size_t(n));
+                offset += n;
+            }
+        }
+        if (done) return {};
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+Result<int> Engine::exec(const std::string& q, const std::vector<std::string>& args, const std::vector<std::string>& env,
+                         const std::string& user, bool tty) {
+    auto c = TRY(inspect(q));
+    if (c.status != "running") return failInvalid("container " + c.name + " is " + c.status);
+    Runtime rt(run_ + "/runc");
+    ExecOptions eo;
+    eo.args = args;
+    eo.env = env;
+    eo.user = user;
+    eo.tty = tty;
+    return rt.exec(c.id, eo);
+}
+
+}  // namespace hull::runtime

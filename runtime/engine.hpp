@@ -1,0 +1,93 @@
+#pragma once
+// Containers from images on one host, daemonless (podman's model): the part of
+// the runtime facade that `hull run`, `hull ps` … and later the node agent use.
+// It joins the image store (images/), networks (netns/) and the OCI lifecycle
+// (runtime.hpp) and keeps its records under STATE/containers/<id>/:
+//
+//   config.json        the OCI bundle's config, generated from the image and flags
+//   rootfs/ upper/ work/   overlay of the image's layers
+//   etc/               hosts, hostname, resolv.conf (bind-mounted)
+//   container.json     name, image, command, ports, network, created, monitor pid
+//   ctr.log ctr.log.1  stdout+stderr, size-capped and rotated by the monitor
+//   exit.json          exit code and time, written when the container ends
+//
+// A detached container is watched by hull-monitor (cli/hull_monitor.cpp), a
+// small plain-libc process that is the parent of the container's init: it
+// collects the exit status, copies the output into the size-capped log, and
+// runs `hull _cleanup ID` when the container ends. It outlives the CLI and any
+// node agent.
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sys/error.hpp"
+
+namespace hull::runtime {
+
+struct RunOptions {
+    std::string image;                 // name or id in the store (pulled if missing and pullable)
+    std::string name;                  // "" = generated
+    std::vector<std::string> command;  // overrides the image's Cmd (Entrypoint kept)
+    std::vector<std::string> env;      // K=V
+    std::vector<std::string> publish;  // "8080:80", "5353:53/udp"
+    std::vector<std::string> volumes;  // "/host:/ctr[:ro]"
+    std::string memory;                // "64m" ("" = no limit)
+    double cpus = 0;                   // 0 = no limit
+    int64_t pidsLimit = 0;             // 0 = no limit
+    std::string user;                  // overrides the image's User
+    std::string network = "hull";      // a network name, or "none"
+    bool detach = false, remove = false, tty = false, interactive = false;
+    std::vector<std::string> insecureRegistries;  // for a pull on the way
+};
+
+struct ContainerInfo {
+    std::string id, name, image, imageId, created, status;  // created|running|paused|exited
+    std::vector<std::string> command;
+    std::optional<int> exitCode;
+    std::string finished;
+    pid_t pid = 0;
+    std::string ip, network;
+    std::vector<std::string> ports;
+    std::string dir;
+};
+
+class Engine {
+public:
+    /// STATE: the state dir (images, networks, containers); RUN: runtime state
+    /// (the OCI runtime's --root lives in RUN/runc).
+    [[nodiscard]] static Result<Engine> open(const std::string& stateDir, const std::string& runDir);
+
+    /// Create and start a container. Detached: returns 0 once it runs (the id is
+    /// in *ID). Foreground: runs it with our stdio and returns its exit status.
+    [[nodiscard]] Result<int> run(const RunOptions& o, std::string* id = nullptr);
+    [[nodiscard]] Result<std::vector<ContainerInfo>> list(bool all);
+    [[nodiscard]] Result<ContainerInfo> inspect(const std::string& nameOrId);
+    /// StopSignal (or SIGTERM), then SIGKILL after TIMEOUT seconds; waits until it has ended.
+    [[nodiscard]] Result<void> stop(const std::string& nameOrId, int timeoutSeconds);
+    [[nodiscard]] Result<void> kill(const std::string& nameOrId, int signal);
+    /// Remove a stopped container (FORCE: kill a running one first).
+    [[nodiscard]] Result<void> remove(const std::string& nameOrId, bool force);
+    /// Write the log to FD: the last TAIL lines (-1 = all), following until the
+    /// container ends when FOLLOW.
+    [[nodiscard]] Result<void> logs(const std::string& nameOrId, bool follow, long tail, int fd);
+    [[nodiscard]] Result<int> exec(const std::string& nameOrId, const std::vector<std::string>& args,
+                                   const std::vector<std::string>& env, const std::string& user, bool tty);
+    /// `hull _cleanup ID`, which hull-monitor runs when the container has ended:
+    /// the runtime's state and cgroup, the network, the rootfs; the record too with --rm.
+    [[nodiscard]] Result<void> cleanup(const std::string& id);
+
+    const std::string& stateDir() const { return state_; }
+
+private:
+    Engine(std::string state, std::string run) : state_(std::move(state)), run_(std::move(run)) {}
+    std::string state_, run_;
+};
+
+/// Docker-style names for containers without one ("hull-3f2a9c"), and short ids.
+std::string shortId(const std::string& id);
+/// "64m", "1g", "512k", "1048576" -> bytes; -1 on error.
+int64_t parseMemory(const std::string& s);
+
+}  // namespace hull::runtime

@@ -1,0 +1,254 @@
+// `hull` on one host, as a user drives it: import images, run them in the
+// foreground and detached, publish a port, read logs, stop, remove, and find
+// nothing left. Every test runs hull inside a network namespace of its own
+// (the bridge, NAT table and ip_forward live there) with a temp state dir.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <thread>
+
+#include "images/digest.hpp"
+#include "images/tar_writer.hpp"
+#include "netns/netns_support.hpp"
+#include "runtime/bundle.hpp"
+#include "sys/fs.hpp"
+#include "sys/json.hpp"
+
+using namespace hull;
+using namespace hull::test;
+
+namespace {
+
+/// The offline busybox image (scripts/make-busybox-image; cached in build/images).
+std::string busyboxImages() {
+    std::string dir = std::string(HULL_BIN_DIR) + "/../images/busybox";
+    auto r = run({std::string(HULL_SOURCE_DIR) + "/scripts/make-busybox-image", dir});
+    if (r.status != 0) throw std::runtime_error("make-busybox-image: " + r.err);
+    return dir;
+}
+
+struct Hull {
+    TempDir state{"hull-cli-state"};
+    RunResult operator()(std::vector<std::string> args) const {
+        args.insert(args.begin(), {binPath("hull"), "--state-dir", state.path()});
+        return run(args);
+    }
+};
+
+bool eventually(const std::function<bool()>& cond, int ms = 5000) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < end) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return cond();
+}
+
+}  // namespace
+
+TEST_CASE("hull: images imported from an oci-archive and a docker-archive run", "[root][net][images][cli]") {
+    if (!isRoot()) return;
+    std::string images = busyboxImages();
+    TestNetns host("cli1");
+    InNetns in(host.path());
+    Hull hull;
+    auto a = hull({"image", "import", images + "/busybox.oci.tar"});
+    INFO(a.err);
+    REQUIRE(a.status == 0);
+    CHECK(a.out.find("hull.local/busybox:latest") != std::string::npos);
+    auto b = hull({"image", "import", "--name", "hull.local/from-docker:1", images + "/busybox.docker.tar"});
+    INFO(b.err);
+    REQUIRE(b.status == 0);
+    auto ls = hull({"image", "ls", "--output", "json"});
+    auto v = json::Value::parse(ls.out);
+    REQUIRE(v);
+    // Both archives carry the same config, so they are one image (its id is the
+    // config's digest) with two names.
+    std::string all = ls.out;
+    CHECK(all.find("hull.local/busybox:latest") != std::string::npos);
+    CHECK(all.find("hull.local/from-docker:1") != std::string::npos);
+
+    for (const char* image : {"hull.local/busybox", "hull.local/from-docker:1"}) {
+        auto r = hull({"run", "--rm", image, "sh", "-c", "echo hi from $(hostname); id -u"});
+        INFO(image << ": " << r.err);
+        CHECK(r.status == 0);
+        CHECK(r.out.find("hi from ") == 0);
+        CHECK(r.out.find("\n0\n") != std::string::npos);
+    }
+    // The exit status is the container's; --rm leaves no record.
+    CHECK(hull({"run", "--rm", "hull.local/busybox", "sh", "-c", "exit 3"}).status == 3);
+    CHECK(hull({"ps", "-a", "--output", "json"}).out == "[]\n");
+    // A user from the image's /etc/passwd.
+    auto u = hull({"run", "--rm", "--user", "nobody", "hull.local/busybox", "id", "-u"});
+    CHECK(u.out == "65534\n");
+    CHECK(hull({"image", "rm", "hull.local/from-docker:1"}).status == 0);
+    auto pruned = hull({"image", "prune"});
+    CHECK(pruned.status == 0);
+}
+
+TEST_CASE("hull: a detached httpd answers on a published port; logs, stop and rm leave nothing",
+          "[root][net][images][cli]") {
+    if (!isRoot()) return;
+    std::string images = busyboxImages();
+    TestNetns host("cli2");
+    InNetns in(host.path());
+    Hull hull;
+    REQUIRE(hull({"image", "import", images + "/busybox.oci.tar"}).status == 0);
+    TempDir www("hull-www");
+    writeFileOrThrow(www / "index.html", "hello from a hull container\n");
+    auto r = hull({"run", "-d", "--name", "web", "-p", "8080:80", "-v", www.path() + ":/www:ro", "hull.local/busybox",
+                   "httpd", "-f", "-v", "-p", "80", "-h", "/www"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    std::string id = sys::trim(r.out);
+    CHECK(id.size() == 64);
+    auto get = host.sh("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 127.0.0.1 8080");
+    CHECK(get.out.find("hello from a hull container") != std::string::npos);
+    auto ps = json::Value::parse(hull({"ps", "--output", "json"}).out);
+    REQUIRE(ps);
+    REQUIRE(ps->asArray().size() == 1);
+    CHECK(ps->asArray()[0].find("status")->asString() == "running");
+    CHECK(eventually([&] { return hull({"logs", "web"}).out.find("response:200") != std::string::npos; }));
+    CHECK(hull({"logs", "--tail", "1", "web"}).out.find("response:200") != std::string::npos);
+
+    // exec joins it; -it under script(1) gets a pty that hull proxies itself.
+    auto ex = hull({"exec", "web", "sh", "-c", "cat /www/index.html"});
+    CHECK(ex.out == "hello from a hull container\n");
+    auto tty = run({"/usr/bin/script", "-qec",
+                    binPath("hull") + " --state-dir " + hull.state.path() + " exec -it web tty", "/dev/null"});
+    CHECK(tty.out.find("/dev/pts/") != std::string::npos);
+    REQUIRE(hull({"stop", "-t", "1", "web"}).status == 0);
+    auto after = json::Value::parse(hull({"inspect", "web"}).out);
+    REQUIRE(after);
+    CHECK(after->find("status")->asString() == "exited");
+    REQUIRE(hull({"rm", "web"}).status == 0);
+    CHECK(hull({"ps", "-a", "--output", "json"}).out == "[]\n");
+    // No mount, veth, cgroup, runtime state or address left.
+    CHECK(mountsMentioning(id).empty());
+    CHECK(eventually([&] { return host.sh("ls /sys/class/net").out.find("hull") == host.sh("ls /sys/class/net").out.find("hull0"); }));
+    CHECK(cgroupDirsNamed(id).empty());
+    CHECK(sys::listDir(hull.state.path() + "/run/runc").empty());
+    CHECK(sys::listDir(hull.state.path() + "/networks/hull/ips").empty());
+}
+
+TEST_CASE("hull: --memory is enforced and bad flags are refused", "[root][net][images][cli]") {
+    if (!isRoot()) return;
+    std::string images = busyboxImages();
+    TestNetns host("cli3");
+    InNetns in(host.path());
+    Hull hull;
+    REQUIRE(hull({"image", "import", images + "/busybox.oci.tar"}).status == 0);
+    auto oom = hull({"run", "--rm", "--memory", "32m", "hull.local/busybox", "sh", "-c",
+                     "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo rc=$?"});
+    CHECK(oom.out == "rc=137\n");
+    auto fits = hull({"run", "--rm", "--memory", "128m", "hull.local/busybox", "sh", "-c",
+                      "dd if=/dev/zero of=/dev/null bs=64M count=1 2>/dev/null; echo rc=$?"});
+    CHECK(fits.out == "rc=0\n");
+    auto bad = hull({"run", "--rm", "--memory", "lots", "hull.local/busybox", "true"});
+    CHECK(bad.status != 0);
+    CHECK(bad.err.find("--memory \"lots\"") != std::string::npos);
+    auto missing = hull({"run", "--rm", "no-such-image-here", "true"});
+    CHECK(missing.status != 0);
+    CHECK(hull({"ps", "-a", "--output", "json"}).out == "[]\n");
+}
+
+namespace {
+
+/// An OCI layout with one image whose single layer is LAYER (a tar file);
+/// CORRUPT_DIGEST names the layer with a digest that is not its sha256.
+std::string ociLayoutWith(const TempDir& at, const std::string& layer, bool corruptDigest = false) {
+    std::string dir = at / "layout";
+    REQUIRE(sys::mkdirAll(dir + "/blobs/sha256"));
+    auto put = [&](const std::string& data) {
+        auto d = images::digestOf(data);
+        writeFileOrThrow(dir + "/blobs/sha256/" + d.hex, data);
+        return d;
+    };
+    std::string layerData = readFileOr(layer);
+    auto ld = put(layerData);
+    std::string layerDigest = ld.str();
+    if (corruptDigest) {
+        // The blob file named after a digest that is not its content's.
+        std::string fake(64, 'a');
+        writeFileOrThrow(dir + "/blobs/sha256/" + fake, layerData);
+        layerDigest = "sha256:" + fake;
+    }
+    auto cfg = put(R"({"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":[")" +
+                   ld.str() + R"("]}})");
+    std::string manifest = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
+                           cfg.str() + R"(","size":)" + std::to_string(readFileOr(dir + "/blobs/sha256/" + cfg.hex).size()) +
+                           R"(},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":")" +
+                           layerDigest + R"(","size":)" + std::to_string(layerData.size()) + "}]}";
+    auto md = put(manifest);
+    writeFileOrThrow(dir + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})");
+    writeFileOrThrow(dir + "/index.json", R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+                                              md.str() + R"(","size":)" + std::to_string(manifest.size()) +
+                                              R"(,"annotations":{"org.opencontainers.image.ref.name":"hull.local/hostile:1"}}]})");
+    return dir;
+}
+
+}  // namespace
+
+TEST_CASE("hull image import refuses hostile layers and bad digests; nothing lands outside or in the store",
+          "[root][images][cli]") {
+    if (!isRoot()) return;
+    TempDir work("hull-hostile");
+    std::string victim = work / "victim";
+    REQUIRE(sys::mkdirAll(victim));
+    struct stat shadow{};
+    REQUIRE(::stat("/etc/shadow", &shadow) == 0);
+    struct Case {
+        const char* what;
+        std::vector<Entry> entries;
+        const char* names;  // in the error
+    };
+    std::vector<Case> cases = {
+        {"path traversal", {file("../../../../" + victim.substr(1) + "/dotdot", "x")}, "dotdot"},
+        {"absolute symlink, then a write through it", {sym("etc", victim), file("etc/owned", "x")}, "etc/owned"},
+        {"hardlink to the host's /etc/shadow", {hard("shadow", "/etc/shadow")}, "shadow"},
+        {"hardlink escaping with ..", {hard("shadow2", "../../../../etc/shadow")}, "shadow2"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.what);
+        Hull hull;
+        TempDir t("hull-hostile-case");
+        std::string layer = t / "layer.tar";
+        writeLayer(layer, c.entries);
+        auto r = hull({"image", "import", ociLayoutWith(t, layer)});
+        CHECK(r.status != 0);
+        CHECK(r.err.find(c.names) != std::string::npos);
+        CHECK(hull({"image", "ls", "--output", "json"}).out == "[]\n");
+        CHECK(sys::listDir(victim).empty());
+        CHECK(sys::listDir(hull.state.path() + "/images/layers/sha256").empty());
+        struct stat now{};
+        REQUIRE(::stat("/etc/shadow", &now) == 0);
+        CHECK(now.st_nlink == shadow.st_nlink);
+    }
+    {
+        INFO("a declared size larger than the data");
+        Hull hull;
+        TempDir t("hull-hostile-case");
+        std::string layer = t / "layer.tar";
+        writeLayer(layer, {file("big", std::string(4096, 'x'))});
+        std::string data = readFileOr(layer);
+        writeFileOrThrow(layer, data.substr(0, 512 + 100));  // the header says 4096 bytes, 100 follow
+        auto r = hull({"image", "import", ociLayoutWith(t, layer)});
+        CHECK(r.status != 0);
+        CHECK(r.err.find("big") != std::string::npos);
+        CHECK(hull({"image", "ls", "--output", "json"}).out == "[]\n");
+    }
+    {
+        INFO("a blob whose digest does not match");
+        Hull hull;
+        TempDir t("hull-hostile-case");
+        std::string layer = t / "layer.tar";
+        writeLayer(layer, {file("ok", "fine")});
+        auto r = hull({"image", "import", ociLayoutWith(t, layer, true)});
+        CHECK(r.status != 0);
+        CHECK(r.err.find("does not match its digest") != std::string::npos);
+        CHECK(hull({"image", "ls", "--output", "json"}).out == "[]\n");
+        CHECK_FALSE(sys::exists(hull.state.path() + "/images/blobs/sha256/" + std::string(64, 'a')));
+    }
+}
