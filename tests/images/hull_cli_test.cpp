@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "images/digest.hpp"
+#include "images/registry_fixture.hpp"
 #include "images/tar_writer.hpp"
 #include "netns/netns_support.hpp"
 #include "runtime/bundle.hpp"
@@ -251,4 +252,42 @@ TEST_CASE("hull image import refuses hostile layers and bad digests; nothing lan
         CHECK(hull({"image", "ls", "--output", "json"}).out == "[]\n");
         CHECK_FALSE(sys::exists(hull.state.path() + "/images/blobs/sha256/" + std::string(64, 'a')));
     }
+}
+
+TEST_CASE("hull image pull from a real registry, OCI and v2s2, then run: the deleted file is gone",
+          "[root][net][images][cli][registry]") {
+    if (!isRoot()) return;
+    if (auto missing = registryToolsMissing(); !missing.empty()) {
+        WARN("skipped: " << missing);
+        return;
+    }
+    TempDir work("hull-pull-run");
+    std::string layout = buildTestImage(work.path());
+    TestRegistry reg;
+    std::string base = "127.0.0.1:" + std::to_string(reg.port()) + "/test/busybox";
+    pushImage(layout, "latest", base + ":oci", "oci");
+    pushImage(layout, "latest", base + ":v2s2", "v2s2");
+    pushImage(layout, "multi", base + ":multi", "oci");
+    // The registry listens on this namespace's loopback: no private namespace here,
+    // and the containers run with --network none.
+    Hull hull;
+    std::string insecure = "127.0.0.1:" + std::to_string(reg.port());
+    for (const char* tag : {"oci", "v2s2", "multi"}) {
+        INFO(tag);
+        auto p = hull({"image", "pull", "--insecure-registry", insecure, base + ":" + tag});
+        INFO(p.err);
+        REQUIRE(p.status == 0);
+        auto r = hull({"run", "--rm", "--network", "none", base + ":" + tag, "sh", "-c",
+                       "cat /etc/motd /etc/second; ls /etc/gone 2>&1; echo done"});
+        INFO(r.err);
+        CHECK(r.status == 0);
+        CHECK(r.out.find("hello\ntwo\n") == 0);
+        CHECK(r.out.find("No such file") != std::string::npos);  // deleted by the second layer's whiteout
+    }
+    // Clear errors for what is not there.
+    auto unknown = hull({"image", "pull", "--insecure-registry", insecure, "127.0.0.1:" + std::to_string(reg.port()) + "/nope/none:1"});
+    CHECK(unknown.status != 0);
+    CHECK(unknown.err.find("repository not found") != std::string::npos);
+    auto tag = hull({"image", "pull", "--insecure-registry", insecure, base + ":nope"});
+    CHECK(tag.err.find("tag \"nope\" not found") != std::string::npos);
 }
