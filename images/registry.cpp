@@ -304,6 +304,9 @@ public:
         // Boost 1.74 compares the length against the empty optional and refuses every body.
         parser_.body_limit(std::numeric_limits<std::uint64_t>::max());
         parser_.header_limit(64 * 1024);  // storage redirects carry long signed URLs
+        // Beast reads as much as the buffer has room for, starting from 512
+        // bytes: without room reserved a 1 MB layer takes 2000 reads.
+        buf_.reserve(1 << 16);
     }
     Exchange(const Exchange&) = delete;
     Exchange& operator=(const Exchange&) = delete;
