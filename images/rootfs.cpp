@@ -95,13 +95,15 @@ Result<void> copyLayer(const std::string& src, const std::string& dst) {
 
 }  // namespace
 
-Result<Rootfs> makeRootfs(const std::vector<std::string>& layers, const std::string& dir) {
+Result<Rootfs> makeRootfs(const std::vector<std::string>& layers, const std::string& dir, bool overlay) {
     Rootfs r{dir + "/rootfs", true};
     for (const char* sub : {"rootfs", "upper", "work"}) TRY(sys::mkdirAll(dir + "/" + sub, 0755));
     if (layers.empty()) return failInvalid("rootfs: the image has no layers");
     std::string opts = overlayOptions(layers, dir);
-    if (opts.size() < 4000 && ::mount("overlay", r.path.c_str(), "overlay", 0, opts.c_str()) == 0) return r;
-    log::warnf("rootfs: overlay mount failed (%s); copying the layers instead", std::strerror(errno));
+    if (overlay) {
+        if (opts.size() < 4000 && ::mount("overlay", r.path.c_str(), "overlay", 0, opts.c_str()) == 0) return r;
+        log::warnf("rootfs: overlay mount failed (%s); copying the layers instead", std::strerror(errno));
+    }
     r.overlay = false;
     for (const auto& l : layers) TRY_CTX("rootfs copy", copyLayer(l, r.path));
     return r;

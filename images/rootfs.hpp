@@ -17,7 +17,9 @@ struct Rootfs {
 
 /// Make DIR/rootfs from LAYERS (bottom first, as a manifest lists them).
 /// Creates DIR/upper and DIR/work for overlay (or copies into DIR/rootfs).
-[[nodiscard]] Result<Rootfs> makeRootfs(const std::vector<std::string>& layers, const std::string& dir);
+/// OVERLAY false: copy even where overlay would mount (tests of the fallback).
+[[nodiscard]] Result<Rootfs> makeRootfs(const std::vector<std::string>& layers, const std::string& dir,
+                                        bool overlay = true);
 /// Unmount (if mounted) and remove DIR/rootfs, DIR/upper and DIR/work. Idempotent.
 [[nodiscard]] Result<void> removeRootfs(const std::string& dir);
 

@@ -198,8 +198,9 @@ TEST_CASE("hull image import refuses hostile layers and bad digests; nothing lan
     TempDir work("hull-hostile");
     std::string victim = work / "victim";
     REQUIRE(sys::mkdirAll(victim));
+    // (The VM harness's initramfs has no /etc/shadow: the link count is then not checked.)
     struct stat shadow{};
-    REQUIRE(::stat("/etc/shadow", &shadow) == 0);
+    bool haveShadow = ::stat("/etc/shadow", &shadow) == 0;
     struct Case {
         const char* what;
         std::vector<Entry> entries;
@@ -224,8 +225,10 @@ TEST_CASE("hull image import refuses hostile layers and bad digests; nothing lan
         CHECK(sys::listDir(victim).empty());
         CHECK(sys::listDir(hull.state.path() + "/images/layers/sha256").empty());
         struct stat now{};
-        REQUIRE(::stat("/etc/shadow", &now) == 0);
-        CHECK(now.st_nlink == shadow.st_nlink);
+        if (haveShadow) {
+            REQUIRE(::stat("/etc/shadow", &now) == 0);
+            CHECK(now.st_nlink == shadow.st_nlink);
+        }
     }
     {
         INFO("a declared size larger than the data");
