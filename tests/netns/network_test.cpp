@@ -157,6 +157,25 @@ TEST_CASE("net: a published port answers on 127.0.0.1 and from a second host", "
     CHECK(net->ipam().list()->size() == 1);  // the failed attach was rolled back
     CHECK(hostVeths(host).size() == 1);
 
+    // Outbound: the container reaches the other host, which sees this host's
+    // address (masquerade), not the container's.
+    auto listener = run({"/usr/sbin/ip", "netns", "exec", other.name(), "/bin/sh", "-c",
+                         "busybox nc -l -p 7777 >/dev/null & sleep 0.2; echo started"});
+    REQUIRE(listener.out == "started\n");
+    auto out = web.exec("(echo hi; sleep 2) | nc 10.250.7.2 7777 & sleep 0.5; echo sent");
+    CHECK(out.out.find("sent") != std::string::npos);
+    // The listener's side (busybox listens on a dual-stack socket: tcp6, v4-mapped):
+    // the peer of the connection on :7777 (1E61), in hex.
+    auto tcp = other.sh("cat /proc/net/tcp /proc/net/tcp6");
+    INFO(tcp.out);
+    bool fromHost = false, fromContainer = false;
+    for (const auto& line : sys::split(tcp.out, '\n')) {
+        if (line.find(":1E61 ") == std::string::npos) continue;
+        fromHost |= line.find("0107FA0A:") != std::string::npos;       // 10.250.7.1
+        fromContainer |= line.find("0201590A:") != std::string::npos;  // 10.89.1.2
+    }
+    CHECK(fromHost);
+    CHECK_FALSE(fromContainer);
     REQUIRE(net->detach("web"));
     CHECK(natElements(host).find("8080") == std::string::npos);
     CHECK(hostVeths(host).empty());
