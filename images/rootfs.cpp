@@ -95,6 +95,8 @@ Result<void> copyLayer(const std::string& src, const std::string& dst) {
 
 }  // namespace
 
+Result<void> copyTree(const std::string& src, const std::string& dst) { return copyLayer(src, dst); }
+
 Result<Rootfs> makeRootfs(const std::vector<std::string>& layers, const std::string& dir, bool overlay) {
     Rootfs r{dir + "/rootfs", true};
     for (const char* sub : {"rootfs", "upper", "work"}) TRY(sys::mkdirAll(dir + "/" + sub, 0755));

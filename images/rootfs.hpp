@@ -23,6 +23,10 @@ struct Rootfs {
 /// Unmount (if mounted) and remove DIR/rootfs, DIR/upper and DIR/work. Idempotent.
 [[nodiscard]] Result<void> removeRootfs(const std::string& dir);
 
+/// Copy the tree SRC into the directory DST (owners, modes, symlinks, devices
+/// kept; overlay whiteouts in SRC remove what DST has at their place).
+[[nodiscard]] Result<void> copyTree(const std::string& src, const std::string& dst);
+
 /// The overlay mount options for LAYERS (pure; lowerdir is top first).
 std::string overlayOptions(const std::vector<std::string>& layers, const std::string& dir);
 

@@ -321,6 +321,24 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
         if (!sys::exists(parts[0])) return fail(Error::plain(ENOENT, "-v \"" + v + "\": " + parts[0] + " does not exist"));
         mounts.push(bindMount(parts[1], parts[0], parts.size() == 3 && parts[2] == "ro"));
     }
+    // The image's Volumes: an anonymous volume each, unless -v covers the path,
+    // holding a copy of what the image has there (as Docker does). It lives in
+    // the container's directory and goes with `hull rm`.
+    for (size_t i = 0; i < img.volumes.size(); ++i) {
+        const std::string& path = img.volumes[i];
+        if (path.empty() || path[0] != '/' || path.find("..") != std::string::npos) continue;
+        bool covered = std::any_of(o.volumes.begin(), o.volumes.end(), [&](const std::string& v) {
+            auto parts = sys::split(v, ':');
+            return parts.size() >= 2 && sys::cleanPath(parts[1]) == sys::cleanPath(path);
+        });
+        if (covered) continue;
+        std::string vol = dir + "/volumes/" + std::to_string(i);
+        TRY(sys::mkdirAll(vol, 0755));
+        struct stat st;
+        std::string inImage = rootfs.path + sys::cleanPath(path);
+        if (::lstat(inImage.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) TRY_CTX("volume " + path, images::copyTree(inImage, vol));
+        mounts.push(bindMount(path, vol, false));
+    }
     cfg.set("mounts", mounts);
     Value linux = *cfg.find("linux");
     Value resources = *linux.find("resources");

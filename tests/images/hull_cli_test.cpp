@@ -159,7 +159,8 @@ namespace {
 
 /// An OCI layout with one image whose single layer is LAYER (a tar file);
 /// CORRUPT_DIGEST names the layer with a digest that is not its sha256.
-std::string ociLayoutWith(const TempDir& at, const std::string& layer, bool corruptDigest = false) {
+std::string ociLayoutWith(const TempDir& at, const std::string& layer, bool corruptDigest = false,
+                          const std::string& config = R"({"Cmd":["sh"]})") {
     std::string dir = at / "layout";
     REQUIRE(sys::mkdirAll(dir + "/blobs/sha256"));
     auto put = [&](const std::string& data) {
@@ -176,8 +177,8 @@ std::string ociLayoutWith(const TempDir& at, const std::string& layer, bool corr
         writeFileOrThrow(dir + "/blobs/sha256/" + fake, layerData);
         layerDigest = "sha256:" + fake;
     }
-    auto cfg = put(R"({"architecture":"amd64","os":"linux","config":{"Cmd":["sh"]},"rootfs":{"type":"layers","diff_ids":[")" +
-                   ld.str() + R"("]}})");
+    auto cfg = put(R"({"architecture":"amd64","os":"linux","config":)" + config +
+                   R"(,"rootfs":{"type":"layers","diff_ids":[")" + ld.str() + R"("]}})");
     std::string manifest = R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":")" +
                            cfg.str() + R"(","size":)" + std::to_string(readFileOr(dir + "/blobs/sha256/" + cfg.hex).size()) +
                            R"(},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":")" +
@@ -293,4 +294,34 @@ TEST_CASE("hull image pull from a real registry, OCI and v2s2, then run: the del
     CHECK(unknown.err.find("repository not found") != std::string::npos);
     auto tag = hull({"image", "pull", "--insecure-registry", insecure, base + ":nope"});
     CHECK(tag.err.find("tag \"nope\" not found") != std::string::npos);
+}
+
+TEST_CASE("hull run: an image's Volumes get an anonymous volume seeded from the image", "[root][images][cli]") {
+    if (!isRoot()) return;
+    TempDir t("hull-volume");
+    std::string layer = t / "layer.tar";
+    writeLayer(layer, {dir("bin"), file("bin/busybox", readFileOr(busyboxPath()), 0755), sym("bin/sh", "busybox"),
+                       sym("bin/cat", "busybox"), dir("data"), file("data/seed", "from the image\n")});
+    std::string layout = ociLayoutWith(t, layer, false,
+                                       R"({"Cmd":["sh","-c","cat /data/seed; echo added >> /data/seed"],"Volumes":{"/data":{}}})");
+    Hull hull;
+    REQUIRE(hull({"image", "import", layout}).status == 0);
+    auto r = hull({"run", "--network", "none", "--name", "vol", "hull.local/hostile:1"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK(r.out == "from the image\n");
+    auto c = json::Value::parse(hull({"inspect", "vol"}).out);
+    REQUIRE(c);
+    std::string id = c->find("id")->asString();
+    CHECK(readFileOr(hull.state.path() + "/containers/" + id + "/volumes/0/seed") == "from the image\nadded\n");
+    CHECK(readFileOr(hull.state.path() + "/images/layers/sha256/" +
+                     sys::listDir(hull.state.path() + "/images/layers/sha256").at(0) + "/data/seed") == "from the image\n");
+    REQUIRE(hull({"rm", "vol"}).status == 0);
+    CHECK_FALSE(sys::exists(hull.state.path() + "/containers/" + id));
+    // -v over the same path: the host directory, no anonymous volume.
+    TempDir host("hull-volume-host");
+    writeFileOrThrow(host / "seed", "from the host\n");
+    auto v = hull({"run", "--rm", "--network", "none", "-v", host.path() + ":/data", "hull.local/hostile:1"});
+    CHECK(v.out == "from the host\n");
+    CHECK(readFileOr(host / "seed") == "from the host\nadded\n");
 }
