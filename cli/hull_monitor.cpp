@@ -27,6 +27,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <initializer_list>
+
 namespace {
 
 constexpr off_t kLogCap = 10 << 20;
@@ -99,6 +101,10 @@ int main(int argc, char** argv) {
     unlink(pidFile);
     pid_t create = fork();
     if (create == 0) {
+        // The container must not inherit our ignored signals: dispositions
+        // set to SIG_IGN survive exec, and a container that ignores SIGTERM
+        // cannot be stopped gracefully.
+        for (int sig : {SIGHUP, SIGINT, SIGTERM, SIGPIPE}) signal(sig, SIG_DFL);
         sigprocmask(SIG_UNBLOCK, &mask, nullptr);
         int null = open("/dev/null", O_RDONLY);
         dup2(null, 0);
@@ -130,7 +136,9 @@ int main(int argc, char** argv) {
             char line[512];
             while (fgets(line, sizeof line, f)) {
                 line[strcspn(line, "\n")] = 0;
-                snprintf(msg, sizeof msg, "error:%s", line);
+                // "2026-…Z error hull: MESSAGE": the message is what the user needs.
+                const char* text = strstr(line, " hull: ");
+                snprintf(msg, sizeof msg, "error:%s", text ? text + 7 : line);
             }
             fclose(f);
         }
@@ -192,6 +200,7 @@ int main(int argc, char** argv) {
         rename(tmp, exitPath);
     }
     if (argc > 5) {
+        for (int sig : {SIGHUP, SIGINT, SIGTERM, SIGPIPE}) signal(sig, SIG_DFL);
         sigprocmask(SIG_UNBLOCK, &mask, nullptr);
         execv(argv[5], argv + 5);
     }

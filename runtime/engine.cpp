@@ -1,6 +1,8 @@
 #include "runtime/engine.hpp"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -64,6 +66,29 @@ Result<std::string> randomId() {
     return id;
 }
 
+/// PATH inside ROOTFS, resolved with openat2(RESOLVE_IN_ROOT): a symlink in
+/// the image ("etc -> /", "data -> ../../..") can never lead to a host path.
+Result<UniqueFd> openInRootfs(const std::string& rootfs, const std::string& path, int flags) {
+    UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) return failErrno("open " + rootfs);
+    struct open_how how {};
+    how.flags = uint64_t(flags | O_CLOEXEC);
+    how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+    std::string rel = path;
+    while (!rel.empty() && rel[0] == '/') rel.erase(0, 1);
+    if (rel.empty()) rel = ".";
+    long fd = ::syscall(SYS_openat2, root.get(), rel.c_str(), &how, sizeof how);
+    if (fd < 0) return failErrno("open " + path + " in the image");
+    return UniqueFd(int(fd));
+}
+
+/// A file of the image, read through openInRootfs ("" when it is not there).
+std::string readInRootfs(const std::string& rootfs, const std::string& path) {
+    auto fd = openInRootfs(rootfs, path, O_RDONLY);
+    if (!fd) return "";
+    return sys::readFd(fd->get()).value_or("");
+}
+
 /// "name" or "name:group" or "uid[:gid]" -> ids, through the image's passwd and group files.
 Result<std::pair<uint32_t, uint32_t>> resolveUser(const std::string& rootfs, const std::string& spec) {
     if (spec.empty()) return std::make_pair(0u, 0u);
@@ -78,7 +103,7 @@ Result<std::pair<uint32_t, uint32_t>> resolveUser(const std::string& rootfs, con
     bool gidFromPasswd = false;
     if (!numeric(u, uid)) {
         bool found = false;
-        for (const auto& line : sys::split(sys::readFile(rootfs + "/etc/passwd").value_or(""), '\n')) {
+        for (const auto& line : sys::split(readInRootfs(rootfs, "/etc/passwd"), '\n')) {
             auto f = sys::split(line, ':', false);
             if (f.size() >= 4 && f[0] == u) {
                 uid = uint32_t(std::strtoul(f[2].c_str(), nullptr, 10));
@@ -91,7 +116,7 @@ Result<std::pair<uint32_t, uint32_t>> resolveUser(const std::string& rootfs, con
     }
     if (!g.empty() && !numeric(g, gid)) {
         bool found = false;
-        for (const auto& line : sys::split(sys::readFile(rootfs + "/etc/group").value_or(""), '\n')) {
+        for (const auto& line : sys::split(readInRootfs(rootfs, "/etc/group"), '\n')) {
             auto f = sys::split(line, ':', false);
             if (f.size() >= 3 && f[0] == g) {
                 gid = uint32_t(std::strtoul(f[2].c_str(), nullptr, 10));
@@ -334,9 +359,9 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
         if (covered) continue;
         std::string vol = dir + "/volumes/" + std::to_string(i);
         TRY(sys::mkdirAll(vol, 0755));
-        struct stat st;
-        std::string inImage = rootfs.path + sys::cleanPath(path);
-        if (::lstat(inImage.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) TRY_CTX("volume " + path, images::copyTree(inImage, vol));
+        // Resolved inside the image's root: never a host directory.
+        if (auto src = openInRootfs(rootfs.path, path, O_PATH | O_DIRECTORY))
+            TRY_CTX("volume " + path, images::copyTree("/proc/self/fd/" + std::to_string(src->get()), vol));
         mounts.push(bindMount(path, vol, false));
     }
     cfg.set("mounts", mounts);
@@ -399,6 +424,7 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
             ::dup2(null, 2);
             if (ready[1] == 3) ::fcntl(3, F_SETFD, 0);
             else ::dup2(ready[1], 3);  // the readiness pipe, the only fd the monitor inherits
+            ::syscall(SYS_close_range, 4, ~0U, 0);  // whatever our caller left open, too
             std::string runRoot = run_ + "/runc";
             ::execl(monitor.c_str(), "hull-monitor", dir.c_str(), m.id.c_str(), runc.c_str(), runRoot.c_str(),
                     self.c_str(), "--state-dir", state_.c_str(), "--run-dir", run_.c_str(), "_cleanup", m.id.c_str(),

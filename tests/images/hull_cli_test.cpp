@@ -325,3 +325,52 @@ TEST_CASE("hull run: an image's Volumes get an anonymous volume seeded from the 
     CHECK(v.out == "from the host\n");
     CHECK(readFileOr(host / "seed") == "from the host\nadded\n");
 }
+
+namespace {
+/// A one-layer busybox image with CONFIG and extra ENTRIES, imported as hull.local/hostile:1.
+void importBusybox(const Hull& hull, const TempDir& t, const std::string& config, std::vector<Entry> extra = {}) {
+    std::string layer = t / "layer.tar";
+    std::vector<Entry> entries = {dir("bin"), file("bin/busybox", readFileOr(busyboxPath()), 0755),
+                                  sym("bin/sh", "busybox"), sym("bin/sleep", "busybox"), sym("bin/ls", "busybox")};
+    entries.insert(entries.end(), extra.begin(), extra.end());
+    writeLayer(layer, entries);
+    auto r = hull({"image", "import", ociLayoutWith(t, layer, false, config)});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+}
+}  // namespace
+
+TEST_CASE("hull run: a Volume behind a symlink in the image never copies host files", "[root][images][cli]") {
+    if (!isRoot()) return;
+    TempDir t("hull-volume-escape");
+    Hull hull;
+    importBusybox(hull, t, R"({"Cmd":["sh","-c","ls /esc/etc | wc -l"],"Volumes":{"/esc/etc":{}}})", {sym("esc", "/")});
+    auto r = hull({"run", "--network", "none", "--name", "esc", "hull.local/hostile:1"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    auto c = json::Value::parse(hull({"inspect", "esc"}).out);
+    REQUIRE(c);
+    std::string vol = hull.state.path() + "/containers/" + c->find("id")->asString() + "/volumes/0";
+    CHECK(sys::listDir(vol).empty());  // the image has no /etc: nothing to seed, and nothing of the host's
+    CHECK_FALSE(sys::exists(vol + "/shadow"));
+    REQUIRE(hull({"rm", "esc"}).status == 0);
+}
+
+TEST_CASE("hull run -d: the container gets SIGTERM from stop (no signal left ignored)", "[root][images][cli]") {
+    if (!isRoot()) return;
+    TempDir t("hull-stop-signal");
+    Hull hull;
+    importBusybox(hull, t, R"({"Cmd":["sh","-c","trap 'exit 3' TERM; while :; do sleep 0.1; done"]})");
+    REQUIRE(hull({"run", "-d", "--network", "none", "--name", "trap", "hull.local/hostile:1"}).status == 0);
+    auto start = std::chrono::steady_clock::now();
+    REQUIRE(hull({"stop", "-t", "10", "trap"}).status == 0);
+    auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took < std::chrono::seconds(5));  // the trap ran; no SIGKILL after the grace period
+    auto c = json::Value::parse(hull({"inspect", "trap"}).out);
+    REQUIRE(c);
+    int64_t code = -1;
+    REQUIRE(c->find("exitCode"));
+    REQUIRE(c->find("exitCode")->toInt64(code));
+    CHECK(code == 3);
+    REQUIRE(hull({"rm", "trap"}).status == 0);
+}
