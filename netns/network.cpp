@@ -96,7 +96,7 @@ Result<Network> Network::ensure(const std::string& stateDir, NetworkConfig confi
     // until masquerade; the kernel drops it on a bridge without route_localnet.
     TRY(writeSysctl("net/ipv4/conf/" + config.bridge + "/route_localnet", "1"));
     if (config.masquerade) TRY(writeSysctl("net/ipv4/ip_forward", "1"));
-    TRY_CTX("network " + config.name, ensureNatTable(s));
+    TRY_CTX("network " + config.name, ensureNatTable(s, config.masquerade));
     return Network(dir, std::move(config));
 }
 

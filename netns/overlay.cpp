@@ -8,6 +8,8 @@ namespace hull::netns {
 Result<Overlay> Overlay::ensure(const VxlanOptions& o, const Cidr& subnet) {
     auto nl = TRY(Netlink::open());
     TRY_CTX("overlay", nl.ensureVxlan(o));
+    // The NAT table holds the cluster's subnets (exempt from masquerade and conntrack).
+    TRY_CTX("overlay", ensureNatTable(subnet, std::nullopt));
     Cidr vtep{subnet.network(), 32};
     bool has = false;
     for (const auto& a : TRY(nl.addresses(o.name))) has |= a == vtep;
@@ -32,10 +34,15 @@ Result<void> Overlay::addPeer(const OverlayPeer& p) {
     Ipv4 gw = p.subnet.network();
     const std::string what = "overlay peer " + p.underlay.str() + " (" + p.subnet.str() + ")";
     // FDB and neighbour first: once the route exists, packets use them at once.
-    TRY_CTX(what, nl.addFdb(options_.name, p.vtepMac, p.underlay));
-    TRY_CTX(what, nl.addNeighbour(options_.name, gw, p.vtepMac));
-    TRY_CTX(what, nl.addRoute(Cidr{gw, p.subnet.prefix}, gw, options_.name, true));
-    TRY_CTX(what, addClusterSubnet(p.subnet));
+    // All three entries or none: a half-added peer would black-hole its subnet.
+    auto added = nl.addFdb(options_.name, p.vtepMac, p.underlay)
+                     .and_then([&] { return nl.addNeighbour(options_.name, gw, p.vtepMac); })
+                     .and_then([&] { return nl.addRoute(Cidr{gw, p.subnet.prefix}, gw, options_.name, true); })
+                     .and_then([&] { return addClusterSubnet(p.subnet); });
+    if (!added) {
+        (void)removePeer(p);
+        return fail(std::move(added.error()).context(what));
+    }
     log::debugf("overlay: peer %s added", what.c_str());
     return {};
 }

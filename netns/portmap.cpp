@@ -81,6 +81,7 @@ add map ip hull tcp_ports { type inet_service : ipv4_addr . inet_service; }
 add map ip hull udp_ports { type inet_service : ipv4_addr . inet_service; }
 add set ip hull subnets { type ipv4_addr; flags interval; auto-merge; }
 add set ip hull remotes { type ipv4_addr; flags interval; auto-merge; }
+add set ip hull masq { type ipv4_addr; flags interval; auto-merge; }
 add chain ip hull prerouting { type nat hook prerouting priority dstnat; policy accept; }
 add chain ip hull output { type nat hook output priority -100; policy accept; }
 add chain ip hull postrouting { type nat hook postrouting priority srcnat; policy accept; }
@@ -96,7 +97,7 @@ add rule ip hull prerouting fib daddr type local dnat ip to udp dport map @udp_p
 add rule ip hull output fib daddr type local dnat ip to tcp dport map @tcp_ports
 add rule ip hull output fib daddr type local dnat ip to udp dport map @udp_ports
 add rule ip hull postrouting ip saddr 127.0.0.0/8 ip daddr @subnets masquerade
-add rule ip hull postrouting ip saddr @subnets ip daddr != @subnets masquerade
+add rule ip hull postrouting ip saddr @masq ip daddr != @subnets masquerade
 add rule ip hull raw_prerouting udp dport 4789 notrack
 add rule ip hull raw_prerouting ip saddr @remotes ip daddr @subnets notrack
 add rule ip hull raw_prerouting ip saddr @subnets ip daddr @remotes notrack
@@ -118,15 +119,21 @@ std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add
     return out;
 }
 
-Result<void> ensureNatTable(const Cidr& subnet) {
+Result<void> ensureNatTable(const Cidr& subnet, std::optional<bool> masquerade) {
     // Only (re)build the chains when the table is new: flushing them on every
     // container start would briefly drop NAT for the running ones.
     // The probe names the newest chain, so a table made by an older hull is brought up to date.
-    static const char kProbe[] = "list chain ip hull raw_output";
+    static const char kProbe[] = "list set ip hull masq";
     bool exists = static_cast<bool>(runNft(kProbe, "probe"));
     if (!exists) TRY(runNft(baseRulesetScript(), "create nftables table ip hull"));
     Cidr net{subnet.network(), subnet.prefix};
-    TRY(runNft("add element ip hull subnets { " + net.str() + " }\n", "masquerade " + net.str()));
+    // Known as a container subnet in any case (no masquerade towards it); its own
+    // outbound traffic masqueraded only when the network asks for it.
+    TRY(runNft("add element ip hull subnets { " + net.str() + " }\n", "subnet " + net.str()));
+    if (masquerade && *masquerade)
+        TRY(runNft("add element ip hull masq { " + net.str() + " }\n", "masquerade " + net.str()));
+    else if (masquerade)
+        (void)runNft("delete element ip hull masq { " + net.str() + " }\n", "no masquerade");
     return {};
 }
 

@@ -8,6 +8,7 @@
 // Traffic from the host itself (127.0.0.1 included) is DNATed in the output
 // hook; route_localnet on the bridge plus masquerade lets 127.0.0.1 reach it.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,9 +33,10 @@ std::string baseRulesetScript();
 /// The nft commands that publish (add) or unpublish (!add) PORTS to IP.
 std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add);
 
-/// Make the table and its chains (idempotent), and masquerade SUBNET's traffic
-/// to anywhere outside it.
-[[nodiscard]] Result<void> ensureNatTable(const Cidr& subnet);
+/// Make the table and its chains (idempotent), record SUBNET as a container
+/// subnet, and masquerade its traffic to anywhere outside the container subnets
+/// when MASQUERADE is true (false: stop; nullopt: leave as it is).
+[[nodiscard]] Result<void> ensureNatTable(const Cidr& subnet, std::optional<bool> masquerade = true);
 [[nodiscard]] Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip);
 /// Missing elements are not an error (a half-made attach, a second DEL).
 [[nodiscard]] Result<void> unpublishPorts(const std::vector<PortMapping>& ports);

@@ -394,3 +394,33 @@ TEST_CASE("overlay: containers on two hosts reach each other over VXLAN; removin
         REQUIRE(ovB->destroy());
     }
 }
+
+TEST_CASE("net: a network without masquerade keeps the container's source address", "[root][net]") {
+    REQUIRE_ROOT();
+    TestNetns host("nomasq"), other("nmpeer");
+    linkNamespaces(host, "uplink", "10.250.8.1/24", other, "uplink", "10.250.8.2/24");
+    other.sh("ip route add 10.89.3.0/24 via 10.250.8.1");
+    TempDir state("hull-net-state");
+    HullRunc rc;
+    InNetns in(host.path());
+    auto net = Network::ensure(state.path(), {"test", "hull0", *Cidr::parse("10.89.3.0/24"), 1500, false});
+    REQUIRE(net);
+    Box box(rc, "nm", {"/bin/sleep", "300"});
+    REQUIRE(net->attach({"nm", box.netns(), "eth0", {}}));
+    box.start();
+    auto listener = run({"/usr/sbin/ip", "netns", "exec", other.name(), "/bin/sh", "-c",
+                         "busybox nc -l -p 7777 >/dev/null & sleep 0.2; echo started"});
+    REQUIRE(listener.out == "started\n");
+    box.exec("(echo hi; sleep 2) | nc 10.250.8.2 7777 & sleep 0.5");
+    auto tcp = other.sh("cat /proc/net/tcp /proc/net/tcp6");
+    INFO(tcp.out);
+    bool fromContainer = false, fromHost = false;
+    for (const auto& line : sys::split(tcp.out, '\n')) {
+        if (line.find(":1E61 ") == std::string::npos) continue;
+        fromContainer |= line.find("0203590A:") != std::string::npos;  // 10.89.3.2
+        fromHost |= line.find("0108FA0A:") != std::string::npos;       // 10.250.8.1
+    }
+    CHECK(fromContainer);
+    CHECK_FALSE(fromHost);
+    REQUIRE(net->detach("nm"));
+}
