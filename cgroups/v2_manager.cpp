@@ -62,7 +62,16 @@ Result<void> V2Manager::apply(const Resources& r) {
         if (n.fatal) return failInvalid(n.field + ": " + n.message);
         log::warnf("%s: %s", n.field.c_str(), n.message.c_str());
     }
-    for (const auto& w : plan.writes) {
+    for (auto w : plan.writes) {
+        // cpu.max holds quota and period together: an update giving one keeps
+        // the other as it is (v1 keeps them in two files and gets that for free).
+        if (w.file == "cpu.max" && r.cpu && (!r.cpu->quota || !r.cpu->period)) {
+            auto cur = sys::split(sys::trim(util::readControl(dir_, "cpu.max").value_or("")), ' ');
+            if (cur.size() == 2) {
+                auto parts = sys::split(w.value, ' ');
+                w.value = (r.cpu->quota ? parts[0] : cur[0]) + " " + (r.cpu->period ? parts[1] : cur[1]);
+            }
+        }
         auto res = util::writeControl(dir_, w.file, w.value);
         if (res) continue;
         if (res.error().errnum() == ENOENT) {

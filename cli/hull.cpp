@@ -3,8 +3,10 @@
 // agent arrive with their issues. OCI bundles run with hull-runc.
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -176,6 +178,16 @@ int networkCmd(const std::string& state, const std::vector<std::string>& rest) {
     return failWith("network: unknown command \"" + sub + "\"");
 }
 
+/// A whole number, or nullopt (so "abc", "12x" and "" are refused, not read as 0).
+std::optional<long long> wholeNumber(const std::string& s) {
+    if (s.empty()) return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    if (errno || *end) return std::nullopt;
+    return v;
+}
+
 std::string human(uint64_t bytes) {
     char b[32];
     if (bytes >= (1u << 30)) std::snprintf(b, sizeof b, "%.1fGB", double(bytes) / double(1u << 30));
@@ -231,6 +243,12 @@ int imageCmd(const std::string& state, const std::vector<std::string>& rest) {
         o.ref = *ref;
         o.insecure = a.all("--insecure-registry");
         o.credentialsFile = a.get("--credentials");
+        if (a.has("--platform")) {
+            auto parts = sys::split(a.get("--platform"), '/');
+            if (parts.size() < 2 || parts.size() > 3)
+                return failWith("image pull: --platform \"" + a.get("--platform") + "\": expected OS/ARCH[/VARIANT], like linux/arm64");
+            o.platform = {parts[0], parts[1], parts.size() == 3 ? parts[2] : ""};
+        }
         o.tempDir = store->tmpDir();
         bool tty = ::isatty(2);
         o.progress = [tty](const std::string& what, uint64_t done, uint64_t total) {
@@ -352,8 +370,18 @@ int containerCmd(runtime::Engine& e, const std::string& cmd, const std::vector<s
         o.publish = a.all("--publish");
         o.volumes = a.all("--volume");
         o.memory = a.get("--memory");
-        o.cpus = std::atof(a.get("--cpus", "0").c_str());
-        o.pidsLimit = std::atoll(a.get("--pids-limit", "0").c_str());
+        if (a.has("--cpus")) {
+            char* end = nullptr;
+            std::string c = a.get("--cpus");
+            o.cpus = std::strtod(c.c_str(), &end);
+            if (c.empty() || *end || !(o.cpus > 0) || o.cpus > 1024)
+                return failWith("run: --cpus \"" + c + "\": expected a number of CPUs above 0, like 0.5 or 2");
+        }
+        if (a.has("--pids-limit")) {
+            auto n = wholeNumber(a.get("--pids-limit"));
+            if (!n || *n < 1) return failWith("run: --pids-limit \"" + a.get("--pids-limit") + "\": expected a number above 0");
+            o.pidsLimit = *n;
+        }
         o.user = a.get("--user");
         o.network = a.get("--network", "hull");
         o.detach = a.has("--detach");
@@ -361,6 +389,9 @@ int containerCmd(runtime::Engine& e, const std::string& cmd, const std::vector<s
         o.tty = a.has("--tty");
         o.interactive = a.has("--interactive");
         o.insecureRegistries = a.all("--insecure-registry");
+        if (o.detach && o.tty)
+            return failWith("run: -t with -d is not supported yet: a detached container's output goes to its log "
+                            "(run it in the foreground with -it, or use exec -it on a detached one)");
         if (o.detach && o.remove) {
             // A detached --rm container is removed by its monitor when it ends.
         }
@@ -394,7 +425,12 @@ int containerCmd(runtime::Engine& e, const std::string& cmd, const std::vector<s
     if (cmd == "logs") {
         Args a(argv, {"--follow"}, {"--tail"}, {{"-f", "--follow"}});
         if (!a.error.empty() || a.positional.size() != 1) return failWith("logs: expected one container");
-        long tail = a.has("--tail") ? std::atol(a.get("--tail").c_str()) : -1;
+        long tail = -1;
+        if (a.has("--tail")) {
+            auto n = wholeNumber(a.get("--tail"));
+            if (!n || *n < 0) return failWith("logs: --tail \"" + a.get("--tail") + "\": expected a number of lines");
+            tail = long(*n);
+        }
         return check(e.logs(a.positional[0], a.has("--follow"), tail, 1));
     }
     if (cmd == "stop" || cmd == "kill" || cmd == "rm") {
@@ -420,7 +456,7 @@ int containerCmd(runtime::Engine& e, const std::string& cmd, const std::vector<s
                {{"-t", "--tty"}, {"-i", "--interactive"}, {"-e", "--env"}, {"-u", "--user"}});
         if (!a.error.empty() || a.positional.size() < 2) return failWith("exec: expected CONTAINER CMD...");
         std::vector<std::string> args(a.positional.begin() + 1, a.positional.end());
-        auto r = e.exec(a.positional[0], args, a.all("--env"), a.get("--user"), a.has("--tty"));
+        auto r = e.exec(a.positional[0], args, a.all("--env"), a.get("--user"), a.has("--tty"), a.has("--interactive"));
         if (!r) return failWith(r.error().message());
         return *r;
     }

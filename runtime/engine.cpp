@@ -279,6 +279,12 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
     int64_t memory = -1;
     if (!o.memory.empty() && (memory = parseMemory(o.memory)) <= 0)
         return failInvalid("--memory \"" + o.memory + "\": expected a size like 64m or 1g");
+    // Below a few MiB not even the runtime's own setup fits (Docker's floor is 6 MiB).
+    if (memory > 0 && memory < (6 << 20)) return failInvalid("--memory \"" + o.memory + "\": the minimum is 6m");
+    // A network other than the default must exist: a typo must not make a new bridge.
+    if (o.network != "none" && o.network != "hull" && !netns::Network::load(state_, o.network))
+        return fail(Error::plain(ENOENT, "network \"" + o.network + "\" does not exist (hull network create --name " +
+                                             o.network + ")"));
 
     std::string dir = state_ + "/containers/" + m.id;
     TRY(sys::mkdirAll(dir, 0700));
@@ -464,6 +470,11 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
     co.id = m.id;
     co.bundle = dir;
     co.beforeStart = attach;
+    if (!o.interactive && !o.tty) {
+        // Without -i the container gets no stdin of ours (Docker's behaviour).
+        int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0) ::dup2(null, 0), ::close(null);
+    }
     keepDir = true;  // from here on a failure leaves a record `hull rm` can remove
     auto status = rt.run(co, false);
     (void)teardown(state_, dir, m);
@@ -578,7 +589,8 @@ Result<void> Engine::remove(const std::string& q, bool force) {
 Result<void> Engine::logs(const std::string& q, bool follow, long tail, int fd) {
     auto c = TRY(inspect(q));
     std::string text = sys::readFile(c.dir + "/ctr.log.1").value_or("") + sys::readFile(c.dir + "/ctr.log").value_or("");
-    if (tail >= 0) {
+    if (tail == 0) text.clear();
+    if (tail > 0) {
         size_t pos = text.size();
         long lines = 0;
         if (pos > 0 && text[pos - 1] == '\n') --pos;
@@ -616,15 +628,24 @@ Result<void> Engine::logs(const std::string& q, bool follow, long tail, int fd) 
 }
 
 Result<int> Engine::exec(const std::string& q, const std::vector<std::string>& args, const std::vector<std::string>& env,
-                         const std::string& user, bool tty) {
+                         const std::string& user, bool tty, bool interactive) {
     auto c = TRY(inspect(q));
     if (c.status != "running") return failInvalid("container " + c.name + " is " + c.status);
     Runtime rt(run_ + "/runc");
     ExecOptions eo;
     eo.args = args;
     eo.env = env;
-    eo.user = user;
+    if (!user.empty()) {
+        // Names through the container's own passwd and group files, as run does.
+        auto [uid, gid] = TRY(resolveUser(c.dir + "/rootfs", user));
+        eo.user = std::to_string(uid) + ":" + std::to_string(gid);
+    }
     eo.tty = tty;
+    if (!interactive && !tty) {
+        // Without -i the process gets no stdin of ours (Docker's behaviour).
+        int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null >= 0) ::dup2(null, 0), ::close(null);
+    }
     return rt.exec(c.id, eo);
 }
 

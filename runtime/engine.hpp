@@ -73,7 +73,8 @@ public:
     /// container ends when FOLLOW.
     [[nodiscard]] Result<void> logs(const std::string& nameOrId, bool follow, long tail, int fd);
     [[nodiscard]] Result<int> exec(const std::string& nameOrId, const std::vector<std::string>& args,
-                                   const std::vector<std::string>& env, const std::string& user, bool tty);
+                                   const std::vector<std::string>& env, const std::string& user, bool tty,
+                                   bool interactive);
     /// `hull _cleanup ID`, which hull-monitor runs when the container has ended:
     /// the runtime's state and cgroup, the network, the rootfs; the record too with --rm.
     [[nodiscard]] Result<void> cleanup(const std::string& id);

@@ -290,3 +290,20 @@ TEST_CASE("limits: v1 apply goes to each controller's hierarchy", "[cgroups][lim
     REQUIRE_FALSE(e);
     CHECK(e.error().message() == "linux.resources: net_cls.classid: no cgroup v1 hierarchy with the net_cls controller is mounted");
 }
+
+TEST_CASE("limits: v2 keeps the half of cpu.max an update does not give", "[cgroups][limits]") {
+    Fixture fx;
+    std::string dir = fx.makeCgroup("c");
+    fx.makeFile("c/cpu.max", "20000 50000");
+    V2Manager m(fx.root(), dir);
+    Resources period;
+    period.cpu = CpuLimits{};
+    period.cpu->period = 200000;
+    REQUIRE(m.apply(period));
+    CHECK(fx.read("c/cpu.max") == "20000 200000");
+    Resources quota;
+    quota.cpu = CpuLimits{};
+    quota.cpu->quota = 30000;
+    REQUIRE(m.apply(quota));
+    CHECK(fx.read("c/cpu.max") == "30000 200000");
+}
