@@ -33,7 +33,9 @@ bool isOpaque(const std::string& path) {
 }
 
 /// Copy SRC (one layer) onto DST (the layers below, already copied), applying
-/// overlayfs's whiteouts as overlay would. Ownership, modes and times are kept.
+/// overlayfs's whiteouts as overlay would. Owners and modes are kept; times and
+/// xattrs (file capabilities among them) are not: the fallback is for hosts
+/// without overlayfs, where a working root matters more than those.
 Result<void> copyLayer(const std::string& src, const std::string& dst) {
     DIR* d = ::opendir(src.c_str());
     if (!d) return failErrno("open layer dir " + src);
