@@ -1,0 +1,95 @@
+#pragma once
+// A declared service: what `hull apply -f FILE` reads and the node agent keeps
+// running. A service file is one flat YAML mapping (JSON is accepted too), like
+// one compose service:
+//
+//   name: web
+//   image: hull.local/busybox:latest
+//   command: ["httpd", "-f", "-p", "80", "-h", "/www"]     # or a string: "httpd -f …" (split like sh words)
+//   env: {GREETING: hello}                                 # or a list: ["GREETING=hello"]
+//   replicas: 3
+//   resources:
+//     requests: {cpus: 0.1, memory: 16m}
+//     limits:   {cpus: 0.5, memory: 64m, pids: 64}
+//   ports: ["8080:80", "5353:53/udp"]
+//   volumes: ["/srv/www:/www:ro"]
+//   restart: always                                        # always | on-failure | never
+//   backoff: {initial: 100ms, factor: 2, max: 10s, resetAfter: 30s}
+//   probes:
+//     liveness:  {http: {port: 80, path: /healthz}, period: 1s, timeout: 500ms, failureThreshold: 3}
+//     readiness: {tcp: {port: 80}, period: 500ms, successThreshold: 1}
+//     startup:   {exec: ["cat", "/tmp/ready"], period: 200ms, failureThreshold: 30, initialDelay: 0s}
+//   maxAge: 1h                                             # the phoenix cycle; absent = never
+//   stopGracePeriod: 10s
+//
+// Parsing is strict: an unknown key, a value of the wrong type or out of range
+// is an error naming the key and its line and column ("web.yaml:7:3: replicas:
+// must not be negative"). Nothing is applied from a file with any error.
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sys/error.hpp"
+
+namespace hull::orchestrator {
+
+using Millis = std::chrono::milliseconds;
+
+struct Probe {
+    enum class Kind { Exec, Http, Tcp } kind = Kind::Exec;
+    std::vector<std::string> exec;  // Kind::Exec: argv run in the container
+    std::string path = "/";         // Kind::Http: GET http://<container ip>:<port><path>, 2xx/3xx is success
+    uint16_t port = 0;              // Kind::Http, Kind::Tcp
+    Millis period{1000}, timeout{1000}, initialDelay{0};
+    int successThreshold = 1, failureThreshold = 3;
+    bool operator==(const Probe&) const = default;
+};
+
+struct Backoff {
+    Millis initial{100}, max{10000}, resetAfter{30000};
+    double factor = 2.0;
+    bool operator==(const Backoff&) const = default;
+};
+
+struct Resources {
+    double cpus = 0;      // 0: none
+    int64_t memory = 0;   // bytes, 0: none
+    int64_t pids = 0;     // 0: none
+    bool operator==(const Resources&) const = default;
+};
+
+struct Service {
+    std::string name;   // [a-z0-9][a-z0-9-]{0,62}: becomes part of container names
+    std::string image;
+    std::vector<std::string> command;  // empty: the image's
+    std::vector<std::string> env;      // KEY=VALUE, in the file's order
+    int replicas = 1;
+    Resources requests, limits;
+    std::vector<std::string> ports;    // as `hull run -p`, validated
+    std::vector<std::string> volumes;  // as `hull run -v`, validated
+    enum class Restart { Always, OnFailure, Never } restart = Restart::Always;
+    Backoff backoff;
+    std::optional<Probe> liveness, readiness, startup;
+    std::optional<Millis> maxAge;
+    Millis stopGracePeriod{10000};
+    bool operator==(const Service&) const = default;
+};
+
+/// Parse a service file's text (YAML; JSON is YAML). SOURCE names the file in errors.
+[[nodiscard]] Result<Service> parseService(const std::string& text, const std::string& source = "<input>");
+
+/// Canonical JSON of a service (what the store and the API keep; stable field
+/// order, so "re-applying the same file changes nothing" is a string compare).
+std::string serviceJson(const Service& s);
+/// And back (the store's own output: errors are bugs or corruption, reported).
+[[nodiscard]] Result<Service> serviceFromJson(const std::string& json);
+
+/// "100ms", "1s", "1.5s", "2m", "1h" -> milliseconds; nullopt otherwise.
+std::optional<Millis> parseDuration(const std::string& s);
+/// "64m", "1g", "512k", "1048576" -> bytes; nullopt otherwise.
+std::optional<int64_t> parseBytes(const std::string& s);
+
+}  // namespace hull::orchestrator

@@ -1,0 +1,86 @@
+#pragma once
+// The node agent's state: desired services and what it observed (containers it
+// started, their restarts, exits, probe results) and an event log, in SQLite
+// (WAL mode, synchronous=NORMAL, busy timeout) under STATE/node.db. Every
+// change is one transaction, so a crash mid-write leaves the previous state.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sys/error.hpp"
+
+namespace hull::orchestrator {
+
+struct ServiceRow {
+    std::string name;
+    std::string spec;        // serviceJson() of the Service
+    int64_t generation = 0;  // bumped on every change of spec
+    int64_t updatedMs = 0;   // unix time in ms
+};
+
+struct ContainerRow {
+    std::string id;          // the engine's container id
+    std::string service;
+    int64_t generation = 0;  // of the service spec it was started from
+    int slot = 0;            // replica slot 0..replicas-1
+    std::string state;       // "starting", "running", "exited", "stopping", "removed"
+    int64_t startedMs = 0, finishedMs = 0;
+    std::optional<int> exitCode;
+    int restarts = 0;        // of this slot, for backoff
+    bool ready = false;
+};
+
+struct EventRow {
+    int64_t id = 0;
+    int64_t timeMs = 0;
+    std::string kind;     // "start", "exit", "oom", "probe", "phoenix", "apply", "delete", ...
+    std::string service, container;
+    std::string message;  // human-readable detail ("exit code 137 (OOM killed)")
+};
+
+class Store {
+public:
+    /// Open or create PATH. Creates the schema (versioned with PRAGMA user_version).
+    [[nodiscard]] static Result<Store> open(const std::string& path);
+    Store(Store&&) noexcept;
+    Store& operator=(Store&&) noexcept;
+    ~Store();
+
+    // Services. putService returns the new generation, or the old one unchanged
+    // when SPEC equals what is stored (re-applying the same file changes nothing).
+    [[nodiscard]] Result<int64_t> putService(const std::string& name, const std::string& spec);
+    [[nodiscard]] Result<std::optional<ServiceRow>> getService(const std::string& name);
+    [[nodiscard]] Result<std::vector<ServiceRow>> listServices();
+    [[nodiscard]] Result<bool> deleteService(const std::string& name);
+
+    // Containers.
+    [[nodiscard]] Result<void> putContainer(const ContainerRow& c);  // insert or replace by id
+    [[nodiscard]] Result<std::optional<ContainerRow>> getContainer(const std::string& id);
+    [[nodiscard]] Result<std::vector<ContainerRow>> listContainers(const std::string& service = "");
+    [[nodiscard]] Result<bool> deleteContainer(const std::string& id);
+
+    // Events: append, and read back newest last (SINCE_ID: only later ones).
+    [[nodiscard]] Result<int64_t> addEvent(const EventRow& e);
+    [[nodiscard]] Result<std::vector<EventRow>> events(int64_t sinceId = 0, size_t limit = 1000);
+
+    /// Run F inside one transaction (BEGIN IMMEDIATE … COMMIT, rolled back if F fails).
+    template <class F>
+    [[nodiscard]] Result<void> transaction(F&& f) {
+        TRY(exec("BEGIN IMMEDIATE"));
+        auto r = f();
+        if (!r) {
+            (void)exec("ROLLBACK");
+            return r;
+        }
+        return exec("COMMIT");
+    }
+
+private:
+    struct Impl;
+    explicit Store(Impl* impl) : impl_(impl) {}
+    [[nodiscard]] Result<void> exec(const std::string& sql);
+    Impl* impl_ = nullptr;
+};
+
+}  // namespace hull::orchestrator
