@@ -1,0 +1,115 @@
+#include "orchestrator/reconcile.hpp"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "orchestrator/probe.hpp"
+
+namespace hull::orchestrator {
+
+namespace {
+
+bool live(const Observed& o) { return o.state != Observed::State::Exited; }
+
+/// Should an ended container be replaced, by the restart policy?
+bool wantsRestart(const Service& s, const Observed& ended) {
+    switch (s.restart) {
+    case Service::Restart::Always: return true;
+    case Service::Restart::Never: return false;
+    case Service::Restart::OnFailure:
+        return ended.livenessFailed || !ended.exitCode || *ended.exitCode != 0;
+    }
+    return true;
+}
+
+}  // namespace
+
+std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::vector<Observed>& observed,
+                         TimePoint now) {
+    std::vector<Action> out;
+    std::set<std::string> declared;
+    for (const auto& d : desired) declared.insert(d.spec.name);
+
+    // Containers of services no longer declared go.
+    for (const auto& o : observed)
+        if (!declared.count(o.service) && live(o))
+            out.push_back({Action::Kind::Stop, o.service, o.slot, 0, 0, o.id, "deleted", TimePoint{0}});
+
+    for (const auto& d : desired) {
+        const Service& s = d.spec;
+        std::map<int, std::vector<const Observed*>> slots;
+        for (const auto& o : observed)
+            if (o.service == s.name) slots[o.slot].push_back(&o);
+        for (auto& [slot, list] : slots)
+            std::sort(list.begin(), list.end(), [](const Observed* a, const Observed* b) { return a->started < b->started; });
+
+        // Scale down: every live container of a slot beyond replicas.
+        for (const auto& [slot, list] : slots)
+            if (slot >= s.replicas)
+                for (const auto* o : list)
+                    if (live(*o)) out.push_back({Action::Kind::Stop, s.name, slot, 0, 0, o->id, "scale down", TimePoint{0}});
+
+        // One replacement (update or phoenix) in flight per service at a time.
+        bool replacing = false;
+        for (int slot = 0; slot < s.replicas; ++slot) {
+            int liveCount = 0;
+            for (const auto* o : slots[slot]) liveCount += live(*o) && !o->livenessFailed;
+            if (liveCount > 1) replacing = true;
+        }
+
+        for (int slot = 0; slot < s.replicas; ++slot) {
+            std::vector<const Observed*> alive;
+            const Observed* lastEnded = nullptr;
+            for (const auto* o : slots[slot]) {
+                if (!live(*o)) {
+                    if (!lastEnded || o->finished >= lastEnded->finished) lastEnded = o;
+                    continue;
+                }
+                if (o->livenessFailed) {
+                    out.push_back({Action::Kind::Stop, s.name, slot, 0, 0, o->id, "liveness", TimePoint{0}});
+                    continue;
+                }
+                alive.push_back(o);
+            }
+            if (alive.empty()) {
+                // Being stopped for liveness: the restart follows once it has ended.
+                bool stopping = std::any_of(slots[slot].begin(), slots[slot].end(),
+                                            [](const Observed* o) { return live(*o) && o->livenessFailed; });
+                if (stopping) continue;
+                if (!lastEnded) {
+                    out.push_back({Action::Kind::Start, s.name, slot, d.generation, 0, "", "replica", now});
+                    continue;
+                }
+                if (!wantsRestart(s, *lastEnded)) continue;
+                // A container that stayed up for resetAfter starts the count again.
+                bool ranLong = lastEnded->finished - lastEnded->started >= s.backoff.resetAfter;
+                int restarts = ranLong ? 1 : lastEnded->restarts + 1;
+                auto delay = backoffDelay(s.backoff.initial, s.backoff.factor, s.backoff.max, restarts - 1);
+                out.push_back({Action::Kind::Start, s.name, slot, d.generation, restarts, "", "restart",
+                               std::max(now, lastEnded->finished + delay)});
+                continue;
+            }
+            if (alive.size() > 1) {
+                // A replacement in flight: the newest is the new one; the older go once it is ready.
+                const Observed* newest = alive.back();
+                if (newest->ready)
+                    for (size_t i = 0; i + 1 < alive.size(); ++i)
+                        out.push_back({Action::Kind::Stop, s.name, slot, 0, 0, alive[i]->id,
+                                       alive[i]->generation != d.generation ? "update" : "phoenix", TimePoint{0}});
+                continue;
+            }
+            const Observed* c = alive.front();
+            bool outdated = c->generation != d.generation;
+            bool old = s.maxAge && now - c->started >= *s.maxAge;
+            if ((outdated || old) && !replacing) {
+                // The new one first; the old one goes when the new one is ready (above).
+                out.push_back({Action::Kind::Start, s.name, slot, d.generation, 0, "", outdated ? "update" : "phoenix", now});
+                replacing = true;
+            }
+        }
+    }
+    return out;
+}
+
+}  // namespace hull::orchestrator

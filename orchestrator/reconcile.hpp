@@ -1,0 +1,62 @@
+#pragma once
+// The node agent's decisions as a pure function: from the declared services,
+// what is running, and the time, the actions that bring the node closer to the
+// declaration. The agent loop carries them out (through the runtime facade) and
+// calls plan() again; nothing here touches the kernel, so every rule is
+// unit-tested with made-up clocks.
+//
+// Rules:
+//  - each service has slots 0..replicas-1, each wanting one live container;
+//  - an ended container is replaced per the restart policy (always; on-failure
+//    only after a non-zero exit; never), after the backoff delay for its slot's
+//    restart count; a container that ran for backoff.resetAfter resets it;
+//  - a container whose liveness failed is stopped, then replaced as above;
+//  - replacements for a changed spec (generation) or an age beyond maxAge (the
+//    phoenix cycle) go one slot at a time per service and start the new
+//    container first: the old one is stopped only once the new one is ready,
+//    so the ready count never drops below replicas;
+//  - slots beyond replicas, and services no longer declared, are stopped.
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "orchestrator/service.hpp"
+
+namespace hull::orchestrator {
+
+using TimePoint = std::chrono::milliseconds;  // since an epoch the caller chooses
+
+struct Observed {
+    std::string id, service;
+    int64_t generation = 0;
+    int slot = 0;
+    enum class State { Starting, Running, Exited } state = State::Starting;
+    TimePoint started{0}, finished{0};
+    std::optional<int> exitCode;
+    int restarts = 0;     // of the slot, when this container was started
+    bool ready = false;   // readiness (or no readiness probe and running)
+    bool livenessFailed = false;
+};
+
+struct DesiredService {
+    Service spec;
+    int64_t generation = 0;
+};
+
+struct Action {
+    enum class Kind { Start, Stop } kind = Kind::Start;
+    std::string service;
+    int slot = 0;
+    int64_t generation = 0;    // Start: of the spec to start
+    int restarts = 0;          // Start: the slot's restart count for the new container
+    std::string container;     // Stop: which
+    std::string reason;        // "replica", "restart", "liveness", "phoenix", "update", "scale down", "deleted"
+    TimePoint notBefore{0};    // Start: not before this time (backoff)
+    bool operator==(const Action&) const = default;
+};
+
+std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::vector<Observed>& observed,
+                         TimePoint now);
+
+}  // namespace hull::orchestrator
