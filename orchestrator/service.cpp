@@ -1,0 +1,687 @@
+#include "orchestrator/service.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <set>
+#include <string_view>
+
+#include <yaml-cpp/yaml.h>
+
+#include "netns/portmap.hpp"
+#include "sys/fs.hpp"
+#include "sys/json.hpp"
+
+namespace hull::orchestrator {
+
+namespace {
+
+constexpr int kMaxReplicas = 1000;
+// Durations above this (about 31 years) are typos, and keeping them small keeps
+// every arithmetic on them (deadlines, backoff products) far from overflow.
+constexpr double kMaxDurationMs = 1e12;
+
+std::string join(const std::string& prefix, std::string_view key) {
+    return prefix.empty() ? std::string(key) : prefix + "." + std::string(key);
+}
+
+size_t editDistance(std::string_view a, std::string_view b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            size_t up = row[j];
+            size_t sub = diag + (std::tolower(a[i - 1]) == std::tolower(b[j - 1]) ? 0 : 1);
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, sub});
+            diag = up;
+        }
+    }
+    return row[b.size()];
+}
+
+bool validName(const std::string& s) {
+    if (s.empty() || s.size() > 63) return false;
+    auto ok = [](char c, bool first) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (!first && c == '-');
+    };
+    for (size_t i = 0; i < s.size(); ++i)
+        if (!ok(s[i], i == 0)) return false;
+    return true;
+}
+
+/// Split like sh splits words: blanks separate, '…' is literal, "…" knows only
+/// \" \\ \$ \` and \newline, a bare backslash quotes the next character. No
+/// expansion of any kind ($VAR, globs, ~) and no comments: the result is argv.
+Result<std::vector<std::string>> shellWords(const std::string& s) {
+    std::vector<std::string> words;
+    std::string cur;
+    bool inWord = false;  // "" is a word, so emptiness of cur does not tell
+    for (size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            if (inWord) words.push_back(std::move(cur));
+            cur.clear();
+            inWord = false;
+        } else if (c == '\'') {
+            size_t end = s.find('\'', i + 1);
+            if (end == std::string::npos) return failInvalid("unterminated single quote");
+            cur.append(s, i + 1, end - i - 1);
+            inWord = true;
+            i = end;
+        } else if (c == '"') {
+            size_t j = i + 1;
+            for (;; ++j) {
+                if (j >= s.size()) return failInvalid("unterminated double quote");
+                if (s[j] == '"') break;
+                if (s[j] == '\\' && j + 1 < s.size() && std::string_view("\"\\$`\n").find(s[j + 1]) != std::string_view::npos) {
+                    if (s[j + 1] != '\n') cur += s[j + 1];
+                    ++j;
+                } else {
+                    cur += s[j];
+                }
+            }
+            inWord = true;
+            i = j;
+        } else if (c == '\\') {
+            if (i + 1 >= s.size()) return failInvalid("trailing backslash");
+            ++i;
+            if (s[i] == '\n') continue;  // line continuation
+            cur += s[i];
+            inWord = true;
+        } else {
+            cur += c;
+            inWord = true;
+        }
+    }
+    if (inWord) words.push_back(std::move(cur));
+    return words;
+}
+
+const char* describe(const YAML::Node& n) {
+    switch (n.Type()) {
+    case YAML::NodeType::Null: return "null";
+    case YAML::NodeType::Scalar: return "a scalar";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    default: return "nothing";
+    }
+}
+
+// A plain (unquoted, untagged) scalar: only these may be numbers, so that
+// "replicas: \"3\"" (or "3" in JSON) is refused like any other string.
+bool isPlain(const YAML::Node& n) { return n.IsScalar() && n.Tag() == "?"; }
+
+class Parser {
+public:
+    explicit Parser(std::string source) : source_(std::move(source)) {}
+
+    Result<Service> service(const YAML::Node& root) {
+        Service s;
+        if (!root.IsMap()) return fail(err(root, "", std::string("a service file must be a mapping, not ") + describe(root)));
+        TRY(checkKeys(root, "", {"name", "image", "command", "env", "replicas", "resources", "ports", "volumes",
+                                 "restart", "backoff", "probes", "maxAge", "stopGracePeriod"}));
+        auto name = TRY(required(root, "", "name"));
+        s.name = TRY(string(name, "name"));
+        if (!validName(s.name))
+            return fail(err(name, "name", "\"" + s.name + "\" is not a valid name ([a-z0-9][a-z0-9-]{0,62})"));
+        auto image = TRY(required(root, "", "image"));
+        s.image = TRY(string(image, "image"));
+        if (s.image.empty() || s.image.find_first_of(" \t\n") != std::string::npos)
+            return fail(err(image, "image", "\"" + s.image + "\" is not an image reference"));
+        if (auto n = root["command"]) s.command = TRY(argv(n, "command", false));
+        if (auto n = root["env"]) s.env = TRY(env(n, "env"));
+        if (auto n = root["replicas"]) s.replicas = int(TRY(integer(n, "replicas", 0, kMaxReplicas)));
+        if (auto n = root["resources"]) TRY(resources(n, "resources", s));
+        if (auto n = root["ports"]) {
+            auto items = TRY(list(n, "ports"));
+            for (const auto& item : items) {
+                auto p = TRY(string(item, "ports"));
+                if (auto m = netns::parsePortMapping(p); !m) return fail(err(item, "ports", m.error().message()));
+                s.ports.push_back(p);
+            }
+        }
+        if (auto n = root["volumes"]) {
+            auto items = TRY(list(n, "volumes"));
+            for (const auto& item : items) {
+                auto v = TRY(string(item, "volumes"));
+                auto parts = sys::split(v, ':', false);
+                if (parts.size() < 2 || parts.size() > 3 || parts[0].size() < 2 || parts[0][0] != '/' ||
+                    parts[1].size() < 2 || parts[1][0] != '/' ||
+                    (parts.size() == 3 && parts[2] != "ro" && parts[2] != "rw"))
+                    return fail(err(item, "volumes", "\"" + v + "\" is not /HOST:/CONTAINER[:ro|:rw]"));
+                s.volumes.push_back(v);
+            }
+        }
+        if (auto n = root["restart"]) {
+            auto r = TRY(string(n, "restart"));
+            if (r == "always") s.restart = Service::Restart::Always;
+            else if (r == "on-failure") s.restart = Service::Restart::OnFailure;
+            else if (r == "never") s.restart = Service::Restart::Never;
+            else return fail(err(n, "restart", "\"" + r + "\" is not one of always, on-failure, never"));
+        }
+        if (auto n = root["backoff"]) s.backoff = TRY(backoff(n, "backoff"));
+        if (auto n = root["probes"]) {
+            TRY(checkKeys(n, "probes", {"liveness", "readiness", "startup"}));
+            if (auto p = n["liveness"]) s.liveness = TRY(probe(p, "probes.liveness"));
+            if (auto p = n["readiness"]) s.readiness = TRY(probe(p, "probes.readiness"));
+            if (auto p = n["startup"]) s.startup = TRY(probe(p, "probes.startup"));
+        }
+        if (auto n = root["maxAge"]) {
+            s.maxAge = TRY(duration(n, "maxAge"));
+            if (s.maxAge->count() == 0) return fail(err(n, "maxAge", "must be more than 0 (omit it for never)"));
+        }
+        if (auto n = root["stopGracePeriod"]) s.stopGracePeriod = TRY(duration(n, "stopGracePeriod"));
+        return s;
+    }
+
+private:
+    std::string source_;
+
+    // yaml-cpp marks an empty value ("image:") where the next token starts,
+    // often the next line; its key's position is the one a reader looks for.
+    std::vector<std::pair<YAML::Node, YAML::Mark>> nullValues_;
+
+    Error err(const YAML::Node& n, const std::string& path, const std::string& msg) const {
+        if (n.IsNull())
+            for (const auto& [v, keyMark] : nullValues_)
+                if (v.is(n)) return err(keyMark, path, msg);
+        return err(n.Mark(), path, msg);
+    }
+    Error err(const YAML::Mark& m, const std::string& path, const std::string& msg) const {
+        std::string where = source_;
+        if (m.line >= 0) where += ":" + std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
+        return Error::invalid(where + ": " + (path.empty() ? msg : path + ": " + msg));
+    }
+
+    /// N must be a mapping of scalar keys, each in ALLOWED and each once.
+    Result<void> checkKeys(const YAML::Node& n, const std::string& path, std::initializer_list<std::string_view> allowed) {
+        if (!n.IsMap()) return fail(err(n, path, std::string("must be a mapping, not ") + describe(n)));
+        std::set<std::string> seen;
+        for (auto it = n.begin(); it != n.end(); ++it) {
+            const YAML::Node& k = it->first;
+            if (!k.IsScalar()) return fail(err(k, path, std::string("keys must be strings, not ") + describe(k)));
+            const std::string& key = k.Scalar();
+            if (it->second.IsNull()) nullValues_.emplace_back(it->second, k.Mark());
+            // yaml-cpp keeps both pairs of a repeated key and lookups see the
+            // first, so a later correction in the file would be silently lost.
+            if (!seen.insert(key).second) return fail(err(k, join(path, key), "duplicate field"));
+            if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+            std::string msg = "unknown field";
+            std::string_view best;
+            size_t bestDist = 3;
+            for (auto a : allowed) {
+                size_t d = editDistance(key, a);
+                if (d < bestDist && d <= std::max<size_t>(1, a.size() / 3)) best = a, bestDist = d;
+            }
+            if (!best.empty()) msg += " (did you mean " + std::string(best) + "?)";
+            return fail(err(k, join(path, key), msg));
+        }
+        return {};
+    }
+
+    Result<YAML::Node> required(const YAML::Node& map, const std::string& path, const std::string& key) {
+        YAML::Node n = map[key];
+        if (!n) return fail(err(map, join(path, key), "required field missing"));
+        return n;
+    }
+
+    Result<std::string> string(const YAML::Node& n, const std::string& path) {
+        if (!n.IsScalar()) return fail(err(n, path, std::string("must be a string, not ") + describe(n)));
+        return n.Scalar();
+    }
+
+    Result<std::vector<YAML::Node>> list(const YAML::Node& n, const std::string& path) {
+        if (!n.IsSequence()) return fail(err(n, path, std::string("must be a list, not ") + describe(n)));
+        std::vector<YAML::Node> out;
+        for (auto it = n.begin(); it != n.end(); ++it) out.push_back(*it);
+        return out;
+    }
+
+    Result<int64_t> integer(const YAML::Node& n, const std::string& path, int64_t min, int64_t max) {
+        if (!n.IsScalar()) return fail(err(n, path, std::string("must be an integer, not ") + describe(n)));
+        const std::string& s = n.Scalar();
+        int64_t v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (!isPlain(n) || ec != std::errc() || end != s.data() + s.size())
+            return fail(err(n, path, "\"" + s + "\" is not an integer"));
+        if (v < min) return fail(err(n, path, min == 0 ? "must not be negative" : "must be at least " + std::to_string(min)));
+        if (v > max) return fail(err(n, path, "must be at most " + std::to_string(max)));
+        return v;
+    }
+
+    Result<double> number(const YAML::Node& n, const std::string& path, double min) {
+        if (!n.IsScalar()) return fail(err(n, path, std::string("must be a number, not ") + describe(n)));
+        const std::string& s = n.Scalar();
+        double v = 0;
+        auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (!isPlain(n) || ec != std::errc() || end != s.data() + s.size() || !std::isfinite(v))
+            return fail(err(n, path, "\"" + s + "\" is not a number"));
+        if (v < min) return fail(err(n, path, min == 0 ? "must not be negative" : "must be at least " + formatNumber(min)));
+        return v;
+    }
+    static std::string formatNumber(double d) {
+        char buf[32];
+        auto r = std::to_chars(buf, buf + sizeof buf, d);
+        return std::string(buf, r.ptr);
+    }
+
+    Result<Millis> duration(const YAML::Node& n, const std::string& path, int64_t minMs = 0) {
+        if (!n.IsScalar()) return fail(err(n, path, std::string("must be a duration, not ") + describe(n)));
+        auto d = parseDuration(n.Scalar());
+        if (!d) return fail(err(n, path, "\"" + n.Scalar() + "\" is not a duration (like 250ms, 1.5s, 2m, 1h)"));
+        if (d->count() < minMs) return fail(err(n, path, "must be at least " + std::to_string(minMs) + "ms"));
+        return *d;
+    }
+
+    Result<int64_t> bytes(const YAML::Node& n, const std::string& path) {
+        if (!n.IsScalar()) return fail(err(n, path, std::string("must be a size, not ") + describe(n)));
+        auto b = parseBytes(n.Scalar());
+        if (!b) return fail(err(n, path, "\"" + n.Scalar() + "\" is not a size (like 1048576, 512k, 64m, 1g)"));
+        return *b;
+    }
+
+    /// A list of strings, or one string split into words like sh.
+    Result<std::vector<std::string>> argv(const YAML::Node& n, const std::string& path, bool nonEmpty) {
+        std::vector<std::string> out;
+        if (n.IsScalar()) {
+            auto words = shellWords(n.Scalar());
+            if (!words) return fail(err(n, path, words.error().message()));
+            out = std::move(*words);
+        } else if (n.IsSequence()) {
+            for (auto it = n.begin(); it != n.end(); ++it) out.push_back(TRY(string(*it, path)));
+        } else {
+            return fail(err(n, path, std::string("must be a list of strings or a string, not ") + describe(n)));
+        }
+        if (nonEmpty && out.empty()) return fail(err(n, path, "must not be empty"));
+        return out;
+    }
+
+    Result<std::vector<std::string>> env(const YAML::Node& n, const std::string& path) {
+        std::vector<std::string> out;
+        auto checkKey = [&](const YAML::Node& at, const std::string& key) -> Result<void> {
+            if (key.empty() || key.find('=') != std::string::npos)
+                return fail(err(at, path, "\"" + key + "\" is not a variable name"));
+            return {};
+        };
+        if (n.IsMap()) {
+            std::set<std::string> seen;
+            // Iteration follows the file: yaml-cpp keeps a mapping's pairs in order.
+            for (auto it = n.begin(); it != n.end(); ++it) {
+                auto key = TRY(string(it->first, path));
+                if (it->second.IsNull()) nullValues_.emplace_back(it->second, it->first.Mark());
+                TRY(checkKey(it->first, key));
+                if (!seen.insert(key).second) return fail(err(it->first, join(path, key), "duplicate field"));
+                if (!it->second.IsScalar())
+                    return fail(err(it->second, join(path, key),
+                                    std::string("must be a string, not ") + describe(it->second) +
+                                        (it->second.IsNull() ? " (write \"\" for an empty value)" : "")));
+                out.push_back(key + "=" + it->second.Scalar());
+            }
+        } else if (n.IsSequence()) {
+            for (auto it = n.begin(); it != n.end(); ++it) {
+                auto kv = TRY(string(*it, path));
+                size_t eq = kv.find('=');
+                if (eq == std::string::npos) return fail(err(*it, path, "\"" + kv + "\" is not KEY=VALUE"));
+                TRY(checkKey(*it, kv.substr(0, eq)));
+                out.push_back(kv);
+            }
+        } else {
+            return fail(err(n, path, std::string("must be a mapping or a list of KEY=VALUE, not ") + describe(n)));
+        }
+        return out;
+    }
+
+    Result<void> resources(const YAML::Node& n, const std::string& path, Service& s) {
+        TRY(checkKeys(n, path, {"requests", "limits"}));
+        auto one = [&](const YAML::Node& r, const std::string& p) -> Result<Resources> {
+            Resources out;
+            TRY(checkKeys(r, p, {"cpus", "memory", "pids"}));
+            if (auto v = r["cpus"]) out.cpus = TRY(number(v, join(p, "cpus"), 0));
+            if (auto v = r["memory"]) out.memory = TRY(bytes(v, join(p, "memory")));
+            if (auto v = r["pids"]) out.pids = TRY(integer(v, join(p, "pids"), 0, INT64_MAX));
+            return out;
+        };
+        const YAML::Node req = n["requests"], lim = n["limits"];
+        if (req) s.requests = TRY(one(req, join(path, "requests")));
+        if (lim) s.limits = TRY(one(lim, join(path, "limits")));
+        if (!req || !lim) return {};
+        // A request above its limit can never be met: the scheduler would place
+        // a container the cgroup then throttles or kills below what it reserved.
+        auto over = [&]<class T>(const char* key, T Resources::*field) -> Result<void> {
+            auto r = s.requests.*field, l = s.limits.*field;
+            if (r <= 0 || l <= 0 || r <= l) return {};
+            return fail(err(req[key], join(path, std::string("requests.") + key),
+                            req[key].Scalar() + " is more than limits." + key + " (" + lim[key].Scalar() + ")"));
+        };
+        TRY(over("cpus", &Resources::cpus));
+        TRY(over("memory", &Resources::memory));
+        TRY(over("pids", &Resources::pids));
+        return {};
+    }
+
+    Result<Backoff> backoff(const YAML::Node& n, const std::string& path) {
+        Backoff b;
+        TRY(checkKeys(n, path, {"initial", "factor", "max", "resetAfter"}));
+        if (auto v = n["initial"]) b.initial = TRY(duration(v, join(path, "initial"), 1));
+        if (auto v = n["factor"]) b.factor = TRY(number(v, join(path, "factor"), 1));
+        if (auto v = n["max"]) b.max = TRY(duration(v, join(path, "max"), 1));
+        if (auto v = n["resetAfter"]) b.resetAfter = TRY(duration(v, join(path, "resetAfter")));
+        if (b.max < b.initial) {
+            YAML::Node at = n["max"] ? n["max"] : n["initial"];
+            return fail(err(at, join(path, "max"), "must not be less than " + path + ".initial (" +
+                                                       std::to_string(b.initial.count()) + "ms)"));
+        }
+        return b;
+    }
+
+    Result<uint16_t> port(const YAML::Node& n, const std::string& path) {
+        return uint16_t(TRY(integer(n, path, 1, 65535)));
+    }
+
+    Result<Probe> probe(const YAML::Node& n, const std::string& path) {
+        Probe p;
+        TRY(checkKeys(n, path, {"exec", "http", "tcp", "period", "timeout", "initialDelay", "successThreshold",
+                                "failureThreshold"}));
+        int kinds = int(bool(n["exec"])) + int(bool(n["http"])) + int(bool(n["tcp"]));
+        if (kinds != 1)
+            return fail(err(n, path, kinds == 0 ? "needs one of exec, http, tcp" : "has more than one of exec, http, tcp"));
+        if (auto v = n["exec"]) {
+            p.kind = Probe::Kind::Exec;
+            p.exec = TRY(argv(v, join(path, "exec"), true));
+        } else if (auto v = n["http"]) {
+            p.kind = Probe::Kind::Http;
+            std::string hp = join(path, "http");
+            TRY(checkKeys(v, hp, {"port", "path"}));
+            p.port = TRY(port(TRY(required(v, hp, "port")), join(hp, "port")));
+            if (auto q = v["path"]) {
+                p.path = TRY(string(q, join(hp, "path")));
+                if (p.path.empty() || p.path[0] != '/' || p.path.find_first_of(" \t\r\n") != std::string::npos)
+                    return fail(err(q, join(hp, "path"), "\"" + p.path + "\" is not an absolute URL path"));
+            }
+        } else if (auto v = n["tcp"]) {
+            p.kind = Probe::Kind::Tcp;
+            std::string tp = join(path, "tcp");
+            TRY(checkKeys(v, tp, {"port"}));
+            p.port = TRY(port(TRY(required(v, tp, "port")), join(tp, "port")));
+        }
+        if (auto v = n["period"]) p.period = TRY(duration(v, join(path, "period"), 1));
+        if (auto v = n["timeout"]) p.timeout = TRY(duration(v, join(path, "timeout"), 1));
+        if (auto v = n["initialDelay"]) p.initialDelay = TRY(duration(v, join(path, "initialDelay")));
+        if (auto v = n["successThreshold"]) p.successThreshold = int(TRY(integer(v, join(path, "successThreshold"), 1, 1000000)));
+        if (auto v = n["failureThreshold"]) p.failureThreshold = int(TRY(integer(v, join(path, "failureThreshold"), 1, 1000000)));
+        return p;
+    }
+};
+
+// ---- canonical JSON ----
+
+const char* restartName(Service::Restart r) {
+    switch (r) {
+    case Service::Restart::Always: return "always";
+    case Service::Restart::OnFailure: return "on-failure";
+    case Service::Restart::Never: return "never";
+    }
+    return "always";
+}
+
+const char* kindName(Probe::Kind k) {
+    switch (k) {
+    case Probe::Kind::Exec: return "exec";
+    case Probe::Kind::Http: return "http";
+    case Probe::Kind::Tcp: return "tcp";
+    }
+    return "exec";
+}
+
+json::Value strings(const std::vector<std::string>& v) {
+    json::Value a = json::Value::array();
+    for (const auto& s : v) a.push(s);
+    return a;
+}
+
+json::Value ms(Millis m) { return json::Value(int64_t(m.count())); }
+
+json::Value resourcesJson(const Resources& r) {
+    json::Value o = json::Value::object();
+    o.set("cpus", r.cpus);
+    o.set("memory", r.memory);
+    o.set("pids", r.pids);
+    return o;
+}
+
+json::Value probeJson(const std::optional<Probe>& p) {
+    if (!p) return json::Value();
+    json::Value o = json::Value::object();
+    o.set("kind", kindName(p->kind));
+    o.set("exec", strings(p->exec));
+    o.set("path", p->path);
+    o.set("port", int(p->port));
+    o.set("period", ms(p->period));
+    o.set("timeout", ms(p->timeout));
+    o.set("initialDelay", ms(p->initialDelay));
+    o.set("successThreshold", p->successThreshold);
+    o.set("failureThreshold", p->failureThreshold);
+    return o;
+}
+
+// Reading back: every field must be there with its type, as serviceJson writes it.
+struct JsonReader {
+    const json::Value* get(const json::Value& o, const std::string& path, std::string_view key, json::Type t,
+                           Error& e) const {
+        const json::Value* v = o.find(key);
+        std::string p = join(path, key);
+        if (!v) e = Error::invalid(p + ": missing");
+        else if (v->type() != t) e = Error::invalid(p + ": must be " + json::describe(t) + ", not " + json::describe(v->type()));
+        else return v;
+        return nullptr;
+    }
+};
+
+#define JGET(var, obj, path, key, type)                                              \
+    const json::Value* var;                                                         \
+    {                                                                               \
+        Error e_;                                                                   \
+        var = JsonReader{}.get(obj, path, key, json::Type::type, e_);              \
+        if (!var) return fail(std::move(e_).context("service JSON"));               \
+    }
+
+Result<int64_t> jint(const json::Value& o, const std::string& path, std::string_view key, int64_t min, int64_t max) {
+    JGET(v, o, path, key, Number);
+    int64_t i = 0;
+    if (!v->toInt64(i) || i < min || i > max)
+        return failInvalid("service JSON: " + join(path, key) + ": out of range or not an integer");
+    return i;
+}
+
+Result<std::vector<std::string>> jstrings(const json::Value& o, const std::string& path, std::string_view key) {
+    JGET(v, o, path, key, Array);
+    std::vector<std::string> out;
+    for (const auto& item : v->asArray()) {
+        if (!item.isString()) return failInvalid("service JSON: " + join(path, key) + ": items must be strings");
+        out.push_back(item.asString());
+    }
+    return out;
+}
+
+Result<Millis> jms(const json::Value& o, const std::string& path, std::string_view key) {
+    return Millis(TRY(jint(o, path, key, 0, INT64_MAX)));
+}
+
+Result<Resources> jresources(const json::Value& o, const std::string& path, std::string_view key) {
+    JGET(v, o, path, key, Object);
+    std::string p = join(path, key);
+    Resources r;
+    JGET(cpus, *v, p, "cpus", Number);
+    r.cpus = cpus->asDouble();
+    r.memory = TRY(jint(*v, p, "memory", 0, INT64_MAX));
+    r.pids = TRY(jint(*v, p, "pids", 0, INT64_MAX));
+    return r;
+}
+
+Result<std::optional<Probe>> jprobe(const json::Value& o, const std::string& path, std::string_view key) {
+    const json::Value* v = o.find(key);
+    std::string p = join(path, key);
+    if (!v) return failInvalid("service JSON: " + p + ": missing");
+    if (v->isNull()) return std::optional<Probe>();
+    JGET(obj, o, path, key, Object);
+    Probe pr;
+    JGET(kind, *obj, p, "kind", String);
+    if (kind->asString() == "exec") pr.kind = Probe::Kind::Exec;
+    else if (kind->asString() == "http") pr.kind = Probe::Kind::Http;
+    else if (kind->asString() == "tcp") pr.kind = Probe::Kind::Tcp;
+    else return failInvalid("service JSON: " + p + ".kind: unknown \"" + kind->asString() + "\"");
+    pr.exec = TRY(jstrings(*obj, p, "exec"));
+    JGET(path_, *obj, p, "path", String);
+    pr.path = path_->asString();
+    pr.port = uint16_t(TRY(jint(*obj, p, "port", 0, 65535)));
+    pr.period = TRY(jms(*obj, p, "period"));
+    pr.timeout = TRY(jms(*obj, p, "timeout"));
+    pr.initialDelay = TRY(jms(*obj, p, "initialDelay"));
+    pr.successThreshold = int(TRY(jint(*obj, p, "successThreshold", 1, INT32_MAX)));
+    pr.failureThreshold = int(TRY(jint(*obj, p, "failureThreshold", 1, INT32_MAX)));
+    return std::optional<Probe>(std::move(pr));
+}
+
+}  // namespace
+
+Result<Service> parseService(const std::string& text, const std::string& source) {
+    // yaml-cpp reports errors by throwing; none of that may leave this function.
+    try {
+        std::vector<YAML::Node> docs = YAML::LoadAll(text);
+        if (docs.size() > 1)
+            return failInvalid(source + ": holds " + std::to_string(docs.size()) + " documents; a service file is one");
+        if (docs.empty()) return failInvalid(source + ": empty (a service file is a mapping)");
+        return Parser(source).service(docs[0]);
+    } catch (const YAML::Exception& e) {
+        std::string where = source;
+        if (e.mark.line >= 0) where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);
+        return failInvalid(where + ": " + e.msg);
+    } catch (const std::exception& e) {
+        return failInvalid(source + ": " + e.what());
+    }
+}
+
+std::string serviceJson(const Service& s) {
+    // Every field, defaults too, in one fixed order: equal services give equal strings.
+    json::Value o = json::Value::object();
+    o.set("name", s.name);
+    o.set("image", s.image);
+    o.set("command", strings(s.command));
+    o.set("env", strings(s.env));
+    o.set("replicas", s.replicas);
+    json::Value res = json::Value::object();
+    res.set("requests", resourcesJson(s.requests));
+    res.set("limits", resourcesJson(s.limits));
+    o.set("resources", res);
+    o.set("ports", strings(s.ports));
+    o.set("volumes", strings(s.volumes));
+    o.set("restart", restartName(s.restart));
+    json::Value b = json::Value::object();
+    b.set("initial", ms(s.backoff.initial));
+    b.set("factor", s.backoff.factor);
+    b.set("max", ms(s.backoff.max));
+    b.set("resetAfter", ms(s.backoff.resetAfter));
+    o.set("backoff", b);
+    json::Value probes = json::Value::object();
+    probes.set("liveness", probeJson(s.liveness));
+    probes.set("readiness", probeJson(s.readiness));
+    probes.set("startup", probeJson(s.startup));
+    o.set("probes", probes);
+    o.set("maxAge", s.maxAge ? ms(*s.maxAge) : json::Value());
+    o.set("stopGracePeriod", ms(s.stopGracePeriod));
+    return o.dump();
+}
+
+Result<Service> serviceFromJson(const std::string& text) {
+    auto doc = json::Value::parse(text);
+    if (!doc) return fail(std::move(doc).error().context("service JSON"));
+    const json::Value& o = *doc;
+    if (!o.isObject()) return failInvalid("service JSON: must be an object");
+    Service s;
+    JGET(name, o, "", "name", String);
+    s.name = name->asString();
+    JGET(image, o, "", "image", String);
+    s.image = image->asString();
+    s.command = TRY(jstrings(o, "", "command"));
+    s.env = TRY(jstrings(o, "", "env"));
+    s.replicas = int(TRY(jint(o, "", "replicas", 0, kMaxReplicas)));
+    JGET(res, o, "", "resources", Object);
+    s.requests = TRY(jresources(*res, "resources", "requests"));
+    s.limits = TRY(jresources(*res, "resources", "limits"));
+    s.ports = TRY(jstrings(o, "", "ports"));
+    s.volumes = TRY(jstrings(o, "", "volumes"));
+    JGET(restart, o, "", "restart", String);
+    if (restart->asString() == "always") s.restart = Service::Restart::Always;
+    else if (restart->asString() == "on-failure") s.restart = Service::Restart::OnFailure;
+    else if (restart->asString() == "never") s.restart = Service::Restart::Never;
+    else return failInvalid("service JSON: restart: unknown \"" + restart->asString() + "\"");
+    JGET(b, o, "", "backoff", Object);
+    s.backoff.initial = TRY(jms(*b, "backoff", "initial"));
+    JGET(factor, *b, "backoff", "factor", Number);
+    s.backoff.factor = factor->asDouble();
+    s.backoff.max = TRY(jms(*b, "backoff", "max"));
+    s.backoff.resetAfter = TRY(jms(*b, "backoff", "resetAfter"));
+    JGET(probes, o, "", "probes", Object);
+    s.liveness = TRY(jprobe(*probes, "probes", "liveness"));
+    s.readiness = TRY(jprobe(*probes, "probes", "readiness"));
+    s.startup = TRY(jprobe(*probes, "probes", "startup"));
+    const json::Value* maxAge = o.find("maxAge");
+    if (!maxAge) return failInvalid("service JSON: maxAge: missing");
+    if (!maxAge->isNull()) s.maxAge = TRY(jms(o, "", "maxAge"));
+    s.stopGracePeriod = TRY(jms(o, "", "stopGracePeriod"));
+    return s;
+}
+
+std::optional<Millis> parseDuration(const std::string& s) {
+    // A number (digits, an optional fraction) and a unit; parsed by hand since
+    // from_chars would also take "inf", "1e3" and a sign.
+    size_t i = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    size_t intDigits = i;
+    if (i < s.size() && s[i] == '.') {
+        ++i;
+        size_t fracStart = i;
+        while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+        if (i == fracStart) return std::nullopt;
+    }
+    if (intDigits == 0) return std::nullopt;
+    double v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + i, v);
+    if (ec != std::errc() || end != s.data() + i) return std::nullopt;
+    std::string_view unit = std::string_view(s).substr(i);
+    double scale = 0;
+    if (unit == "ms") scale = 1;
+    else if (unit == "s") scale = 1000;
+    else if (unit == "m") scale = 60 * 1000;
+    else if (unit == "h") scale = 3600 * 1000;
+    else return std::nullopt;
+    double msv = std::round(v * scale);
+    if (msv > kMaxDurationMs) return std::nullopt;
+    return Millis(int64_t(msv));
+}
+
+std::optional<int64_t> parseBytes(const std::string& s) {
+    size_t i = 0;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+    if (i == 0) return std::nullopt;
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + i, v);
+    if (ec != std::errc() || end != s.data() + i) return std::nullopt;
+    std::string unit;
+    for (char c : std::string_view(s).substr(i)) unit += char(std::tolower(static_cast<unsigned char>(c)));
+    if (!unit.empty() && unit.back() == 'b') unit.pop_back();
+    int shift = 0;
+    if (unit.empty()) shift = 0;
+    else if (unit == "k") shift = 10;
+    else if (unit == "m") shift = 20;
+    else if (unit == "g") shift = 30;
+    else if (unit == "t") shift = 40;
+    else return std::nullopt;
+    if (v > (INT64_MAX >> shift)) return std::nullopt;
+    return v << shift;
+}
+
+}  // namespace hull::orchestrator
