@@ -12,6 +12,7 @@
 
 #include "cli/args.hpp"
 #include "images/store.hpp"
+#include "orchestrator/agent.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/runtime.hpp"
 #include "netns/network.hpp"
@@ -45,6 +46,10 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
   rm [-f] CONTAINER...
   exec [-i] [-t] [-e K=V] [--user U] CONTAINER CMD...
   inspect CONTAINER
+  node [--socket PATH]                 the node agent: keeps applied services running
+  apply -f FILE                        declare a service (YAML or JSON) to the agent
+  get services|containers [--output table|json]
+  scale SERVICE N;  delete SERVICE;  events [--output table|json]
   network create [--name hull] [--bridge hull0] [--subnet CIDR] [--mtu 1500] [--no-masquerade]
   network ls [--output table|json]
   network attach [--name hull] --id ID --netns PATH [--ifname eth0] [-p HOST:CTR[/udp]]...
@@ -470,6 +475,110 @@ int containerCmd(runtime::Engine& e, const std::string& cmd, const std::vector<s
     return failWith("unknown command \"" + cmd + "\" (see hull --help)");
 }
 
+int nodeCmd(const std::string& state, const std::string& runDir, const std::string& cmd,
+            const std::vector<std::string>& argv) {
+    std::string socket = state + "/node.sock";
+    if (cmd == "node") {
+        Args a(argv, {}, {"--socket"}, {});
+        if (!a.error.empty()) return failWith("node: " + a.error);
+        auto agent = orchestrator::Agent::open({state, runDir, a.get("--socket", socket)});
+        if (!agent) return failWith(agent.error().message());
+        return check((*agent)->run());
+    }
+    auto call = [&](const std::string& method, const std::string& target, const std::string& body) -> std::optional<std::string> {
+        auto r = orchestrator::apiRequest(socket, method, target, body);
+        if (!r) {
+            failWith(r.error().message());
+            return std::nullopt;
+        }
+        if (r->first != 200) {
+            auto v = json::Value::parse(r->second);
+            const json::Value* e = v ? v->find("error") : nullptr;
+            failWith(e && e->isString() ? e->asString() : r->second);
+            return std::nullopt;
+        }
+        return r->second;
+    };
+    if (cmd == "apply") {
+        Args a(argv, {}, {"--file"}, {{"-f", "--file"}});
+        if (!a.error.empty() || !a.has("--file")) return failWith("apply: expected -f FILE");
+        auto text = sys::readFile(a.get("--file"));
+        if (!text) return failWith(text.error().message());
+        json::Value req = json::Value::object();
+        req.set("source", a.get("--file"));
+        req.set("text", *text);
+        auto r = call("POST", "/v1/services", req.dump());
+        if (!r) return 1;
+        auto v = json::Value::parse(*r);
+        int64_t gen = 0;
+        if (v && v->find("generation")) v->find("generation")->toInt64(gen);
+        std::printf("service %s applied (generation %lld)\n", v && v->find("name") ? v->find("name")->asString().c_str() : "?",
+                    (long long)gen);
+        return 0;
+    }
+    if (cmd == "get" || cmd == "events") {
+        // `get containers --output json` as well as `get --output json containers`.
+        std::vector<std::string> reordered;
+        for (size_t i = 0; i < argv.size(); ++i) {
+            if ((argv[i] == "--output" || argv[i] == "-o") && i + 1 < argv.size()) {
+                reordered.insert(reordered.begin(), {argv[i], argv[i + 1]});
+                ++i;
+            } else if (argv[i].rfind("--output=", 0) == 0) {
+                reordered.insert(reordered.begin(), argv[i]);
+            } else {
+                reordered.push_back(argv[i]);
+            }
+        }
+        Args a(reordered, {}, {"--output"}, {{"-o", "--output"}});
+        std::string what = cmd == "events" ? "events" : a.positional.empty() ? "" : a.positional[0];
+        if (what != "services" && what != "containers" && what != "events")
+            return failWith("get: expected services or containers");
+        auto r = call("GET", "/v1/" + what, "");
+        if (!r) return 1;
+        auto v = json::Value::parse(*r);
+        if (!v || !v->isArray()) return failWith("node agent: unexpected answer");
+        if (a.get("--output", "table") == "json") {
+            std::printf("%s\n", v->dump(true).c_str());
+            return 0;
+        }
+        auto s = [](const json::Value& x, const char* k) {
+            const json::Value* f = x.find(k);
+            if (!f) return std::string();
+            if (f->isString()) return f->asString();
+            return f->dump();
+        };
+        if (what == "services") {
+            std::printf("%-20s %-10s %-40s %s\n", "NAME", "GENERATION", "IMAGE", "REPLICAS");
+            for (const auto& x : v->asArray()) {
+                const json::Value* spec = x.find("spec");
+                std::printf("%-20s %-10s %-40s %s\n", s(x, "name").c_str(), s(x, "generation").c_str(),
+                            spec ? s(*spec, "image").c_str() : "", spec ? s(*spec, "replicas").c_str() : "");
+            }
+        } else if (what == "containers") {
+            std::printf("%-24s %-16s %-5s %-9s %-6s %-9s %s\n", "NAME", "SERVICE", "SLOT", "STATUS", "READY", "RESTARTS", "IP");
+            for (const auto& x : v->asArray())
+                std::printf("%-24s %-16s %-5s %-9s %-6s %-9s %s\n", s(x, "name").c_str(), s(x, "service").c_str(),
+                            s(x, "slot").c_str(), s(x, "status").c_str(), s(x, "ready").c_str(), s(x, "restarts").c_str(),
+                            s(x, "ip").c_str());
+        } else {
+            for (const auto& x : v->asArray())
+                std::printf("%-6s %-8s %-16s %-14s %s\n", s(x, "id").c_str(), s(x, "kind").c_str(), s(x, "service").c_str(),
+                            s(x, "container").substr(0, 12).c_str(), s(x, "message").c_str());
+        }
+        return 0;
+    }
+    if (cmd == "delete") {
+        if (argv.size() != 1) return failWith("delete: expected a service name");
+        return call("DELETE", "/v1/services/" + argv[0], "") ? 0 : 1;
+    }
+    if (cmd == "scale") {
+        auto n = argv.size() == 2 ? wholeNumber(argv[1]) : std::nullopt;
+        if (!n || *n < 0) return failWith("scale: expected SERVICE REPLICAS");
+        return call("POST", "/v1/services/" + argv[0] + "/scale", "{\"replicas\":" + std::to_string(*n) + "}") ? 0 : 1;
+    }
+    return failWith("unknown command \"" + cmd + "\"");
+}
+
 int overlayCmd(const std::vector<std::string>& rest) {
     if (rest.empty()) return failWith("overlay: expected up, add-peer, del-peer or down");
     const std::string sub = rest[0];
@@ -557,6 +666,8 @@ int main(int argc, char** argv) {
     }
     auto engine = runtime::Engine::open(stateDir(state), runDir);
     if (!engine) return failWith(engine.error().message());
+    if (cmd == "node" || cmd == "apply" || cmd == "get" || cmd == "events" || cmd == "delete" || cmd == "scale")
+        return nodeCmd(stateDir(state), runDir, cmd, rest);
     if (cmd == "_cleanup") {
         // Run by hull-monitor when a detached container has ended.
         if (rest.size() != 1) return 2;

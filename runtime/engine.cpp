@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -147,6 +148,7 @@ struct Meta {
     std::vector<std::string> command, ports, layers;
     bool remove = false, tty = false;
     std::string stopSignal;
+    std::map<std::string, std::string> labels;
 };
 
 Value metaJson(const Meta& m) {
@@ -164,6 +166,9 @@ Value metaJson(const Meta& m) {
     v.set("remove", m.remove);
     v.set("tty", m.tty);
     v.set("stopSignal", m.stopSignal);
+    Value labels = Value::object();
+    for (const auto& [k, x] : m.labels) labels.set(k, x);
+    v.set("labels", labels);
     return v;
 }
 
@@ -183,6 +188,9 @@ Result<Meta> readMeta(const std::string& dir) {
     if (const Value* r = v.find("remove"); r && r->isBool()) m.remove = r->asBool();
     if (const Value* t = v.find("tty"); t && t->isBool()) m.tty = t->asBool();
     m.stopSignal = str(v, "stopSignal");
+    if (const Value* l = v.find("labels"); l && l->isObject())
+        for (const auto& [k, x] : l->asObject())
+            if (x.isString()) m.labels[k] = x.asString();
     return m;
 }
 
@@ -273,6 +281,7 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
     m.remove = o.remove;
     m.tty = o.tty;
     m.stopSignal = img.stopSignal;
+    m.labels = o.labels;
     std::vector<netns::PortMapping> ports;
     for (const auto& p : o.publish) ports.push_back(TRY(netns::parsePortMapping(p)));
     if (!ports.empty() && o.network == "none") return failInvalid("-p needs a network (not --network none)");
@@ -511,6 +520,7 @@ Result<ContainerInfo> Engine::inspect(const std::string& q) {
     c.ip = m.ip;
     c.network = m.network;
     c.ports = m.ports;
+    c.labels = m.labels;
     c.dir = dir;
     if (auto e = sys::readFile(dir + "/exit.json")) {
         auto v = Value::parse(*e);

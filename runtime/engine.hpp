@@ -18,6 +18,7 @@
 // node agent.
 #include <sys/types.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,7 @@ struct RunOptions {
     std::string network = "hull";      // a network name, or "none"
     bool detach = false, remove = false, tty = false, interactive = false;
     std::vector<std::string> insecureRegistries;  // for a pull on the way
+    std::map<std::string, std::string> labels;    // kept with the container (the node agent's bookkeeping)
 };
 
 struct ContainerInfo {
@@ -50,6 +52,7 @@ struct ContainerInfo {
     pid_t pid = 0;
     std::string ip, network;
     std::vector<std::string> ports;
+    std::map<std::string, std::string> labels;
     std::string dir;
 };
 

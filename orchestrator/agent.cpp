@@ -1,0 +1,384 @@
+#include "orchestrator/agent.hpp"
+
+#include <grp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <cmath>
+#include <map>
+#include <random>
+
+#include "orchestrator/probe.hpp"
+#include "orchestrator/reconcile.hpp"
+#include "orchestrator/service.hpp"
+#include "orchestrator/store.hpp"
+#include "runtime/engine.hpp"
+#include "runtime/runtime.hpp"
+#include "sys/fs.hpp"
+#include "sys/json.hpp"
+#include "sys/log.hpp"
+
+namespace hull::orchestrator {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using local = asio::local::stream_protocol;
+using json::Value;
+using Clock = std::chrono::system_clock;
+
+namespace {
+
+int64_t nowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+std::string label(const runtime::ContainerInfo& c, const char* key) {
+    auto it = c.labels.find(key);
+    return it == c.labels.end() ? "" : it->second;
+}
+
+int64_t labelInt(const runtime::ContainerInfo& c, const char* key) {
+    return std::atoll(label(c, key).c_str());
+}
+
+/// Probe bookkeeping per container, kept in memory: after an agent restart
+/// probes start over (and readiness is re-established by the first successes).
+struct ProbeTrack {
+    std::optional<ProbeState> readiness, liveness;
+    int64_t nextReadiness = 0, nextLiveness = 0;
+    int64_t finishedMs = 0;    // when we first saw it ended
+    int64_t pendingSince = 0;  // ended, exit status not yet recorded
+};
+
+class AgentImpl final : public Agent {
+public:
+    AgentImpl(AgentOptions o, runtime::Engine e, Store s) : o_(std::move(o)), engine_(std::move(e)), store_(std::move(s)) {}
+
+    Result<void> reconcileOnce() override {
+        // Desired.
+        std::vector<DesiredService> desired;
+        std::map<std::string, Service> specs;
+        for (const auto& row : TRY(store_.listServices())) {
+            auto s = serviceFromJson(row.spec);
+            if (!s) {
+                log::errorf("node: service %s: stored spec unreadable: %s", row.name.c_str(), s.error().message().c_str());
+                continue;
+            }
+            specs[row.name] = *s;
+            desired.push_back({*s, row.generation});
+        }
+        // Observed: the engine's containers that carry our labels.
+        int64_t now = nowMs();
+        std::vector<Observed> observed;
+        std::map<std::string, runtime::ContainerInfo> byId;
+        for (const auto& c : TRY(engine_.list(true))) {
+            if (label(c, "hull.service").empty()) continue;
+            byId[c.id] = c;
+            Observed o;
+            o.id = c.id;
+            o.service = label(c, "hull.service");
+            o.slot = int(labelInt(c, "hull.slot"));
+            o.generation = labelInt(c, "hull.generation");
+            o.restarts = int(labelInt(c, "hull.restarts"));
+            o.started = std::chrono::milliseconds(labelInt(c, "hull.started"));
+            auto& track = probes_[c.id];
+            // An init that has just died before its monitor wrote the exit status:
+            // wait (briefly) for it, so the exit code and the backoff are right.
+            if (c.status == "exited" && !c.exitCode && !track.finishedMs) {
+                if (!track.pendingSince) track.pendingSince = now;
+                if (now - track.pendingSince < 1000) continue;
+            }
+            if (c.status == "exited") {
+                o.state = Observed::State::Exited;
+                o.exitCode = c.exitCode;
+                if (!track.finishedMs) {
+                    track.finishedMs = now;
+                    (void)store_.addEvent({0, now, "exit", o.service, c.id,
+                                           "exit code " + (c.exitCode ? std::to_string(*c.exitCode) : std::string("unknown"))});
+                }
+                o.finished = std::chrono::milliseconds(track.finishedMs);
+            } else {
+                o.state = Observed::State::Running;
+                auto it = specs.find(o.service);
+                if (it != specs.end()) runProbes(it->second, c, track, now);
+                o.ready = track.readiness ? track.readiness->health() == ProbeState::Health::Healthy : c.status == "running";
+                o.livenessFailed = track.liveness && track.liveness->health() == ProbeState::Health::Unhealthy;
+            }
+            observed.push_back(o);
+        }
+        for (const auto& a : plan(desired, observed, std::chrono::milliseconds(now))) {
+            if (a.kind == Action::Kind::Stop) {
+                auto it = specs.find(a.service);
+                int grace = it == specs.end() ? 10 : int((it->second.stopGracePeriod.count() + 999) / 1000);
+                (void)store_.addEvent({0, now, a.reason == "phoenix" ? "phoenix" : "stop", a.service, a.container,
+                                       "stopping (" + a.reason + ")"});
+                if (auto r = engine_.stop(a.container, grace); !r) log::warnf("node: stop %s: %s", a.container.c_str(), r.error().message().c_str());
+                if (auto r = engine_.remove(a.container, true); !r) log::warnf("node: remove %s: %s", a.container.c_str(), r.error().message().c_str());
+                probes_.erase(a.container);
+                continue;
+            }
+            if (std::chrono::milliseconds(now) < a.notBefore) continue;  // backing off
+            TRY(start(specs.at(a.service), a, now));
+            // The ended container it replaces has done its job (its restart count lives on in the label).
+            for (const auto& o : observed)
+                if (o.service == a.service && o.slot == a.slot && o.state == Observed::State::Exited) {
+                    (void)engine_.remove(o.id, true);
+                    probes_.erase(o.id);
+                }
+        }
+        return {};
+    }
+
+    Result<void> run() override {
+        asio::io_context ioc;
+        ::unlink(o_.socketPath.c_str());
+        local::acceptor acceptor(ioc, local::endpoint(o_.socketPath));
+        // root and the hull group only.
+        ::chmod(o_.socketPath.c_str(), 0660);
+        if (struct group* g = ::getgrnam("hull")) (void)!::chown(o_.socketPath.c_str(), 0, g->gr_gid);
+        asio::signal_set signals(ioc, SIGINT, SIGTERM);
+        signals.async_wait([&](auto, int) { ioc.stop(); });
+        asio::steady_timer timer(ioc);
+        std::function<void()> tick = [&] {
+            if (auto r = reconcileOnce(); !r) log::errorf("node: reconcile: %s", r.error().message().c_str());
+            timer.expires_after(o_.tick);
+            timer.async_wait([&](auto ec) {
+                if (!ec) tick();
+            });
+        };
+        std::function<void()> accept = [&] {
+            acceptor.async_accept([&](beast::error_code ec, local::socket sock) {
+                if (!ec) serveOne(std::move(sock));
+                accept();
+            });
+        };
+        log::infof("node: serving %s, state in %s", o_.socketPath.c_str(), o_.stateDir.c_str());
+        accept();
+        tick();
+        ioc.run();
+        ::unlink(o_.socketPath.c_str());
+        return {};
+    }
+
+private:
+    Result<void> start(const Service& s, const Action& a, int64_t now) {
+        runtime::RunOptions r;
+        r.image = s.image;
+        static std::mt19937 rng{std::random_device{}()};
+        char suffix[8];
+        std::snprintf(suffix, sizeof suffix, "%04x", unsigned(rng() & 0xffff));
+        r.name = s.name + "-" + std::to_string(a.slot) + "-" + suffix;
+        r.command = s.command;
+        r.env = s.env;
+        // A host port can be published once: by slot 0.
+        if (a.slot == 0) r.publish = s.ports;
+        r.volumes = s.volumes;
+        if (s.limits.memory > 0) r.memory = std::to_string(s.limits.memory);
+        r.cpus = s.limits.cpus;
+        r.pidsLimit = s.limits.pids;
+        r.detach = true;
+        r.labels = {{"hull.service", s.name},
+                    {"hull.slot", std::to_string(a.slot)},
+                    {"hull.generation", std::to_string(a.generation)},
+                    {"hull.restarts", std::to_string(a.restarts)},
+                    {"hull.started", std::to_string(now)}};
+        std::string id;
+        auto res = engine_.run(r, &id);
+        if (!res) {
+            (void)store_.addEvent({0, now, "error", s.name, "", "start slot " + std::to_string(a.slot) + ": " + res.error().message()});
+            log::warnf("node: %s slot %d: %s", s.name.c_str(), a.slot, res.error().message().c_str());
+            return {};  // tried again next round
+        }
+        (void)store_.addEvent({0, now, "start", s.name, id, a.reason + " (slot " + std::to_string(a.slot) + ")"});
+        return {};
+    }
+
+    void runProbes(const Service& s, const runtime::ContainerInfo& c, ProbeTrack& t, int64_t now) {
+        int64_t started = labelInt(c, "hull.started");
+        auto check = [&](const Probe& p) -> bool {
+            if (p.kind == Probe::Kind::Exec) {
+                auto r = engine_.exec(c.id, p.exec, {}, "", false, false);
+                return r && *r == 0;
+            }
+            if (c.ip.empty()) return false;
+            auto r = p.kind == Probe::Kind::Http ? probeHttp(c.ip, p.port, p.path, p.timeout) : probeTcp(c.ip, p.port, p.timeout);
+            return r.ok;
+        };
+        auto one = [&](const std::optional<Probe>& p, std::optional<ProbeState>& state, int64_t& next, const char* kind) {
+            if (!p) return;
+            if (!state) state.emplace(p->successThreshold, p->failureThreshold);
+            if (now < started + p->initialDelay.count() || now < next) return;
+            next = now + p->period.count();
+            if (state->record(check(*p)))
+                (void)store_.addEvent({0, now, "probe", s.name, c.id,
+                                       std::string(kind) + (state->health() == ProbeState::Health::Healthy ? " ok" : " failing")});
+        };
+        one(s.readiness, t.readiness, t.nextReadiness, "readiness");
+        one(s.liveness, t.liveness, t.nextLiveness, "liveness");
+    }
+
+    Value containersJson() {
+        Value arr = Value::array();
+        auto list = engine_.list(true);
+        if (!list) return arr;
+        for (const auto& c : *list) {
+            if (label(c, "hull.service").empty()) continue;
+            Value v = Value::object();
+            v.set("id", c.id);
+            v.set("name", c.name);
+            v.set("service", label(c, "hull.service"));
+            v.set("slot", labelInt(c, "hull.slot"));
+            v.set("generation", labelInt(c, "hull.generation"));
+            v.set("restarts", labelInt(c, "hull.restarts"));
+            v.set("status", c.status);
+            if (c.exitCode) v.set("exitCode", int64_t(*c.exitCode));
+            auto t = probes_.find(c.id);
+            bool ready = c.status == "running" &&
+                         (t == probes_.end() || !t->second.readiness || t->second.readiness->health() == ProbeState::Health::Healthy);
+            v.set("ready", ready);
+            v.set("ip", c.ip);
+            arr.push(v);
+        }
+        return arr;
+    }
+
+    std::pair<int, std::string> handle(const std::string& method, const std::string& target, const std::string& body) {
+        auto error = [](int code, const std::string& msg) {
+            Value e = Value::object();
+            e.set("error", msg);
+            return std::make_pair(code, e.dump());
+        };
+        const std::string services = "/v1/services";
+        if (method == "GET" && target == services) {
+            Value arr = Value::array();
+            auto rows = store_.listServices();
+            if (!rows) return error(500, rows.error().message());
+            for (const auto& r : *rows) {
+                Value v = Value::object();
+                v.set("name", r.name);
+                v.set("generation", r.generation);
+                auto spec = Value::parse(r.spec);
+                if (spec) v.set("spec", *spec);
+                arr.push(v);
+            }
+            return {200, arr.dump()};
+        }
+        if (method == "POST" && target == services) {
+            auto req = Value::parse(body);
+            if (!req || !req->find("text")) return error(400, "expected {\"source\": ..., \"text\": ...}");
+            const Value* src = req->find("source");
+            auto svc = parseService(req->find("text")->asString(), src && src->isString() ? src->asString() : "<input>");
+            if (!svc) return error(400, svc.error().message());
+            auto gen = store_.putService(svc->name, serviceJson(*svc));
+            if (!gen) return error(500, gen.error().message());
+            (void)store_.addEvent({0, nowMs(), "apply", svc->name, "", "generation " + std::to_string(*gen)});
+            Value v = Value::object();
+            v.set("name", svc->name);
+            v.set("generation", *gen);
+            return {200, v.dump()};
+        }
+        if (target.rfind(services + "/", 0) == 0) {
+            std::string rest = target.substr(services.size() + 1);
+            std::string name = rest.substr(0, rest.find('/'));
+            if (method == "DELETE" && rest == name) {
+                auto gone = store_.deleteService(name);
+                if (!gone) return error(500, gone.error().message());
+                if (!*gone) return error(404, "no service \"" + name + "\"");
+                (void)store_.addEvent({0, nowMs(), "delete", name, "", "deleted"});
+                return {200, "{}"};
+            }
+            if (method == "POST" && rest == name + "/scale") {
+                auto req = Value::parse(body);
+                int64_t n = -1;
+                if (!req || !req->find("replicas") || !req->find("replicas")->toInt64(n) || n < 0 || n > 1000)
+                    return error(400, "replicas: expected a number from 0 to 1000");
+                auto row = store_.getService(name);
+                if (!row || !*row) return error(404, "no service \"" + name + "\"");
+                auto svc = serviceFromJson((*row)->spec);
+                if (!svc) return error(500, svc.error().message());
+                svc->replicas = int(n);
+                auto gen = store_.putService(name, serviceJson(*svc));
+                if (!gen) return error(500, gen.error().message());
+                return {200, "{}"};
+            }
+        }
+        if (method == "GET" && target == "/v1/containers") return {200, containersJson().dump()};
+        if (method == "GET" && target.rfind("/v1/events", 0) == 0) {
+            int64_t since = 0;
+            if (auto q = target.find("since="); q != std::string::npos) since = std::atoll(target.c_str() + q + 6);
+            auto evs = store_.events(since);
+            if (!evs) return error(500, evs.error().message());
+            Value arr = Value::array();
+            for (const auto& e : *evs) {
+                Value v = Value::object();
+                v.set("id", e.id);
+                v.set("time", e.timeMs);
+                v.set("kind", e.kind);
+                v.set("service", e.service);
+                v.set("container", e.container);
+                v.set("message", e.message);
+                arr.push(v);
+            }
+            return {200, arr.dump()};
+        }
+        return error(404, "no such endpoint: " + method + " " + target);
+    }
+
+    void serveOne(local::socket sock) {
+        beast::flat_buffer buf;
+        http::request<http::string_body> req;
+        beast::error_code ec;
+        http::read(sock, buf, req, ec);
+        if (ec) return;
+        auto [status, body] = handle(std::string(req.method_string()), std::string(req.target()), req.body());
+        http::response<http::string_body> res{http::status(status), req.version()};
+        res.set(http::field::content_type, "application/json");
+        res.body() = body;
+        res.prepare_payload();
+        http::write(sock, res, ec);
+    }
+
+    AgentOptions o_;
+    runtime::Engine engine_;
+    Store store_;
+    std::map<std::string, ProbeTrack> probes_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Agent>> Agent::open(const AgentOptions& opts) {
+    AgentOptions o = opts;
+    if (o.socketPath.empty()) o.socketPath = o.stateDir + "/node.sock";
+    auto engine = TRY(runtime::Engine::open(o.stateDir, o.runDir));
+    auto store = TRY(Store::open(o.stateDir + "/node.db"));
+    return std::unique_ptr<Agent>(new AgentImpl(o, std::move(engine), std::move(store)));
+}
+
+Result<std::pair<int, std::string>> apiRequest(const std::string& socketPath, const std::string& method,
+                                               const std::string& target, const std::string& body) {
+    asio::io_context ioc;
+    local::socket sock(ioc);
+    beast::error_code ec;
+    sock.connect(local::endpoint(socketPath), ec);
+    if (ec) return fail(Error::plain(ECONNREFUSED, "cannot reach the node agent at " + socketPath + ": " + ec.message() +
+                                                       " (is `hull node` running?)"));
+    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+    req.set(http::field::host, "hull-node");
+    req.set(http::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    http::write(sock, req, ec);
+    if (ec) return fail(Error::plain(EIO, "node agent: " + ec.message()));
+    beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(sock, buf, res, ec);
+    if (ec && ec != http::error::end_of_stream) return fail(Error::plain(EIO, "node agent: " + ec.message()));
+    return std::make_pair(int(res.result_int()), res.body());
+}
+
+}  // namespace hull::orchestrator

@@ -1,0 +1,39 @@
+#pragma once
+// `hull node`: the node agent. It keeps the services declared to it running on
+// this host: a reconcile loop (reconcile.hpp) over the runtime facade's Engine,
+// probes (probe.hpp), and an HTTP+JSON API on a unix socket for `hull apply`,
+// `hull get`, `hull delete`, `hull scale` and `hull events`. Desired state and
+// events live in the store (store.hpp); the containers themselves are the
+// engine's (each watched by its hull-monitor), so they outlive the agent and a
+// restarted agent adopts them from their labels.
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "sys/error.hpp"
+
+namespace hull::orchestrator {
+
+struct AgentOptions {
+    std::string stateDir;    // STATE (node.db, containers, images, networks)
+    std::string runDir;      // runtime state
+    std::string socketPath;  // the API socket (default STATE/node.sock)
+    std::chrono::milliseconds tick{50};
+};
+
+class Agent {
+public:
+    [[nodiscard]] static Result<std::unique_ptr<Agent>> open(const AgentOptions& o);
+    virtual ~Agent() = default;
+    /// Serve the API and reconcile until SIGINT or SIGTERM.
+    [[nodiscard]] virtual Result<void> run() = 0;
+    /// One reconcile round (tests drive it directly).
+    [[nodiscard]] virtual Result<void> reconcileOnce() = 0;
+};
+
+/// The API's one client: an HTTP request over the agent's socket; returns the
+/// status and the body ("hull apply" and friends).
+[[nodiscard]] Result<std::pair<int, std::string>> apiRequest(const std::string& socketPath, const std::string& method,
+                                                             const std::string& target, const std::string& body = "");
+
+}  // namespace hull::orchestrator
