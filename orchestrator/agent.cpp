@@ -10,7 +10,10 @@
 #include <boost/beast/http.hpp>
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <random>
+#include <set>
+#include <thread>
 
 #include "orchestrator/probe.hpp"
 #include "orchestrator/reconcile.hpp"
@@ -70,14 +73,22 @@ public:
                 continue;
             }
             specs[row.name] = *s;
+            grace_[row.name] = int((s->stopGracePeriod.count() + 999) / 1000);
             desired.push_back({*s, row.generation});
         }
         // Observed: the engine's containers that carry our labels.
         int64_t now = nowMs();
         std::vector<Observed> observed;
         std::map<std::string, runtime::ContainerInfo> byId;
+        std::set<std::string> stopping;
+        {
+            std::lock_guard lock(stoppingMu_);
+            stopping = stopping_;
+        }
         for (const auto& c : TRY(engine_.list(true))) {
             if (label(c, "hull.service").empty()) continue;
+            // Being stopped in the background: its slot is free for a replacement now.
+            if (stopping.count(c.id)) continue;
             byId[c.id] = c;
             Observed o;
             o.id = c.id;
@@ -113,12 +124,13 @@ public:
         }
         for (const auto& a : plan(desired, observed, std::chrono::milliseconds(now))) {
             if (a.kind == Action::Kind::Stop) {
+                // A deleted service's containers keep the grace period it declared.
                 auto it = specs.find(a.service);
-                int grace = it == specs.end() ? 10 : int((it->second.stopGracePeriod.count() + 999) / 1000);
+                if (it != specs.end()) grace_[a.service] = int((it->second.stopGracePeriod.count() + 999) / 1000);
+                int grace = grace_.count(a.service) ? grace_[a.service] : 10;
                 (void)store_.addEvent({0, now, a.reason == "phoenix" ? "phoenix" : "stop", a.service, a.container,
                                        "stopping (" + a.reason + ")"});
-                if (auto r = engine_.stop(a.container, grace); !r) log::warnf("node: stop %s: %s", a.container.c_str(), r.error().message().c_str());
-                if (auto r = engine_.remove(a.container, true); !r) log::warnf("node: remove %s: %s", a.container.c_str(), r.error().message().c_str());
+                stopInBackground(a.container, grace);
                 probes_.erase(a.container);
                 continue;
             }
@@ -166,6 +178,24 @@ public:
     }
 
 private:
+    /// A stop waits for the grace period: it must not hold up the loop (a
+    /// liveness replacement or the next phoenix step), so it runs in a thread
+    /// of its own, with an Engine of its own.
+    void stopInBackground(const std::string& id, int grace) {
+        {
+            std::lock_guard lock(stoppingMu_);
+            if (!stopping_.insert(id).second) return;
+        }
+        std::thread([this, id, grace, state = o_.stateDir, run = o_.runDir] {
+            if (auto e = runtime::Engine::open(state, run)) {
+                if (auto r = e->stop(id, grace); !r) log::warnf("node: stop %s: %s", id.c_str(), r.error().message().c_str());
+                if (auto r = e->remove(id, true); !r) log::warnf("node: remove %s: %s", id.c_str(), r.error().message().c_str());
+            }
+            std::lock_guard lock(stoppingMu_);
+            stopping_.erase(id);
+        }).detach();
+    }
+
     Result<void> start(const Service& s, const Action& a, int64_t now) {
         runtime::RunOptions r;
         r.image = s.image;
@@ -347,6 +377,9 @@ private:
     runtime::Engine engine_;
     Store store_;
     std::map<std::string, ProbeTrack> probes_;
+    std::map<std::string, int> grace_;  // seconds, per service, remembered past its deletion
+    std::mutex stoppingMu_;
+    std::set<std::string> stopping_;
 };
 
 }  // namespace

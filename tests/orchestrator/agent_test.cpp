@@ -90,7 +90,7 @@ TEST_CASE("node: keeps replicas running through kill -9 and an agent crash; bad 
     node.start();
     writeFileOrThrow(node.state / "svc.yaml",
                      "name: sleeper\nimage: hull.local/busybox\ncommand: [sleep, '1000']\nreplicas: 2\n"
-                     "backoff: {initial: 100ms, factor: 2, max: 2s, resetAfter: 60s}\n");
+                     "backoff: {initial: 100ms, factor: 2, max: 2s, resetAfter: 60s}\nstopGracePeriod: 1s\n");
     auto applied = node.hull({"apply", "-f", node.state / "svc.yaml"});
     INFO(applied.err);
     REQUIRE(applied.status == 0);
@@ -152,4 +152,119 @@ TEST_CASE("node: keeps replicas running through kill -9 and an agent crash; bad 
     // delete: the containers go.
     REQUIRE(node.hull({"delete", "sleeper"}).status == 0);
     CHECK(eventually([&] { return node.containers().asArray().empty(); }));
+}
+
+namespace {
+std::string busyboxImage() {
+    std::string images = std::string(HULL_BIN_DIR) + "/../images/busybox";
+    REQUIRE(run({std::string(HULL_SOURCE_DIR) + "/scripts/make-busybox-image", images}).status == 0);
+    return images + "/busybox.oci.tar";
+}
+int64_t nowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+TEST_CASE("node: a failing liveness probe gets the container replaced", "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("live");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    TempDir www("hull-www");
+    writeFileOrThrow(www / "healthz", "ok\n");
+    node.start();
+    writeFileOrThrow(node.state / "web.yaml",
+                     "name: web\nimage: hull.local/busybox\ncommand: [httpd, -f, -p, '80', -h, /www]\n"
+                     "volumes: ['" + www.path() + ":/www']\n"
+                     "probes:\n  liveness: {http: {port: 80, path: /healthz}, period: 200ms, timeout: 200ms, failureThreshold: 3}\n");
+    auto applied = node.hull({"apply", "-f", node.state / "web.yaml"});
+    INFO(applied.err);
+    REQUIRE(applied.status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 1; }));
+    auto first = node.containers();
+    std::string oldId = first.asArray()[0].find("id")->asString();
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    CHECK(node.containers().asArray()[0].find("id")->asString() == oldId);  // healthy: left alone
+    // The health URL starts failing: replaced within period x threshold (+ the agent's tick).
+    ::unlink((www / "healthz").c_str());
+    int64_t broke = nowMs();
+    std::string newId;
+    REQUIRE(eventually([&] {
+        auto cs = node.containers();
+        for (const auto& c : cs.asArray())
+            if (c.find("id")->asString() != oldId && c.find("status")->asString() == "running") newId = c.find("id")->asString();
+        return !newId.empty();
+    }));
+    int64_t took = nowMs() - broke;
+    INFO("replaced after " << took << " ms");
+    CHECK(took < 200 * 3 + 1500);  // 600 ms of failures, then stop and start
+    auto events = node.hull({"events"}).out;
+    CHECK(events.find("liveness failing") != std::string::npos);
+    CHECK(events.find("stopping (liveness)") != std::string::npos);
+}
+
+TEST_CASE("node: the phoenix cycle replaces old containers with the ready count never below replicas",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("phx");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "p.yaml",
+                     "name: phx\nimage: hull.local/busybox\ncommand: [sleep, '1000']\nreplicas: 3\nmaxAge: 3s\n"
+                     "stopGracePeriod: 1s\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "p.yaml"}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 3; }));
+    std::set<std::string> originals;
+    auto cs0 = node.containers();
+    for (const auto& c : cs0.asArray()) originals.insert(c.find("id")->asString());
+    // Sample the ready count every 50 ms until every original has been replaced.
+    size_t minReady = 3;
+    auto deadline = nowMs() + 25000;
+    bool allReplaced = false;
+    while (nowMs() < deadline && !allReplaced) {
+        auto cs = node.containers();
+        size_t ready = 0;
+        std::set<std::string> present;
+        for (const auto& c : cs.asArray()) {
+            if (c.find("status")->asString() == "running" && c.find("ready")->asBool()) ++ready;
+            present.insert(c.find("id")->asString());
+        }
+        minReady = std::min(minReady, ready);
+        allReplaced = std::none_of(originals.begin(), originals.end(), [&](const std::string& id) { return present.count(id); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(allReplaced);
+    CHECK(minReady >= 3);
+    CHECK(node.hull({"events"}).out.find("phoenix") != std::string::npos);
+}
+
+TEST_CASE("node: after a simulated reboot (every container and the agent killed) the services come back",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("boot");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "s.yaml", "name: s\nimage: hull.local/busybox\ncommand: [sleep, '1000']\nreplicas: 2\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "s.yaml"}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 2; }));
+    node.kill(SIGKILL);
+    // Every container's processes and monitors die, as in a power cut.
+    auto ps = json::Value::parse(node.hull({"ps", "--output", "json"}).out);
+    REQUIRE(ps);
+    for (const auto& c : ps->asArray()) {
+        int64_t pid = 0;
+        c.find("pid")->toInt64(pid);
+        ::kill(pid_t(pid), SIGKILL);
+    }
+    run({"/usr/bin/pkill", "-9", "-f", "hull-monitor " + node.state.path()});
+    node.start();
+    CHECK(eventually([&] { return runningCount(node.containers()) == 2; }, 15000));
 }
