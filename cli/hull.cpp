@@ -49,7 +49,7 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
   node [--socket PATH]                 the node agent: keeps applied services running
   apply -f FILE                        declare a service (YAML or JSON) to the agent
   get services|containers [--output table|json]
-  scale SERVICE N;  delete SERVICE;  events [--output table|json]
+  scale SERVICE N;  delete SERVICE;  events [--output table|json];  metrics (Prometheus text)
   network create [--name hull] [--bridge hull0] [--subnet CIDR] [--mtu 1500] [--no-masquerade]
   network ls [--output table|json]
   network attach [--name hull] --id ID --netns PATH [--ifname eth0] [-p HOST:CTR[/udp]]...
@@ -567,6 +567,12 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
         }
         return 0;
     }
+    if (cmd == "metrics") {
+        auto r = call("GET", "/metrics", "");
+        if (!r) return 1;
+        std::printf("%s", r->c_str());
+        return 0;
+    }
     if (cmd == "delete") {
         if (argv.size() != 1) return failWith("delete: expected a service name");
         return call("DELETE", "/v1/services/" + argv[0], "") ? 0 : 1;
@@ -666,7 +672,8 @@ int main(int argc, char** argv) {
     }
     auto engine = runtime::Engine::open(stateDir(state), runDir);
     if (!engine) return failWith(engine.error().message());
-    if (cmd == "node" || cmd == "apply" || cmd == "get" || cmd == "events" || cmd == "delete" || cmd == "scale")
+    if (cmd == "node" || cmd == "apply" || cmd == "get" || cmd == "events" || cmd == "delete" || cmd == "scale" ||
+        cmd == "metrics")
         return nodeCmd(stateDir(state), runDir, cmd, rest);
     if (cmd == "_cleanup") {
         // Run by hull-monitor when a detached container has ended.

@@ -237,6 +237,8 @@ private:
             }
             if (c.ip.empty()) return false;
             auto r = p.kind == Probe::Kind::Http ? probeHttp(c.ip, p.port, p.path, p.timeout) : probeTcp(c.ip, p.port, p.timeout);
+            latencySum_ += double(r.latency.count()) / 1e6;
+            ++latencyCount_;
             return r.ok;
         };
         auto one = [&](const std::optional<Probe>& p, std::optional<ProbeState>& state, int64_t& next, const char* kind) {
@@ -244,12 +246,62 @@ private:
             if (!state) state.emplace(p->successThreshold, p->failureThreshold);
             if (now < started + p->initialDelay.count() || now < next) return;
             next = now + p->period.count();
-            if (state->record(check(*p)))
+            bool ok = check(*p);
+            ++probeResults_[s.name + "\"," + "probe=\"" + kind + "\",result=\"" + (ok ? "success" : "failure")];
+            if (state->record(ok))
                 (void)store_.addEvent({0, now, "probe", s.name, c.id,
                                        std::string(kind) + (state->health() == ProbeState::Health::Healthy ? " ok" : " failing")});
         };
         one(s.readiness, t.readiness, t.nextReadiness, "readiness");
         one(s.liveness, t.liveness, t.nextLiveness, "liveness");
+    }
+
+    /// Prometheus text format (version 0.0.4).
+    std::string metrics() {
+        std::string out;
+        std::map<std::string, int> byState;
+        std::map<std::string, int64_t> restarts;
+        std::string perContainer;
+        auto list = engine_.list(true);
+        if (list)
+            for (const auto& c : *list) {
+                std::string svc = label(c, "hull.service");
+                if (svc.empty()) continue;
+                ++byState[c.status];
+                restarts[svc] += labelInt(c, "hull.restarts");
+                if (c.status != "running") continue;
+                auto st = engine_.stats(c.id);
+                auto v = st ? Value::parse(*st) : Result<Value>(fail(Error::plain(EIO, "")));
+                if (!v) continue;
+                uint64_t cpuNs = 0, mem = 0;
+                if (const Value* cpu = v->find("cpu"))
+                    if (const Value* u = cpu->find("usage"))
+                        if (const Value* t = u->find("total")) t->toUint64(cpuNs);
+                if (const Value* m = v->find("memory"))
+                    if (const Value* u = m->find("usage"))
+                        if (const Value* x = u->find("usage")) x->toUint64(mem);
+                std::string lbl = "{service=\"" + svc + "\",container=\"" + c.name + "\"}";
+                char line[256];
+                std::snprintf(line, sizeof line, "hull_container_cpu_seconds_total%s %.6f\n", lbl.c_str(), double(cpuNs) / 1e9);
+                perContainer += line;
+                perContainer += "hull_container_memory_bytes" + lbl + " " + std::to_string(mem) + "\n";
+            }
+        out += "# HELP hull_containers Containers of declared services, by state.\n# TYPE hull_containers gauge\n";
+        for (const char* st : {"running", "paused", "created", "exited"})
+            out += "hull_containers{state=\"" + std::string(st) + "\"} " + std::to_string(byState[st]) + "\n";
+        out += "# HELP hull_restarts Restarts of the containers now present, per service.\n# TYPE hull_restarts gauge\n";
+        for (const auto& [svc, n] : restarts) out += "hull_restarts{service=\"" + svc + "\"} " + std::to_string(n) + "\n";
+        out += "# HELP hull_probes_total Probe results.\n# TYPE hull_probes_total counter\n";
+        for (const auto& [k, n] : probeResults_) out += "hull_probes_total{service=\"" + k + "\"} " + std::to_string(n) + "\n";
+        char lat[128];
+        std::snprintf(lat, sizeof lat, "hull_probe_latency_seconds_sum %.6f\nhull_probe_latency_seconds_count %llu\n",
+                      latencySum_, (unsigned long long)latencyCount_);
+        out += "# HELP hull_probe_latency_seconds Latency of HTTP and TCP probes.\n# TYPE hull_probe_latency_seconds summary\n";
+        out += lat;
+        out += "# HELP hull_container_cpu_seconds_total CPU time, from the cgroup.\n# TYPE hull_container_cpu_seconds_total counter\n";
+        out += "# HELP hull_container_memory_bytes Memory in use, from the cgroup.\n# TYPE hull_container_memory_bytes gauge\n";
+        out += perContainer;
+        return out;
     }
 
     Value containersJson() {
@@ -338,6 +390,7 @@ private:
             }
         }
         if (method == "GET" && target == "/v1/containers") return {200, containersJson().dump()};
+        if (method == "GET" && target == "/metrics") return {200, metrics()};
         if (method == "GET" && target.rfind("/v1/events", 0) == 0) {
             int64_t since = 0;
             if (auto q = target.find("since="); q != std::string::npos) since = std::atoll(target.c_str() + q + 6);
@@ -367,7 +420,8 @@ private:
         if (ec) return;
         auto [status, body] = handle(std::string(req.method_string()), std::string(req.target()), req.body());
         http::response<http::string_body> res{http::status(status), req.version()};
-        res.set(http::field::content_type, "application/json");
+        res.set(http::field::content_type,
+                std::string(req.target()) == "/metrics" ? "text/plain; version=0.0.4" : "application/json");
         res.body() = body;
         res.prepare_payload();
         http::write(sock, res, ec);
@@ -377,6 +431,9 @@ private:
     runtime::Engine engine_;
     Store store_;
     std::map<std::string, ProbeTrack> probes_;
+    std::map<std::string, uint64_t> probeResults_;
+    double latencySum_ = 0;
+    uint64_t latencyCount_ = 0;
     std::map<std::string, int> grace_;  // seconds, per service, remembered past its deletion
     std::mutex stoppingMu_;
     std::set<std::string> stopping_;

@@ -497,6 +497,12 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
     return *status;
 }
 
+Result<std::string> Engine::stats(const std::string& q) {
+    auto c = TRY(inspect(q));
+    Runtime rt(run_ + "/runc");
+    return rt.stats(c.id);
+}
+
 Result<void> Engine::cleanup(const std::string& id) {
     std::string dir = state_ + "/containers/" + id;
     auto m = TRY(readMeta(dir));

@@ -78,6 +78,8 @@ public:
     [[nodiscard]] Result<int> exec(const std::string& nameOrId, const std::vector<std::string>& args,
                                    const std::vector<std::string>& env, const std::string& user, bool tty,
                                    bool interactive);
+    /// The runtime's stats JSON (runc's `events --stats` data) of a running container.
+    [[nodiscard]] Result<std::string> stats(const std::string& nameOrId);
     /// `hull _cleanup ID`, which hull-monitor runs when the container has ended:
     /// the runtime's state and cgroup, the network, the rootfs; the record too with --rm.
     [[nodiscard]] Result<void> cleanup(const std::string& id);

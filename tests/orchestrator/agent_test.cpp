@@ -202,6 +202,10 @@ TEST_CASE("node: a failing liveness probe gets the container replaced", "[root][
     CHECK(took < 200 * 3 + 1500);  // 600 ms of failures, then stop and start
     auto events = node.hull({"events"}).out;
     CHECK(events.find("liveness failing") != std::string::npos);
+    auto metrics = node.hull({"metrics"}).out;
+    CHECK(metrics.find("hull_probes_total{service=\"web\",probe=\"liveness\",result=\"failure\"}") != std::string::npos);
+    CHECK(metrics.find("hull_containers{state=\"running\"} ") != std::string::npos);
+    CHECK(metrics.find("hull_container_memory_bytes{service=\"web\"") != std::string::npos);
     CHECK(events.find("stopping (liveness)") != std::string::npos);
 }
 
