@@ -1,6 +1,7 @@
 #include "orchestrator/agent.hpp"
 
 #include <grp.h>
+#include <sys/inotify.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -156,11 +158,36 @@ public:
         asio::signal_set signals(ioc, SIGINT, SIGTERM);
         signals.async_wait([&](auto, int) { ioc.stop(); });
         asio::steady_timer timer(ioc);
+        std::function<void()> watchExitsLater;  // set below, once the watcher exists
         std::function<void()> tick = [&] {
             if (auto r = reconcileOnce(); !r) log::errorf("node: reconcile: %s", r.error().message().c_str());
+            if (watchExitsLater) watchExitsLater();
             timer.expires_after(o_.tick);
             timer.async_wait([&](auto ec) {
-                if (!ec) tick();
+                if (!ec || ec == asio::error::operation_aborted) tick();
+            });
+        };
+        // Exits wake the loop at once: each container's directory is watched for
+        // the exit.json its monitor renames into place, so a replacement does
+        // not wait for the next tick.
+        int ino = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        asio::posix::stream_descriptor inotify(ioc);
+        if (ino >= 0) inotify.assign(ino);
+        std::array<char, 4096> ibuf;
+        std::function<void()> watchExits = [&] {
+            if (ino < 0) return;
+            for (const auto& id : sys::listDir(o_.stateDir + "/containers"))
+                if (!watched_.count(id)) {
+                    ::inotify_add_watch(ino, (o_.stateDir + "/containers/" + id).c_str(), IN_MOVED_TO | IN_CREATE);
+                    watched_.insert(id);
+                }
+        };
+        std::function<void()> readExits = [&] {
+            if (ino < 0) return;
+            inotify.async_read_some(asio::buffer(ibuf), [&](beast::error_code ec, size_t) {
+                if (ec) return;
+                timer.cancel();  // reconcile now (the tick handler runs on cancel too)
+                readExits();
             });
         };
         std::function<void()> accept = [&] {
@@ -170,9 +197,12 @@ public:
             });
         };
         log::infof("node: serving %s, state in %s", o_.socketPath.c_str(), o_.stateDir.c_str());
+        watchExitsLater = watchExits;
         accept();
+        readExits();
         tick();
         ioc.run();
+        if (ino >= 0) inotify.close();
         ::unlink(o_.socketPath.c_str());
         return {};
     }
@@ -434,6 +464,7 @@ private:
     std::map<std::string, uint64_t> probeResults_;
     double latencySum_ = 0;
     uint64_t latencyCount_ = 0;
+    std::set<std::string> watched_;     // container dirs with an inotify watch
     std::map<std::string, int> grace_;  // seconds, per service, remembered past its deletion
     std::mutex stoppingMu_;
     std::set<std::string> stopping_;
