@@ -65,6 +65,7 @@ public:
     AgentImpl(AgentOptions o, runtime::Engine e, Store s) : o_(std::move(o)), engine_(std::move(e)), store_(std::move(s)) {}
 
     Result<void> reconcileOnce() override {
+        nextWake_ = 0;
         // Desired.
         std::vector<DesiredService> desired;
         std::map<std::string, Service> specs;
@@ -102,11 +103,12 @@ public:
             auto& track = probes_[c.id];
             // An init that has just died before its monitor wrote the exit status:
             // wait (briefly) for it, so the exit code and the backoff are right.
+            bool pending = false;
             if (c.status == "exited" && !c.exitCode && !track.finishedMs) {
                 if (!track.pendingSince) track.pendingSince = now;
-                if (now - track.pendingSince < 1000) continue;
+                pending = now - track.pendingSince < 1000;  // still "running" to the planner: no early replica
             }
-            if (c.status == "exited") {
+            if (c.status == "exited" && !pending) {
                 o.state = Observed::State::Exited;
                 o.exitCode = c.exitCode;
                 if (!track.finishedMs) {
@@ -115,6 +117,9 @@ public:
                                            "exit code " + (c.exitCode ? std::to_string(*c.exitCode) : std::string("unknown"))});
                 }
                 o.finished = std::chrono::milliseconds(track.finishedMs);
+            } else if (pending) {
+                o.state = Observed::State::Running;
+                o.ready = false;
             } else {
                 o.state = Observed::State::Running;
                 auto it = specs.find(o.service);
@@ -136,7 +141,12 @@ public:
                 probes_.erase(a.container);
                 continue;
             }
-            if (std::chrono::milliseconds(now) < a.notBefore) continue;  // backing off
+            if (std::chrono::milliseconds(now) < a.notBefore) {
+                // Backing off: wake up exactly when the delay is over, not at the next tick.
+                int64_t at = a.notBefore.count();
+                nextWake_ = nextWake_ ? std::min(nextWake_, at) : at;
+                continue;
+            }
             TRY(start(specs.at(a.service), a, now));
             // The ended container it replaces has done its job (its restart count lives on in the label).
             for (const auto& o : observed)
@@ -162,7 +172,9 @@ public:
         std::function<void()> tick = [&] {
             if (auto r = reconcileOnce(); !r) log::errorf("node: reconcile: %s", r.error().message().c_str());
             if (watchExitsLater) watchExitsLater();
-            timer.expires_after(o_.tick);
+            auto wait = o_.tick;
+            if (nextWake_) wait = std::min(wait, std::chrono::milliseconds(std::max<int64_t>(0, nextWake_ - nowMs())));
+            timer.expires_after(wait);
             timer.async_wait([&](auto ec) {
                 if (!ec || ec == asio::error::operation_aborted) tick();
             });
@@ -254,7 +266,8 @@ private:
             log::warnf("node: %s slot %d: %s", s.name.c_str(), a.slot, res.error().message().c_str());
             return {};  // tried again next round
         }
-        (void)store_.addEvent({0, now, "start", s.name, id, a.reason + " (slot " + std::to_string(a.slot) + ")"});
+        // Stamped now: the process runs from here (the round began before the start).
+        (void)store_.addEvent({0, nowMs(), "start", s.name, id, a.reason + " (slot " + std::to_string(a.slot) + ")"});
         return {};
     }
 
@@ -464,6 +477,7 @@ private:
     std::map<std::string, uint64_t> probeResults_;
     double latencySum_ = 0;
     uint64_t latencyCount_ = 0;
+    int64_t nextWake_ = 0;              // the earliest backoff that ends before the next tick
     std::set<std::string> watched_;     // container dirs with an inotify watch
     std::map<std::string, int> grace_;  // seconds, per service, remembered past its deletion
     std::mutex stoppingMu_;

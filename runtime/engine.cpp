@@ -408,12 +408,20 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
 
     auto attach = [&](pid_t pid) -> Result<void> {
         if (o.network == "none") return {};
-        auto net = TRY(netns::Network::ensure(
-            state_, netns::NetworkConfig{o.network, o.network == "hull" ? "hull0" : o.network.substr(0, 15)}));
-        auto at = TRY(net.attach({m.id, "/proc/" + std::to_string(pid) + "/ns/net", "eth0", ports}));
-        m.ip = at.alloc.ip.str();
+        // A long-lived Engine (the node agent) makes sure of a network once: the
+        // bridge, sysctls and NAT table cost ~10 ms a time, on every restart.
+        auto cached = nets_->find(o.network);
+        if (cached == nets_->end()) {
+            auto net = TRY(netns::Network::ensure(
+                state_, netns::NetworkConfig{o.network, o.network == "hull" ? "hull0" : o.network.substr(0, 15)}));
+            cached = nets_->emplace(o.network, std::move(net)).first;
+        }
+        auto at = cached->second.attach({m.id, "/proc/" + std::to_string(pid) + "/ns/net", "eth0", ports});
+        if (!at) nets_->erase(o.network);  // made again next time, in case it was removed under us
+        TRY(std::move(at));
+        m.ip = at->alloc.ip.str();
         TRY(writeMeta(dir, m));
-        TRY(netns::writeDnsFiles(dir + "/etc", shortId(m.id), at.alloc.ip));
+        TRY(netns::writeDnsFiles(dir + "/etc", shortId(m.id), at->alloc.ip));
         return {};
     };
 

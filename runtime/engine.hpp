@@ -19,10 +19,12 @@
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "netns/network.hpp"
 #include "sys/error.hpp"
 
 namespace hull::runtime {
@@ -87,8 +89,10 @@ public:
     const std::string& stateDir() const { return state_; }
 
 private:
-    Engine(std::string state, std::string run) : state_(std::move(state)), run_(std::move(run)) {}
+    Engine(std::string state, std::string run)
+        : state_(std::move(state)), run_(std::move(run)), nets_(std::make_shared<std::map<std::string, netns::Network>>()) {}
     std::string state_, run_;
+    std::shared_ptr<std::map<std::string, netns::Network>> nets_;  // networks made sure of, by name
 };
 
 /// Docker-style names for containers without one ("hull-3f2a9c"), and short ids.
