@@ -205,20 +205,14 @@ json::Value imageJson(const images::ImageRecord& r) {
     json::Value v = json::Value::object();
     v.set("id", r.id.str());
     v.set("manifest", r.manifest.str());
-    json::Value names = json::Value::array();
-    for (const auto& n : r.names) names.push(n);
-    v.set("names", names);
+    v.set("names", json::stringArray(r.names));
     json::Value layers = json::Value::array();
     for (const auto& l : r.layers) layers.push(l.str());
     v.set("layers", layers);
     v.set("size", r.size);
     v.set("created", r.created);
     json::Value cfg = json::Value::object();
-    auto arr = [](const std::vector<std::string>& xs) {
-        json::Value a = json::Value::array();
-        for (const auto& x : xs) a.push(x);
-        return a;
-    };
+    auto arr = json::stringArray;
     cfg.set("Entrypoint", arr(r.config.entrypoint));
     cfg.set("Cmd", arr(r.config.cmd));
     cfg.set("Env", arr(r.config.env));
@@ -342,9 +336,7 @@ json::Value containerJson(const runtime::ContainerInfo& c) {
     v.set("name", c.name);
     v.set("image", c.image);
     v.set("imageId", c.imageId);
-    json::Value cmd = json::Value::array();
-    for (const auto& x : c.command) cmd.push(x);
-    v.set("command", cmd);
+    v.set("command", json::stringArray(c.command));
     v.set("created", c.created);
     v.set("status", c.status);
     if (c.exitCode) v.set("exitCode", int64_t(*c.exitCode));
@@ -352,9 +344,7 @@ json::Value containerJson(const runtime::ContainerInfo& c) {
     v.set("pid", int64_t(c.pid));
     v.set("network", c.network);
     v.set("ip", c.ip);
-    json::Value ports = json::Value::array();
-    for (const auto& p : c.ports) ports.push(p);
-    v.set("ports", ports);
+    v.set("ports", json::stringArray(c.ports));
     return v;
 }
 

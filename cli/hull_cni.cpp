@@ -54,10 +54,7 @@ std::string env(const char* name) {
     return v ? v : "";
 }
 
-std::string str(const Value& obj, const char* key, const std::string& def = "") {
-    const Value* v = obj.find(key);
-    return v && v->isString() ? v->asString() : def;
-}
+std::string str(const Value& obj, const char* key, const std::string& def = "") { return json::stringOf(obj, key, def); }
 
 struct Config {
     std::string cniVersion, name;

@@ -22,18 +22,8 @@ using json::Value;
 
 namespace {
 
-std::string str(const Value& v, std::string_view key) {
-    const Value* f = v.find(key);
-    return f && f->isString() ? f->asString() : std::string();
-}
-
-std::vector<std::string> strings(const Value* v) {
-    std::vector<std::string> out;
-    if (v && v->isArray())
-        for (const auto& x : v->asArray())
-            if (x.isString()) out.push_back(x.asString());
-    return out;
-}
+std::string str(const Value& v, std::string_view key) { return json::stringOf(v, key); }
+std::vector<std::string> strings(const Value* v) { return json::stringsOf(v); }
 
 std::vector<std::string> keys(const Value* v) {
     std::vector<std::string> out;
@@ -42,12 +32,7 @@ std::vector<std::string> keys(const Value* v) {
     return out;
 }
 
-std::string nowRfc3339() {
-    char b[32];
-    std::time_t t = std::time(nullptr);
-    std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return b;
-}
+std::string nowRfc3339() { return log::timestamp(false); }
 
 std::string uniqueTemp(const std::string& dir, const std::string& what) {
     static int counter = 0;
@@ -222,9 +207,7 @@ std::string recordJson(const ImageRecord& r) {
     Value layers = Value::array();
     for (const auto& l : r.layers) layers.push(l.str());
     v.set("layers", layers);
-    Value names = Value::array();
-    for (const auto& n : r.names) names.push(n);
-    v.set("names", names);
+    v.set("names", json::stringArray(r.names));
     v.set("created", r.created);
     v.set("size", r.size);
     return v.dump(true) + "\n";

@@ -61,10 +61,7 @@ std::string recordJson(const Allocation& a) {
 std::optional<Allocation> parseRecord(const std::string& text) {
     auto v = json::Value::parse(text);
     if (!v || !v->isObject()) return std::nullopt;
-    auto str = [&](const char* k) {
-        const json::Value* f = v->find(k);
-        return f && f->isString() ? f->asString() : std::string();
-    };
+    auto str = [&](const char* k) { return json::stringOf(*v, k); };
     auto ip = Ipv4::parse(str("ip"));
     if (!ip) return std::nullopt;
     Allocation a{*ip, str("id"), str("ifname"), str("netns"), str("hostVeth"), {}};

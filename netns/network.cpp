@@ -38,10 +38,7 @@ std::string configJson(const NetworkConfig& c) {
 Result<NetworkConfig> parseConfig(const std::string& text, const std::string& path) {
     auto v = TRY_CTX(path, json::Value::parse(text));
     NetworkConfig c;
-    auto str = [&](const char* k) -> std::string {
-        const json::Value* f = v.find(k);
-        return f && f->isString() ? f->asString() : "";
-    };
+    auto str = [&](const char* k) { return json::stringOf(v, k); };
     c.name = str("name");
     c.bridge = str("bridge");
     c.subnet = TRY_CTX(path + ": subnet", Cidr::parse(str("subnet")));

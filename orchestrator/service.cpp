@@ -436,11 +436,7 @@ const char* kindName(Probe::Kind k) {
     return "exec";
 }
 
-json::Value strings(const std::vector<std::string>& v) {
-    json::Value a = json::Value::array();
-    for (const auto& s : v) a.push(s);
-    return a;
-}
+json::Value strings(const std::vector<std::string>& v) { return json::stringArray(v); }
 
 json::Value ms(Millis m) { return json::Value(int64_t(m.count())); }
 

@@ -182,11 +182,7 @@ json::Value seccompJson(const Seccomp& s) {
     return out;
 }
 
-json::Value stringArray(const std::vector<std::string>& items) {
-    json::Value out = json::Value::array();
-    for (auto& i : items) out.push(i);
-    return out;
-}
+using json::stringArray;
 
 json::Value mountEntry(const char* destination, const char* type, const char* source, std::vector<std::string> options) {
     json::Value m = json::Value::object();

@@ -33,29 +33,10 @@ using json::Value;
 
 namespace {
 
-std::string str(const Value& v, std::string_view key) {
-    const Value* f = v.find(key);
-    return f && f->isString() ? f->asString() : std::string();
-}
-std::vector<std::string> strings(const Value* v) {
-    std::vector<std::string> out;
-    if (v && v->isArray())
-        for (const auto& x : v->asArray())
-            if (x.isString()) out.push_back(x.asString());
-    return out;
-}
-Value stringArray(const std::vector<std::string>& v) {
-    Value a = Value::array();
-    for (const auto& s : v) a.push(s);
-    return a;
-}
-
-std::string nowRfc3339() {
-    char b[32];
-    std::time_t t = std::time(nullptr);
-    std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-    return b;
-}
+using json::stringArray;
+std::string str(const Value& v, std::string_view key) { return json::stringOf(v, key); }
+std::vector<std::string> strings(const Value* v) { return json::stringsOf(v); }
+std::string nowRfc3339() { return log::timestamp(false); }
 
 Result<std::string> randomId() {
     UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));

@@ -9,6 +9,7 @@
 
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
+#include "sys/log.hpp"
 
 namespace hull::runtime {
 
@@ -35,10 +36,7 @@ Result<StoredState> readState(const std::string& dir) {
     auto text = TRY(sys::readFile(path));
     auto v = TRY_CTX(path, json::Value::parse(text));
     StoredState s;
-    auto str = [&](const char* key) -> std::string {
-        auto* f = v.find(key);
-        return f && f->isString() ? f->asString() : std::string();
-    };
+    auto str = [&](const char* key) { return json::stringOf(v, key); };
     s.id = str("id");
     s.phase = str("phase");
     s.bundle = str("bundle");
@@ -86,16 +84,7 @@ Result<UniqueFd> lockDir(const std::string& dir) {
     return fd;
 }
 
-std::string nowRfc3339() {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char buf[64];
-    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, sizeof buf - n, ".%09ldZ", ts.tv_nsec);
-    return buf;
-}
+std::string nowRfc3339() { return log::timestamp(true); }
 
 Result<std::unique_ptr<cgroups::Manager>> cgroupFor(const StoredState& s) {
     std::string path = s.cgroupsPath.empty() ? "hull/" + s.id : s.cgroupsPath;

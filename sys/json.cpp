@@ -515,4 +515,23 @@ std::string Value::dump(bool pretty) const {
     return out;
 }
 
+std::string stringOf(const Value& obj, std::string_view key, const std::string& def) {
+    const Value* f = obj.find(key);
+    return f && f->isString() ? f->asString() : def;
+}
+
+std::vector<std::string> stringsOf(const Value* array) {
+    std::vector<std::string> out;
+    if (array && array->isArray())
+        for (const auto& x : array->asArray())
+            if (x.isString()) out.push_back(x.asString());
+    return out;
+}
+
+Value stringArray(const std::vector<std::string>& items) {
+    Value a = Value::array();
+    for (const auto& s : items) a.push(s);
+    return a;
+}
+
 }  // namespace hull::json

@@ -93,4 +93,11 @@ private:
 /// Escape a string as a JSON string literal, quotes included.
 std::string quote(std::string_view s);
 
+/// OBJ's member KEY when it is a string; DEF when it is absent, null or not a string.
+std::string stringOf(const Value& obj, std::string_view key, const std::string& def = "");
+/// The string elements of ARRAY (others skipped); none when ARRAY is null or not an array.
+std::vector<std::string> stringsOf(const Value* array);
+/// ITEMS as an array of strings.
+Value stringArray(const std::vector<std::string>& items);
+
 }  // namespace hull::json

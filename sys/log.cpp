@@ -45,21 +45,27 @@ void configure(const std::string& file, Format format, bool debug) {
 bool debugEnabled() { return g_debug; }
 int fd() { return g_fd; }
 
-void write(Level level, const std::string& msg) {
-    if (level == Level::Debug && !g_debug) return;
-    char ts[64];
+std::string timestamp(bool nanoseconds) {
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     struct tm tm;
     gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof ts - n, ".%09ldZ", now.tv_nsec);
+    char buf[64];
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (nanoseconds) snprintf(buf + n, sizeof buf - n, ".%09ldZ", now.tv_nsec);
+    else snprintf(buf + n, sizeof buf - n, "Z");
+    return buf;
+}
+
+void write(Level level, const std::string& msg) {
+    if (level == Level::Debug && !g_debug) return;
+    std::string ts = timestamp();
     std::string line;
     if (g_format == Format::Json) {
         line = "{\"level\":" + json::quote(levelName(level)) + ",\"msg\":" + json::quote(msg) +
                ",\"time\":" + json::quote(ts) + "}\n";
     } else {
-        line = std::string(ts) + " " + levelName(level) + " hull: " + msg + "\n";
+        line = ts + " " + levelName(level) + " hull: " + msg + "\n";
     }
     (void)!::write(g_fd, line.data(), line.size());
 }

@@ -15,6 +15,9 @@ bool debugEnabled();
 int fd();
 
 void write(Level level, const std::string& msg);
+/// UTC now in RFC 3339: "2026-11-23T09:26:31Z", or with NANOSECONDS
+/// "2026-11-23T09:26:31.606667120Z" (runc's "created", our log lines).
+std::string timestamp(bool nanoseconds = true);
 void debugf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void infof(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 void warnf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
