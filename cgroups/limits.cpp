@@ -39,6 +39,22 @@ Result<void> checkUnifiedKey(const std::string& key) {
     return {};
 }
 
+/// v1's swap counts memory plus swap (both versions refuse less than the limit).
+Result<void> checkSwap(const MemoryLimits& m) {
+    if (m.limit && m.swap && *m.swap >= 0 && *m.limit >= 0 && *m.swap < *m.limit)
+        return failInvalid(kRes + "memory.swap: " + std::to_string(*m.swap) +
+                           " is below memory.limit (swap counts memory plus swap)");
+    return {};
+}
+
+/// rdma.max is the same file on v1 and v2: "mlx5_0 hca_handle=2 hca_object=2000".
+std::string rdmaValue(const std::string& device, const RdmaLimit& l) {
+    std::string v = device;
+    if (l.hcaHandles) v += " hca_handle=" + std::to_string(*l.hcaHandles);
+    if (l.hcaObjects) v += " hca_object=" + std::to_string(*l.hcaObjects);
+    return v;
+}
+
 }  // namespace
 
 uint64_t cpuWeightFromShares(uint64_t shares) {
@@ -78,9 +94,7 @@ Result<Plan> planV2(const Resources& r) {
     };
     if (r.memory) {
         const auto& m = *r.memory;
-        if (m.limit && m.swap && *m.swap >= 0 && *m.limit >= 0 && *m.swap < *m.limit)
-            return failInvalid(kRes + "memory.swap: " + std::to_string(*m.swap) +
-                               " is below memory.limit (swap counts memory plus swap)");
+        TRY(checkSwap(m));
         // memory.low before memory.max: a reservation above the new limit is the kernel's call, not an ordering accident.
         if (m.reservation) add("memory", "memory.low", limitValue(*m.reservation));
         if (m.limit) add("memory", "memory.max", limitValue(*m.limit));
@@ -126,12 +140,7 @@ Result<Plan> planV2(const Resources& r) {
         auto size = TRY(hugepageFilePart(r.hugepageLimits[i].pageSize, i));
         add("hugetlb", "hugetlb." + size + ".max", num(r.hugepageLimits[i].limit));
     }
-    for (const auto& [device, l] : r.rdma) {
-        std::string v = device;
-        if (l.hcaHandles) v += " hca_handle=" + std::to_string(*l.hcaHandles);
-        if (l.hcaObjects) v += " hca_object=" + std::to_string(*l.hcaObjects);
-        add("rdma", "rdma.max", v);
-    }
+    for (const auto& [device, l] : r.rdma) add("rdma", "rdma.max", rdmaValue(device, l));
     if (r.network && (r.network->classID || !r.network->priorities.empty()))
         note("network", "net_cls and net_prio do not exist in cgroup v2; ignored");
     // devices: no control file on v2; V2Manager::apply attaches an eBPF filter instead.
@@ -164,9 +173,7 @@ Result<Plan> planV1(const Resources& r) {
     }
     if (r.memory) {
         const auto& m = *r.memory;
-        if (m.limit && m.swap && *m.swap >= 0 && *m.limit >= 0 && *m.swap < *m.limit)
-            return failInvalid(kRes + "memory.swap: " + std::to_string(*m.swap) +
-                               " is below memory.limit (swap counts memory plus swap)");
+        TRY(checkSwap(m));
         // The kernel keeps memsw >= limit at every step: the manager orders the
         // two writes by the current values (see V1Manager::apply).
         if (m.limit) add("memory", "memory.limit_in_bytes", num(*m.limit < 0 ? int64_t(-1) : *m.limit));
@@ -216,12 +223,7 @@ Result<Plan> planV1(const Resources& r) {
         for (const auto& prio : r.network->priorities)
             add("net_prio", "net_prio.ifpriomap", prio.name + " " + num(uint64_t(prio.priority)));
     }
-    for (const auto& [device, l] : r.rdma) {
-        std::string v = device;
-        if (l.hcaHandles) v += " hca_handle=" + std::to_string(*l.hcaHandles);
-        if (l.hcaObjects) v += " hca_object=" + std::to_string(*l.hcaObjects);
-        add("rdma", "rdma.max", v);
-    }
+    for (const auto& [device, l] : r.rdma) add("rdma", "rdma.max", rdmaValue(device, l));
     if (!r.unified.empty()) note("unified", "the unified map needs cgroup v2; refused on a v1 host", true);
     return p;
 }

@@ -219,7 +219,7 @@ Result<void> Store::writeRecord(const ImageRecord& r) {
     return sys::writeFileAtomic(root_ + "/images/" + r.id.hex + ".json", recordJson(r), 0600);
 }
 
-Result<std::vector<ImageRecord>> Store::listLocked() {
+Result<std::vector<ImageRecord>> Store::listLocked(bool withConfig) {
     std::vector<ImageRecord> out;
     for (const auto& name : sys::listDir(root_ + "/images")) {
         if (name.size() != 69 || name.compare(64, 5, ".json") != 0) continue;
@@ -238,8 +238,9 @@ Result<std::vector<ImageRecord>> Store::listLocked() {
         r.names = strings(v->find("names"));
         r.created = str(*v, "created");
         if (const Value* s = v->find("size")) s->toUint64(r.size);
-        if (auto cfg = readBlob(r.id))
-            if (auto c = parseImageConfig(*cfg)) r.config = *c;
+        if (withConfig)
+            if (auto cfg = readBlob(r.id))
+                if (auto c = parseImageConfig(*cfg)) r.config = *c;
         out.push_back(std::move(r));
     }
     std::sort(out.begin(), out.end(), [](const ImageRecord& a, const ImageRecord& b) { return a.created > b.created; });
@@ -248,7 +249,7 @@ Result<std::vector<ImageRecord>> Store::listLocked() {
 
 Result<std::vector<ImageRecord>> Store::list() {
     auto l = TRY(lock());
-    return listLocked();
+    return listLocked(true);
 }
 
 Result<ImageRecord> Store::commit(const Digest& manifest, const std::string& name) {
@@ -281,7 +282,7 @@ Result<ImageRecord> Store::commit(const Digest& manifest, const std::string& nam
     r.created = nowRfc3339();
 
     auto l = TRY(lock());
-    auto all = TRY(listLocked());
+    auto all = TRY(listLocked(false));
     for (auto& other : all) {
         if (other.id == r.id) {
             r.names = other.names;
@@ -314,7 +315,18 @@ bool nameMatches(const std::string& full, const std::string& q) {
 }  // namespace
 
 Result<ImageRecord> Store::find(const std::string& q) {
-    auto all = TRY(list());
+    std::vector<ImageRecord> all;
+    {
+        auto l = TRY(lock());
+        all = TRY(listLocked(false));
+    }
+    // Only the image returned needs its config read and parsed.
+    auto withConfig = [&](const ImageRecord& r) -> Result<ImageRecord> {
+        ImageRecord out = r;
+        if (auto cfg = readBlob(r.id))
+            if (auto c = parseImageConfig(*cfg)) out.config = *c;
+        return out;
+    };
     std::vector<const ImageRecord*> hits;
     for (const auto& r : all) {
         bool hit = r.id.str() == q || (q.size() >= 12 && r.id.hex.rfind(q.rfind("sha256:", 0) == 0 ? q.substr(7) : q, 0) == 0);
@@ -325,10 +337,10 @@ Result<ImageRecord> Store::find(const std::string& q) {
     if (hits.size() > 1) {
         // An exact name wins over short-name matches.
         for (const auto* h : hits)
-            if (std::find(h->names.begin(), h->names.end(), q) != h->names.end()) return *h;
+            if (std::find(h->names.begin(), h->names.end(), q) != h->names.end()) return withConfig(*h);
         return failInvalid("image \"" + q + "\" is ambiguous: give its full name or id");
     }
-    return *hits[0];
+    return withConfig(*hits[0]);
 }
 
 Result<void> Store::remove(const std::string& q, bool force) {
@@ -350,7 +362,7 @@ Result<void> Store::remove(const std::string& q, bool force) {
 Result<Store::PruneReport> Store::prune(const std::vector<Digest>& inUse) {
     auto l = TRY(lock());
     std::set<std::string> keepBlobs, keepLayers;
-    for (const auto& r : TRY(listLocked())) {
+    for (const auto& r : TRY(listLocked(false))) {
         keepBlobs.insert(r.id.hex);
         keepBlobs.insert(r.manifest.hex);
         for (const auto& d : r.layers) keepBlobs.insert(d.hex), keepLayers.insert(d.hex);

@@ -88,7 +88,9 @@ public:
 private:
     explicit Store(std::string root) : root_(std::move(root)) {}
     [[nodiscard]] Result<UniqueFd> lock();
-    [[nodiscard]] Result<std::vector<ImageRecord>> listLocked();
+    /// WITH_CONFIG: also read and parse each image's config blob (only `list`
+    /// needs every one; `find` reads the one it returns).
+    [[nodiscard]] Result<std::vector<ImageRecord>> listLocked(bool withConfig);
     [[nodiscard]] Result<void> writeRecord(const ImageRecord& r);
     std::string root_;
 };

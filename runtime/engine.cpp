@@ -206,6 +206,10 @@ namespace {
 /// The container's directory for a name, an id or an id prefix.
 Result<std::string> findContainer(const std::string& state, const std::string& q) {
     std::string base = state + "/containers";
+    // A full id names its directory: no need to read every container's record
+    // (list, the agent's loop and the metrics inspect each container by id).
+    if (q.size() == 64 && q.find('/') == std::string::npos && sys::exists(base + "/" + q + "/container.json"))
+        return base + "/" + q;
     std::vector<std::string> hits;
     for (const auto& id : sys::listDir(base)) {
         auto m = readMeta(base + "/" + id);
@@ -216,6 +220,13 @@ Result<std::string> findContainer(const std::string& state, const std::string& q
     if (hits.size() == 1) return hits[0];
     if (hits.size() > 1) return failInvalid("container \"" + q + "\" is ambiguous: give more of its id");
     return fail(Error::plain(ENOENT, "no container \"" + q + "\" (hull ps -a)"));
+}
+
+/// Without -i a foreground container or exec gets no stdin of ours (Docker's
+/// behaviour): it inherits our fd 0, so that becomes /dev/null.
+void stdinFromDevNull() {
+    int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null >= 0) ::dup2(null, 0), ::close(null);
 }
 
 Result<void> teardown(const std::string& state, const std::string& dir, const Meta& m) {
@@ -468,11 +479,7 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
     co.id = m.id;
     co.bundle = dir;
     co.beforeStart = attach;
-    if (!o.interactive && !o.tty) {
-        // Without -i the container gets no stdin of ours (Docker's behaviour).
-        int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null >= 0) ::dup2(null, 0), ::close(null);
-    }
+    if (!o.interactive && !o.tty) stdinFromDevNull();
     keepDir = true;  // from here on a failure leaves a record `hull rm` can remove
     auto status = rt.run(co, false);
     (void)teardown(state_, dir, m);
@@ -646,11 +653,7 @@ Result<int> Engine::exec(const std::string& q, const std::vector<std::string>& a
         eo.user = std::to_string(uid) + ":" + std::to_string(gid);
     }
     eo.tty = tty;
-    if (!interactive && !tty) {
-        // Without -i the process gets no stdin of ours (Docker's behaviour).
-        int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null >= 0) ::dup2(null, 0), ::close(null);
-    }
+    if (!interactive && !tty) stdinFromDevNull();
     return rt.exec(c.id, eo);
 }
 
