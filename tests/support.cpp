@@ -6,7 +6,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -25,6 +27,15 @@ TempDir::TempDir(const std::string& prefix) {
 TempDir::~TempDir() { (void)sys::removeAll(path_); }
 
 bool isRoot() { return ::geteuid() == 0; }
+
+bool waitFor(const std::function<bool()>& cond, int ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (cond()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return cond();
+}
 
 std::string binPath(const std::string& name) { return std::string(HULL_BIN_DIR) + "/" + name; }
 

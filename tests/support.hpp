@@ -1,6 +1,7 @@
 #pragma once
 // Shared helpers for hull's tests: temp dirs, busybox root filesystems, and
 // running hull's binaries with captured output.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,17 @@ private:
 };
 
 bool isRoot();
+/// In a test case: warn and return unless running as root.
+#define REQUIRE_ROOT()                   \
+    do {                                 \
+        if (!::hull::test::isRoot()) {   \
+            WARN("skipped: needs root"); \
+            return;                      \
+        }                                \
+    } while (0)
+
+/// Poll COND every 10 ms until it holds or MS milliseconds have passed; its last answer.
+bool waitFor(const std::function<bool()>& cond, int ms = 5000);
 /// Path of a built binary: HULL_BIN_DIR/name.
 std::string binPath(const std::string& name);
 /// Where busybox-static lives on this machine ("" when missing).

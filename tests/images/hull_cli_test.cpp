@@ -38,15 +38,6 @@ struct Hull {
     }
 };
 
-bool eventually(const std::function<bool()>& cond, int ms = 5000) {
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (std::chrono::steady_clock::now() < end) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    return cond();
-}
-
 }  // namespace
 
 TEST_CASE("hull: images imported from an oci-archive and a docker-archive run", "[root][net][images][cli]") {
@@ -111,7 +102,7 @@ TEST_CASE("hull: a detached httpd answers on a published port; logs, stop and rm
     REQUIRE(ps);
     REQUIRE(ps->asArray().size() == 1);
     CHECK(ps->asArray()[0].find("status")->asString() == "running");
-    CHECK(eventually([&] { return hull({"logs", "web"}).out.find("response:200") != std::string::npos; }));
+    CHECK(waitFor([&] { return hull({"logs", "web"}).out.find("response:200") != std::string::npos; }));
     CHECK(hull({"logs", "--tail", "1", "web"}).out.find("response:200") != std::string::npos);
 
     // exec joins it; -it under script(1) gets a pty that hull proxies itself.
@@ -128,7 +119,7 @@ TEST_CASE("hull: a detached httpd answers on a published port; logs, stop and rm
     CHECK(hull({"ps", "-a", "--output", "json"}).out == "[]\n");
     // No mount, veth, cgroup, runtime state or address left.
     CHECK(mountsMentioning(id).empty());
-    CHECK(eventually([&] { return host.sh("ls /sys/class/net").out.find("hull") == host.sh("ls /sys/class/net").out.find("hull0"); }));
+    CHECK(waitFor([&] { return host.sh("ls /sys/class/net").out.find("hull") == host.sh("ls /sys/class/net").out.find("hull0"); }));
     CHECK(cgroupDirsNamed(id).empty());
     CHECK(sys::listDir(hull.state.path() + "/run/runc").empty());
     CHECK(sys::listDir(hull.state.path() + "/networks/hull/ips").empty());

@@ -27,23 +27,6 @@ using namespace hull::test;
 
 namespace {
 
-#define REQUIRE_ROOT()                   \
-    do {                                 \
-        if (!isRoot()) {                 \
-            WARN("skipped: needs root"); \
-            return;                      \
-        }                                \
-    } while (0)
-
-bool eventually(const std::function<bool()>& cond, int ms = 5000) {
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (std::chrono::steady_clock::now() < end) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(25));
-    }
-    return cond();
-}
-
 /// A hull-runc container created (waiting for start) with its own network namespace.
 struct Box {
     Box(const HullRunc& rc, const std::string& id, std::vector<std::string> args) : rc_(rc), id_(id) {
@@ -112,7 +95,7 @@ TEST_CASE("net: two containers on the bridge talk TCP; delete leaves nothing", "
     CHECK(sys::trim(ip.out) == b->mac);
     auto sent = client.exec("echo hello over the bridge | nc -w 3 " + a->alloc.ip.str() + " 5000");
     INFO(sent.err);
-    CHECK(eventually([&] { return readFileOr(server.rootfs() + "/tmp/got") == "hello over the bridge\n"; }));
+    CHECK(waitFor([&] { return readFileOr(server.rootfs() + "/tmp/got") == "hello over the bridge\n"; }));
 
     REQUIRE(net->detach("srv"));
     REQUIRE(net->detach("cli"));
@@ -219,7 +202,7 @@ TEST_CASE("net: gc frees what a crashed setup and vanished containers left", "[r
     REQUIRE(WEXITSTATUS(st) == 0);
     CHECK(net->ipam().list()->size() == 2);
     // The dead container's veth goes with its namespace (the kernel tears that down asynchronously).
-    CHECK(eventually([&] { return hostVeths(host).size() == 1; }));
+    CHECK(waitFor([&] { return hostVeths(host).size() == 1; }));
 
     // The victim's namespace is still there: gc keeps its address.
     auto keep = net->gc();
@@ -237,7 +220,7 @@ TEST_CASE("net: gc frees what a crashed setup and vanished containers left", "[r
     REQUIRE(rest);
     CHECK(rest->freed.size() == 1);
     CHECK(net->ipam().list()->empty());
-    CHECK(eventually([&] { return hostVeths(host).empty(); }));
+    CHECK(waitFor([&] { return hostVeths(host).empty(); }));
 }
 
 TEST_CASE("ipam: 200 concurrent allocations get 200 distinct addresses, and all come back", "[root][net][ipam]") {
@@ -368,7 +351,7 @@ TEST_CASE("overlay: containers on two hosts reach each other over VXLAN; removin
     }
     auto s = send("across");
     INFO(s.err);
-    CHECK(eventually([&] { return got() == "across\n"; }));
+    CHECK(waitFor([&] { return got() == "across\n"; }));
     // No masquerade inside the cluster: the peer's subnet is in the NAT table's own set.
     CHECK(hostA.sh("nft get element ip hull subnets { 10.90.2.7 }").status == 0);  // (adjacent ranges merge)
 

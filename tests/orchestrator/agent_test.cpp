@@ -60,14 +60,8 @@ struct Node {
     }
 };
 
-bool eventually(const std::function<bool()>& cond, int ms = 8000) {
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (std::chrono::steady_clock::now() < end) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return cond();
-}
+/// The agent's tests wait longer by default: starts go through the agent's loop.
+bool eventually(const std::function<bool()>& cond, int ms = 8000) { return waitFor(cond, ms); }
 
 size_t runningCount(const json::Value& cs) {
     size_t n = 0;

@@ -16,26 +16,10 @@ using namespace hull::test;
 
 namespace {
 
-#define REQUIRE_ROOT()                                     \
-    do {                                                   \
-        if (!isRoot()) {                                   \
-            WARN("skipped: needs root");                   \
-            return;                                        \
-        }                                                  \
-    } while (0)
-
 std::string field(const std::string& status, const std::string& key) {
     for (auto& line : hull::sys::split(status, '\n'))
         if (line.rfind(key + ":", 0) == 0) return hull::sys::trim(line.substr(key.size() + 1));
     return "";
-}
-
-bool waitFor(const std::function<bool()>& cond, int ms = 5000) {
-    for (int i = 0; i < ms / 10; ++i) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return cond();
 }
 
 std::string hostNs(int pid, const char* ns) {

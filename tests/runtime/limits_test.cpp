@@ -20,15 +20,6 @@ using namespace hull::test;
 
 namespace {
 
-bool waitUntil(const std::function<bool()>& cond, int ms) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (std::chrono::steady_clock::now() < deadline) {
-        if (cond()) return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return cond();
-}
-
 /// A number inside `events --stats` output: path like {"memory","events","oom_kill"}.
 uint64_t statOf(const HullRunc& rc, const std::string& id, std::initializer_list<const char*> path) {
     auto r = rc({"events", "--stats", id});
@@ -101,7 +92,7 @@ void memoryScenario() {
     INFO(big.out << big.err);
     CHECK(big.out == "rc=137\n");  // SIGKILL from the OOM killer
     CHECK(statOf(rc, "lim-mem", {"memory", "events", "oom_kill"}) >= 1);
-    CHECK(waitUntil([&] { return events.text().find(R"({"type":"oom","id":"lim-mem"})") != std::string::npos; }, 3000));
+    CHECK(waitFor([&] { return events.text().find(R"({"type":"oom","id":"lim-mem"})") != std::string::npos; }, 3000));
 
     // update raises the limit of the running container; the same allocation now fits.
     auto u = rc({"update", "--memory", "128m", "--memory-swap", "128m", "lim-mem"});
@@ -112,7 +103,7 @@ void memoryScenario() {
     CHECK(again.out == "rc=0\n");
 
     REQUIRE(rc({"kill", "lim-mem", "KILL"}).status == 0);
-    CHECK(waitUntil([&] { return events.exited(); }, 3000));  // the stream ends with the container
+    CHECK(waitFor([&] { return events.exited(); }, 3000));  // the stream ends with the container
     REQUIRE(rc({"delete", "--force", "lim-mem"}).status == 0);
     CHECK(cgroupDirsNamed("lim-mem").empty());
 }
@@ -169,14 +160,14 @@ void freezeScenario() {
     REQUIRE(rc({"run", "--detach", "--bundle", b.path(), "lim-frz"}).status == 0);
     std::string counter = b.rootfs() + "/tmp/counter";
     auto value = [&] { return std::atol(readFileOr(counter, "0").c_str()); };
-    REQUIRE(waitUntil([&] { return value() > 2; }, 5000));
+    REQUIRE(waitFor([&] { return value() > 2; }, 5000));
     REQUIRE(rc({"pause", "lim-frz"}).status == 0);
     CHECK(statusOf(rc, "lim-frz") == "paused");
     long frozen = value();
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
     CHECK(value() == frozen);
     REQUIRE(rc({"resume", "lim-frz"}).status == 0);
-    CHECK(waitUntil([&] { return value() > frozen + 2; }, 5000));
+    CHECK(waitFor([&] { return value() > frozen + 2; }, 5000));
     REQUIRE(rc({"delete", "--force", "lim-frz"}).status == 0);
     CHECK(cgroupDirsNamed("lim-frz").empty());
 }
@@ -210,14 +201,6 @@ void badResourcesScenario() {
     CHECK_FALSE(hull::sys::exists(rc.root() + "/lim-bad"));
     CHECK(cgroupDirsNamed("lim-bad").empty());
 }
-
-#define REQUIRE_ROOT()                       \
-    do {                                     \
-        if (!isRoot()) {                     \
-            WARN("skipped: needs root");     \
-            return;                          \
-        }                                    \
-    } while (0)
 
 }  // namespace
 
