@@ -275,17 +275,23 @@ bool skipXattr(const char* name) {
 // tmpfs before Linux 6.6) is dropped rather than failing the layer.
 bool tolerable(int err) { return err == EOPNOTSUPP || err == ENOTSUP; }
 
-Result<void> Unpacker::xattrsOnFd(archive_entry* e, int fd) {
+/// The entry's xattrs through SET (fsetxattr or lsetxattr), minus those we skip
+/// and those the file system cannot store.
+template <class Set>
+Result<void> applyXattrs(archive_entry* e, Set&& set) {
     const char* name;
     const void* value;
     size_t size;
     archive_entry_xattr_reset(e);
     while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
         if (!name || skipXattr(name)) continue;
-        if (::fsetxattr(fd, name, value, size, 0) < 0 && !tolerable(errno))
-            return failErrno(std::string("set xattr ") + name);
+        if (set(name, value, size) < 0 && !tolerable(errno)) return failErrno(std::string("set xattr ") + name);
     }
     return {};
+}
+
+Result<void> Unpacker::xattrsOnFd(archive_entry* e, int fd) {
+    return applyXattrs(e, [&](const char* n, const void* v, size_t sz) { return ::fsetxattr(fd, n, v, sz, 0); });
 }
 
 /// For entries we cannot open (symlinks, fifos, devices): the path goes
@@ -293,16 +299,7 @@ Result<void> Unpacker::xattrsOnFd(archive_entry* e, int fd) {
 Result<void> Unpacker::xattrsAt(archive_entry* e, int parent, const std::string& leaf) {
     if (archive_entry_xattr_count(e) == 0) return {};
     std::string path = "/proc/self/fd/" + std::to_string(parent) + "/" + leaf;
-    const char* name;
-    const void* value;
-    size_t size;
-    archive_entry_xattr_reset(e);
-    while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
-        if (!name || skipXattr(name)) continue;
-        if (::lsetxattr(path.c_str(), name, value, size, 0) < 0 && !tolerable(errno))
-            return failErrno(std::string("set xattr ") + name);
-    }
-    return {};
+    return applyXattrs(e, [&](const char* n, const void* v, size_t sz) { return ::lsetxattr(path.c_str(), n, v, sz, 0); });
 }
 
 Result<void> Unpacker::whiteout(int parent, const Parts& dirParts, const std::string& leaf) {
