@@ -425,6 +425,11 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
         ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
         if (len <= 0) return failErrno("readlink /proc/self/exe");
         std::string self(exe, size_t(len));
+        // A binary replaced while we run (an upgrade) reads "…/hull (deleted)": the
+        // monitor's cleanup must run the new one at the same path.
+        if (constexpr std::string_view kDeleted = " (deleted)";
+            self.size() > kDeleted.size() && self.compare(self.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
+            self.resize(self.size() - kDeleted.size());
         std::string bin = self.substr(0, self.rfind('/'));
         std::string monitor = bin + "/hull-monitor", runc = bin + "/hull-runc";
         int ready[2];
