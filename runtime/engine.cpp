@@ -434,8 +434,13 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
         std::string monitor = bin + "/hull-monitor", runc = bin + "/hull-runc";
         int ready[2];
         if (::pipe2(ready, O_CLOEXEC) < 0) return failErrno("pipe");
+        // Forked twice: the monitor must not be our child. A long-lived caller
+        // (the node agent) would otherwise collect a zombie for every container
+        // that has ended; this way init (or a subreaper) reaps it.
+        std::string runRoot = run_ + "/runc";
         pid_t pid = ::fork();
         if (pid < 0) return failErrno("fork");
+        if (pid == 0 && ::fork() != 0) ::_exit(0);  // the middle process: gone at once (or fork failed: EOF below)
         if (pid == 0) {
             ::setsid();
             int null = ::open("/dev/null", O_RDWR);
@@ -445,7 +450,6 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
             if (ready[1] == 3) ::fcntl(3, F_SETFD, 0);
             else ::dup2(ready[1], 3);  // the readiness pipe, the only fd the monitor inherits
             ::syscall(SYS_close_range, 4, ~0U, 0);  // whatever our caller left open, too
-            std::string runRoot = run_ + "/runc";
             ::execl(monitor.c_str(), "hull-monitor", dir.c_str(), m.id.c_str(), runc.c_str(), runRoot.c_str(),
                     self.c_str(), "--state-dir", state_.c_str(), "--run-dir", run_.c_str(), "_cleanup", m.id.c_str(),
                     static_cast<char*>(nullptr));
@@ -457,7 +461,8 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
         ssize_t n;
         while ((n = ::read(ready[0], buf, sizeof buf)) > 0) answer.append(buf, size_t(n));
         ::close(ready[0]);
-        ::waitpid(pid, nullptr, WNOHANG);
+        while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {  // the middle process, already gone
+        }
         if (answer.rfind("created ", 0) != 0)
             return fail(Error::plain(EIO, answer.rfind("error:", 0) == 0 ? answer.substr(6)
                                                                          : "hull-monitor exited before the container was created"));
