@@ -383,6 +383,9 @@ TEST_CASE("net: a network without masquerade keeps the container's source addres
     TestNetns host("nomasq"), other("nmpeer");
     linkNamespaces(host, "uplink", "10.250.8.1/24", other, "uplink", "10.250.8.2/24");
     other.sh("ip route add 10.89.3.0/24 via 10.250.8.1");
+    // Without masquerade hull leaves ip_forward alone, and a new netns copies the
+    // machine's IPv4 settings: the test's host routes only if told to here.
+    host.sh("echo 1 > /proc/sys/net/ipv4/ip_forward");
     TempDir state("hull-net-state");
     HullRunc rc;
     InNetns in(host.path());
