@@ -6,7 +6,10 @@
 #include "netns/ipam.hpp"
 #include "netns/network.hpp"
 #include "netns/portmap.hpp"
+#include "support.hpp"
+#include "sys/fs.hpp"
 
+using namespace hull;
 using namespace hull::netns;
 
 TEST_CASE("ip: IPv4 addresses and CIDR blocks", "[netns]") {
@@ -27,6 +30,61 @@ TEST_CASE("ip: IPv4 addresses and CIDR blocks", "[netns]") {
     CHECK_FALSE(c->overlaps(*Cidr::parse("10.89.0.0/16")));
     CHECK(Cidr::parse("10.0.0.0/33").error().message() == "\"10.0.0.0/33\": the prefix must be 0..32");
     CHECK(Cidr::parse("10.0.0.0").error().message() == "\"10.0.0.0\": expected ADDRESS/PREFIX");
+}
+
+TEST_CASE("ip: IPv6 addresses in RFC 5952 text", "[netns]") {
+    CHECK(Ipv6::parse("fd00:89::2")->str() == "fd00:89::2");
+    CHECK(Ipv6::parse("::")->str() == "::");
+    CHECK(Ipv6::parse("::1")->lo == 1);
+    CHECK(Ipv6::parse("2001:DB8:0:0:1:0:0:1")->str() == "2001:db8::1:0:0:1");  // first longest zero run
+    CHECK(Ipv6::parse("2001:db8:0:1:1:1:1:1")->str() == "2001:db8:0:1:1:1:1:1");  // one zero group stays
+    CHECK(Ipv6::parse("fd00:0089:0000::0002") == Ipv6::parse("fd00:89::2"));
+    auto ip = *Ipv6::parse("fd00:89:1:2:3:4:5:6");
+    CHECK(ip.hi == 0xfd00008900010002ull);
+    CHECK(ip.lo == 0x0003000400050006ull);
+    CHECK(Ipv6::fromBytes(ip.bytes().data()) == ip);
+    CHECK(ip.bytes()[0] == 0xfd);
+    CHECK(ip.bytes()[15] == 0x06);
+    for (const char* bad : {"", "1:2:3", "fd00::89::1", "fd00::/64", "[::1]", "fe80::1%eth0", "12345::", "10.0.0.1",
+                            "g::1", "1:2:3:4:5:6:7:8:9"})
+        CHECK_FALSE(Ipv6::parse(bad));
+}
+
+TEST_CASE("ip: IPv6 blocks: contains, overlaps, the nth host", "[netns]") {
+    auto c = Cidr6::parse("fd00:89::17/64");
+    REQUIRE(c);
+    CHECK(c->str() == "fd00:89::17/64");
+    CHECK(c->network().str() == "fd00:89::");
+    CHECK(c->firstHost().str() == "fd00:89::1");
+    CHECK(c->nth(2)->str() == "fd00:89::2");
+    CHECK(c->nth(0xffff)->str() == "fd00:89::ffff");
+    CHECK(c->lastOffset() == ~uint64_t(0));
+    CHECK(c->nth(~uint64_t(0))->str() == "fd00:89::ffff:ffff:ffff:ffff");
+    CHECK(c->contains(*Ipv6::parse("fd00:89::abcd:1")));
+    CHECK_FALSE(c->contains(*Ipv6::parse("fd00:8a::1")));
+    CHECK(*c->offsetOf(*Ipv6::parse("fd00:89::1:0")) == 0x10000);
+    CHECK_FALSE(c->offsetOf(*Ipv6::parse("fd00:8a::1")));
+    CHECK(c->overlaps(*Cidr6::parse("fd00::/16")));
+    CHECK(c->overlaps(*Cidr6::parse("fd00:89::80/121")));
+    CHECK_FALSE(c->overlaps(*Cidr6::parse("fd00:8a::/64")));
+
+    auto small = *Cidr6::parse("fd00:89::100/120");
+    CHECK(small.lastOffset() == 255);
+    CHECK(small.nth(255)->str() == "fd00:89::1ff");
+    CHECK_FALSE(small.nth(256));
+    CHECK_FALSE(small.offsetOf(*Ipv6::parse("fd00:89::200")));
+    // Wider than /64: hosts are numbered in the first /64 only.
+    auto wide = *Cidr6::parse("fd00:89::/48");
+    CHECK(wide.nth(5)->str() == "fd00:89::5");
+    CHECK(wide.contains(*Ipv6::parse("fd00:89:0:1::5")));
+    CHECK_FALSE(wide.offsetOf(*Ipv6::parse("fd00:89:0:1::5")));
+    CHECK(Cidr6::parse("::/0")->contains(*Ipv6::parse("2001:db8::1")));
+    CHECK(Cidr6::parse("::1/128")->lastOffset() == 0);
+
+    CHECK(Cidr6::parse("fd00::/129").error().message() == "\"fd00::/129\": the prefix must be 0..128");
+    CHECK(Cidr6::parse("fd00::").error().message() == "\"fd00::\": expected ADDRESS/PREFIX");
+    CHECK(Cidr6::parse("10.0.0.0/8").error().message() == "\"10.0.0.0/8\": not an IPv6 address");
+    CHECK_FALSE(Cidr6::parse("fd00::/64x"));
 }
 
 TEST_CASE("ip: MACs and interface names", "[netns]") {
