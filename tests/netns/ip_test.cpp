@@ -117,6 +117,104 @@ TEST_CASE("ipam: next free address, round robin, skipping the gateway", "[netns]
     CHECK_FALSE(nextFree(s, gw, full, std::nullopt));
 }
 
+TEST_CASE("ipam: the next free IPv6 address, round robin, skipping the gateway", "[netns][ipam]") {
+    auto s = *Cidr6::parse("fd00:89::/126");  // offsets 0 (never), 1 (gateway), 2, 3
+    Ipv6 gw = s.firstHost();
+    CHECK(nextFree(s, gw, {}, std::nullopt)->str() == "fd00:89::2");
+    CHECK(nextFree(s, gw, {}, Ipv6::parse("fd00:89::2"))->str() == "fd00:89::3");
+    CHECK(nextFree(s, gw, {}, Ipv6::parse("fd00:89::3"))->str() == "fd00:89::2");  // wraps, skips ::1
+    CHECK(nextFree(s, gw, {*Ipv6::parse("fd00:89::3")}, Ipv6::parse("fd00:89::2"))->str() == "fd00:89::2");
+    CHECK_FALSE(nextFree(s, gw, {*Ipv6::parse("fd00:89::2"), *Ipv6::parse("fd00:89::3")}, std::nullopt));
+    CHECK(nextFree(s, gw, {}, Ipv6::parse("fd00:99::2"))->str() == "fd00:89::2");  // a last from elsewhere
+
+    // A /64: the last offset wraps to the start without walking 2^64 addresses.
+    auto big = *Cidr6::parse("fd00:89::/64");
+    CHECK(nextFree(big, big.firstHost(), {}, big.nth(~uint64_t(0)))->str() == "fd00:89::2");
+    std::set<Ipv6> used;
+    for (uint64_t i = 2; i < 1000; ++i) used.insert(*big.nth(i));
+    CHECK(nextFree(big, big.firstHost(), used, std::nullopt)->str() == "fd00:89::3e8");
+    CHECK(nextFree(big, big.firstHost(), used, big.nth(~uint64_t(0) - 1))->str() == "fd00:89::ffff:ffff:ffff:ffff");
+}
+
+TEST_CASE("ipam: a dual-stack allocation is two records, kept and released together", "[netns][ipam]") {
+    test::TempDir state("hull-ipam6");
+    auto subnet = *Cidr::parse("10.89.0.0/24");
+    auto subnet6 = *Cidr6::parse("fd00:89::/64");
+    std::string ips = state / "ips";
+    Ipam ipam(state.path(), subnet, subnet.firstHost(), subnet6);
+    Allocation a;
+    a.id = "a";
+    a.ifname = "eth0";
+    a.ports = {{8080, 80, "tcp"}};
+    auto first = ipam.allocate(a);
+    REQUIRE(first);
+    CHECK(first->ip.str() == "10.89.0.2");
+    REQUIRE(first->ip6);
+    CHECK(first->ip6->str() == "fd00:89::2");
+    a.id = "b";
+    a.ports = {};
+    auto second = ipam.allocate(a);
+    REQUIRE(second);
+    CHECK(second->ip6->str() == "fd00:89::3");
+    CHECK(sys::listDir(ips).size() == 4);
+    // Each address is a record of its own; ports go with the IPv4 one.
+    CHECK(test::readFileOr(ips + "/fd00:89::2").find(R"("ip":"fd00:89::2","id":"a")") != std::string::npos);
+    CHECK(test::readFileOr(ips + "/fd00:89::2").find(R"("ports":[])") != std::string::npos);
+    CHECK(test::readFileOr(ips + "/10.89.0.2").find(R"("ports":["8080:80/tcp"])") != std::string::npos);
+    // ADD again: the same two addresses.
+    a.id = "a";
+    auto again = ipam.allocate(a);
+    REQUIRE(again);
+    CHECK(again->ip == first->ip);
+    CHECK(again->ip6 == first->ip6);
+    auto all = ipam.list();
+    REQUIRE(all);
+    REQUIRE(all->size() == 2);
+    for (const auto& x : *all) CHECK(x.ip6);
+
+    auto freed = ipam.release("a");
+    REQUIRE(freed);
+    REQUIRE(freed->size() == 1);
+    CHECK((*freed)[0].ip6 == first->ip6);
+    CHECK_FALSE(sys::exists(ips + "/10.89.0.2"));
+    CHECK_FALSE(sys::exists(ips + "/fd00:89::2"));
+
+    // An IPv6 record left alone (a crash between the two links) is listed,
+    // completed by the next ADD of its owner, and released with it.
+    test::writeFileOrThrow(ips + "/fd00:89::9", R"({"ip":"fd00:89::9","id":"c","ifname":"eth0","netns":"","hostVeth":"","ports":[]})");
+    all = ipam.list();
+    REQUIRE(all->size() == 2);
+    a.id = "c";
+    auto completed = ipam.allocate(a);
+    REQUIRE(completed);
+    CHECK(completed->ip6->str() == "fd00:89::9");
+    CHECK(completed->ip.str() == "10.89.0.4");  // round robin after .3
+    CHECK(ipam.list()->size() == 2);
+    REQUIRE(ipam.release("c"));
+    REQUIRE(ipam.release("b"));
+    CHECK(sys::listDir(ips).empty());
+}
+
+TEST_CASE("ipam: an IPv4-only network writes the same records as before", "[netns][ipam]") {
+    test::TempDir state("hull-ipam4");
+    auto subnet = *Cidr::parse("10.89.0.0/24");
+    Ipam ipam(state.path(), subnet, subnet.firstHost());
+    Allocation a;
+    a.id = "a";
+    a.ifname = "eth0";
+    a.netns = "/proc/1/ns/net";
+    a.hostVeth = "hull12345678";
+    a.ports = {{8080, 80, "tcp"}};
+    auto got = ipam.allocate(a);
+    REQUIRE(got);
+    CHECK_FALSE(got->ip6);
+    CHECK(sys::listDir(state / "ips") == std::vector<std::string>{"10.89.0.2"});
+    CHECK(test::readFileOr(state / "ips/10.89.0.2") ==
+          R"({"ip":"10.89.0.2","id":"a","ifname":"eth0","netns":"/proc/1/ns/net","hostVeth":"hull12345678","ports":["8080:80/tcp"]})"
+          "\n");
+    CHECK_FALSE(sys::exists(state / "last6"));
+}
+
 TEST_CASE("portmap: parsing and the nft commands", "[netns]") {
     CHECK(*parsePortMapping("8080:80") == PortMapping{8080, 80, "tcp"});
     CHECK(*parsePortMapping("53/udp") == PortMapping{53, 53, "udp"});
