@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_addr.h>
 #include <linux/if_bridge.h>
 #include <linux/neighbour.h>
 #include <net/if.h>
@@ -18,6 +19,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <utility>
 
 #include "sys/fs.hpp"
@@ -65,6 +67,13 @@ AddrPtr ipAddr(Ipv4 ip, int prefix = 32) {
     return a;
 }
 
+AddrPtr ipAddr(Ipv6 ip, int prefix = 128) {
+    auto b = ip.bytes();
+    AddrPtr a(nl_addr_build(AF_INET6, b.data(), b.size()));
+    if (a) nl_addr_set_prefixlen(a.get(), prefix);
+    return a;
+}
+
 Result<AddrPtr> macAddr(const std::string& mac) {
     nl_addr* a = nullptr;
     int err = nl_addr_parse(mac.c_str(), AF_LLC, &a);
@@ -76,6 +85,21 @@ Result<int> requireIndex(Netlink& nl, const std::string& name) {
     auto idx = TRY(nl.linkIndex(name));
     if (!idx) return fail(Error::plain(ENODEV, "no network device \"" + name + "\""));
     return *idx;
+}
+
+/// F runs with the calling thread in the network namespace NETNS_FD; the
+/// thread is back in its own before this returns.
+Result<void> withNetns(int netnsFd, const std::function<void()>& f) {
+    UniqueFd self = TRY(sys::openFile("/proc/thread-self/ns/net", O_RDONLY));
+    if (::setns(netnsFd, CLONE_NEWNET) < 0) return failErrno("enter network namespace");
+    f();
+    // Back home whatever happened: the rest of this thread lives there.
+    if (::setns(self.get(), CLONE_NEWNET) < 0) {
+        // Unrecoverable: this thread is stranded in another namespace.
+        log::errorf("netns: cannot return to the original network namespace: %s", std::strerror(errno));
+        std::abort();
+    }
+    return {};
 }
 
 }  // namespace
@@ -93,16 +117,10 @@ Result<Netlink> Netlink::open() {
 }
 
 Result<Netlink> Netlink::openIn(int netnsFd) {
-    UniqueFd self = TRY(sys::openFile("/proc/thread-self/ns/net", O_RDONLY));
-    if (::setns(netnsFd, CLONE_NEWNET) < 0) return failErrno("enter network namespace");
-    auto nl = open();
-    // Back home whatever happened: the rest of this thread lives there.
-    if (::setns(self.get(), CLONE_NEWNET) < 0) {
-        // Unrecoverable: this thread is stranded in another namespace.
-        log::errorf("netns: cannot return to the original network namespace: %s", std::strerror(errno));
-        std::abort();
-    }
-    return nl;
+    // A socket keeps the namespace it was opened in.
+    std::optional<Result<Netlink>> nl;
+    TRY(withNetns(netnsFd, [&] { nl.emplace(open()); }));
+    return std::move(*nl);
 }
 
 Netlink::Netlink(Netlink&& o) noexcept : sock_(std::exchange(o.sock_, nullptr)) {}
@@ -229,6 +247,36 @@ Result<void> Netlink::addRoute(const Cidr& dst, Ipv4 gateway, const std::string&
     return {};
 }
 
+Result<void> Netlink::addAddress(const std::string& dev, const Cidr6& address) {
+    int idx = TRY(requireIndex(*this, dev));
+    RtAddrPtr a(rtnl_addr_alloc());
+    AddrPtr local = ipAddr(address.addr, address.prefix);
+    rtnl_addr_set_ifindex(a.get(), idx);
+    rtnl_addr_set_family(a.get(), AF_INET6);
+    rtnl_addr_set_local(a.get(), local.get());
+    rtnl_addr_set_prefixlen(a.get(), address.prefix);
+    rtnl_addr_set_flags(a.get(), IFA_F_NODAD);
+    if (int err = rtnl_addr_add(sock_, a.get(), 0); err < 0)
+        return nlFail("add address " + address.str() + " to " + dev, err);
+    return {};
+}
+
+Result<void> Netlink::addRoute(const Cidr6& dst, Ipv6 gateway, const std::string& dev) {
+    int idx = TRY(requireIndex(*this, dev));
+    RoutePtr r(rtnl_route_alloc());
+    rtnl_route_set_family(r.get(), AF_INET6);
+    AddrPtr d = ipAddr(dst.network(), dst.prefix);
+    rtnl_route_set_dst(r.get(), d.get());
+    rtnl_nexthop* nh = rtnl_route_nh_alloc();
+    rtnl_route_nh_set_ifindex(nh, idx);
+    AddrPtr gw = ipAddr(gateway);
+    rtnl_route_nh_set_gateway(nh, gw.get());
+    rtnl_route_add_nexthop(r.get(), nh);  // the route owns it now
+    if (int err = rtnl_route_add(sock_, r.get(), NLM_F_CREATE | NLM_F_REPLACE); err < 0)
+        return nlFail("add route " + dst.str() + " via " + gateway.str() + " dev " + dev, err);
+    return {};
+}
+
 Result<void> Netlink::delRoute(const Cidr& dst, const std::string& dev) {
     auto idx = TRY(linkIndex(dev));
     if (!idx) return {};
@@ -299,6 +347,23 @@ Result<std::vector<Cidr>> Netlink::addresses(const std::string& dev) {
         uint32_t be;
         std::memcpy(&be, nl_addr_get_binary_addr(l), 4);
         out.push_back({Ipv4{ntohl(be)}, rtnl_addr_get_prefixlen(a)});
+    }
+    return out;
+}
+
+Result<std::vector<Cidr6>> Netlink::addresses6(const std::string& dev) {
+    int idx = TRY(requireIndex(*this, dev));
+    nl_cache* ac = nullptr;
+    if (int err = rtnl_addr_alloc_cache(sock_, &ac); err < 0) return nlFail("list addresses", err);
+    CachePtr addrs(ac);
+    std::vector<Cidr6> out;
+    for (nl_object* o = nl_cache_get_first(addrs.get()); o; o = nl_cache_get_next(o)) {
+        auto* a = reinterpret_cast<rtnl_addr*>(o);
+        nl_addr* l = rtnl_addr_get_local(a);
+        if (rtnl_addr_get_ifindex(a) != idx || rtnl_addr_get_family(a) != AF_INET6 || !l || nl_addr_get_len(l) != 16)
+            continue;
+        out.push_back({Ipv6::fromBytes(static_cast<const uint8_t*>(nl_addr_get_binary_addr(l))),
+                       rtnl_addr_get_prefixlen(a)});
     }
     return out;
 }
@@ -396,6 +461,15 @@ Result<void> Netlink::delFdb(const std::string& dev, const std::string& mac, Ipv
 
 Result<void> writeSysctl(const std::string& key, const std::string& value) {
     return sys::writeExisting("/proc/sys/" + key, value);
+}
+
+Result<void> writeSysctlsIn(int netnsFd, const std::vector<std::pair<std::string, std::string>>& keyValues) {
+    Result<void> r;
+    TRY(withNetns(netnsFd, [&] {
+        for (const auto& [k, v] : keyValues)
+            if (r) r = writeSysctl(k, v);
+    }));
+    return r;
 }
 
 }  // namespace hull::netns

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "netns/ip.hpp"
@@ -50,8 +51,13 @@ public:
     /// Set the MAC (if not empty) and bring NAME up.
     [[nodiscard]] Result<void> setMacUp(const std::string& name, const std::string& mac);
     [[nodiscard]] Result<void> addAddress(const std::string& dev, const Cidr& address);
+    /// An IPv6 address, with IFA_F_NODAD: hull hands out each address once, so
+    /// duplicate address detection would only hold it tentative (unusable) for
+    /// about a second after every start.
+    [[nodiscard]] Result<void> addAddress(const std::string& dev, const Cidr6& address);
     /// DST via GATEWAY on DEV (ONLINK: the gateway need not be on a local subnet).
     [[nodiscard]] Result<void> addRoute(const Cidr& dst, Ipv4 gateway, const std::string& dev, bool onlink = false);
+    [[nodiscard]] Result<void> addRoute(const Cidr6& dst, Ipv6 gateway, const std::string& dev);
     [[nodiscard]] Result<void> delRoute(const Cidr& dst, const std::string& dev);
     /// Delete a link; a missing one is not an error (returns false).
     [[nodiscard]] Result<bool> deleteLink(const std::string& name);
@@ -59,6 +65,8 @@ public:
     [[nodiscard]] Result<std::vector<Cidr>> usedPrefixes();
     /// Addresses (with prefix) of DEV.
     [[nodiscard]] Result<std::vector<Cidr>> addresses(const std::string& dev);
+    /// IPv6 addresses (with prefix) of DEV, link-local ones included.
+    [[nodiscard]] Result<std::vector<Cidr6>> addresses6(const std::string& dev);
     /// The MAC address of DEV ("aa:bb:...").
     [[nodiscard]] Result<std::string> macOf(const std::string& dev);
 
@@ -79,5 +87,9 @@ private:
 /// Write SYSCTL (a path below /proc/sys, e.g. "net/ipv4/ip_forward") in the
 /// caller's network namespace.
 [[nodiscard]] Result<void> writeSysctl(const std::string& key, const std::string& value);
+/// The same in the network namespace NETNS_FD: /proc/sys/net shows the netns
+/// of the thread that opens the file, so the thread enters it for the writes.
+[[nodiscard]] Result<void> writeSysctlsIn(int netnsFd,
+                                          const std::vector<std::pair<std::string, std::string>>& keyValues);
 
 }  // namespace hull::netns

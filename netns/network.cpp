@@ -5,6 +5,8 @@
 #include <sys/statfs.h>
 #include <linux/magic.h>
 
+#include <algorithm>
+
 #include "netns/netlink.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
@@ -32,6 +34,7 @@ std::string configJson(const NetworkConfig& c) {
     v.set("subnet", c.subnet->str());
     v.set("mtu", int64_t(c.mtu));
     v.set("masquerade", c.masquerade);
+    if (c.subnet6) v.set("subnet6", c.subnet6->str());  // absent on IPv4-only networks: their file is as before
     return v.dump(true) + "\n";
 }
 
@@ -46,7 +49,18 @@ Result<NetworkConfig> parseConfig(const std::string& text, const std::string& pa
     if (const json::Value* m = v.find("mtu")) m->toInt64(mtu);
     c.mtu = int(mtu);
     if (const json::Value* m = v.find("masquerade"); m && m->isBool()) c.masquerade = m->asBool();
+    if (auto s6 = str("subnet6"); !s6.empty()) c.subnet6 = TRY_CTX(path + ": subnet6", Cidr6::parse(s6));
     return c;
+}
+
+/// An IPv6 subnet hull can hand addresses out of, as its network address.
+Result<Cidr6> usableSubnet6(const Cidr6& s) {
+    // /127 and /128 leave no address beside the gateway (offsets 0 and 1).
+    if (s.prefix > 126) return failInvalid("IPv6 subnet " + s.str() + " is too small (at most /126)");
+    for (const char* reserved : {"fe80::/10", "ff00::/8", "::/8"})
+        if (Cidr6 r = *Cidr6::parse(reserved); s.overlaps(r))
+            return failInvalid("IPv6 subnet " + s.str() + " overlaps " + reserved + " (use a ULA such as fd00:89::/64)");
+    return Cidr6{s.network(), s.prefix};
 }
 
 /// A network namespace file that still names a live namespace.
@@ -67,12 +81,19 @@ Result<Network> Network::ensure(const std::string& stateDir, NetworkConfig confi
     std::string cfgPath = sys::joinPath(dir, "network.json");
     TRY(sys::mkdirAll(dir, 0700));
     auto nl = TRY(Netlink::open());
+    if (config.subnet6) config.subnet6 = TRY(usableSubnet6(*config.subnet6));
     if (auto saved = sys::readFile(cfgPath)) {
         auto old = TRY(parseConfig(*saved, cfgPath));
         if (config.subnet && *config.subnet != *old.subnet)
             return failInvalid("network " + config.name + " exists with subnet " + old.subnet->str() + ", not " +
                                config.subnet->str() + " (remove it first)");
         config.subnet = old.subnet;
+        // Without one asked for, the saved IPv6 subnet (or none) stands, as the IPv4 one does.
+        if (config.subnet6 && config.subnet6 != old.subnet6)
+            return failInvalid("network " + config.name + " exists " +
+                               (old.subnet6 ? "with IPv6 subnet " + old.subnet6->str() : "without an IPv6 subnet") +
+                               ", not " + config.subnet6->str() + " (remove it first)");
+        config.subnet6 = old.subnet6;
     }
     if (!config.subnet) {
         auto used = TRY(nl.usedPrefixes());
@@ -92,6 +113,21 @@ Result<Network> Network::ensure(const std::string& stateDir, NetworkConfig confi
     // 127.0.0.1 -> published port: the DNATed packet keeps its loopback source
     // until masquerade; the kernel drops it on a bridge without route_localnet.
     TRY(writeSysctl("net/ipv4/conf/" + config.bridge + "/route_localnet", "1"));
+    if (config.subnet6) {
+        // A host (or a parent netns) may have IPv6 disabled by default; an
+        // address on a link with disable_ipv6=1 is refused. No DAD: the bridge's
+        // address is ours alone. IPv6 forwarding stays as it is: turning it on
+        // makes the host ignore router advertisements on every interface.
+        Cidr6 gw6{config.subnet6->firstHost(), config.subnet6->prefix};
+        std::string conf = "net/ipv6/conf/" + config.bridge + "/";
+        TRY_CTX("network " + config.name + ": IPv6", writeSysctl(conf + "disable_ipv6", "0"));
+        TRY_CTX("network " + config.name + ": IPv6", writeSysctl(conf + "accept_dad", "0"));
+        auto have = TRY(nl.addresses6(config.bridge));
+        if (std::find(have.begin(), have.end(), gw6) == have.end()) {
+            auto r = nl.addAddress(config.bridge, gw6);
+            if (!r && r.error().errnum() != EEXIST) return fail(std::move(r.error()).context("network " + config.name));
+        }
+    }
     if (config.masquerade) TRY(writeSysctl("net/ipv4/ip_forward", "1"));
     TRY_CTX("network " + config.name, ensureNatTable(s, config.masquerade));
     return Network(dir, std::move(config));
@@ -127,7 +163,11 @@ Result<Attachment> Network::attach(const AttachRequest& req) {
     });
     got = TRY(ipam_.allocate(want));
     allocated = true;
-    Attachment at{got, Cidr{got.ip, subnet().prefix}, gateway(), macForIp(got.ip), config_.bridge};
+    Attachment at{got, Cidr{got.ip, subnet().prefix}, gateway(), macForIp(got.ip), config_.bridge, {}, {}};
+    if (got.ip6) {
+        at.address6 = Cidr6{*got.ip6, subnet6()->prefix};
+        at.gateway6 = gateway6();
+    }
 
     // A leftover host veth of the same name (a crash before DEL) would make the create fail.
     (void)host.deleteLink(want.hostVeth);
@@ -140,12 +180,23 @@ Result<Attachment> Network::attach(const AttachRequest& req) {
         TRY_CTX("attach " + req.id, inside.setMacUp(req.ifname, at.mac));
         TRY_CTX("attach " + req.id, inside.addAddress(req.ifname, at.address));
         TRY_CTX("attach " + req.id, inside.addRoute(Cidr{{0}, 0}, at.gateway, req.ifname));
+        if (at.address6) {
+            // The container's netns may have IPv6 off by default (inherited
+            // devconf); DAD would keep the address tentative for a second.
+            std::string conf = "net/ipv6/conf/" + req.ifname + "/";
+            TRY_CTX("attach " + req.id + ": IPv6",
+                    writeSysctlsIn(ns.get(), {{conf + "disable_ipv6", "0"}, {conf + "accept_dad", "0"}}));
+            TRY_CTX("attach " + req.id, inside.addAddress(req.ifname, *at.address6));
+            if (req.defaultRoute6)
+                TRY_CTX("attach " + req.id, inside.addRoute(Cidr6{{}, 0}, *at.gateway6, req.ifname));
+        }
     }
     TRY_CTX("attach " + req.id, publishPorts(got.ports, got.ip));
     published = true;
     rollback.dismiss();
-    log::debugf("network %s: %s/%s = %s (veth %s)", config_.name.c_str(), req.id.c_str(), req.ifname.c_str(),
-                at.address.str().c_str(), want.hostVeth.c_str());
+    log::debugf("network %s: %s/%s = %s%s%s (veth %s)", config_.name.c_str(), req.id.c_str(), req.ifname.c_str(),
+                at.address.str().c_str(), at.address6 ? " " : "", at.address6 ? at.address6->str().c_str() : "",
+                want.hostVeth.c_str());
     return at;
 }
 
@@ -208,10 +259,12 @@ std::string resolvConf(const std::string& hostResolv, const std::vector<std::str
 }
 
 Result<void> writeDnsFiles(const std::string& dir, const std::string& hostname, Ipv4 ip,
-                           const std::string& hostResolv, const std::vector<std::string>& fallback) {
+                           const std::string& hostResolv, const std::vector<std::string>& fallback,
+                           std::optional<Ipv6> ip6) {
     TRY(sys::mkdirAll(dir, 0755));
     std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
     if (!hostname.empty()) hosts += ip.str() + "\t" + hostname + "\n";
+    if (!hostname.empty() && ip6) hosts += ip6->str() + "\t" + hostname + "\n";
     TRY(sys::writeFile(sys::joinPath(dir, "hosts"), hosts, 0644));
     TRY(sys::writeFile(sys::joinPath(dir, "hostname"), hostname + "\n", 0644));
     std::string host = sys::readFile(hostResolv).value_or("");

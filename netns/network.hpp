@@ -4,7 +4,10 @@
 // (persisted) and the NAT table; attach() gives a container's network
 // namespace a veth on the bridge, an address, a default route and its
 // published ports, rolling every step back if a later one fails; detach()
-// and gc() undo it.
+// and gc() undo it. A network configured with an IPv6 subnet is dual-stack:
+// the bridge and every container also get an IPv6 address and default route
+// (addressing and routing only: ports are published, and traffic
+// masqueraded, over IPv4).
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +25,7 @@ struct NetworkConfig {
     std::optional<Cidr> subnet;    // default: a free /16 from 10.88.0.0 on (pickFreeSubnet), then kept
     int mtu = 1500;
     bool masquerade = true;        // outbound NAT and ip_forward
+    std::optional<Cidr6> subnet6;  // dual-stack when set (never picked by default), then kept
 };
 
 struct AttachRequest {
@@ -29,6 +33,7 @@ struct AttachRequest {
     std::string netnsPath;          // /proc/PID/ns/net, /run/netns/NAME
     std::string ifname = "eth0";
     std::vector<PortMapping> ports;
+    bool defaultRoute6 = true;      // a default IPv6 route via the bridge (dual-stack networks)
 };
 
 struct Attachment {
@@ -37,6 +42,8 @@ struct Attachment {
     Ipv4 gateway;
     std::string mac;
     std::string bridge;
+    std::optional<Cidr6> address6;  // dual-stack networks: alloc.ip6 with the subnet's prefix
+    std::optional<Ipv6> gateway6;
 };
 
 struct GcReport {
@@ -63,11 +70,18 @@ public:
     const NetworkConfig& config() const { return config_; }
     Cidr subnet() const { return *config_.subnet; }
     Ipv4 gateway() const { return config_.subnet->firstHost(); }
+    const std::optional<Cidr6>& subnet6() const { return config_.subnet6; }
+    /// The bridge's IPv6 address, on a dual-stack network.
+    std::optional<Ipv6> gateway6() const {
+        return config_.subnet6 ? std::optional<Ipv6>(config_.subnet6->firstHost()) : std::nullopt;
+    }
     Ipam& ipam() { return ipam_; }
 
 private:
     Network(std::string dir, NetworkConfig c)
-        : dir_(std::move(dir)), config_(std::move(c)), ipam_(dir_, *config_.subnet, config_.subnet->firstHost()) {}
+        : dir_(std::move(dir)),
+          config_(std::move(c)),
+          ipam_(dir_, *config_.subnet, config_.subnet->firstHost(), config_.subnet6) {}
     std::string dir_;
     NetworkConfig config_;
     Ipam ipam_;
@@ -76,10 +90,12 @@ private:
 /// /etc/hosts, /etc/hostname and /etc/resolv.conf for a container, written into
 /// DIR (to be bind-mounted). Nameservers come from the host's resolv.conf
 /// (HOST_RESOLV) minus loopback ones, which the container cannot reach; when
-/// none is left, from FALLBACK.
+/// none is left, from FALLBACK. IP6: the container's IPv6 address, also named
+/// HOSTNAME in /etc/hosts.
 [[nodiscard]] Result<void> writeDnsFiles(const std::string& dir, const std::string& hostname, Ipv4 ip,
                                          const std::string& hostResolv = "/etc/resolv.conf",
-                                         const std::vector<std::string>& fallback = {});
+                                         const std::vector<std::string>& fallback = {},
+                                         std::optional<Ipv6> ip6 = std::nullopt);
 /// The resolv.conf text (pure).
 std::string resolvConf(const std::string& hostResolv, const std::vector<std::string>& fallback);
 

@@ -228,6 +228,16 @@ TEST_CASE("portmap: parsing and the nft commands", "[netns]") {
     CHECK(baseRulesetScript().find("fib daddr type local dnat ip to tcp dport map @tcp_ports") != std::string::npos);
 }
 
+TEST_CASE("dns: /etc/hosts names the container's IPv6 address too, when it has one", "[netns]") {
+    test::TempDir dir("hull-dns6");
+    REQUIRE(writeDnsFiles(dir.path(), "box", *Ipv4::parse("10.89.0.2"), "/nonexistent", {"192.0.2.53"},
+                          Ipv6::parse("fd00:89::2")));
+    CHECK(test::readFileOr(dir / "hosts") ==
+          "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.89.0.2\tbox\nfd00:89::2\tbox\n");
+    REQUIRE(writeDnsFiles(dir.path(), "box", *Ipv4::parse("10.89.0.2"), "/nonexistent", {"192.0.2.53"}));
+    CHECK(test::readFileOr(dir / "hosts") == "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.89.0.2\tbox\n");
+}
+
 TEST_CASE("dns: resolv.conf drops loopback nameservers the container cannot reach", "[netns]") {
     CHECK(resolvConf("nameserver 127.0.0.53\noptions edns0\nsearch example.org\n", {"192.0.2.53"}) ==
           "# written by hull\nnameserver 192.0.2.53\noptions edns0\nsearch example.org\n");

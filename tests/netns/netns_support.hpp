@@ -15,7 +15,9 @@ namespace hull::test {
 
 class TestNetns {
 public:
-    explicit TestNetns(const std::string& tag) : name_("hullt-" + tag + "-" + std::to_string(::getpid())) {
+    /// PREFIX sets tests apart on a shared machine (the IPv6 tests use "h6-").
+    explicit TestNetns(const std::string& tag, const std::string& prefix = "hullt-")
+        : name_(prefix + tag + "-" + std::to_string(::getpid())) {
         run({"/usr/sbin/ip", "netns", "del", name_});
         auto r = run({"/usr/sbin/ip", "netns", "add", name_});
         if (r.status != 0) throw std::runtime_error("ip netns add " + name_ + ": " + r.err);
@@ -35,6 +37,12 @@ public:
 private:
     std::string name_;
 };
+
+/// A shell command in the network namespace at PATH (a container's
+/// /proc/PID/ns/net), with the host's tools: set-up and checks only.
+inline RunResult shIn(const std::string& netnsPath, const std::string& cmd) {
+    return run({"/usr/bin/nsenter", "--net=" + netnsPath, "/bin/sh", "-c", cmd});
+}
 
 /// The calling thread in another network namespace for the guard's lifetime.
 class InNetns {

@@ -410,3 +410,117 @@ TEST_CASE("net: a network without masquerade keeps the container's source addres
     CHECK_FALSE(fromHost);
     REQUIRE(net->detach("nm"));
 }
+
+TEST_CASE("net: a dual-stack network: two containers talk TCP over IPv6; delete leaves nothing", "[root][net]") {
+    REQUIRE_ROOT();
+    TestNetns host("dual", "h6-");
+    TempDir state("hull-net6-state");
+    HullRunc rc;
+    InNetns in(host.path());
+    NetworkConfig cfg{"test", "hull0", *Cidr::parse("10.89.4.0/24"), 1500, true};
+    cfg.subnet6 = *Cidr6::parse("fd00:89:4::/64");
+    auto net = Network::ensure(state.path(), cfg);
+    INFO((net ? "" : net.error().message()));
+    REQUIRE(net);
+    CHECK(readFileOr(state / "networks/test/network.json").find(R"("subnet6": "fd00:89:4::/64")") != std::string::npos);
+    // The bridge's address is usable at once (no DAD), the container's too.
+    auto bridge = host.sh("ip -6 addr show dev hull0 scope global").out;
+    CHECK(bridge.find("inet6 fd00:89:4::1/64") != std::string::npos);
+    CHECK(bridge.find("tentative") == std::string::npos);
+
+    Box server(rc, "srv6", {"/bin/sh", "-c", "nc -l -p 5000 > /tmp/got"});
+    Box client(rc, "cli6", {"/bin/sleep", "300"});
+    auto a = net->attach({"srv6", server.netns(), "eth0", {}});
+    INFO((a ? "" : a.error().message()));
+    REQUIRE(a);
+    auto b = net->attach({"cli6", client.netns(), "eth0", {}});
+    REQUIRE(b);
+    CHECK(a->address.str() == "10.89.4.2/24");
+    REQUIRE(a->address6);
+    REQUIRE(b->address6);
+    CHECK(a->address6->str() == "fd00:89:4::2/64");
+    CHECK(b->address6->str() == "fd00:89:4::3/64");
+    CHECK(a->gateway6->str() == "fd00:89:4::1");
+    CHECK(sys::listDir(state / "networks/test/ips").size() == 4);  // two records per container
+    auto inside = shIn(client.netns(), "ip -6 addr show dev eth0 scope global; ip -6 route show default");
+    CHECK(inside.out.find("inet6 fd00:89:4::3/64") != std::string::npos);
+    CHECK(inside.out.find("tentative") == std::string::npos);
+    CHECK(inside.out.find("default via fd00:89:4::1 dev eth0") != std::string::npos);
+    server.start();
+    client.start();
+
+    auto sent = client.exec("echo hello over ipv6 | nc -w 3 fd00:89:4::2 5000");
+    INFO(sent.err);
+    CHECK(waitFor([&] { return readFileOr(server.rootfs() + "/tmp/got") == "hello over ipv6\n"; }));
+    // And the host reaches a container at its IPv6 address through the bridge.
+    CHECK(host.sh("busybox ping -6 -c 1 -W 2 fd00:89:4::3").status == 0);
+
+    REQUIRE(net->detach("srv6"));
+    REQUIRE(net->detach("cli6"));
+    CHECK(hostVeths(host).empty());
+    CHECK(net->ipam().list()->empty());
+    CHECK(sys::listDir(state / "networks/test/ips").empty());
+    // The next container gets the next address, not a released one at once.
+    Box third(rc, "third6", {"/bin/sleep", "300"});
+    auto c = net->attach({"third6", third.netns(), "eth0", {}});
+    REQUIRE(c);
+    CHECK(c->address6->str() == "fd00:89:4::4/64");
+    REQUIRE(net->detach("third6"));
+    CHECK(sys::listDir(state / "networks/test/ips").empty());
+    // A container that vanished without DEL: gc frees both of its records.
+    {
+        Box gone(rc, "gone6", {"/bin/sleep", "300"});
+        REQUIRE(net->attach({"gone6", gone.netns(), "eth0", {}}));
+    }
+    auto gc = net->gc();
+    REQUIRE(gc);
+    REQUIRE(gc->freed.size() == 1);
+    CHECK(gc->freed[0].ip6->str() == "fd00:89:4::5");
+    CHECK(sys::listDir(state / "networks/test/ips").empty());
+
+    // The IPv6 subnet is kept with the network and cannot change under it.
+    auto same = Network::ensure(state.path(), {"test", "hull0"});
+    REQUIRE(same);
+    CHECK(same->subnet6() == cfg.subnet6);
+    NetworkConfig other = cfg;
+    other.subnet6 = *Cidr6::parse("fd00:89:5::/64");
+    auto changed = Network::ensure(state.path(), other);
+    REQUIRE_FALSE(changed);
+    CHECK(changed.error().message().find("exists with IPv6 subnet fd00:89:4::/64") != std::string::npos);
+    REQUIRE(net->destroy());
+}
+
+TEST_CASE("net: an IPv4-only network gives containers no IPv6 address", "[root][net]") {
+    REQUIRE_ROOT();
+    TestNetns host("v4only", "h6-");
+    TempDir state("hull-net6-state");
+    HullRunc rc;
+    InNetns in(host.path());
+    auto net = Network::ensure(state.path(), {"test", "hull0", *Cidr::parse("10.89.5.0/24"), 1500, true});
+    REQUIRE(net);
+    CHECK_FALSE(net->subnet6());
+    CHECK(readFileOr(state / "networks/test/network.json").find("subnet6") == std::string::npos);
+    Box box(rc, "v4", {"/bin/sleep", "300"});
+    auto at = net->attach({"v4", box.netns(), "eth0", {}});
+    REQUIRE(at);
+    CHECK_FALSE(at->address6);
+    CHECK_FALSE(at->alloc.ip6);
+    CHECK(shIn(box.netns(), "ip -6 addr show scope global").out.empty());
+    CHECK(shIn(box.netns(), "ip -6 route show default").out.empty());
+    CHECK(host.sh("ip -6 addr show dev hull0 scope global").out.empty());
+    CHECK(sys::listDir(state / "networks/test/ips") == std::vector<std::string>{"10.89.5.2"});
+    CHECK_FALSE(sys::exists(state / "networks/test/last6"));
+    // An IPv6 subnet cannot be added to it afterwards, nor a reserved one made.
+    NetworkConfig dual{"test", "hull0"};
+    dual.subnet6 = *Cidr6::parse("fd00:89:5::/64");
+    auto added = Network::ensure(state.path(), dual);
+    REQUIRE_FALSE(added);
+    CHECK(added.error().message().find("exists without an IPv6 subnet") != std::string::npos);
+    NetworkConfig linkLocal{"ll", "hullll0", *Cidr::parse("10.89.6.0/24")};
+    linkLocal.subnet6 = *Cidr6::parse("fe80:1::/64");
+    auto refused = Network::ensure(state.path(), linkLocal);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message().find("overlaps fe80::/10") != std::string::npos);
+    REQUIRE(net->detach("v4"));
+    REQUIRE(net->destroy());
+}
