@@ -50,7 +50,7 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
   apply -f FILE                        declare a service (YAML or JSON) to the agent
   get services|containers [--output table|json]
   scale SERVICE N;  delete SERVICE;  events [--output table|json];  metrics (Prometheus text)
-  network create [--name hull] [--bridge hull0] [--subnet CIDR] [--mtu 1500] [--no-masquerade]
+  network create [--name hull] [--bridge hull0] [--subnet CIDR] [--subnet6 CIDR6] [--mtu 1500] [--no-masquerade]
   network ls [--output table|json]
   network attach [--name hull] --id ID --netns PATH [--ifname eth0] [-p HOST:CTR[/udp]]...
   network detach [--name hull] --id ID [--ifname IF]
@@ -87,7 +87,7 @@ int networkCmd(const std::string& state, const std::vector<std::string>& rest) {
     const std::string sub = rest[0];
     std::vector<std::string> argv(rest.begin() + 1, rest.end());
     if (sub == "create") {
-        Args a(argv, {"--no-masquerade"}, {"--name", "--bridge", "--subnet", "--mtu"}, {});
+        Args a(argv, {"--no-masquerade"}, {"--name", "--bridge", "--subnet", "--subnet6", "--mtu"}, {});
         if (!a.error.empty()) return failWith("network create: " + a.error);
         netns::NetworkConfig c;
         c.name = a.get("--name", "hull");
@@ -97,12 +97,19 @@ int networkCmd(const std::string& state, const std::vector<std::string>& rest) {
             if (!s) return failWith("network create: --subnet " + s.error().message());
             c.subnet = *s;
         }
+        if (a.has("--subnet6")) {
+            auto s = netns::Cidr6::parse(a.get("--subnet6"));
+            if (!s) return failWith("network create: --subnet6 " + s.error().message());
+            c.subnet6 = *s;
+        }
         c.mtu = std::atoi(a.get("--mtu", "1500").c_str());
         c.masquerade = !a.has("--no-masquerade");
         auto n = netns::Network::ensure(state, c);
         if (!n) return failWith(n.error().message());
-        std::printf("%s %s %s gateway %s\n", n->config().name.c_str(), n->config().bridge.c_str(),
+        std::printf("%s %s %s gateway %s", n->config().name.c_str(), n->config().bridge.c_str(),
                     n->subnet().str().c_str(), n->gateway().str().c_str());
+        if (n->subnet6()) std::printf(" %s gateway %s", n->subnet6()->str().c_str(), n->gateway6()->str().c_str());
+        std::printf("\n");
         return 0;
     }
     if (sub == "ls") {
@@ -121,6 +128,10 @@ int networkCmd(const std::string& state, const std::vector<std::string>& rest) {
             v.set("bridge", n->config().bridge);
             v.set("subnet", n->subnet().str());
             v.set("gateway", n->gateway().str());
+            if (n->subnet6()) {
+                v.set("subnet6", n->subnet6()->str());
+                v.set("gateway6", n->gateway6()->str());
+            }
             json::Value members = json::Value::array();
             if (allocs)
                 for (const auto& al : *allocs) {
@@ -128,13 +139,14 @@ int networkCmd(const std::string& state, const std::vector<std::string>& rest) {
                     m.set("id", al.id);
                     m.set("ifname", al.ifname);
                     m.set("ip", al.ip.str());
+                    if (al.ip6) m.set("ip6", al.ip6->str());
                     members.push(m);
                 }
             v.set("containers", members);
             list.push(v);
             if (a.get("--output", "table") != "json")
                 std::printf("%-11s %-16s %-18s %zu\n", name.c_str(), n->config().bridge.c_str(),
-                            n->subnet().str().c_str(), count);
+                            (n->subnet().str() + (n->subnet6() ? "," + n->subnet6()->str() : "")).c_str(), count);
         }
         if (a.get("--output", "table") == "json") std::printf("%s\n", list.dump(true).c_str());
         return 0;
@@ -154,6 +166,7 @@ int networkCmd(const std::string& state, const std::vector<std::string>& rest) {
         auto at = n->attach(req);
         if (!at) return failWith(at.error().message());
         std::printf("%s\n", at->address.str().c_str());
+        if (at->address6) std::printf("%s\n", at->address6->str().c_str());  // dual-stack: a second line
         return 0;
     }
     if (sub == "detach") {
@@ -171,7 +184,9 @@ int networkCmd(const std::string& state, const std::vector<std::string>& rest) {
         if (!n) return failWith(n.error().message());
         auto r = n->gc();
         if (!r) return failWith(r.error().message());
-        for (const auto& f : r->freed) std::printf("freed %s (%s/%s)\n", f.ip.str().c_str(), f.id.c_str(), f.ifname.c_str());
+        for (const auto& f : r->freed)
+            std::printf("freed %s%s%s (%s/%s)\n", f.ip.str().c_str(), f.ip6 ? " " : "", f.ip6 ? f.ip6->str().c_str() : "",
+                        f.id.c_str(), f.ifname.c_str());
         return 0;
     }
     if (sub == "rm") {
@@ -344,6 +359,7 @@ json::Value containerJson(const runtime::ContainerInfo& c) {
     v.set("pid", int64_t(c.pid));
     v.set("network", c.network);
     v.set("ip", c.ip);
+    if (!c.ip6.empty()) v.set("ip6", c.ip6);
     v.set("ports", json::stringArray(c.ports));
     return v;
 }

@@ -125,7 +125,7 @@ Value bindMount(const std::string& dst, const std::string& src, bool ro) {
 }
 
 struct Meta {
-    std::string id, name, image, imageId, created, network, ip;
+    std::string id, name, image, imageId, created, network, ip, ip6;
     std::vector<std::string> command, ports, layers;
     bool remove = false, tty = false;
     std::string stopSignal;
@@ -142,6 +142,7 @@ Value metaJson(const Meta& m) {
     v.set("command", stringArray(m.command));
     v.set("network", m.network);
     v.set("ip", m.ip);
+    if (!m.ip6.empty()) v.set("ip6", m.ip6);  // dual-stack networks only
     v.set("ports", stringArray(m.ports));
     v.set("layers", stringArray(m.layers));
     v.set("remove", m.remove);
@@ -164,6 +165,7 @@ Result<Meta> readMeta(const std::string& dir) {
     m.command = strings(v.find("command"));
     m.network = str(v, "network");
     m.ip = str(v, "ip");
+    m.ip6 = str(v, "ip6");
     m.ports = strings(v.find("ports"));
     m.layers = strings(v.find("layers"));
     if (const Value* r = v.find("remove"); r && r->isBool()) m.remove = r->asBool();
@@ -412,8 +414,9 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
         if (!at) nets_->erase(o.network);  // made again next time, in case it was removed under us
         TRY(std::move(at));
         m.ip = at->alloc.ip.str();
+        if (at->alloc.ip6) m.ip6 = at->alloc.ip6->str();
         TRY(writeMeta(dir, m));
-        TRY(netns::writeDnsFiles(dir + "/etc", shortId(m.id), at->alloc.ip));
+        TRY(netns::writeDnsFiles(dir + "/etc", shortId(m.id), at->alloc.ip, "/etc/resolv.conf", {}, at->alloc.ip6));
         return {};
     };
 
@@ -530,6 +533,7 @@ Result<ContainerInfo> Engine::inspect(const std::string& q) {
     c.created = m.created;
     c.command = m.command;
     c.ip = m.ip;
+    c.ip6 = m.ip6;
     c.network = m.network;
     c.ports = m.ports;
     c.labels = m.labels;

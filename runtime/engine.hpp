@@ -53,6 +53,7 @@ struct ContainerInfo {
     std::string finished;
     pid_t pid = 0;
     std::string ip, network;
+    std::string ip6;  // "" unless the network is dual-stack
     std::vector<std::string> ports;
     std::map<std::string, std::string> labels;
     std::string dir;

@@ -146,6 +146,60 @@ TEST_CASE("hull: --memory is enforced and bad flags are refused", "[root][net][i
     CHECK(hull({"ps", "-a", "--output", "json"}).out == "[]\n");
 }
 
+TEST_CASE("hull: run on a dual-stack network: the container has its IPv6 address, inspect shows it",
+          "[root][net][images][cli]") {
+    if (!isRoot()) return;
+    std::string images = busyboxImages();
+    TestNetns host("cli6", "h6-");
+    InNetns in(host.path());
+    Hull hull;
+    REQUIRE(hull({"image", "import", images + "/busybox.oci.tar"}).status == 0);
+    auto created = hull({"network", "create", "--name", "dual", "--subnet", "10.89.9.0/24", "--subnet6", "fd00:89:9::/64"});
+    INFO(created.err);
+    REQUIRE(created.status == 0);
+    CHECK(created.out == "dual dual 10.89.9.0/24 gateway 10.89.9.1 fd00:89:9::/64 gateway fd00:89:9::1\n");
+    auto ls = json::Value::parse(hull({"network", "ls", "--output", "json"}).out);
+    REQUIRE(ls);
+    CHECK(ls->asArray().at(0).find("subnet6")->asString() == "fd00:89:9::/64");
+
+    TempDir www("hull-www6");
+    writeFileOrThrow(www / "index.html", "hello over ipv6\n");
+    auto r = hull({"run", "-d", "--name", "web6", "--network", "dual", "-v", www.path() + ":/www:ro",
+                   "hull.local/busybox", "httpd", "-f", "-p", "80", "-h", "/www"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    auto web = json::Value::parse(hull({"inspect", "web6"}).out);
+    REQUIRE(web);
+    CHECK(web->find("ip")->asString() == "10.89.9.2");
+    REQUIRE(web->find("ip6"));
+    CHECK(web->find("ip6")->asString() == "fd00:89:9::2");
+    // A second container sees its own IPv6 address (fd00:89:9::3 in /proc/net/if_inet6's
+    // hex), finds it in /etc/hosts, and fetches the first one's page over IPv6.
+    auto client = hull({"run", "--rm", "--network", "dual", "hull.local/busybox", "sh", "-c",
+                        "cat /proc/net/if_inet6; cat /etc/hosts; "
+                        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 fd00:89:9::2 80"});
+    INFO(client.out << client.err);
+    CHECK(client.status == 0);
+    CHECK(client.out.find("fd000089000900000000000000000003") != std::string::npos);
+    CHECK(client.out.find("fd00:89:9::3\t") != std::string::npos);
+    CHECK(client.out.find("\r\n\r\nhello over ipv6\n") != std::string::npos);
+
+    // The default network stays IPv4-only: no global IPv6 address, no ip6 field.
+    auto plain = hull({"run", "--rm", "hull.local/busybox", "cat", "/proc/net/if_inet6"});
+    CHECK(plain.status == 0);
+    for (const auto& line : sys::split(plain.out, '\n')) CHECK((line.rfind("fe80", 0) == 0 || line.rfind("0000", 0) == 0));
+    REQUIRE(hull({"run", "-d", "--name", "v4", "hull.local/busybox", "sleep", "30"}).status == 0);
+    auto v4 = json::Value::parse(hull({"inspect", "v4"}).out);
+    REQUIRE(v4);
+    CHECK_FALSE(v4->find("ip6"));
+    REQUIRE(hull({"rm", "-f", "v4"}).status == 0);
+
+    REQUIRE(hull({"rm", "-f", "web6"}).status == 0);
+    CHECK(sys::listDir(hull.state.path() + "/networks/dual/ips").empty());
+    CHECK(sys::listDir(hull.state.path() + "/networks/hull/ips").empty());
+    REQUIRE(hull({"network", "rm", "dual"}).status == 0);
+}
+
 namespace {
 
 /// An OCI layout with one image whose single layer is LAYER (a tar file);
