@@ -3,12 +3,21 @@
 //
 // Network configuration (plugin fields besides cniVersion, name, type):
 //   "bridge": "hull0", "subnet": "10.88.0.0/16" (default: a free one, kept),
+//   "subnet6": "fd00:88::/64" (dual-stack; default none, or the one kept),
 //   "mtu": 1500, "ipMasq": true, "stateDir": "/var/lib/hull" (default
 //   $HULL_STATE_DIR or /var/lib/hull), and the "portMappings" capability
 //   ("runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}).
+// The subnets may also come in host-local's form, one range set per family:
+//   "ipam": {"ranges": [[{"subnet": "10.22.0.0/16"}], [{"subnet": "fd00:22::/64"}]],
+//            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}
+// IPAM itself is hull's (other ipam keys, such as "type", are ignored). A
+// range's "gateway", if given, must be the subnet's first address (the
+// bridge's). The IPv4 default route is always installed; the IPv6 one unless
+// "routes" is given without "::/0".
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -60,9 +69,75 @@ struct Config {
     std::string cniVersion, name;
     std::string stateDir;
     netns::NetworkConfig net;
+    bool defaultRoute6 = true;
     std::vector<netns::PortMapping> ports;
     Value prevResult;
 };
+
+/// host-local's "ranges" and "routes" in hull's terms: at most one subnet per
+/// family, its gateway the subnet's first address, only default routes.
+/// False after printing the CNI error (RC is its exit code).
+bool parseIpam(const Value& ipam, Config& c, int& rc) {
+    auto bad = [&](int code, const std::string& msg) {
+        rc = fail(code, msg);
+        return false;
+    };
+    bool have4 = false, have6 = false;
+    if (const Value* ranges = ipam.find("ranges")) {
+        if (!ranges->isArray()) return bad(kInvalidConfig, "ipam.ranges: expected an array of range sets");
+        for (size_t i = 0; i < ranges->asArray().size(); ++i) {
+            const Value& set = ranges->asArray()[i];
+            std::string where = "ipam.ranges[" + std::to_string(i) + "]";
+            if (!set.isArray() || set.asArray().empty() || !set.asArray()[0].isObject())
+                return bad(kInvalidConfig, where + ": expected an array of ranges");
+            if (set.asArray().size() > 1)
+                return bad(kUnsupportedField, where + ": one range per set (one subnet per family)");
+            const Value& r = set.asArray()[0];
+            where += "[0]";
+            for (const char* k : {"rangeStart", "rangeEnd"})
+                if (r.find(k)) return bad(kUnsupportedField, where + "." + k + ": address ranges are not supported");
+            std::string subnet = str(r, "subnet"), gateway = str(r, "gateway");
+            if (auto v4 = netns::Cidr::parse(subnet)) {
+                if (have4 || (c.net.subnet && *c.net.subnet != *v4))
+                    return bad(kInvalidConfig, where + ".subnet: a second IPv4 subnet");
+                std::string first = v4->firstHost().str();
+                if (!gateway.empty() && gateway != first)
+                    return bad(kUnsupportedField, where + ".gateway: the gateway is the subnet's first address (" + first + ")");
+                c.net.subnet = *v4;
+                have4 = true;
+            } else if (auto v6 = netns::Cidr6::parse(subnet)) {
+                if (have6 || (c.net.subnet6 && *c.net.subnet6 != *v6))
+                    return bad(kInvalidConfig, where + ".subnet: a second IPv6 subnet");
+                auto first = v6->firstHost();
+                auto gw = netns::Ipv6::parse(gateway);
+                if (!gateway.empty() && (!gw || *gw != first))
+                    return bad(kUnsupportedField, where + ".gateway: the gateway is the subnet's first address (" + first.str() + ")");
+                c.net.subnet6 = *v6;
+                have6 = true;
+            } else {
+                return bad(kInvalidConfig, where + ".subnet: \"" + subnet + "\" is not an IPv4 or IPv6 CIDR");
+            }
+        }
+    }
+    if (const Value* routes = ipam.find("routes")) {
+        if (!routes->isArray()) return bad(kInvalidConfig, "ipam.routes: expected an array");
+        c.defaultRoute6 = false;
+        for (size_t i = 0; i < routes->asArray().size(); ++i) {
+            const Value& r = routes->asArray()[i];
+            std::string where = "ipam.routes[" + std::to_string(i) + "]", dst = str(r, "dst");
+            if (r.find("gw")) return bad(kUnsupportedField, where + ".gw: routes go via the bridge");
+            auto v4 = netns::Cidr::parse(dst);
+            auto v6 = netns::Cidr6::parse(dst);
+            if (v6 && v6->prefix == 0) {
+                if (!c.net.subnet6) return bad(kInvalidConfig, where + ": ::/0 needs an IPv6 subnet");
+                c.defaultRoute6 = true;
+            } else if (!v4 || v4->prefix != 0) {
+                return bad(kUnsupportedField, where + ".dst: only default routes (0.0.0.0/0, ::/0) are supported");
+            }
+        }
+    }
+    return true;
+}
 
 /// Parse the network configuration; on error returns the CNI error (already printed).
 std::optional<Config> parseConfig(const std::string& text, int& rc) {
@@ -95,6 +170,16 @@ std::optional<Config> parseConfig(const std::string& text, int& rc) {
         }
         c.net.subnet = *cidr;
     }
+    if (auto s = str(*doc, "subnet6"); !s.empty()) {
+        auto cidr = netns::Cidr6::parse(s);
+        if (!cidr) {
+            rc = fail(kInvalidConfig, "subnet6: " + cidr.error().message());
+            return std::nullopt;
+        }
+        c.net.subnet6 = *cidr;
+    }
+    if (const Value* ipam = doc->find("ipam"); ipam && ipam->isObject() && !parseIpam(*ipam, c, rc))
+        return std::nullopt;
     if (const Value* m = doc->find("mtu")) {
         int64_t mtu = 0;
         if (!m->toInt64(mtu) || mtu < 576 || mtu > 65535) {
@@ -163,11 +248,24 @@ std::string resultJson(const Config& c, const netns::Attachment& at, const std::
     ip.set("gateway", at.gateway.str());
     ip.set("interface", base + 2);
     ips.push(ip);
+    if (at.address6) {
+        Value ip6 = Value::object();
+        if (c.cniVersion < "1.0.0") ip6.set("version", "6");
+        ip6.set("address", at.address6->str());
+        ip6.set("gateway", at.gateway6->str());
+        ip6.set("interface", base + 2);
+        ips.push(ip6);
+    }
 
     Value routes = Value::array();
     Value def = Value::object();
     def.set("dst", "0.0.0.0/0");
     routes.push(def);
+    if (at.address6 && c.defaultRoute6) {
+        Value def6 = Value::object();
+        def6.set("dst", "::/0");
+        routes.push(def6);
+    }
 
     Value out = Value::object();
     out.set("cniVersion", c.cniVersion);
@@ -181,7 +279,7 @@ std::string resultJson(const Config& c, const netns::Attachment& at, const std::
 int cmdAdd(const Config& c, const std::string& id, const std::string& netnsPath, const std::string& ifname) {
     auto net = netns::Network::ensure(c.stateDir, c.net);
     if (!net) return fail(kIoFailure, "network " + c.name + ": " + net.error().message());
-    auto at = net->attach({id, netnsPath, ifname, c.ports});
+    auto at = net->attach({id, netnsPath, ifname, c.ports, c.defaultRoute6});
     if (!at) {
         int code = at.error().errnum() == ENOENT ? kUnknownContainer : at.error().errnum() == ENOSPC ? kTryAgainLater
                                                                                                        : kIoFailure;
@@ -218,9 +316,16 @@ int cmdCheck(const Config& c, const std::string& id, const std::string& netnsPat
     auto addrs = inside->addresses(ifname);
     if (!addrs) return fail(kIoFailure, "check: " + addrs.error().message());
     netns::Cidr want{mine->ip, net->subnet().prefix};
-    for (const auto& a : *addrs)
-        if (a == want) return 0;
-    return fail(kIoFailure, "check: " + ifname + " in " + netnsPath + " does not have " + want.str());
+    if (std::find(addrs->begin(), addrs->end(), want) == addrs->end())
+        return fail(kIoFailure, "check: " + ifname + " in " + netnsPath + " does not have " + want.str());
+    if (!net->subnet6()) return 0;
+    if (!mine->ip6) return fail(kUnknownContainer, "check: " + id + " has no IPv6 address on " + c.name);
+    auto addrs6 = inside->addresses6(ifname);
+    if (!addrs6) return fail(kIoFailure, "check: " + addrs6.error().message());
+    netns::Cidr6 want6{*mine->ip6, net->subnet6()->prefix};
+    if (std::find(addrs6->begin(), addrs6->end(), want6) == addrs6->end())
+        return fail(kIoFailure, "check: " + ifname + " in " + netnsPath + " does not have " + want6.str());
+    return 0;
 }
 
 }  // namespace
