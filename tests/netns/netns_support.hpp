@@ -15,7 +15,9 @@ namespace hull::test {
 
 class TestNetns {
 public:
-    explicit TestNetns(const std::string& tag) : name_("hullt-" + tag + "-" + std::to_string(::getpid())) {
+    /// PREFIX-TAG-PID; PREFIX tells whose tests left a namespace behind.
+    explicit TestNetns(const std::string& tag, const std::string& prefix = "hullt-")
+        : name_(prefix + tag + "-" + std::to_string(::getpid())) {
         run({"/usr/sbin/ip", "netns", "del", name_});
         auto r = run({"/usr/sbin/ip", "netns", "add", name_});
         if (r.status != 0) throw std::runtime_error("ip netns add " + name_ + ": " + r.err);

@@ -266,3 +266,160 @@ TEST_CASE("node: after a simulated reboot (every container and the agent killed)
     node.start();
     CHECK(eventually([&] { return runningCount(node.containers()) == 2; }, 15000));
 }
+
+namespace {
+
+/// The one container of a single-replica service that is not on its way out ("" when none).
+json::Value onlyContainer(const Node& node) {
+    auto cs = node.containers();
+    for (const auto& c : cs.asArray())
+        if (c.find("status")->asString() == "running") return c;
+    return json::Value();
+}
+
+std::string idOf(const json::Value& c) { return c.isObject() ? c.find("id")->asString() : std::string(); }
+
+int64_t intOf(const json::Value& c, const char* key) {
+    int64_t v = -1;
+    if (c.isObject() && c.find(key)) c.find(key)->toInt64(v);
+    return v;
+}
+
+}  // namespace
+
+TEST_CASE("node: a startup probe holds back readiness and liveness until it succeeds", "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("startup", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    // Nothing listens on port 80 for the first 2 s: a liveness probe run then
+    // (failureThreshold 1) would have the container replaced at once.
+    writeFileOrThrow(node.state / "slow.yaml",
+                     "name: slow\nimage: hull.local/busybox\n"
+                     "command: [sh, -c, 'sleep 2; httpd -p 80 -h /; touch /tmp/started; exec sleep 1000']\n"
+                     "probes:\n"
+                     "  startup: {exec: [cat, /tmp/started], period: 200ms, timeout: 1s, failureThreshold: 30}\n"
+                     "  readiness: {tcp: {port: 80}, period: 200ms}\n"
+                     "  liveness: {tcp: {port: 80}, period: 100ms, timeout: 200ms, failureThreshold: 1}\n");
+    auto applied = node.hull({"apply", "-f", node.state / "slow.yaml"});
+    INFO(applied.err);
+    REQUIRE(applied.status == 0);
+    std::string id;
+    REQUIRE(eventually([&] { return !(id = idOf(onlyContainer(node))).empty(); }));
+    int64_t seen = nowMs();
+    // Not ready while the startup probe has not succeeded (sampled every 50 ms).
+    int samples = 0, readyEarly = 0;
+    while (nowMs() - seen < 1500) {
+        auto c = onlyContainer(node);
+        if (idOf(c) == id) {
+            ++samples;
+            readyEarly += c.find("ready")->asBool();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(samples > 10);
+    CHECK(readyEarly == 0);
+    // Then ready, the same container, never restarted.
+    bool ready = eventually([&] {
+        auto c = onlyContainer(node);
+        return idOf(c) == id && c.find("ready")->asBool();
+    });
+    auto events = node.hull({"events"}).out;
+    INFO(events);
+    CHECK(ready);
+    CHECK(nowMs() - seen >= 1500);
+    CHECK(intOf(onlyContainer(node), "restarts") == 0);
+    CHECK(events.find("startup ok") != std::string::npos);
+    CHECK(events.find("readiness ok") != std::string::npos);
+    CHECK(events.find("liveness failing") == std::string::npos);
+    CHECK(events.find("stopping") == std::string::npos);
+    // The startup probe failed while the file was missing; it ran no more once it succeeded.
+    auto metrics = node.hull({"metrics"}).out;
+    CHECK(metrics.find("probe=\"startup\",result=\"failure\"") != std::string::npos);
+    auto startupRuns = [&] {
+        auto m = node.hull({"metrics"}).out;
+        const std::string key = "probe=\"startup\",result=\"success\"} ";
+        auto at = m.find(key);
+        return at == std::string::npos ? -1 : std::atoi(m.c_str() + at + key.size());
+    };
+    int runs = startupRuns();
+    CHECK(runs == 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    CHECK(startupRuns() == runs);
+    CHECK(idOf(onlyContainer(node)) == id);
+}
+
+TEST_CASE("node: a startup probe that never succeeds gets the container replaced, as a restart", "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("nostart", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "never.yaml",
+                     "name: never\nimage: hull.local/busybox\ncommand: [sleep, '1000']\n"
+                     "backoff: {initial: 100ms, factor: 2, max: 1s, resetAfter: 60s}\nstopGracePeriod: 1s\n"
+                     "probes:\n"
+                     "  startup: {exec: [cat, /tmp/started], period: 200ms, timeout: 500ms, failureThreshold: 3}\n"
+                     "  readiness: {exec: ['true'], period: 100ms}\n"
+                     "  liveness: {exec: ['true'], period: 100ms}\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "never.yaml"}).status == 0);
+    std::string first;
+    REQUIRE(eventually([&] { return !(first = idOf(onlyContainer(node))).empty(); }));
+    int64_t seen = nowMs();
+    bool everReady = false;
+    json::Value next;
+    bool replaced = eventually([&] {
+        auto c = onlyContainer(node);
+        if (idOf(c) == first) everReady |= c.find("ready")->asBool();
+        if (!idOf(c).empty() && idOf(c) != first) next = c;
+        return next.isObject();
+    });
+    int64_t took = nowMs() - seen;
+    auto events = node.hull({"events"}).out;
+    INFO(events << "replaced after " << took << " ms");
+    REQUIRE(replaced);
+    CHECK_FALSE(everReady);
+    CHECK(took < 3 * 200 + 2000);  // three failed checks, then the stop, the backoff and the start
+    CHECK(events.find("startup failing") != std::string::npos);
+    CHECK(events.find("stopping (startup)") != std::string::npos);
+    // A restart like any other: counted, so the backoff grows if it keeps failing.
+    CHECK(intOf(next, "restarts") == 1);
+    // Readiness and liveness never ran for a container that never started.
+    auto metrics = node.hull({"metrics"}).out;
+    CHECK(metrics.find("probe=\"readiness\"") == std::string::npos);
+    CHECK(metrics.find("probe=\"liveness\"") == std::string::npos);
+}
+
+TEST_CASE("node: an exec probe that hangs is killed at its timeout; the loop is not held up", "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("hang", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "hang.yaml",
+                     "name: hang\nimage: hull.local/busybox\ncommand: [sleep, '1000']\nstopGracePeriod: 1s\n"
+                     "probes:\n  liveness: {exec: [sleep, '100'], period: 300ms, timeout: 300ms, failureThreshold: 2}\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "hang.yaml"}).status == 0);
+    std::string first;
+    REQUIRE(eventually([&] { return !(first = idOf(onlyContainer(node))).empty(); }));
+    int64_t seen = nowMs(), slowest = 0;
+    bool replaced = eventually([&] {
+        int64_t t = nowMs();
+        auto c = onlyContainer(node);
+        slowest = std::max(slowest, nowMs() - t);
+        return !idOf(c).empty() && idOf(c) != first;
+    });
+    int64_t took = nowMs() - seen;
+    INFO("replaced after " << took << " ms; slowest answer " << slowest << " ms");
+    CHECK(replaced);
+    CHECK(took < 2 * 300 + 2000);
+    CHECK(slowest < 300);  // the API is served by the loop's thread: it never waited for a probe
+    CHECK(node.hull({"events"}).out.find("liveness failing") != std::string::npos);
+}
