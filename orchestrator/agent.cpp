@@ -71,6 +71,15 @@ struct ProbeTrack {
     int64_t pendingSince = 0;  // ended, exit status not yet recorded
 };
 
+/// A JSON error answer of the API: {"error": MSG}.
+std::pair<int, std::string> apiError(int code, const std::string& msg) {
+    Value e = Value::object();
+    e.set("error", msg);
+    return {code, e.dump()};
+}
+
+constexpr size_t kDescribeEvents = 20;  // the last ones of a service that `hull describe` shows
+
 /// When the monitor wrote exit.json: the exit's time to the millisecond (the
 /// file's own "finished" has seconds), also for an exit while no agent ran.
 int64_t exitTimeMs(const runtime::ContainerInfo& c, int64_t now) {
@@ -467,7 +476,8 @@ private:
         return out;
     }
 
-    Value containersJson() {
+    /// The containers of declared services (of SERVICE only, when given).
+    Value containersJson(const std::string& service = "") {
         Value arr = Value::array();
         auto list = engine_.list(true);
         if (!list) return arr;
@@ -477,7 +487,8 @@ private:
             stopping = stopping_;
         }
         for (const auto& c : *list) {
-            if (label(c, "hull.service").empty()) continue;
+            std::string svc = label(c, "hull.service");
+            if (svc.empty() || (!service.empty() && svc != service)) continue;
             Value v = Value::object();
             v.set("id", c.id);
             v.set("name", c.name);
@@ -490,17 +501,14 @@ private:
             if (c.exitCode) v.set("exitCode", int64_t(*c.exitCode));
             v.set("ready", readyOf(c));
             v.set("ip", c.ip);
+            v.set("started", labelInt(c, "hull.started"));
             arr.push(v);
         }
         return arr;
     }
 
     std::pair<int, std::string> handle(const std::string& method, const std::string& target, const std::string& body) {
-        auto error = [](int code, const std::string& msg) {
-            Value e = Value::object();
-            e.set("error", msg);
-            return std::make_pair(code, e.dump());
-        };
+        auto error = apiError;
         const std::string services = "/v1/services";
         if (method == "GET" && target == services) {
             Value arr = Value::array();
@@ -533,6 +541,7 @@ private:
         if (target.rfind(services + "/", 0) == 0) {
             std::string rest = target.substr(services.size() + 1);
             std::string name = rest.substr(0, rest.find('/'));
+            if (method == "GET" && rest == name) return describe(name);
             if (method == "DELETE" && rest == name) {
                 auto gone = store_.deleteService(name);
                 if (!gone) return error(500, gone.error().message());
@@ -576,6 +585,42 @@ private:
             return {200, arr.dump()};
         }
         return error(404, "no such endpoint: " + method + " " + target);
+    }
+
+    /// `hull describe`: the spec, its containers and its recent events in one object.
+    std::pair<int, std::string> describe(const std::string& name) {
+        auto row = store_.getService(name);
+        if (!row) return apiError(500, row.error().message());
+        if (!*row) return apiError(404, "no service \"" + name + "\" (hull get services lists them)");
+        auto spec = Value::parse((*row)->spec);
+        if (!spec) return apiError(500, "service " + name + ": stored spec unreadable");
+        Value v = Value::object();
+        v.set("name", name);
+        v.set("generation", (*row)->generation);
+        v.set("updated", (*row)->updatedMs);
+        v.set("spec", *spec);
+        Value cs = containersJson(name);
+        int64_t desired = 0, ready = 0;
+        if (const Value* r = spec->find("replicas")) r->toInt64(desired);
+        for (const auto& c : cs.asArray()) ready += c.find("ready") && c.find("ready")->asBool();
+        Value replicas = Value::object();
+        replicas.set("desired", desired);
+        replicas.set("ready", ready);
+        v.set("replicas", replicas);
+        v.set("containers", cs);
+        Value evs = Value::array();
+        if (auto rows = store_.serviceEvents(name, kDescribeEvents))
+            for (const auto& e : *rows) {
+                Value ev = Value::object();
+                ev.set("id", e.id);
+                ev.set("time", e.timeMs);
+                ev.set("kind", e.kind);
+                ev.set("container", e.container);
+                ev.set("message", e.message);
+                evs.push(ev);
+            }
+        v.set("events", evs);
+        return {200, v.dump()};
     }
 
     void serveOne(local::socket sock) {

@@ -423,3 +423,98 @@ TEST_CASE("node: an exec probe that hangs is killed at its timeout; the loop is 
     CHECK(slowest < 300);  // the API is served by the loop's thread: it never waited for a probe
     CHECK(node.hull({"events"}).out.find("liveness failing") != std::string::npos);
 }
+
+TEST_CASE("node: hull describe shows a service's spec, containers and recent events", "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("describe", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "web.yaml",
+                     "name: web\nimage: hull.local/busybox\ncommand: [sleep, '1000']\nreplicas: 2\nenv: {GREETING: hi}\n"
+                     "restart: on-failure\nmaxAge: 1h\nstopGracePeriod: 1s\n"
+                     "probes:\n  startup: {exec: ['true'], period: 100ms, failureThreshold: 30}\n"
+                     "  readiness: {tcp: {port: 80}, period: 250ms, timeout: 200ms, failureThreshold: 2}\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "web.yaml"}).status == 0);
+    // Another service's events must not show up in web's.
+    writeFileOrThrow(node.state / "other.yaml", "name: other\nimage: hull.local/busybox\ncommand: [sleep, '1000']\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "other.yaml"}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 3; }));
+    std::set<std::string> webIds, webNames, otherIds;
+    auto cs = node.containers();
+    for (const auto& c : cs.asArray())
+        if (c.find("service")->asString() == "web") {
+            webIds.insert(c.find("id")->asString());
+            webNames.insert(c.find("name")->asString());
+        } else {
+            otherIds.insert(c.find("id")->asString());
+        }
+    REQUIRE(webIds.size() == 2);
+    // Both have passed their startup probe.
+    REQUIRE(eventually([&] {
+        auto ev = node.hull({"events"}).out;
+        size_t n = 0;
+        for (auto at = ev.find("startup ok"); at != std::string::npos; at = ev.find("startup ok", at + 1)) ++n;
+        return n == 2;
+    }));
+
+    auto json = node.hull({"describe", "web", "--output", "json"});
+    INFO(json.out << json.err);
+    REQUIRE(json.status == 0);
+    auto v = json::Value::parse(json.out);
+    REQUIRE(v);
+    CHECK(v->find("name")->asString() == "web");
+    CHECK(intOf(*v, "generation") == 1);
+    CHECK(v->find("spec")->find("image")->asString() == "hull.local/busybox");
+    CHECK(intOf(*v->find("replicas"), "desired") == 2);
+    // Nothing listens on port 80: started (the startup probe passes) but never ready.
+    CHECK(intOf(*v->find("replicas"), "ready") == 0);
+    std::set<std::string> described;
+    for (const auto& c : v->find("containers")->asArray()) {
+        described.insert(c.find("id")->asString());
+        CHECK(c.find("ready")->asBool() == false);
+        CHECK(intOf(c, "started") > 0);
+    }
+    CHECK(described == webIds);
+    std::set<std::string> started;
+    for (const auto& e : v->find("events")->asArray()) {
+        if (e.find("kind")->asString() == "start") started.insert(e.find("container")->asString());
+        CHECK(otherIds.count(e.find("container")->asString()) == 0);
+    }
+    CHECK(started == webIds);
+    CHECK(json.out.find("other") == std::string::npos);
+
+    auto text = node.hull({"describe", "web"});
+    INFO(text.out);
+    REQUIRE(text.status == 0);
+    for (std::string want : {"Name:", "hull.local/busybox", "sleep 1000", "GREETING=hi", "Generation:   1",
+                                    "2 desired, 0 ready", "on-failure", "Max age:      1h", "Stop grace:   1s",
+                                    "startup:", "exec [true]", "readiness:", "tcp :80", "Containers:", "Events:",
+                                    "generation 1", "startup ok"}) {
+        CAPTURE(want);
+        CHECK(text.out.find(want) != std::string::npos);
+    }
+    for (const auto& name : webNames) CHECK(text.out.find(name) != std::string::npos);
+
+    // Only the last 20 events: a service at 0 replicas applied 25 times over.
+    for (int i = 1; i <= 25; ++i) {
+        writeFileOrThrow(node.state / "many.yaml", "name: many\nimage: hull.local/busybox\nreplicas: 0\nenv: [N=" +
+                                                       std::to_string(i) + "]\n");
+        REQUIRE(node.hull({"apply", "-f", node.state / "many.yaml"}).status == 0);
+    }
+    auto many = json::Value::parse(node.hull({"describe", "many", "-o", "json"}).out);
+    REQUIRE(many);
+    const auto& evs = many->find("events")->asArray();
+    REQUIRE(evs.size() == 20);
+    CHECK(evs.front().find("message")->asString() == "generation 6");
+    CHECK(evs.back().find("message")->asString() == "generation 25");
+    CHECK(many->find("containers")->asArray().empty());
+
+    // An unknown service: a clear error, not an empty description.
+    auto unknown = node.hull({"describe", "nope"});
+    CHECK(unknown.status != 0);
+    CHECK(unknown.err.find("no service \"nope\"") != std::string::npos);
+    CHECK(node.hull({"describe"}).status != 0);
+}
