@@ -175,7 +175,7 @@ TEST_CASE("probe: startup holds back readiness and liveness until it succeeds, t
     CHECK_FALSE(c.startupFailed());
 }
 
-TEST_CASE("probe: a startup probe at its failure threshold fails the container; the others never ran", "[probe]") {
+TEST_CASE("probe: a startup probe at its failure threshold fails the container, and the others never ran", "[probe]") {
     ContainerProbes c(probeEvery(100, 1, 3), probeEvery(100), probeEvery(100), 0);
     int startupRuns = 0;
     for (int64_t t = 0; t < 2000; t += 10)

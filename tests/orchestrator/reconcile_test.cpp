@@ -84,7 +84,7 @@ TEST_CASE("reconcile: restart policies", "[reconcile]") {
     CHECK(plan({never}, {}, milliseconds(10)).size() == 1);  // but it starts once
 }
 
-TEST_CASE("reconcile: a failed liveness probe stops the container; the restart follows its exit", "[reconcile]") {
+TEST_CASE("reconcile: a failed liveness probe stops the container, and the restart follows its exit", "[reconcile]") {
     auto bad = running("a", 0, 0);
     bad.livenessFailed = true;
     auto a = plan({svc(1)}, {bad}, milliseconds(5000));
