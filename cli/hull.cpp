@@ -3,7 +3,9 @@
 // agent arrive with their issues. OCI bundles run with hull-runc.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -49,6 +51,7 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
   node [--socket PATH]                 the node agent: keeps applied services running
   apply -f FILE                        declare a service (YAML or JSON) to the agent
   get services|containers [--output table|json]
+  describe SERVICE [--output table|json]   spec, containers and recent events of one service
   scale SERVICE N;  delete SERVICE;  events [--output table|json];  metrics (Prometheus text)
   network create [--name hull] [--bridge hull0] [--subnet CIDR] [--subnet6 CIDR6] [--mtu 1500] [--no-masquerade]
   network ls [--output table|json]
@@ -481,6 +484,137 @@ int containerCmd(runtime::Engine& e, const std::string& cmd, const std::vector<s
     return failWith("unknown command \"" + cmd + "\" (see hull --help)");
 }
 
+// ---- hull describe: presentation of the agent's GET /v1/services/NAME ----
+
+std::string textOf(const json::Value& x, const char* key) {
+    const json::Value* f = x.isObject() ? x.find(key) : nullptr;
+    if (!f || f->isNull()) return "";
+    return f->isString() ? f->asString() : f->dump();
+}
+
+int64_t intOf(const json::Value& x, const char* key) {
+    int64_t v = 0;
+    if (const json::Value* f = x.isObject() ? x.find(key) : nullptr) f->toInt64(v);
+    return v;
+}
+
+std::string joined(const json::Value* arr, const char* sep) {
+    std::string out;
+    if (arr && arr->isArray())
+        for (const auto& x : arr->asArray()) out += (out.empty() ? "" : sep) + (x.isString() ? x.asString() : x.dump());
+    return out;
+}
+
+/// Milliseconds as a service file writes them: 100ms, 1.5s, 10s, 2m, 1h.
+std::string durationText(int64_t ms) {
+    char b[32];
+    if (ms >= 3600000 && ms % 3600000 == 0) std::snprintf(b, sizeof b, "%lldh", (long long)(ms / 3600000));
+    else if (ms >= 60000 && ms % 60000 == 0) std::snprintf(b, sizeof b, "%lldm", (long long)(ms / 60000));
+    else if (ms >= 1000) std::snprintf(b, sizeof b, "%gs", double(ms) / 1000);
+    else std::snprintf(b, sizeof b, "%lldms", (long long)ms);
+    return b;
+}
+
+/// How long ago, as kubectl shows ages: 45s, 3m, 5h, 2d.
+std::string ageText(int64_t sinceMs, int64_t nowMs) {
+    if (sinceMs <= 0) return "-";
+    int64_t s = std::max<int64_t>(0, (nowMs - sinceMs) / 1000);
+    char b[32];
+    if (s < 120) std::snprintf(b, sizeof b, "%llds", (long long)s);
+    else if (s < 120 * 60) std::snprintf(b, sizeof b, "%lldm", (long long)(s / 60));
+    else if (s < 48 * 3600) std::snprintf(b, sizeof b, "%lldh", (long long)(s / 3600));
+    else std::snprintf(b, sizeof b, "%lldd", (long long)(s / 86400));
+    return b;
+}
+
+std::string bytesText(int64_t n) {
+    for (auto [unit, size] : {std::pair{"g", int64_t(1) << 30}, {"m", int64_t(1) << 20}, {"k", int64_t(1) << 10}})
+        if (n >= size && n % size == 0) return std::to_string(n / size) + unit;
+    return std::to_string(n);
+}
+
+std::string probeText(const json::Value& p) {
+    std::string kind = textOf(p, "kind"), what;
+    if (kind == "exec") what = "exec [" + joined(p.find("exec"), " ") + "]";
+    else if (kind == "http") what = "http GET :" + textOf(p, "port") + textOf(p, "path");
+    else what = "tcp :" + textOf(p, "port");
+    return what + "  period " + durationText(intOf(p, "period")) + ", timeout " + durationText(intOf(p, "timeout")) +
+           ", delay " + durationText(intOf(p, "initialDelay")) + ", success " + textOf(p, "successThreshold") +
+           ", failure " + textOf(p, "failureThreshold");
+}
+
+void printDescribe(const json::Value& v) {
+    int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const json::Value& spec = *v.find("spec");
+    auto line = [](const char* key, const std::string& value) { std::printf("%-14s%s\n", key, value.c_str()); };
+    line("Name:", textOf(v, "name"));
+    line("Image:", textOf(spec, "image"));
+    std::string command = joined(spec.find("command"), " ");
+    line("Command:", command.empty() ? "(the image's)" : command);
+    if (std::string env = joined(spec.find("env"), ", "); !env.empty()) line("Env:", env);
+    line("Generation:", textOf(v, "generation") + " (applied " + ageText(intOf(v, "updated"), now) + " ago)");
+    const json::Value* replicas = v.find("replicas");
+    line("Replicas:", textOf(*replicas, "desired") + " desired, " + textOf(*replicas, "ready") + " ready");
+    const json::Value* b = spec.find("backoff");
+    char factor[32];
+    std::snprintf(factor, sizeof factor, "%g", b->find("factor")->asDouble());
+    line("Restart:", textOf(spec, "restart") + "; backoff " + durationText(intOf(*b, "initial")) + " x" + factor +
+                         " up to " + durationText(intOf(*b, "max")) + ", reset after " + durationText(intOf(*b, "resetAfter")));
+    if (std::string ports = joined(spec.find("ports"), ", "); !ports.empty()) line("Ports:", ports);
+    if (std::string vols = joined(spec.find("volumes"), ", "); !vols.empty()) line("Volumes:", vols);
+    if (const json::Value* res = spec.find("resources")) {
+        const json::Value& l = *res->find("limits");
+        std::string limits;
+        if (l.find("cpus")->asDouble() > 0) limits += "cpus " + textOf(l, "cpus");
+        if (intOf(l, "memory") > 0) limits += std::string(limits.empty() ? "" : ", ") + "memory " + bytesText(intOf(l, "memory"));
+        if (intOf(l, "pids") > 0) limits += std::string(limits.empty() ? "" : ", ") + "pids " + textOf(l, "pids");
+        line("Limits:", limits.empty() ? "none" : limits);
+    }
+    const json::Value* maxAge = spec.find("maxAge");
+    line("Max age:", maxAge && !maxAge->isNull() ? durationText(intOf(spec, "maxAge")) : "none");
+    line("Stop grace:", durationText(intOf(spec, "stopGracePeriod")));
+    std::printf("Probes:\n");
+    bool anyProbe = false;
+    for (const char* kind : {"startup", "readiness", "liveness"}) {
+        const json::Value* p = spec.find("probes")->find(kind);
+        if (!p || p->isNull()) continue;
+        anyProbe = true;
+        std::printf("  %-12s%s\n", (std::string(kind) + ":").c_str(), probeText(*p).c_str());
+    }
+    if (!anyProbe) std::printf("  none\n");
+    std::printf("Containers:\n");
+    const auto& cs = v.find("containers")->asArray();
+    if (cs.empty()) std::printf("  none\n");
+    else std::printf("  %-24s %-5s %-9s %-6s %-9s %-15s %s\n", "NAME", "SLOT", "STATUS", "READY", "RESTARTS", "IP", "AGE");
+    for (const auto& c : cs)
+        std::printf("  %-24s %-5s %-9s %-6s %-9s %-15s %s\n", textOf(c, "name").c_str(), textOf(c, "slot").c_str(),
+                    textOf(c, "status").c_str(), textOf(c, "ready").c_str(), textOf(c, "restarts").c_str(),
+                    textOf(c, "ip").empty() ? "-" : textOf(c, "ip").c_str(), ageText(intOf(c, "started"), now).c_str());
+    std::printf("Events:\n");
+    const auto& evs = v.find("events")->asArray();
+    if (evs.empty()) std::printf("  none\n");
+    else std::printf("  %-6s %-8s %-14s %s\n", "AGE", "KIND", "CONTAINER", "MESSAGE");
+    for (const auto& e : evs)
+        std::printf("  %-6s %-8s %-14s %s\n", ageText(intOf(e, "time"), now).c_str(), textOf(e, "kind").c_str(),
+                    textOf(e, "container").substr(0, 12).c_str(), textOf(e, "message").c_str());
+}
+
+/// `--output json` after the positional arguments too (Args stops at the first positional).
+std::vector<std::string> outputFlagFirst(const std::vector<std::string>& argv) {
+    std::vector<std::string> reordered;
+    for (size_t i = 0; i < argv.size(); ++i) {
+        if ((argv[i] == "--output" || argv[i] == "-o") && i + 1 < argv.size()) {
+            reordered.insert(reordered.begin(), {argv[i], argv[i + 1]});
+            ++i;
+        } else if (argv[i].rfind("--output=", 0) == 0) {
+            reordered.insert(reordered.begin(), argv[i]);
+        } else {
+            reordered.push_back(argv[i]);
+        }
+    }
+    return reordered;
+}
+
 int nodeCmd(const std::string& state, const std::string& runDir, const std::string& cmd,
             const std::vector<std::string>& argv) {
     std::string socket = state + "/node.sock";
@@ -524,18 +658,7 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
     }
     if (cmd == "get" || cmd == "events") {
         // `get containers --output json` as well as `get --output json containers`.
-        std::vector<std::string> reordered;
-        for (size_t i = 0; i < argv.size(); ++i) {
-            if ((argv[i] == "--output" || argv[i] == "-o") && i + 1 < argv.size()) {
-                reordered.insert(reordered.begin(), {argv[i], argv[i + 1]});
-                ++i;
-            } else if (argv[i].rfind("--output=", 0) == 0) {
-                reordered.insert(reordered.begin(), argv[i]);
-            } else {
-                reordered.push_back(argv[i]);
-            }
-        }
-        Args a(reordered, {}, {"--output"}, {{"-o", "--output"}});
+        Args a(outputFlagFirst(argv), {}, {"--output"}, {{"-o", "--output"}});
         std::string what = cmd == "events" ? "events" : a.positional.empty() ? "" : a.positional[0];
         if (what != "services" && what != "containers" && what != "events")
             return failWith("get: expected services or containers");
@@ -571,6 +694,18 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
                 std::printf("%-6s %-8s %-16s %-14s %s\n", s(x, "id").c_str(), s(x, "kind").c_str(), s(x, "service").c_str(),
                             s(x, "container").substr(0, 12).c_str(), s(x, "message").c_str());
         }
+        return 0;
+    }
+    if (cmd == "describe") {
+        Args a(outputFlagFirst(argv), {}, {"--output"}, {{"-o", "--output"}});
+        if (!a.error.empty() || a.positional.size() != 1) return failWith("describe: expected a service name");
+        auto r = call("GET", "/v1/services/" + a.positional[0], "");
+        if (!r) return 1;
+        auto v = json::Value::parse(*r);
+        if (!v || !v->isObject() || !v->find("spec") || !v->find("replicas") || !v->find("containers") || !v->find("events"))
+            return failWith("node agent: unexpected answer");
+        if (a.get("--output", "table") == "json") std::printf("%s\n", v->dump(true).c_str());
+        else printDescribe(*v);
         return 0;
     }
     if (cmd == "metrics") {
@@ -678,8 +813,8 @@ int main(int argc, char** argv) {
     }
     auto engine = runtime::Engine::open(stateDir(state), runDir);
     if (!engine) return failWith(engine.error().message());
-    if (cmd == "node" || cmd == "apply" || cmd == "get" || cmd == "events" || cmd == "delete" || cmd == "scale" ||
-        cmd == "metrics")
+    if (cmd == "node" || cmd == "apply" || cmd == "get" || cmd == "describe" || cmd == "events" || cmd == "delete" ||
+        cmd == "scale" || cmd == "metrics")
         return nodeCmd(stateDir(state), runDir, cmd, rest);
     if (cmd == "_cleanup") {
         // Run by hull-monitor when a detached container has ended.

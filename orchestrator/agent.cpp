@@ -1,14 +1,17 @@
 #include "orchestrator/agent.hpp"
 
+#include <fcntl.h>
 #include <grp.h>
 #include <sys/inotify.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <map>
@@ -51,21 +54,50 @@ int64_t labelInt(const runtime::ContainerInfo& c, const char* key) {
     return std::atoll(label(c, key).c_str());
 }
 
+/// An exec check is started in one round and collected in a later one, so a
+/// slow command never holds up the loop; it is killed at its timeout.
+struct ExecCheck {
+    pid_t pid = -1;       // our child (the runtime's detached exec)
+    int64_t deadline = 0;
+};
+
 /// Probe bookkeeping per container, kept in memory: after an agent restart
-/// probes start over (and readiness is re-established by the first successes).
+/// probes start over (startup and readiness are re-established by the first
+/// successes).
 struct ProbeTrack {
-    std::optional<ProbeState> readiness, liveness;
-    int64_t nextReadiness = 0, nextLiveness = 0;
-    int64_t finishedMs = 0;    // when we first saw it ended
+    std::optional<ContainerProbes> probes;  // made at the first look at it running
+    std::map<ContainerProbes::Kind, ExecCheck> execs;
+    int64_t finishedMs = 0;    // when it ended (exit.json's mtime), once we have seen it
     int64_t pendingSince = 0;  // ended, exit status not yet recorded
 };
 
+/// A JSON error answer of the API: {"error": MSG}.
+std::pair<int, std::string> apiError(int code, const std::string& msg) {
+    Value e = Value::object();
+    e.set("error", msg);
+    return {code, e.dump()};
+}
+
+constexpr size_t kDescribeEvents = 20;  // the last ones of a service that `hull describe` shows
+
+/// When the monitor wrote exit.json: the exit's time to the millisecond (the
+/// file's own "finished" has seconds), also for an exit while no agent ran.
+int64_t exitTimeMs(const runtime::ContainerInfo& c, int64_t now) {
+    struct stat st;
+    if (::stat((c.dir + "/exit.json").c_str(), &st) != 0) return now;
+    int64_t t = int64_t(st.st_mtim.tv_sec) * 1000 + st.st_mtim.tv_nsec / 1000000;
+    return t > 0 && t <= now ? t : now;
+}
+
 class AgentImpl final : public Agent {
 public:
-    AgentImpl(AgentOptions o, runtime::Engine e, Store s) : o_(std::move(o)), engine_(std::move(e)), store_(std::move(s)) {}
+    AgentImpl(AgentOptions o, runtime::Engine e, Store s)
+        : o_(std::move(o)), engine_(std::move(e)), store_(std::move(s)), startedMs_(nowMs()) {}
 
     Result<void> reconcileOnce() override {
         nextWake_ = 0;
+        // Exec checks killed at their timeout or with their container.
+        std::erase_if(reap_, [](pid_t p) { return ::waitpid(p, nullptr, WNOHANG) != 0; });
         // Desired.
         std::vector<DesiredService> desired;
         std::map<std::string, Service> specs;
@@ -79,6 +111,7 @@ public:
             grace_[row.name] = int((s->stopGracePeriod.count() + 999) / 1000);
             desired.push_back({*s, row.generation});
         }
+        specs_ = specs;
         // Observed: the engine's containers that carry our labels.
         int64_t now = nowMs();
         std::vector<Observed> observed;
@@ -88,9 +121,12 @@ public:
             std::lock_guard lock(stoppingMu_);
             stopping = stopping_;
         }
+        std::set<std::string> present;
         for (const auto& c : TRY(engine_.list(true))) {
             if (label(c, "hull.service").empty()) continue;
-            // Being stopped in the background: its slot is free for a replacement now.
+            present.insert(c.id);
+            // Being stopped in the background: its slot is free for a replacement now
+            // (or, after a failed probe, held by its record in failed_).
             if (stopping.count(c.id)) continue;
             byId[c.id] = c;
             Observed o;
@@ -112,9 +148,10 @@ public:
                 o.state = Observed::State::Exited;
                 o.exitCode = c.exitCode;
                 if (!track.finishedMs) {
-                    track.finishedMs = now;
-                    (void)store_.addEvent({0, now, "exit", o.service, c.id,
-                                           "exit code " + (c.exitCode ? std::to_string(*c.exitCode) : std::string("unknown"))});
+                    track.finishedMs = exitTimeMs(c, now);
+                    (void)store_.addEvent({0, track.finishedMs, "exit", o.service, c.id,
+                                           "exit code " + (c.exitCode ? std::to_string(*c.exitCode) : std::string("unknown")) +
+                                               (track.finishedMs < startedMs_ ? " (while the agent was down)" : "")});
                 }
                 o.finished = std::chrono::milliseconds(track.finishedMs);
             } else if (pending) {
@@ -124,13 +161,34 @@ public:
                 o.state = Observed::State::Running;
                 auto it = specs.find(o.service);
                 if (it != specs.end()) runProbes(it->second, c, track, now);
-                o.ready = track.readiness ? track.readiness->health() == ProbeState::Health::Healthy : c.status == "running";
-                o.livenessFailed = track.liveness && track.liveness->health() == ProbeState::Health::Unhealthy;
+                const auto& p = track.probes;
+                o.ready = c.status == "running" && (!p || p->ready());
+                o.startupFailed = p && p->startupFailed();
+                o.livenessFailed = o.startupFailed || (p && p->livenessFailed());
             }
             observed.push_back(o);
         }
+        // Bookkeeping of containers that are gone (removed by hand, or stopped and removed).
+        for (auto it = probes_.begin(); it != probes_.end();)
+            it = present.count(it->first) ? std::next(it) : (abandonChecks(it->second), probes_.erase(it));
+        // A container stopped for a failed probe counts as ended from the moment it
+        // was stopped: its slot restarts per the policy, with the backoff.
+        std::erase_if(failed_, [&](const auto& f) {
+            auto it = specs.find(f.second.service);
+            return it == specs.end() || f.second.slot >= it->second.replicas;
+        });
+        for (const auto& [id, o] : failed_) observed.push_back(o);
+
         for (const auto& a : plan(desired, observed, std::chrono::milliseconds(now))) {
             if (a.kind == Action::Kind::Stop) {
+                if (a.reason == "liveness" || a.reason == "startup")
+                    for (const auto& o : observed)
+                        if (o.id == a.container) {
+                            Observed ended = o;
+                            ended.state = Observed::State::Exited;
+                            ended.finished = std::chrono::milliseconds(now);
+                            failed_[o.id] = ended;
+                        }
                 // A deleted service's containers keep the grace period it declared.
                 auto it = specs.find(a.service);
                 if (it != specs.end()) grace_[a.service] = int((it->second.stopGracePeriod.count() + 999) / 1000);
@@ -138,7 +196,7 @@ public:
                 (void)store_.addEvent({0, now, a.reason == "phoenix" ? "phoenix" : "stop", a.service, a.container,
                                        "stopping (" + a.reason + ")"});
                 stopInBackground(a.container, grace);
-                probes_.erase(a.container);
+                forget(a.container);
                 continue;
             }
             if (std::chrono::milliseconds(now) < a.notBefore) {
@@ -151,14 +209,17 @@ public:
             // The ended container it replaces has done its job (its restart count lives on in the label).
             for (const auto& o : observed)
                 if (o.service == a.service && o.slot == a.slot && o.state == Observed::State::Exited) {
+                    if (failed_.erase(o.id)) continue;  // the background stop removes it
                     (void)engine_.remove(o.id, true);
-                    probes_.erase(o.id);
+                    forget(o.id);
                 }
         }
         return {};
     }
 
     Result<void> run() override {
+        // Exec checks inherit our stdin; no probe should read a terminal's input.
+        if (int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC); null >= 0) ::dup2(null, 0), ::close(null);
         asio::io_context ioc;
         ::unlink(o_.socketPath.c_str());
         local::acceptor acceptor(ioc, local::endpoint(o_.socketPath));
@@ -272,31 +333,99 @@ private:
     }
 
     void runProbes(const Service& s, const runtime::ContainerInfo& c, ProbeTrack& t, int64_t now) {
-        int64_t started = labelInt(c, "hull.started");
-        auto check = [&](const Probe& p) -> bool {
-            if (p.kind == Probe::Kind::Exec) {
-                auto r = engine_.exec(c.id, p.exec, {}, "", false, false);
-                return r && *r == 0;
-            }
-            if (c.ip.empty()) return false;
-            auto r = p.kind == Probe::Kind::Http ? probeHttp(c.ip, p.port, p.path, p.timeout) : probeTcp(c.ip, p.port, p.timeout);
-            latencySum_ += double(r.latency.count()) / 1e6;
-            ++latencyCount_;
-            return r.ok;
-        };
-        auto one = [&](const std::optional<Probe>& p, std::optional<ProbeState>& state, int64_t& next, const char* kind) {
-            if (!p) return;
-            if (!state) state.emplace(p->successThreshold, p->failureThreshold);
-            if (now < started + p->initialDelay.count() || now < next) return;
-            next = now + p->period.count();
-            bool ok = check(*p);
+        if (!t.probes) t.probes.emplace(s.startup, s.readiness, s.liveness, labelInt(c, "hull.started"));
+        ContainerProbes& cp = *t.probes;
+        auto result = [&](ContainerProbes::Kind k, bool ok) {
+            const char* kind = probeKindName(k);
             ++probeResults_[s.name + "\"," + "probe=\"" + kind + "\",result=\"" + (ok ? "success" : "failure")];
-            if (state->record(ok))
+            if (cp.record(k, ok))
                 (void)store_.addEvent({0, now, "probe", s.name, c.id,
-                                       std::string(kind) + (state->health() == ProbeState::Health::Healthy ? " ok" : " failing")});
+                                       std::string(kind) + (cp.health(k) == ProbeState::Health::Healthy ? " ok" : " failing")});
         };
-        one(s.readiness, t.readiness, t.nextReadiness, "readiness");
-        one(s.liveness, t.liveness, t.nextLiveness, "liveness");
+        // Exec checks from earlier rounds: those that have ended, or run out of time.
+        for (auto it = t.execs.begin(); it != t.execs.end();) {
+            int status = 0;
+            pid_t w = ::waitpid(it->second.pid, &status, WNOHANG);
+            if (w == 0 && now < it->second.deadline) {
+                ++it;
+                continue;
+            }
+            if (w == 0) {
+                ::kill(it->second.pid, SIGKILL);
+                reap_.push_back(it->second.pid);
+            }
+            result(it->first, w > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+            it = t.execs.erase(it);
+        }
+        for (ContainerProbes::Kind k : cp.due(now)) {
+            const Probe& p = *cp.probe(k);
+            if (p.kind == Probe::Kind::Exec) {
+                auto pid = startExec(c.id, p.exec);
+                if (!pid) {
+                    log::debugf("node: %s: %s probe: %s", c.name.c_str(), probeKindName(k), pid.error().message().c_str());
+                    result(k, false);
+                } else {
+                    t.execs[k] = {*pid, now + p.timeout.count()};
+                }
+                continue;
+            }
+            // TCP and HTTP checks are bounded by their timeout and run here and now.
+            bool ok = false;
+            if (!c.ip.empty()) {
+                auto r = p.kind == Probe::Kind::Http ? probeHttp(c.ip, p.port, p.path, p.timeout) : probeTcp(c.ip, p.port, p.timeout);
+                latencySum_ += double(r.latency.count()) / 1e6;
+                ++latencyCount_;
+                ok = r.ok;
+            }
+            result(k, ok);
+        }
+    }
+
+    /// Start ARGV in the container and return at once: the runtime's detached
+    /// exec leaves the process our child, collected by a later round (Engine::exec
+    /// would wait for it, with no timeout, holding up the loop).
+    Result<pid_t> startExec(const std::string& id, const std::vector<std::string>& argv) {
+        runtime::Runtime rt(o_.runDir + "/runc");
+        runtime::ExecOptions eo;
+        eo.args = argv;
+        eo.detach = true;
+        eo.pidFile = o_.runDir + "/probe-" + id + ".pid";
+        TRY(rt.exec(id, eo));
+        auto text = sys::readFile(eo.pidFile);
+        ::unlink(eo.pidFile.c_str());
+        pid_t pid = text ? pid_t(std::atoi(text->c_str())) : 0;
+        if (pid <= 0) return fail(Error::plain(EIO, "exec probe: no pid in " + eo.pidFile));
+        return pid;
+    }
+
+    /// Exec checks still out for a container we stop tracking: killed, reaped later.
+    void abandonChecks(ProbeTrack& t) {
+        for (const auto& [k, x] : t.execs) {
+            ::kill(x.pid, SIGKILL);
+            reap_.push_back(x.pid);
+        }
+        t.execs.clear();
+    }
+
+    void forget(const std::string& id) {
+        auto it = probes_.find(id);
+        if (it == probes_.end()) return;
+        abandonChecks(it->second);
+        probes_.erase(it);
+    }
+
+    /// Ready as the loop last saw it; a container not probed yet is ready only
+    /// when its service declares nothing that has to say so first.
+    bool readyOf(const runtime::ContainerInfo& c) {
+        if (c.status != "running") return false;
+        {
+            std::lock_guard lock(stoppingMu_);
+            if (stopping_.count(c.id)) return false;
+        }
+        auto t = probes_.find(c.id);
+        if (t != probes_.end() && t->second.probes) return t->second.probes->ready();
+        auto s = specs_.find(label(c, "hull.service"));
+        return s == specs_.end() || (!s->second.readiness && !s->second.startup);
     }
 
     /// Prometheus text format (version 0.0.4).
@@ -347,12 +476,19 @@ private:
         return out;
     }
 
-    Value containersJson() {
+    /// The containers of declared services (of SERVICE only, when given).
+    Value containersJson(const std::string& service = "") {
         Value arr = Value::array();
         auto list = engine_.list(true);
         if (!list) return arr;
+        std::set<std::string> stopping;
+        {
+            std::lock_guard lock(stoppingMu_);
+            stopping = stopping_;
+        }
         for (const auto& c : *list) {
-            if (label(c, "hull.service").empty()) continue;
+            std::string svc = label(c, "hull.service");
+            if (svc.empty() || (!service.empty() && svc != service)) continue;
             Value v = Value::object();
             v.set("id", c.id);
             v.set("name", c.name);
@@ -360,24 +496,19 @@ private:
             v.set("slot", labelInt(c, "hull.slot"));
             v.set("generation", labelInt(c, "hull.generation"));
             v.set("restarts", labelInt(c, "hull.restarts"));
-            v.set("status", c.status);
+            // "stopping": on its way out in the background (grace period), no longer counted.
+            v.set("status", c.status == "running" && stopping.count(c.id) ? std::string("stopping") : c.status);
             if (c.exitCode) v.set("exitCode", int64_t(*c.exitCode));
-            auto t = probes_.find(c.id);
-            bool ready = c.status == "running" &&
-                         (t == probes_.end() || !t->second.readiness || t->second.readiness->health() == ProbeState::Health::Healthy);
-            v.set("ready", ready);
+            v.set("ready", readyOf(c));
             v.set("ip", c.ip);
+            v.set("started", labelInt(c, "hull.started"));
             arr.push(v);
         }
         return arr;
     }
 
     std::pair<int, std::string> handle(const std::string& method, const std::string& target, const std::string& body) {
-        auto error = [](int code, const std::string& msg) {
-            Value e = Value::object();
-            e.set("error", msg);
-            return std::make_pair(code, e.dump());
-        };
+        auto error = apiError;
         const std::string services = "/v1/services";
         if (method == "GET" && target == services) {
             Value arr = Value::array();
@@ -410,6 +541,7 @@ private:
         if (target.rfind(services + "/", 0) == 0) {
             std::string rest = target.substr(services.size() + 1);
             std::string name = rest.substr(0, rest.find('/'));
+            if (method == "GET" && rest == name) return describe(name);
             if (method == "DELETE" && rest == name) {
                 auto gone = store_.deleteService(name);
                 if (!gone) return error(500, gone.error().message());
@@ -455,6 +587,42 @@ private:
         return error(404, "no such endpoint: " + method + " " + target);
     }
 
+    /// `hull describe`: the spec, its containers and its recent events in one object.
+    std::pair<int, std::string> describe(const std::string& name) {
+        auto row = store_.getService(name);
+        if (!row) return apiError(500, row.error().message());
+        if (!*row) return apiError(404, "no service \"" + name + "\" (hull get services lists them)");
+        auto spec = Value::parse((*row)->spec);
+        if (!spec) return apiError(500, "service " + name + ": stored spec unreadable");
+        Value v = Value::object();
+        v.set("name", name);
+        v.set("generation", (*row)->generation);
+        v.set("updated", (*row)->updatedMs);
+        v.set("spec", *spec);
+        Value cs = containersJson(name);
+        int64_t desired = 0, ready = 0;
+        if (const Value* r = spec->find("replicas")) r->toInt64(desired);
+        for (const auto& c : cs.asArray()) ready += c.find("ready") && c.find("ready")->asBool();
+        Value replicas = Value::object();
+        replicas.set("desired", desired);
+        replicas.set("ready", ready);
+        v.set("replicas", replicas);
+        v.set("containers", cs);
+        Value evs = Value::array();
+        if (auto rows = store_.serviceEvents(name, kDescribeEvents))
+            for (const auto& e : *rows) {
+                Value ev = Value::object();
+                ev.set("id", e.id);
+                ev.set("time", e.timeMs);
+                ev.set("kind", e.kind);
+                ev.set("container", e.container);
+                ev.set("message", e.message);
+                evs.push(ev);
+            }
+        v.set("events", evs);
+        return {200, v.dump()};
+    }
+
     void serveOne(local::socket sock) {
         beast::flat_buffer buf;
         http::request<http::string_body> req;
@@ -474,6 +642,10 @@ private:
     runtime::Engine engine_;
     Store store_;
     std::map<std::string, ProbeTrack> probes_;
+    std::map<std::string, Service> specs_;      // as of the last round (readiness of containers not probed yet)
+    std::map<std::string, Observed> failed_;    // stopped for a failed probe, until their slot restarts
+    std::vector<pid_t> reap_;                   // exec checks killed, not yet reaped
+    int64_t startedMs_ = 0;                     // this agent's start (exits before it happened while none ran)
     std::map<std::string, uint64_t> probeResults_;
     double latencySum_ = 0;
     uint64_t latencyCount_ = 0;

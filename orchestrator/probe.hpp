@@ -1,11 +1,16 @@
 #pragma once
 // Health probes the node agent runs against a container: a TCP connect, an
-// HTTP GET, and the bookkeeping of thresholds. The exec probe runs through the
-// runtime facade (Engine::exec) and only its result enters this bookkeeping.
+// HTTP GET, the bookkeeping of thresholds, and when each of a container's
+// probes runs. The exec probe runs through the runtime facade and only its
+// result enters this bookkeeping.
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "orchestrator/service.hpp"
 #include "sys/error.hpp"
 
 namespace hull::orchestrator {
@@ -38,6 +43,51 @@ private:
     int okRun_ = 0, failRun_ = 0;
     Health health_ = Health::Unknown;
 };
+
+/// One container's startup, readiness and liveness probes, by Kubernetes' rules,
+/// without running any: the agent asks due(), runs those checks (an exec check
+/// may take several rounds) and record()s each result.
+///  - a probe runs first at STARTED + its initialDelay, then at most once per
+///    period, and never while its previous check is still out;
+///  - until the startup probe has succeeded (successThreshold in a row),
+///    readiness and liveness do not run and the container is not ready; once
+///    it has, it never runs again for this container;
+///  - a startup probe at its failureThreshold fails the container as a failed
+///    liveness probe does (it is stopped and restarted per its policy).
+class ContainerProbes {
+public:
+    enum class Kind { Startup, Readiness, Liveness };
+    static constexpr std::array<Kind, 3> kKinds{Kind::Startup, Kind::Readiness, Kind::Liveness};
+
+    ContainerProbes(const std::optional<Probe>& startup, const std::optional<Probe>& readiness,
+                    const std::optional<Probe>& liveness, int64_t startedMs);
+    /// The checks to run at NOW; each is out until its result is recorded.
+    std::vector<Kind> due(int64_t nowMs);
+    /// The result of a check due() handed out; true when that probe's health changed.
+    bool record(Kind k, bool ok);
+
+    const std::optional<Probe>& probe(Kind k) const { return at(k).spec; }
+    ProbeState::Health health(Kind k) const;
+    /// No startup probe, or it has succeeded.
+    bool started() const;
+    /// Started, and readiness healthy (or no readiness probe).
+    bool ready() const;
+    bool startupFailed() const { return health(Kind::Startup) == ProbeState::Health::Unhealthy; }
+    bool livenessFailed() const { return health(Kind::Liveness) == ProbeState::Health::Unhealthy; }
+
+private:
+    struct One {
+        std::optional<Probe> spec;
+        std::optional<ProbeState> state;
+        int64_t next = 0;  // not before (ms)
+        bool out = false;  // a check is running
+    };
+    One& at(Kind k) { return probes_[size_t(k)]; }
+    const One& at(Kind k) const { return probes_[size_t(k)]; }
+    std::array<One, 3> probes_;
+};
+
+const char* probeKindName(ContainerProbes::Kind k);
 
 /// Restart backoff: INITIAL × FACTOR^restarts, capped at MAX.
 std::chrono::milliseconds backoffDelay(std::chrono::milliseconds initial, double factor, std::chrono::milliseconds max,

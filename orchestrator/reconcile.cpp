@@ -67,7 +67,8 @@ std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::
                     continue;
                 }
                 if (o->livenessFailed) {
-                    out.push_back({Action::Kind::Stop, s.name, slot, 0, 0, o->id, "liveness", TimePoint{0}});
+                    out.push_back({Action::Kind::Stop, s.name, slot, 0, 0, o->id, o->startupFailed ? "startup" : "liveness",
+                                   TimePoint{0}});
                     continue;
                 }
                 alive.push_back(o);

@@ -10,7 +10,8 @@
 //  - an ended container is replaced per the restart policy (always; on-failure
 //    only after a non-zero exit; never), after the backoff delay for its slot's
 //    restart count; a container that ran for backoff.resetAfter resets it;
-//  - a container whose liveness failed is stopped, then replaced as above;
+//  - a container whose liveness (or startup) probe failed is stopped, then
+//    replaced as above;
 //  - replacements for a changed spec (generation) or an age beyond maxAge (the
 //    phoenix cycle) go one slot at a time per service and start the new
 //    container first: the old one is stopped only once the new one is ready,
@@ -36,7 +37,8 @@ struct Observed {
     std::optional<int> exitCode;
     int restarts = 0;     // of the slot, when this container was started
     bool ready = false;   // readiness (or no readiness probe and running)
-    bool livenessFailed = false;
+    bool livenessFailed = false;  // liveness, or startup, at its failure threshold
+    bool startupFailed = false;   // which of the two (the stop's reason)
 };
 
 struct DesiredService {
@@ -51,7 +53,7 @@ struct Action {
     int64_t generation = 0;    // Start: of the spec to start
     int restarts = 0;          // Start: the slot's restart count for the new container
     std::string container;     // Stop: which
-    std::string reason;        // "replica", "restart", "liveness", "phoenix", "update", "scale down", "deleted"
+    std::string reason;        // "replica", "restart", "liveness", "startup", "phoenix", "update", "scale down", "deleted"
     TimePoint notBefore{0};    // Start: not before this time (backoff)
     bool operator==(const Action&) const = default;
 };

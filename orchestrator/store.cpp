@@ -1,5 +1,6 @@
 #include "orchestrator/store.hpp"
 
+#include <algorithm>
 #include <cassert>
 #include <cerrno>
 #include <chrono>
@@ -415,6 +416,19 @@ Result<std::vector<EventRow>> Store::events(int64_t sinceId, size_t limit) {
     TRY(q.bind(sinceId, static_cast<int64_t>(limit > max ? max : limit)));
     std::vector<EventRow> out;
     while (TRY(q.step())) out.push_back(EventRow{q.i64(0), q.i64(1), q.text(2), q.text(3), q.text(4), q.text(5)});
+    return out;
+}
+
+Result<std::vector<EventRow>> Store::serviceEvents(const std::string& service, size_t limit) {
+    // Newest first to stop at LIMIT, then turned around.
+    auto q = TRY(impl_->query("SELECT id, time_ms, kind, service, container, message FROM events "
+                              "WHERE service = ?1 ORDER BY id DESC LIMIT ?2",
+                              "read events of " + service));
+    const auto max = static_cast<size_t>(std::numeric_limits<int64_t>::max());
+    TRY(q.bind(service, static_cast<int64_t>(limit > max ? max : limit)));
+    std::vector<EventRow> out;
+    while (TRY(q.step())) out.push_back(EventRow{q.i64(0), q.i64(1), q.text(2), q.text(3), q.text(4), q.text(5)});
+    std::reverse(out.begin(), out.end());
     return out;
 }
 

@@ -63,6 +63,8 @@ public:
     // Events: append, and read back newest last (SINCE_ID: only later ones).
     [[nodiscard]] Result<int64_t> addEvent(const EventRow& e);
     [[nodiscard]] Result<std::vector<EventRow>> events(int64_t sinceId = 0, size_t limit = 1000);
+    /// The last LIMIT events of SERVICE, newest last (`hull describe`).
+    [[nodiscard]] Result<std::vector<EventRow>> serviceEvents(const std::string& service, size_t limit);
 
     /// Run F inside one transaction (BEGIN IMMEDIATE … COMMIT, rolled back if F fails).
     template <class F>

@@ -63,6 +63,22 @@ struct Node {
 /// The agent's tests wait longer by default: starts go through the agent's loop.
 bool eventually(const std::function<bool()>& cond, int ms = 8000) { return waitFor(cond, ms); }
 
+/// The one container of a single-replica service that is not on its way out ("" when none).
+json::Value onlyContainer(const Node& node) {
+    auto cs = node.containers();
+    for (const auto& c : cs.asArray())
+        if (c.find("status")->asString() == "running") return c;
+    return json::Value();
+}
+
+std::string idOf(const json::Value& c) { return c.isObject() ? c.find("id")->asString() : std::string(); }
+
+int64_t intOf(const json::Value& c, const char* key) {
+    int64_t v = -1;
+    if (c.isObject() && c.find(key)) c.find(key)->toInt64(v);
+    return v;
+}
+
 size_t runningCount(const json::Value& cs) {
     size_t n = 0;
     if (!cs.isArray()) return 0;
@@ -72,7 +88,8 @@ size_t runningCount(const json::Value& cs) {
 
 }  // namespace
 
-TEST_CASE("node: keeps replicas running through kill -9 and an agent crash; bad input changes nothing",
+TEST_CASE("node: keeps replicas running through kill -9 (backoff doubling up to its cap) and an agent crash, and bad input "
+          "changes nothing",
           "[root][net][node]") {
     if (!isRoot()) return;
     std::string images = std::string(HULL_BIN_DIR) + "/../images/busybox";
@@ -84,7 +101,7 @@ TEST_CASE("node: keeps replicas running through kill -9 and an agent crash; bad 
     node.start();
     writeFileOrThrow(node.state / "svc.yaml",
                      "name: sleeper\nimage: hull.local/busybox\ncommand: [sleep, '1000']\nreplicas: 2\n"
-                     "backoff: {initial: 100ms, factor: 2, max: 2s, resetAfter: 60s}\nstopGracePeriod: 1s\n");
+                     "backoff: {initial: 200ms, factor: 2, max: 800ms, resetAfter: 60s}\nstopGracePeriod: 1s\n");
     auto applied = node.hull({"apply", "-f", node.state / "svc.yaml"});
     INFO(applied.err);
     REQUIRE(applied.status == 0);
@@ -95,23 +112,50 @@ TEST_CASE("node: keeps replicas running through kill -9 and an agent crash; bad 
     CHECK(node.hull({"apply", "-f", node.state / "svc.yaml"}).out.find("generation 1") != std::string::npos);
 
     UNSCOPED_INFO("stage: kill -9");
-    // kill -9 of a container's process: a replacement runs, with the restart counted.
-    auto ps = json::Value::parse(node.hull({"ps", "--output", "json"}).out);
-    REQUIRE(ps);
-    int64_t victim = 0;
-    REQUIRE(ps->asArray()[0].find("pid")->toInt64(victim));
-    ::kill(pid_t(victim), SIGKILL);
-    CHECK(eventually([&] {
+    // kill -9 of slot 0's process, five times over: each time a replacement runs,
+    // with the restart counted, after a backoff that doubles up to its cap:
+    // 200, 400, 800, then 800 ms (not 1600), from the exit to the new start.
+    const int64_t expected[] = {200, 400, 800, 800, 800};
+    for (int k = 1; k <= 5; ++k) {
+        std::string victim;
         auto cs = node.containers();
-        int64_t restarts = 0;
         for (const auto& c : cs.asArray())
-            if (c.find("status")->asString() == "running") {
-                int64_t r = 0;
-                c.find("restarts")->toInt64(r);
-                restarts += r;
+            if (intOf(c, "slot") == 0 && c.find("status")->asString() == "running") victim = idOf(c);
+        REQUIRE(!victim.empty());
+        auto inspect = json::Value::parse(node.hull({"inspect", victim}).out);
+        REQUIRE(inspect);
+        REQUIRE(intOf(*inspect, "pid") > 0);
+        ::kill(pid_t(intOf(*inspect, "pid")), SIGKILL);
+        std::string replacement;
+        bool replaced = eventually([&] {
+            auto now = node.containers();
+            for (const auto& c : now.asArray())
+                if (intOf(c, "slot") == 0 && c.find("status")->asString() == "running" && idOf(c) != victim) {
+                    replacement = idOf(c);
+                    return intOf(c, "restarts") == k && runningCount(now) == 2;
+                }
+            return false;
+        });
+        auto evs = json::Value::parse(node.hull({"events", "--output", "json"}).out);
+        REQUIRE(evs);
+        int64_t exited = -1, started = -1;
+        std::string exitMessage;
+        for (const auto& e : evs->asArray()) {
+            if (e.find("kind")->asString() == "exit" && e.find("container")->asString() == victim) {
+                exited = intOf(e, "time");
+                exitMessage = e.find("message")->asString();
             }
-        return runningCount(cs) == 2 && restarts == 1;
-    }));
+            if (e.find("kind")->asString() == "start" && e.find("container")->asString() == replacement) started = intOf(e, "time");
+        }
+        INFO("kill " << k << ": exit at " << exited << ", restart at " << started << " (" << started - exited << " ms)");
+        REQUIRE(replaced);
+        REQUIRE(exited > 0);
+        REQUIRE(started > 0);
+        CHECK(exitMessage == "exit code 137");
+        CHECK(started - exited >= expected[k - 1]);
+        // Well below what one more doubling would give: the growth stopped at the cap.
+        CHECK(started - exited < expected[k - 1] + 600);
+    }
 
     UNSCOPED_INFO("stage: agent crash");
     // The agent dies; the containers do not; the restarted agent adopts them as they are.
@@ -265,4 +309,408 @@ TEST_CASE("node: after a simulated reboot (every container and the agent killed)
     run({"/usr/bin/pkill", "-9", "-f", "hull-monitor " + node.state.path()});
     node.start();
     CHECK(eventually([&] { return runningCount(node.containers()) == 2; }, 15000));
+}
+
+TEST_CASE("node: a startup probe holds back readiness and liveness until it succeeds", "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("startup", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    // Nothing listens on port 80 for the first 2 s: a liveness probe run then
+    // (failureThreshold 1) would have the container replaced at once.
+    writeFileOrThrow(node.state / "slow.yaml",
+                     "name: slow\nimage: hull.local/busybox\n"
+                     "command: [sh, -c, 'sleep 2; httpd -p 80 -h /; touch /tmp/started; exec sleep 1000']\n"
+                     "probes:\n"
+                     "  startup: {exec: [cat, /tmp/started], period: 200ms, timeout: 1s, failureThreshold: 30}\n"
+                     "  readiness: {tcp: {port: 80}, period: 200ms}\n"
+                     "  liveness: {tcp: {port: 80}, period: 100ms, timeout: 200ms, failureThreshold: 1}\n");
+    auto applied = node.hull({"apply", "-f", node.state / "slow.yaml"});
+    INFO(applied.err);
+    REQUIRE(applied.status == 0);
+    std::string id;
+    REQUIRE(eventually([&] { return !(id = idOf(onlyContainer(node))).empty(); }));
+    int64_t seen = nowMs();
+    // Not ready while the startup probe has not succeeded (sampled every 50 ms).
+    int samples = 0, readyEarly = 0;
+    while (nowMs() - seen < 1500) {
+        auto c = onlyContainer(node);
+        if (idOf(c) == id) {
+            ++samples;
+            readyEarly += c.find("ready")->asBool();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(samples > 10);
+    CHECK(readyEarly == 0);
+    // Then ready, the same container, never restarted.
+    bool ready = eventually([&] {
+        auto c = onlyContainer(node);
+        return idOf(c) == id && c.find("ready")->asBool();
+    });
+    auto events = node.hull({"events"}).out;
+    INFO(events);
+    CHECK(ready);
+    CHECK(nowMs() - seen >= 1500);
+    CHECK(intOf(onlyContainer(node), "restarts") == 0);
+    CHECK(events.find("startup ok") != std::string::npos);
+    CHECK(events.find("readiness ok") != std::string::npos);
+    CHECK(events.find("liveness failing") == std::string::npos);
+    CHECK(events.find("stopping") == std::string::npos);
+    // The startup probe failed while the file was missing; it ran no more once it succeeded.
+    auto metrics = node.hull({"metrics"}).out;
+    CHECK(metrics.find("probe=\"startup\",result=\"failure\"") != std::string::npos);
+    auto startupRuns = [&] {
+        auto m = node.hull({"metrics"}).out;
+        const std::string key = "probe=\"startup\",result=\"success\"} ";
+        auto at = m.find(key);
+        return at == std::string::npos ? -1 : std::atoi(m.c_str() + at + key.size());
+    };
+    int runs = startupRuns();
+    CHECK(runs == 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(600));
+    CHECK(startupRuns() == runs);
+    CHECK(idOf(onlyContainer(node)) == id);
+}
+
+TEST_CASE("node: a startup probe that never succeeds gets the container replaced, as a restart", "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("nostart", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "never.yaml",
+                     "name: never\nimage: hull.local/busybox\ncommand: [sleep, '1000']\n"
+                     "backoff: {initial: 100ms, factor: 2, max: 1s, resetAfter: 60s}\nstopGracePeriod: 1s\n"
+                     "probes:\n"
+                     "  startup: {exec: [cat, /tmp/started], period: 200ms, timeout: 500ms, failureThreshold: 3}\n"
+                     "  readiness: {exec: ['true'], period: 100ms}\n"
+                     "  liveness: {exec: ['true'], period: 100ms}\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "never.yaml"}).status == 0);
+    std::string first;
+    REQUIRE(eventually([&] { return !(first = idOf(onlyContainer(node))).empty(); }));
+    int64_t seen = nowMs();
+    bool everReady = false;
+    json::Value next;
+    bool replaced = eventually([&] {
+        auto c = onlyContainer(node);
+        if (idOf(c) == first) everReady |= c.find("ready")->asBool();
+        if (!idOf(c).empty() && idOf(c) != first) next = c;
+        return next.isObject();
+    });
+    int64_t took = nowMs() - seen;
+    auto events = node.hull({"events"}).out;
+    INFO(events << "replaced after " << took << " ms");
+    REQUIRE(replaced);
+    CHECK_FALSE(everReady);
+    CHECK(took < 3 * 200 + 2000);  // three failed checks, then the stop, the backoff and the start
+    CHECK(events.find("startup failing") != std::string::npos);
+    CHECK(events.find("stopping (startup)") != std::string::npos);
+    // A restart like any other: counted, so the backoff grows if it keeps failing.
+    CHECK(intOf(next, "restarts") == 1);
+    // Readiness and liveness never ran for a container that never started.
+    auto metrics = node.hull({"metrics"}).out;
+    CHECK(metrics.find("probe=\"readiness\"") == std::string::npos);
+    CHECK(metrics.find("probe=\"liveness\"") == std::string::npos);
+}
+
+TEST_CASE("node: an exec probe that hangs is killed at its timeout and does not hold up the loop", "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("hang", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "hang.yaml",
+                     "name: hang\nimage: hull.local/busybox\ncommand: [sleep, '1000']\nstopGracePeriod: 1s\n"
+                     "probes:\n  liveness: {exec: [sleep, '100'], period: 300ms, timeout: 300ms, failureThreshold: 2}\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "hang.yaml"}).status == 0);
+    std::string first;
+    REQUIRE(eventually([&] { return !(first = idOf(onlyContainer(node))).empty(); }));
+    int64_t seen = nowMs(), slowest = 0;
+    bool replaced = eventually([&] {
+        int64_t t = nowMs();
+        auto c = onlyContainer(node);
+        slowest = std::max(slowest, nowMs() - t);
+        return !idOf(c).empty() && idOf(c) != first;
+    });
+    int64_t took = nowMs() - seen;
+    INFO("replaced after " << took << " ms; slowest answer " << slowest << " ms");
+    CHECK(replaced);
+    CHECK(took < 2 * 300 + 2000);
+    CHECK(slowest < 300);  // the API is served by the loop's thread: it never waited for a probe
+    CHECK(node.hull({"events"}).out.find("liveness failing") != std::string::npos);
+}
+
+TEST_CASE("node: hull describe shows a service's spec, containers and recent events", "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("describe", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "web.yaml",
+                     "name: web\nimage: hull.local/busybox\ncommand: [sleep, '1000']\nreplicas: 2\nenv: {GREETING: hi}\n"
+                     "restart: on-failure\nmaxAge: 1h\nstopGracePeriod: 1s\n"
+                     "probes:\n  startup: {exec: ['true'], period: 100ms, failureThreshold: 30}\n"
+                     "  readiness: {tcp: {port: 80}, period: 250ms, timeout: 200ms, failureThreshold: 2}\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "web.yaml"}).status == 0);
+    // Another service's events must not show up in web's.
+    writeFileOrThrow(node.state / "other.yaml", "name: other\nimage: hull.local/busybox\ncommand: [sleep, '1000']\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "other.yaml"}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 3; }));
+    std::set<std::string> webIds, webNames, otherIds;
+    auto cs = node.containers();
+    for (const auto& c : cs.asArray())
+        if (c.find("service")->asString() == "web") {
+            webIds.insert(c.find("id")->asString());
+            webNames.insert(c.find("name")->asString());
+        } else {
+            otherIds.insert(c.find("id")->asString());
+        }
+    REQUIRE(webIds.size() == 2);
+    // Both have passed their startup probe.
+    REQUIRE(eventually([&] {
+        auto ev = node.hull({"events"}).out;
+        size_t n = 0;
+        for (auto at = ev.find("startup ok"); at != std::string::npos; at = ev.find("startup ok", at + 1)) ++n;
+        return n == 2;
+    }));
+
+    auto json = node.hull({"describe", "web", "--output", "json"});
+    INFO(json.out << json.err);
+    REQUIRE(json.status == 0);
+    auto v = json::Value::parse(json.out);
+    REQUIRE(v);
+    CHECK(v->find("name")->asString() == "web");
+    CHECK(intOf(*v, "generation") == 1);
+    CHECK(v->find("spec")->find("image")->asString() == "hull.local/busybox");
+    CHECK(intOf(*v->find("replicas"), "desired") == 2);
+    // Nothing listens on port 80: started (the startup probe passes) but never ready.
+    CHECK(intOf(*v->find("replicas"), "ready") == 0);
+    std::set<std::string> described;
+    for (const auto& c : v->find("containers")->asArray()) {
+        described.insert(c.find("id")->asString());
+        CHECK(c.find("ready")->asBool() == false);
+        CHECK(intOf(c, "started") > 0);
+    }
+    CHECK(described == webIds);
+    std::set<std::string> started;
+    for (const auto& e : v->find("events")->asArray()) {
+        if (e.find("kind")->asString() == "start") started.insert(e.find("container")->asString());
+        CHECK(otherIds.count(e.find("container")->asString()) == 0);
+    }
+    CHECK(started == webIds);
+    CHECK(json.out.find("other") == std::string::npos);
+
+    auto text = node.hull({"describe", "web"});
+    INFO(text.out);
+    REQUIRE(text.status == 0);
+    for (std::string want : {"Name:", "hull.local/busybox", "sleep 1000", "GREETING=hi", "Generation:   1",
+                                    "2 desired, 0 ready", "on-failure", "Max age:      1h", "Stop grace:   1s",
+                                    "startup:", "exec [true]", "readiness:", "tcp :80", "Containers:", "Events:",
+                                    "generation 1", "startup ok"}) {
+        CAPTURE(want);
+        CHECK(text.out.find(want) != std::string::npos);
+    }
+    for (const auto& name : webNames) CHECK(text.out.find(name) != std::string::npos);
+
+    // Only the last 20 events: a service at 0 replicas applied 25 times over.
+    for (int i = 1; i <= 25; ++i) {
+        writeFileOrThrow(node.state / "many.yaml", "name: many\nimage: hull.local/busybox\nreplicas: 0\nenv: [N=" +
+                                                       std::to_string(i) + "]\n");
+        REQUIRE(node.hull({"apply", "-f", node.state / "many.yaml"}).status == 0);
+    }
+    auto many = json::Value::parse(node.hull({"describe", "many", "-o", "json"}).out);
+    REQUIRE(many);
+    const auto& evs = many->find("events")->asArray();
+    REQUIRE(evs.size() == 20);
+    CHECK(evs.front().find("message")->asString() == "generation 6");
+    CHECK(evs.back().find("message")->asString() == "generation 25");
+    CHECK(many->find("containers")->asArray().empty());
+
+    // An unknown service: a clear error, not an empty description.
+    auto unknown = node.hull({"describe", "nope"});
+    CHECK(unknown.status != 0);
+    CHECK(unknown.err.find("no service \"nope\"") != std::string::npos);
+    CHECK(node.hull({"describe"}).status != 0);
+}
+
+namespace {
+int64_t wallMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+TEST_CASE("node: a changed file replaces the containers one at a time, and the same file again changes nothing",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("update", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    // Ready 300 ms after it starts (a readiness probe), so "new first" has something to wait for.
+    auto spec = [](const std::string& value) {
+        return "name: upd\nimage: hull.local/busybox\nreplicas: 3\nenv: {VERSION: '" + value + "'}\n"
+               "command: [sh, -c, 'sleep 0.3; touch /tmp/ready; exec sleep 1000']\nstopGracePeriod: 1s\n"
+               "probes:\n  readiness: {exec: [cat, /tmp/ready], period: 100ms}\n";
+    };
+    writeFileOrThrow(node.state / "upd.yaml", spec("1"));
+    REQUIRE(node.hull({"apply", "-f", node.state / "upd.yaml"}).status == 0);
+    auto readyCount = [](const json::Value& cs) {
+        size_t n = 0;
+        for (const auto& c : cs.asArray()) n += c.find("status")->asString() == "running" && c.find("ready")->asBool();
+        return n;
+    };
+    REQUIRE(eventually([&] { return readyCount(node.containers()) == 3; }));
+    std::set<std::string> originals;
+    auto cs0 = node.containers();
+    for (const auto& c : cs0.asArray()) originals.insert(idOf(c));
+    REQUIRE(originals.size() == 3);
+
+    writeFileOrThrow(node.state / "upd.yaml", spec("2"));
+    auto applied = node.hull({"apply", "-f", node.state / "upd.yaml"});
+    REQUIRE(applied.out.find("generation 2") != std::string::npos);
+    // Sample every 50 ms until every slot runs generation 2 and is ready.
+    size_t minReady = 3, maxLive = 0, maxSlotsReplacing = 0;
+    std::set<std::string> newIds;
+    bool done = false;
+    for (auto deadline = nowMs() + 30000; nowMs() < deadline && !done;) {
+        auto cs = node.containers();
+        std::map<int64_t, int> liveBySlot;
+        size_t live = 0, newReady = 0;
+        for (const auto& c : cs.asArray()) {
+            if (c.find("status")->asString() != "running") continue;  // exited, or stopping in the background
+            ++live;
+            ++liveBySlot[intOf(c, "slot")];
+            if (intOf(c, "generation") == 2) {
+                newIds.insert(idOf(c));
+                newReady += c.find("ready")->asBool();
+            }
+        }
+        size_t replacing = 0;
+        for (const auto& [slot, n] : liveBySlot) replacing += n > 1;
+        minReady = std::min(minReady, readyCount(cs));
+        maxLive = std::max(maxLive, live);
+        maxSlotsReplacing = std::max(maxSlotsReplacing, replacing);
+        done = newReady == 3 && live == 3;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    auto events = node.hull({"events"}).out;
+    INFO(events);
+    REQUIRE(done);
+    CHECK(minReady >= 3);          // never fewer ready than replicas
+    CHECK(maxLive <= 4);           // never more than one extra container
+    CHECK(maxSlotsReplacing <= 1);  // one slot at a time
+    CHECK(maxLive == 4);           // new first: the extra one did exist
+    CHECK(newIds.size() == 3);     // each slot replaced once, no churn
+    // The old ones finish their grace period and go.
+    CHECK(eventually([&] { return node.containers().asArray().size() == 3; }));
+    std::set<std::string> updated;
+    auto cs1 = node.containers();
+    for (const auto& c : cs1.asArray()) {
+        updated.insert(idOf(c));
+        CHECK(intOf(c, "generation") == 2);
+        CHECK(intOf(c, "restarts") == 0);
+        CHECK(originals.count(idOf(c)) == 0);
+    }
+    CHECK(updated == newIds);
+    // The new containers run the new file.
+    auto env = node.hull({"exec", *updated.begin(), "sh", "-c", "echo $VERSION"});
+    CHECK(env.out == "2\n");
+
+    // The same file again: the same generation, the same containers.
+    auto again = node.hull({"apply", "-f", node.state / "upd.yaml"});
+    CHECK(again.out.find("generation 2") != std::string::npos);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    std::set<std::string> after;
+    auto cs2 = node.containers();
+    for (const auto& c : cs2.asArray()) after.insert(idOf(c));
+    CHECK(after == updated);
+    auto services = json::Value::parse(node.hull({"get", "services", "--output", "json"}).out);
+    REQUIRE(services);
+    CHECK(intOf(services->asArray()[0], "generation") == 2);
+}
+
+TEST_CASE("node: agent crash with 10 containers: the same 10 run on, and an exit during the downtime is recorded",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("crash", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "ten.yaml",
+                     "name: ten\nimage: hull.local/busybox\ncommand: [sleep, '1000']\nreplicas: 10\n"
+                     "backoff: {initial: 100ms, factor: 2, max: 1s, resetAfter: 60s}\nstopGracePeriod: 1s\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "ten.yaml"}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 10; }, 30000));
+    // Each container's id, pid and slot before the crash.
+    std::map<std::string, int64_t> pids, slots;
+    auto cs0 = node.containers();
+    for (const auto& c : cs0.asArray()) {
+        auto inspect = json::Value::parse(node.hull({"inspect", idOf(c)}).out);
+        REQUIRE(inspect);
+        pids[idOf(c)] = intOf(*inspect, "pid");
+        slots[idOf(c)] = intOf(c, "slot");
+        REQUIRE(intOf(c, "restarts") == 0);
+    }
+    REQUIRE(pids.size() == 10);
+
+    node.kill(SIGKILL);
+    // While no agent runs, one container's process is killed; its monitor records the exit.
+    std::string victim = pids.begin()->first;
+    REQUIRE(::kill(pid_t(pids[victim]), SIGKILL) == 0);
+    REQUIRE(eventually([&] {
+        auto v = json::Value::parse(node.hull({"inspect", victim}).out);
+        return v && v->find("status")->asString() == "exited";
+    }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    int64_t restartedAt = wallMs();
+    node.start();
+
+    // A replacement for the victim's slot, counted as a restart; the other nine untouched.
+    bool replaced = eventually([&] {
+        auto cs = node.containers();
+        if (runningCount(cs) != 10) return false;
+        for (const auto& c : cs.asArray())
+            if (!pids.count(idOf(c))) return intOf(c, "slot") == slots[victim] && intOf(c, "restarts") == 1;
+        return false;
+    });
+    auto events = json::Value::parse(node.hull({"events", "--output", "json"}).out);
+    REQUIRE(events);
+    INFO(events->dump(true));
+    CHECK(replaced);
+    auto cs1 = node.containers();
+    size_t same = 0;
+    for (const auto& c : cs1.asArray()) {
+        if (idOf(c) == victim || !pids.count(idOf(c))) continue;
+        ++same;
+        CHECK(c.find("status")->asString() == "running");
+        CHECK(intOf(c, "restarts") == 0);
+        auto inspect = json::Value::parse(node.hull({"inspect", idOf(c)}).out);
+        REQUIRE(inspect);
+        CHECK(intOf(*inspect, "pid") == pids[idOf(c)]);  // the very same process: not restarted
+    }
+    CHECK(same == 9);
+    // The exit is in the events, with its code and its own time, before the agent came back.
+    int exits = 0;
+    for (const auto& e : events->asArray()) {
+        if (e.find("kind")->asString() != "exit") continue;
+        ++exits;
+        CHECK(e.find("container")->asString() == victim);
+        CHECK(e.find("message")->asString() == "exit code 137 (while the agent was down)");
+        CHECK(intOf(e, "time") < restartedAt);
+    }
+    CHECK(exits == 1);
 }

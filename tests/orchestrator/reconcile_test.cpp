@@ -84,7 +84,7 @@ TEST_CASE("reconcile: restart policies", "[reconcile]") {
     CHECK(plan({never}, {}, milliseconds(10)).size() == 1);  // but it starts once
 }
 
-TEST_CASE("reconcile: a failed liveness probe stops the container; the restart follows its exit", "[reconcile]") {
+TEST_CASE("reconcile: a failed liveness probe stops the container, and the restart follows its exit", "[reconcile]") {
     auto bad = running("a", 0, 0);
     bad.livenessFailed = true;
     auto a = plan({svc(1)}, {bad}, milliseconds(5000));
@@ -92,6 +92,29 @@ TEST_CASE("reconcile: a failed liveness probe stops the container; the restart f
     CHECK(a[0].kind == Action::Kind::Stop);
     CHECK(a[0].container == "a");
     CHECK(a[0].reason == "liveness");
+    bad.startupFailed = true;  // a startup probe at its threshold fails the container the same way
+    auto b = plan({svc(1)}, {bad}, milliseconds(5000));
+    REQUIRE(b.size() == 1);
+    CHECK(b[0].kind == Action::Kind::Stop);
+    CHECK(b[0].reason == "startup");
+}
+
+TEST_CASE("reconcile: a container stopped for a failed probe restarts per its policy, with backoff", "[reconcile]") {
+    auto failed = exited("a", 0, 1000, 2000, 143, 2);
+    failed.livenessFailed = true;
+    auto a = plan({svc(1)}, {failed}, milliseconds(2000));
+    REQUIRE(a.size() == 1);
+    CHECK(a[0].kind == Action::Kind::Start);
+    CHECK(a[0].reason == "restart");
+    CHECK(a[0].restarts == 3);
+    CHECK(a[0].notBefore == milliseconds(2000 + 400));
+    auto onFailure = svc(1);
+    onFailure.spec.restart = Service::Restart::OnFailure;
+    failed.exitCode = 0;  // it ended cleanly on SIGTERM, but was unhealthy: a failure all the same
+    CHECK(plan({onFailure}, {failed}, milliseconds(2000)).size() == 1);
+    auto never = svc(1);
+    never.spec.restart = Service::Restart::Never;
+    CHECK(plan({never}, {failed}, milliseconds(2000)).empty());
 }
 
 TEST_CASE("reconcile: the phoenix cycle replaces one old container at a time, new first", "[reconcile]") {

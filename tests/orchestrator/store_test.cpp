@@ -227,6 +227,22 @@ TEST_CASE("store: events append and read since an id", "[store]") {
     CHECK(ok(s.events(0, 0)).empty());
 }
 
+TEST_CASE("store: the last events of one service, newest last", "[store]") {
+    test::TempDir dir("hull-store");
+    Store s = openOrFail(dir / "node.db");
+    CHECK(ok(s.serviceEvents("web", 20)).empty());
+    for (int i = 0; i < 30; ++i) (void)ok(s.addEvent({0, 1000 + i, "start", i % 3 ? "web" : "db", cid(i), std::to_string(i)}));
+    auto web = ok(s.serviceEvents("web", 5));
+    REQUIRE(web.size() == 5);
+    // web has 1, 2, 4, 5, ... 28, 29 (not the multiples of 3): its last five are 23 25 26 28 29.
+    CHECK(web[0].message == "23");
+    CHECK(web[4].message == "29");
+    for (size_t i = 1; i < web.size(); ++i) CHECK(web[i].id > web[i - 1].id);
+    for (const auto& e : web) CHECK(e.service == "web");
+    CHECK(ok(s.serviceEvents("db", 100)).size() == 10);
+    CHECK(ok(s.serviceEvents("nope", 100)).empty());
+}
+
 TEST_CASE("store: a failed transaction leaves nothing", "[store]") {
     test::TempDir dir("hull-store");
     Store s = openOrFail(dir / "node.db");
