@@ -67,7 +67,7 @@ TEST_CASE("device filter: deny all, then allow a few, as podman sends", "[cgroup
     CHECK(run(prog, C, R | W | M, 136, 7) == 0);  // the pts rule does not grant mknod
 }
 
-TEST_CASE("device filter: the last matching rule wins; no match allows", "[cgroups][devices]") {
+TEST_CASE("device filter: the last matching rule wins, no match allows", "[cgroups][devices]") {
     auto none = compileDeviceFilter({});
     CHECK(run(none, B, R, 8, 0) == 1);
     std::vector<DeviceRule> rules = {

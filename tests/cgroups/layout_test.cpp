@@ -73,7 +73,7 @@ TEST_CASE("mountinfo: cgroup lines with their controllers", "[cgroups]") {
     CHECK(mounts[9].controllers.empty());
 }
 
-TEST_CASE("mountinfo: mount flags are not controllers; escaped paths are decoded", "[cgroups]") {
+TEST_CASE("mountinfo: mount flags are not controllers, escaped paths are decoded", "[cgroups]") {
     auto mounts = parseCgroupMounts(kLegacyMountinfo);
     REQUIRE(mounts.size() == 7);
     CHECK(mounts[0].controllers == std::vector<std::string>{"name=systemd"});

@@ -108,7 +108,7 @@ TEST_CASE("v1: our placement is taken relative to the mounted part of each hiera
     CHECK((*m)->path("pids") == fx.path("pids/c"));  // "/" is not below "/elsewhere": the mount's top
 }
 
-TEST_CASE("v1: a legacy host has no unified directory; bad paths are refused", "[cgroups]") {
+TEST_CASE("v1: a legacy host has no unified directory, bad paths are refused", "[cgroups]") {
     Fixture fx;
     auto m = managerFor(fx, "c", LayoutKind::Legacy);
     CHECK(v1(m).hierarchies().size() == 6);

@@ -100,7 +100,7 @@ TEST_CASE("v2: a missing control file is an error naming it, and is not created"
     CHECK_FALSE(fx.exists("hull/web-1/cgroup.freeze"));
 }
 
-TEST_CASE("v2: pids covers sub-cgroups; a missing cgroup has none", "[cgroups]") {
+TEST_CASE("v2: pids covers sub-cgroups, a missing cgroup has none", "[cgroups]") {
     Fixture fx;
     fx.makeFile("c/cgroup.procs", "30\n10\n");
     fx.makeFile("c/sub/cgroup.procs", "20\n10\n");

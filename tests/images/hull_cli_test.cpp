@@ -80,7 +80,7 @@ TEST_CASE("hull: images imported from an oci-archive and a docker-archive run", 
     CHECK(pruned.status == 0);
 }
 
-TEST_CASE("hull: a detached httpd answers on a published port; logs, stop and rm leave nothing",
+TEST_CASE("hull: a detached httpd answers on a published port, logs, stop and rm leave nothing",
           "[root][net][images][cli]") {
     if (!isRoot()) return;
     std::string images = busyboxImages();
@@ -238,7 +238,7 @@ std::string ociLayoutWith(const TempDir& at, const std::string& layer, bool corr
 
 }  // namespace
 
-TEST_CASE("hull image import refuses hostile layers and bad digests; nothing lands outside or in the store",
+TEST_CASE("hull image import refuses hostile layers and bad digests, nothing lands outside or in the store",
           "[root][images][cli]") {
     if (!isRoot()) return;
     TempDir work("hull-hostile");

@@ -223,7 +223,7 @@ std::string writeCredentials(const std::string& dir, const std::string& registry
 
 }  // namespace
 
-TEST_CASE("registry: pull an OCI image: manifest, config and layers verified; has() skips", "[registry][root]") {
+TEST_CASE("registry: pull an OCI image: manifest, config and layers verified, has() skips", "[registry][root]") {
     REQUIRE_REGISTRY_TOOLS();
     Env& e = env();
     t::TempDir store("hull-regstore"), tmp("hull-regtmp");

@@ -68,7 +68,7 @@ std::string natElements(const TestNetns& ns) {
 
 }  // namespace
 
-TEST_CASE("net: two containers on the bridge talk TCP; delete leaves nothing", "[root][net]") {
+TEST_CASE("net: two containers on the bridge talk TCP, delete leaves nothing", "[root][net]") {
     REQUIRE_ROOT();
     TestNetns host("br");
     TempDir state("hull-net-state");
@@ -285,7 +285,7 @@ TEST_CASE("ipam: 200 concurrent allocations get 200 distinct addresses, and all 
     CHECK(ipam.list()->empty());
 }
 
-TEST_CASE("overlay: containers on two hosts reach each other over VXLAN; removing the entries cuts them off",
+TEST_CASE("overlay: containers on two hosts reach each other over VXLAN, removing the entries cuts them off",
           "[root][net][overlay]") {
     REQUIRE_ROOT();
     TestNetns hostA("ova"), hostB("ovb");
@@ -411,7 +411,7 @@ TEST_CASE("net: a network without masquerade keeps the container's source addres
     REQUIRE(net->detach("nm"));
 }
 
-TEST_CASE("net: a dual-stack network: two containers talk TCP over IPv6; delete leaves nothing", "[root][net]") {
+TEST_CASE("net: a dual-stack network: two containers talk TCP over IPv6, delete leaves nothing", "[root][net]") {
     REQUIRE_ROOT();
     TestNetns host("dual", "h6-");
     TempDir state("hull-net6-state");

@@ -357,7 +357,7 @@ TEST_CASE("exec and delete from another cgroup find the container's cgroup", "[r
     ::rmdir(other.c_str());
 }
 
-TEST_CASE("process: umask defaults to 0022; scheduler, ioPriority and personality are applied", "[root][runtime]") {
+TEST_CASE("process: umask defaults to 0022, scheduler, ioPriority and personality are applied", "[root][runtime]") {
     REQUIRE_ROOT();
     BundleOptions o;
     o.processExtra = R"(,"scheduler":{"policy":"SCHED_BATCH","nice":5},"ioPriority":{"class":"IOPRIO_CLASS_IDLE","priority":0})";
@@ -417,7 +417,7 @@ TEST_CASE("exec --process without capabilities keeps the container's, and run al
     CHECK(tty.out.find("/dev/pts/0") != std::string::npos);
 }
 
-TEST_CASE("a namespace given by path is joined; kill --all reaches every process", "[root][runtime]") {
+TEST_CASE("a namespace given by path is joined, kill --all reaches every process", "[root][runtime]") {
     REQUIRE_ROOT();
     BundleOptions first;
     first.args = {"/bin/sleep", "300"};

@@ -14,7 +14,7 @@ Linux withNamespaces(std::vector<Namespace> ns) {
 }
 }  // namespace
 
-TEST_CASE("new namespaces become clone flags; cgroup and time come after placement", "[namespaces]") {
+TEST_CASE("new namespaces become clone flags, cgroup and time come after placement", "[namespaces]") {
     auto plan = planNamespaces(withNamespaces({{NamespaceType::Pid, ""},
                                                {NamespaceType::Mount, ""},
                                                {NamespaceType::Uts, ""},

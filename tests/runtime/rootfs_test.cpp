@@ -111,7 +111,7 @@ TEST_CASE("a later option overrides an earlier one", "[rootfs]") {
     CHECK(op2.clearFlags == 0);
 }
 
-TEST_CASE("bind mounts: type bind or a bind option; ro and friends need a remount", "[rootfs]") {
+TEST_CASE("bind mounts: type bind or a bind option, ro and friends need a remount", "[rootfs]") {
     auto ro = planOne(mountOf("/data", "bind", "/srv/data", {"rbind", "ro", "nosuid"}));
     CHECK(ro.bind);
     CHECK(ro.recursive);

@@ -110,7 +110,7 @@ TEST_CASE("a plan resolves names to numbers and actions with their errno", "[sec
     CHECK(plan->rules[6].action == SCMP_ACT_TRAP);
 }
 
-TEST_CASE("argument comparisons keep their operator and data; MASKED_EQ takes value as the mask", "[seccomp]") {
+TEST_CASE("argument comparisons keep their operator and data, MASKED_EQ takes value as the mask", "[seccomp]") {
     auto plan = planSeccomp(allowBy({call({"clone"}, "SCMP_ACT_ERRNO", {},
                                           {{0, 0x10000000, 0x10000000, "SCMP_CMP_MASKED_EQ"},
                                            {2, 5, 0, "SCMP_CMP_GT"}})}));
@@ -185,7 +185,7 @@ TEST_CASE("rules with the default action are dropped", "[seccomp]") {
     CHECK(plan->rules.size() == 5);
 }
 
-TEST_CASE("architectures map to libseccomp tokens; flags set the load options", "[seccomp]") {
+TEST_CASE("architectures map to libseccomp tokens, flags set the load options", "[seccomp]") {
     Seccomp s = allowBy({});
     s.architectures = {"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64",
                        "SCMP_ARCH_RISCV64", "SCMP_ARCH_X86", "SCMP_ARCH_S390X"};
@@ -305,7 +305,7 @@ TEST_CASE("a loaded filter returns the configured errno and shows in /proc", "[r
           "Seccomp:\t2\nNoNewPrivs:\t1\n");
 }
 
-TEST_CASE("without no_new_privs, root loads the filter with CAP_SYS_ADMIN; LOG flag accepted", "[root][seccomp]") {
+TEST_CASE("without no_new_privs, root loads the filter with CAP_SYS_ADMIN, LOG flag accepted", "[root][seccomp]") {
     if (!hull::test::isRoot()) {
         WARN("not root: skipping the seccomp load test");
         SUCCEED();
