@@ -466,6 +466,7 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
             TRY_CTX("linux.gidMappings", sys::writeExisting(base + "/gid_map", mapText(spec.linux.gidMappings)));
     }
     TRY(sendMsg(parentSock.get(), "go:" + std::to_string(child)));
+    if (opts.onCloned) opts.onCloned(child);
 
     st.pid = child;
     // Recorded before any hook runs: `state` then says "creating" with the

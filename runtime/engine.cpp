@@ -13,6 +13,7 @@
 #include <map>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
 #include <thread>
 
@@ -20,6 +21,8 @@
 #include "images/store.hpp"
 #include "netns/network.hpp"
 #include "runtime/defaults.hpp"
+#include "runtime/process.hpp"
+#include "runtime/spec.hpp"
 #include "runtime/runtime.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
@@ -244,6 +247,82 @@ void writeExit(const std::string& dir, int code) {
     (void)sys::writeFileAtomic(dir + "/exit.json", v.dump() + "\n", 0600);
 }
 
+/// In the child that becomes the container's monitor: create the container
+/// (its init inherits our stdout and stderr, pipes the monitor drains), report
+/// "created PID" on READY, and exec hull-monitor, which stays the init's parent
+/// and so is the one process that learns its exit status. Never returns.
+[[noreturn]] void createAndBecomeMonitor(int ready, const std::string& dir, const std::string& id,
+                                         const std::string& runRoot, const std::string& pidFile,
+                                         const std::string& monitor, const std::vector<std::string>& cleanup) {
+    ::setsid();
+    auto say = [&](const std::string& msg) { (void)!::write(ready, msg.data(), msg.size()); };
+    int out[2], err[2];
+    if (::pipe2(out, O_CLOEXEC) < 0 || ::pipe2(err, O_CLOEXEC) < 0) {
+        say("error:pipe: " + std::string(std::strerror(errno)) + "\n");
+        ::_exit(1);
+    }
+    // Fixed descriptors for the monitor: 3 and 4 read the init's stdout and
+    // stderr, 5 reports to our caller. Moved above 10 first so no dup2 below
+    // closes one still needed.
+    int fds[] = {out[0], err[0], ready, out[1], err[1]};
+    for (int& fd : fds) fd = ::fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+    null = ::fcntl(null, F_DUPFD_CLOEXEC, 10);
+    ::dup2(null, 0);
+    ::dup2(fds[3], 1);  // the init inherits these
+    ::dup2(fds[4], 2);
+    ::dup2(fds[0], 3);
+    ::dup2(fds[1], 4);
+    ::dup2(fds[2], 5);
+    ::fcntl(5, F_SETFD, FD_CLOEXEC);  // EOF for our caller once the monitor runs
+    // Whatever our caller had open (the agent's sockets, its store) stays out
+    // of the container and the monitor.
+    ::close_range(6, ~0U, 0);
+    ready = 5;
+    Runtime rt(runRoot);
+    CreateOptions co;
+    co.id = id;
+    co.bundle = dir;
+    co.pidFile = pidFile;
+    co.onCloned = [&](pid_t pid) { say("cloned " + std::to_string(pid) + "\n"); };
+    auto created = rt.create(co);
+    int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 1);  // only the init holds the pipes' write ends now
+    ::dup2(devnull, 2);
+    if (devnull > 5) ::close(devnull);
+    if (!created) {
+        say("error:" + created.error().message() + "\n");
+        ::_exit(1);
+    }
+    auto pidText = sys::readFile(pidFile);
+    pid_t init = pidText ? pid_t(std::atoi(pidText->c_str())) : 0;
+    if (init <= 0) {
+        say("error:no pid file after create\n");
+        ::_exit(1);
+    }
+    // The monitor holds the init's mount and network namespaces (fds 6 and 7)
+    // until it has written exit.json: the kernel then tears them down (every
+    // mount of the container, its veth) after the exit is reported, not in
+    // the init's exit, which the node agent is waiting on to restart it.
+    for (auto [ns, fd] : {std::pair{"mnt", 6}, std::pair{"net", 7}}) {
+        int nsfd = ::open(("/proc/" + std::to_string(init) + "/ns/" + ns).c_str(), O_RDONLY | O_CLOEXEC);
+        if (nsfd >= 0 && nsfd != fd) {
+            ::dup2(nsfd, fd);  // without O_CLOEXEC: the monitor inherits it
+            ::close(nsfd);
+        }
+    }
+    std::string initText = std::to_string(init);
+    say("created " + initText + "\n");
+    std::vector<const char*> argv = {"hull-monitor", dir.c_str(), id.c_str(), initText.c_str()};
+    for (const auto& a : cleanup) argv.push_back(a.c_str());
+    argv.push_back(nullptr);
+    ::execv(monitor.c_str(), const_cast<char* const*>(argv.data()));
+    int execErr = errno;
+    ::kill(init, SIGKILL);  // no one would reap it: `start` then fails and the caller cleans up
+    say("error:exec " + monitor + ": " + std::strerror(execErr) + "\n");
+    ::_exit(127);
+}
+
 }  // namespace
 
 Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
@@ -421,9 +500,11 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
     };
 
     if (o.detach) {
-        // hull-monitor (beside this binary) creates the container and stays as
-        // its parent; we attach the network and start it. The monitor runs
-        // `hull _cleanup ID` when the container ends.
+        // The container is created here, in a child of ours that then becomes
+        // hull-monitor (beside this binary) by exec: the monitor is the init's
+        // parent without a runtime binary run in between (an exec of hull-runc
+        // costs more than the whole create). We attach the network and start
+        // it. The monitor runs `hull _cleanup ID` when the container ends.
         char exe[4096];
         ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
         if (len <= 0) return failErrno("readlink /proc/self/exe");
@@ -433,46 +514,63 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
         if (constexpr std::string_view kDeleted = " (deleted)";
             self.size() > kDeleted.size() && self.compare(self.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
             self.resize(self.size() - kDeleted.size());
-        std::string bin = self.substr(0, self.rfind('/'));
-        std::string monitor = bin + "/hull-monitor", runc = bin + "/hull-runc";
+        std::string monitor = self.substr(0, self.rfind('/')) + "/hull-monitor";
+        std::string runRoot = run_ + "/runc", pidFile = dir + "/init.pid";
+        // The seccomp profile is compiled once per process (compileSeccomp keeps
+        // it) and the fork below inherits it: compiled here, a long-lived caller
+        // pays for it once, not in every container's child.
+        if (const Value* sc = cfg.find("linux") ? cfg.find("linux")->find("seccomp") : nullptr) {
+            std::string profile = sc->dump();
+            if (!warmProfiles_->count(profile))
+                if (auto spec = parseSpec(cfg.dump()); spec && spec->process &&
+                                                       planProcess(*spec->process, spec->linux.seccomp))
+                    warmProfiles_->insert(std::move(profile));
+        }
+        reapMonitors();
         int ready[2];
         if (::pipe2(ready, O_CLOEXEC) < 0) return failErrno("pipe");
-        // Forked twice: the monitor must not be our child. A long-lived caller
-        // (the node agent) would otherwise collect a zombie for every container
-        // that has ended; this way init (or a subreaper) reaps it.
-        std::string runRoot = run_ + "/runc";
+        // The monitor is our child (forking twice to hand it to init costs a
+        // second copy of a big caller's page tables): reapMonitors() collects
+        // the ones that have ended, at the next run or list.
         pid_t pid = ::fork();
         if (pid < 0) return failErrno("fork");
-        if (pid == 0 && ::fork() != 0) ::_exit(0);  // the middle process: gone at once (or fork failed: EOF below)
-        if (pid == 0) {
-            ::setsid();
-            int null = ::open("/dev/null", O_RDWR);
-            ::dup2(null, 0);
-            ::dup2(null, 1);
-            ::dup2(null, 2);
-            if (ready[1] == 3) ::fcntl(3, F_SETFD, 0);
-            else ::dup2(ready[1], 3);  // the readiness pipe, the only fd the monitor inherits
-            ::syscall(SYS_close_range, 4, ~0U, 0);  // whatever our caller left open, too
-            ::execl(monitor.c_str(), "hull-monitor", dir.c_str(), m.id.c_str(), runc.c_str(), runRoot.c_str(),
-                    self.c_str(), "--state-dir", state_.c_str(), "--run-dir", run_.c_str(), "_cleanup", m.id.c_str(),
-                    static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
+        if (pid == 0) createAndBecomeMonitor(ready[1], dir, m.id, runRoot, pidFile, monitor,
+                                             {self, "--state-dir", state_, "--run-dir", run_, "_cleanup", m.id});
         ::close(ready[1]);
-        std::string answer;
-        char buf[1024];
-        ssize_t n;
-        while ((n = ::read(ready[0], buf, sizeof buf)) > 0) answer.append(buf, size_t(n));
-        ::close(ready[0]);
-        while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {  // the middle process, already gone
+        monitors_->push_back(pid);
+        // Lines: "cloned PID" as soon as the init exists, "created PID" once it
+        // waits to be started, or "error:…". Read a line at a time, not to EOF:
+        // the init, waiting to be started, holds the pipe open too.
+        std::string pending;
+        auto line = [&]() -> std::string {
+            char buf[1024];
+            ssize_t n;
+            while (pending.find('\n') == std::string::npos && (n = ::read(ready[0], buf, sizeof buf)) > 0)
+                pending.append(buf, size_t(n));
+            auto nl = pending.find('\n');
+            std::string l = pending.substr(0, nl);
+            pending.erase(0, nl == std::string::npos ? pending.size() : nl + 1);
+            return l;
+        };
+        std::string answer = line();
+        // The network is attached while the init mounts its root: on two CPUs
+        // the two overlap.
+        std::optional<Result<void>> attached;
+        if (answer.rfind("cloned ", 0) == 0) {
+            attached = attach(pid_t(std::atoi(answer.c_str() + 7)));
+            answer = line();
         }
-        if (answer.rfind("created ", 0) != 0)
-            return fail(Error::plain(EIO, answer.rfind("error:", 0) == 0 ? answer.substr(6)
-                                                                         : "hull-monitor exited before the container was created"));
+        ::close(ready[0]);
+        if (answer.rfind("error:", 0) == 0) {
+            // Nothing was created; a network attached to the init that died goes with the record.
+            if (attached && *attached) (void)teardown(state_, dir, m);
+            return fail(Error::plain(EIO, answer.substr(6)));
+        }
+        if (answer.rfind("created ", 0) != 0) return fail(Error::plain(EIO, "the container's monitor exited before it was created"));
         pid_t init = pid_t(std::atoi(answer.c_str() + 8));
         keepDir = true;
         Runtime rt(run_ + "/runc");
-        auto started = attach(init).and_then([&] { return rt.start(m.id); });
+        auto started = (attached ? std::move(*attached) : attach(init)).and_then([&] { return rt.start(m.id); });
         if (!started) {
             // The monitor sees the init die and cleans up; the record goes too.
             (void)rt.kill(m.id, SIGKILL, true);
@@ -557,7 +655,17 @@ Result<ContainerInfo> Engine::inspect(const std::string& q) {
     return c;
 }
 
+void Engine::reapMonitors() {
+    std::erase_if(*monitors_, [](pid_t pid) {
+        int r;
+        while ((r = ::waitpid(pid, nullptr, WNOHANG)) < 0 && errno == EINTR) {
+        }
+        return r != 0;  // reaped, or not ours (any more)
+    });
+}
+
 Result<std::vector<ContainerInfo>> Engine::list(bool all) {
+    reapMonitors();
     std::vector<ContainerInfo> out;
     for (const auto& id : sys::listDir(state_ + "/containers")) {
         auto c = inspect(id);

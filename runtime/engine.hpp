@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,9 +92,17 @@ public:
 
 private:
     Engine(std::string state, std::string run)
-        : state_(std::move(state)), run_(std::move(run)), nets_(std::make_shared<std::map<std::string, netns::Network>>()) {}
+        : state_(std::move(state)),
+          run_(std::move(run)),
+          nets_(std::make_shared<std::map<std::string, netns::Network>>()),
+          warmProfiles_(std::make_shared<std::set<std::string>>()),
+          monitors_(std::make_shared<std::vector<pid_t>>()) {}
+    /// Collect the monitors we started that have ended (they are our children).
+    void reapMonitors();
     std::string state_, run_;
     std::shared_ptr<std::map<std::string, netns::Network>> nets_;  // networks made sure of, by name
+    std::shared_ptr<std::set<std::string>> warmProfiles_;          // seccomp profiles compiled in this process
+    std::shared_ptr<std::vector<pid_t>> monitors_;                 // our children, until reaped
 };
 
 /// Docker-style names for containers without one ("hull-3f2a9c"), and short ids.

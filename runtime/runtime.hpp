@@ -28,6 +28,10 @@ struct CreateOptions {
     /// namespaces exist): `hull run` attaches the network here. An error aborts
     /// the run and removes the container.
     std::function<Result<void>(pid_t)> beforeStart;
+    /// create and run: called with the init's pid as soon as it exists (its
+    /// namespaces do), while it still sets itself up: a caller may work on its
+    /// network namespace meanwhile.
+    std::function<void(pid_t)> onCloned;
 };
 
 /// What `state` reports (runtime.md "State"), plus hull's bookkeeping.

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
+#include <mutex>
 #include <cassert>
 #include <cctype>
 #include <cstdio>
@@ -255,7 +257,56 @@ Result<SeccompPlan> planSeccomp(const Seccomp& spec) {
     return plan;
 }
 
+namespace {
+
+/// What the program depends on, as bytes: the default action, the
+/// architectures and the rules (load-time flags are not part of it).
+std::string programKey(const SeccompPlan& plan) {
+    std::string key;
+    auto put = [&](const auto& v) { key.append(reinterpret_cast<const char*>(&v), sizeof v); };
+    put(plan.defaultAction);
+    put(plan.architectures.size());
+    for (uint32_t a : plan.architectures) put(a);
+    for (const auto& r : plan.rules) {
+        put(r.syscall);
+        put(r.action);
+        put(r.args.size());
+        for (const auto& a : r.args) {
+            put(a.index);
+            put(a.op);
+            put(a.datumA);
+            put(a.datumB);
+        }
+    }
+    return key;
+}
+
+Result<std::string> compileUncached(const SeccompPlan& plan);
+
+}  // namespace
+
 Result<std::string> compileSeccomp(const SeccompPlan& plan) {
+    // libseccomp takes milliseconds for a profile of 300 syscalls. A long-lived
+    // caller (the node agent) starts the same profile over and over, and creates
+    // each container in a fork of itself: one compilation per process serves
+    // them all. Only the thread that forks touches the cache.
+    static std::mutex mu;
+    static std::map<std::string, std::string> cache;
+    std::string key = programKey(plan);
+    {
+        std::lock_guard lock(mu);
+        if (auto it = cache.find(key); it != cache.end()) return it->second;
+    }
+    auto bpf = TRY(compileUncached(plan));
+    std::lock_guard lock(mu);
+    if (cache.size() >= 16) cache.clear();  // a bound, for a caller that sees many profiles
+    cache.emplace(std::move(key), bpf);
+    return bpf;
+}
+
+namespace {
+
+Result<std::string> compileUncached(const SeccompPlan& plan) {
     FilterCtx ctx(seccomp_init(plan.defaultAction));
     if (!ctx) return fail(Error::plain(EINVAL, "seccomp_init: invalid default action"));
     // We load the program ourselves (loadSeccomp), so load-time attributes (NNP,
@@ -290,6 +341,8 @@ Result<std::string> compileSeccomp(const SeccompPlan& plan) {
     }
     return exportBpf(ctx.get());
 }
+
+}  // namespace
 
 Result<void> loadSeccomp(const std::string& bpf, bool noNewPrivileges, const SeccompPlan& plan) {
     // Runs between clone and exec: no allocation on the success path.
