@@ -202,8 +202,10 @@ public:
                 nextWake_ = nextWake_ ? std::min(nextWake_, at) : at;
                 continue;
             }
-            TRY(start(specs.at(a.service), a, now));
-            // The ended container it replaces has done its job (its restart count lives on in the label).
+            // A start that failed leaves the ended container in place: its label
+            // holds the slot's restart count, which the next try carries on.
+            if (!start(specs.at(a.service), a, now)) continue;
+            // The ended container it replaces has done its job (its restart count lives on in the new one's label).
             for (const auto& o : observed)
                 if (o.service == a.service && o.slot == a.slot && o.state == Observed::State::Exited) {
                     if (failed_.erase(o.id)) continue;  // the background stop removes it
@@ -296,7 +298,8 @@ private:
         }).detach();
     }
 
-    Result<void> start(const Service& s, const Action& a, int64_t now) {
+    /// False when the engine could not start it (recorded as an event; tried again next round).
+    bool start(const Service& s, const Action& a, int64_t now) {
         runtime::RunOptions r;
         r.image = s.image;
         static std::mt19937 rng{std::random_device{}()};
@@ -322,11 +325,11 @@ private:
         if (!res) {
             (void)store_.addEvent({0, now, "error", s.name, "", "start slot " + std::to_string(a.slot) + ": " + res.error().message()});
             log::warnf("node: %s slot %d: %s", s.name.c_str(), a.slot, res.error().message().c_str());
-            return {};  // tried again next round
+            return false;
         }
         // Stamped now: the process runs from here (the round began before the start).
         (void)store_.addEvent({0, nowMs(), "start", s.name, id, a.reason + " (slot " + std::to_string(a.slot) + ")"});
-        return {};
+        return true;
     }
 
     void runProbes(const Service& s, const runtime::ContainerInfo& c, ProbeTrack& t, int64_t now) {
