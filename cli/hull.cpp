@@ -15,6 +15,7 @@
 #include "cli/args.hpp"
 #include "images/store.hpp"
 #include "orchestrator/agent.hpp"
+#include "orchestrator/messages.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/runtime.hpp"
 #include "netns/network.hpp"
@@ -615,6 +616,36 @@ std::vector<std::string> outputFlagFirst(const std::vector<std::string>& argv) {
     return reordered;
 }
 
+/// The agent's answer: its body when 200; else nullopt, its ErrorReply's message on stderr.
+std::optional<std::string> call(const std::string& socket, const std::string& method, const std::string& target,
+                                const std::string& body) {
+    auto r = orchestrator::apiRequest(socket, method, target, body);
+    if (!r) {
+        failWith(r.error().message());
+        return std::nullopt;
+    }
+    if (r->first != 200) {
+        auto e = orchestrator::decode<orchestrator::ErrorReply>(r->second);
+        failWith(e ? e->message : "node agent: status " + std::to_string(r->first) + ": " + r->second);
+        return std::nullopt;
+    }
+    return r->second;
+}
+
+/// call(), with the reply decoded as a T.
+template <class T>
+std::optional<T> ask(const std::string& socket, const std::string& method, const std::string& target,
+                     const std::string& body) {
+    auto r = call(socket, method, target, body);
+    if (!r) return std::nullopt;
+    auto m = orchestrator::decode<T>(*r);
+    if (!m) {
+        failWith("node agent: " + m.error().message());
+        return std::nullopt;
+    }
+    return std::move(*m);
+}
+
 int nodeCmd(const std::string& state, const std::string& runDir, const std::string& cmd,
             const std::vector<std::string>& argv) {
     std::string socket = state + "/node.sock";
@@ -625,35 +656,15 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
         if (!agent) return failWith(agent.error().message());
         return check((*agent)->run());
     }
-    auto call = [&](const std::string& method, const std::string& target, const std::string& body) -> std::optional<std::string> {
-        auto r = orchestrator::apiRequest(socket, method, target, body);
-        if (!r) {
-            failWith(r.error().message());
-            return std::nullopt;
-        }
-        if (r->first != 200) {
-            auto v = json::Value::parse(r->second);
-            const json::Value* e = v ? v->find("error") : nullptr;
-            failWith(e && e->isString() ? e->asString() : r->second);
-            return std::nullopt;
-        }
-        return r->second;
-    };
     if (cmd == "apply") {
         Args a(argv, {}, {"--file"}, {{"-f", "--file"}});
         if (!a.error.empty() || !a.has("--file")) return failWith("apply: expected -f FILE");
         auto text = sys::readFile(a.get("--file"));
         if (!text) return failWith(text.error().message());
-        json::Value req = json::Value::object();
-        req.set("source", a.get("--file"));
-        req.set("text", *text);
-        auto r = call("POST", "/v1/services", req.dump());
+        auto r = ask<orchestrator::ApplyReply>(socket, "POST", "/v1/services",
+                                                          orchestrator::encode(orchestrator::ApplyRequest{a.get("--file"), *text}));
         if (!r) return 1;
-        auto v = json::Value::parse(*r);
-        int64_t gen = 0;
-        if (v && v->find("generation")) v->find("generation")->toInt64(gen);
-        std::printf("service %s applied (generation %lld)\n", v && v->find("name") ? v->find("name")->asString().c_str() : "?",
-                    (long long)gen);
+        std::printf("service %s applied (generation %lld)\n", r->name.c_str(), (long long)r->generation);
         return 0;
     }
     if (cmd == "get" || cmd == "events") {
@@ -662,10 +673,15 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
         std::string what = cmd == "events" ? "events" : a.positional.empty() ? "" : a.positional[0];
         if (what != "services" && what != "containers" && what != "events")
             return failWith("get: expected services or containers");
-        auto r = call("GET", "/v1/" + what, "");
-        if (!r) return 1;
-        auto v = json::Value::parse(*r);
-        if (!v || !v->isArray()) return failWith("node agent: unexpected answer");
+        std::optional<json::Value> v;
+        if (what == "services") {
+            if (auto m = ask<orchestrator::ServiceList>(socket, "GET", "/v1/services", "")) v = orchestrator::outputJson(*m);
+        } else if (what == "containers") {
+            if (auto m = ask<orchestrator::ContainerList>(socket, "GET", "/v1/containers", "")) v = orchestrator::outputJson(*m);
+        } else {
+            if (auto m = ask<orchestrator::EventList>(socket, "GET", "/v1/events", "")) v = orchestrator::outputJson(*m);
+        }
+        if (!v) return 1;
         if (a.get("--output", "table") == "json") {
             std::printf("%s\n", v->dump(true).c_str());
             return 0;
@@ -699,29 +715,30 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
     if (cmd == "describe") {
         Args a(outputFlagFirst(argv), {}, {"--output"}, {{"-o", "--output"}});
         if (!a.error.empty() || a.positional.size() != 1) return failWith("describe: expected a service name");
-        auto r = call("GET", "/v1/services/" + a.positional[0], "");
-        if (!r) return 1;
-        auto v = json::Value::parse(*r);
-        if (!v || !v->isObject() || !v->find("spec") || !v->find("replicas") || !v->find("containers") || !v->find("events"))
-            return failWith("node agent: unexpected answer");
-        if (a.get("--output", "table") == "json") std::printf("%s\n", v->dump(true).c_str());
-        else printDescribe(*v);
+        auto m = ask<orchestrator::DescribeReply>(socket, "GET", "/v1/services/" + a.positional[0], "");
+        if (!m) return 1;
+        json::Value v = orchestrator::outputJson(*m);
+        if (a.get("--output", "table") == "json") std::printf("%s\n", v.dump(true).c_str());
+        else printDescribe(v);
         return 0;
     }
     if (cmd == "metrics") {
-        auto r = call("GET", "/metrics", "");
+        auto r = call(socket, "GET", "/metrics", "");
         if (!r) return 1;
         std::printf("%s", r->c_str());
         return 0;
     }
     if (cmd == "delete") {
         if (argv.size() != 1) return failWith("delete: expected a service name");
-        return call("DELETE", "/v1/services/" + argv[0], "") ? 0 : 1;
+        return ask<orchestrator::DeleteReply>(socket, "DELETE", "/v1/services/" + argv[0], "") ? 0 : 1;
     }
     if (cmd == "scale") {
         auto n = argv.size() == 2 ? wholeNumber(argv[1]) : std::nullopt;
         if (!n || *n < 0) return failWith("scale: expected SERVICE REPLICAS");
-        return call("POST", "/v1/services/" + argv[0] + "/scale", "{\"replicas\":" + std::to_string(*n) + "}") ? 0 : 1;
+        return ask<orchestrator::ScaleReply>(socket, "POST", "/v1/services/" + argv[0] + "/scale",
+                                                        orchestrator::encode(orchestrator::ScaleRequest{*n}))
+                   ? 0
+                   : 1;
     }
     return failWith("unknown command \"" + cmd + "\"");
 }

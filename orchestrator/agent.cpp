@@ -20,6 +20,7 @@
 #include <set>
 #include <thread>
 
+#include "orchestrator/messages.hpp"
 #include "orchestrator/probe.hpp"
 #include "orchestrator/reconcile.hpp"
 #include "orchestrator/service.hpp"
@@ -71,12 +72,8 @@ struct ProbeTrack {
     int64_t pendingSince = 0;  // ended, exit status not yet recorded
 };
 
-/// A JSON error answer of the API: {"error": MSG}.
-std::pair<int, std::string> apiError(int code, const std::string& msg) {
-    Value e = Value::object();
-    e.set("error", msg);
-    return {code, e.dump()};
-}
+/// An error answer of the API.
+std::pair<int, std::string> apiError(int code, const std::string& msg) { return {code, encode(ErrorReply{msg})}; }
 
 constexpr size_t kDescribeEvents = 20;  // the last ones of a service that `hull describe` shows
 
@@ -205,8 +202,10 @@ public:
                 nextWake_ = nextWake_ ? std::min(nextWake_, at) : at;
                 continue;
             }
-            TRY(start(specs.at(a.service), a, now));
-            // The ended container it replaces has done its job (its restart count lives on in the label).
+            // A start that failed leaves the ended container in place: its label
+            // holds the slot's restart count, which the next try carries on.
+            if (!start(specs.at(a.service), a, now)) continue;
+            // The ended container it replaces has done its job (its restart count lives on in the new one's label).
             for (const auto& o : observed)
                 if (o.service == a.service && o.slot == a.slot && o.state == Observed::State::Exited) {
                     if (failed_.erase(o.id)) continue;  // the background stop removes it
@@ -299,7 +298,8 @@ private:
         }).detach();
     }
 
-    Result<void> start(const Service& s, const Action& a, int64_t now) {
+    /// False when the engine could not start it (recorded as an event; tried again next round).
+    bool start(const Service& s, const Action& a, int64_t now) {
         runtime::RunOptions r;
         r.image = s.image;
         static std::mt19937 rng{std::random_device{}()};
@@ -325,11 +325,11 @@ private:
         if (!res) {
             (void)store_.addEvent({0, now, "error", s.name, "", "start slot " + std::to_string(a.slot) + ": " + res.error().message()});
             log::warnf("node: %s slot %d: %s", s.name.c_str(), a.slot, res.error().message().c_str());
-            return {};  // tried again next round
+            return false;
         }
         // Stamped now: the process runs from here (the round began before the start).
         (void)store_.addEvent({0, nowMs(), "start", s.name, id, a.reason + " (slot " + std::to_string(a.slot) + ")"});
-        return {};
+        return true;
     }
 
     void runProbes(const Service& s, const runtime::ContainerInfo& c, ProbeTrack& t, int64_t now) {
@@ -477,10 +477,10 @@ private:
     }
 
     /// The containers of declared services (of SERVICE only, when given).
-    Value containersJson(const std::string& service = "") {
-        Value arr = Value::array();
+    std::vector<ContainerEntry> containers(const std::string& service = "") {
+        std::vector<ContainerEntry> out;
         auto list = engine_.list(true);
-        if (!list) return arr;
+        if (!list) return out;
         std::set<std::string> stopping;
         {
             std::lock_guard lock(stoppingMu_);
@@ -489,54 +489,53 @@ private:
         for (const auto& c : *list) {
             std::string svc = label(c, "hull.service");
             if (svc.empty() || (!service.empty() && svc != service)) continue;
-            Value v = Value::object();
-            v.set("id", c.id);
-            v.set("name", c.name);
-            v.set("service", label(c, "hull.service"));
-            v.set("slot", labelInt(c, "hull.slot"));
-            v.set("generation", labelInt(c, "hull.generation"));
-            v.set("restarts", labelInt(c, "hull.restarts"));
+            ContainerEntry e;
+            e.id = c.id;
+            e.name = c.name;
+            e.service = svc;
+            e.slot = int(labelInt(c, "hull.slot"));
+            e.generation = labelInt(c, "hull.generation");
+            e.restarts = int(labelInt(c, "hull.restarts"));
             // "stopping": on its way out in the background (grace period), no longer counted.
-            v.set("status", c.status == "running" && stopping.count(c.id) ? std::string("stopping") : c.status);
-            if (c.exitCode) v.set("exitCode", int64_t(*c.exitCode));
-            v.set("ready", readyOf(c));
-            v.set("ip", c.ip);
-            v.set("started", labelInt(c, "hull.started"));
-            arr.push(v);
+            e.status = c.status == "running" && stopping.count(c.id) ? std::string("stopping") : c.status;
+            e.exitCode = c.exitCode;
+            e.ready = readyOf(c);
+            e.ip = c.ip;
+            e.started = labelInt(c, "hull.started");
+            out.push_back(std::move(e));
         }
-        return arr;
+        return out;
     }
 
+    static Event eventOf(const EventRow& r) { return {r.id, r.timeMs, r.kind, r.service, r.container, r.message}; }
+
+    /// The API: cereal messages (messages.hpp) under /v1, Prometheus text at /metrics.
     std::pair<int, std::string> handle(const std::string& method, const std::string& target, const std::string& body) {
         auto error = apiError;
         const std::string services = "/v1/services";
         if (method == "GET" && target == services) {
-            Value arr = Value::array();
             auto rows = store_.listServices();
             if (!rows) return error(500, rows.error().message());
+            ServiceList list;
             for (const auto& r : *rows) {
-                Value v = Value::object();
-                v.set("name", r.name);
-                v.set("generation", r.generation);
-                auto spec = Value::parse(r.spec);
-                if (spec) v.set("spec", *spec);
-                arr.push(v);
+                auto spec = serviceFromJson(r.spec);
+                if (!spec) {
+                    log::errorf("node: service %s: stored spec unreadable: %s", r.name.c_str(), spec.error().message().c_str());
+                    continue;
+                }
+                list.services.push_back({r.name, r.generation, std::move(*spec)});
             }
-            return {200, arr.dump()};
+            return {200, encode(list)};
         }
         if (method == "POST" && target == services) {
-            auto req = Value::parse(body);
-            if (!req || !req->find("text")) return error(400, "expected {\"source\": ..., \"text\": ...}");
-            const Value* src = req->find("source");
-            auto svc = parseService(req->find("text")->asString(), src && src->isString() ? src->asString() : "<input>");
+            auto req = decode<ApplyRequest>(body);
+            if (!req) return error(400, req.error().message());
+            auto svc = parseService(req->text, req->source.empty() ? "<input>" : req->source);
             if (!svc) return error(400, svc.error().message());
             auto gen = store_.putService(svc->name, serviceJson(*svc));
             if (!gen) return error(500, gen.error().message());
             (void)store_.addEvent({0, nowMs(), "apply", svc->name, "", "generation " + std::to_string(*gen)});
-            Value v = Value::object();
-            v.set("name", svc->name);
-            v.set("generation", *gen);
-            return {200, v.dump()};
+            return {200, encode(ApplyReply{svc->name, *gen})};
         }
         if (target.rfind(services + "/", 0) == 0) {
             std::string rest = target.substr(services.size() + 1);
@@ -547,80 +546,54 @@ private:
                 if (!gone) return error(500, gone.error().message());
                 if (!*gone) return error(404, "no service \"" + name + "\"");
                 (void)store_.addEvent({0, nowMs(), "delete", name, "", "deleted"});
-                return {200, "{}"};
+                return {200, encode(DeleteReply{name})};
             }
             if (method == "POST" && rest == name + "/scale") {
-                auto req = Value::parse(body);
-                int64_t n = -1;
-                if (!req || !req->find("replicas") || !req->find("replicas")->toInt64(n) || n < 0 || n > 1000)
-                    return error(400, "replicas: expected a number from 0 to 1000");
+                auto req = decode<ScaleRequest>(body);
+                if (!req) return error(400, req.error().message());
+                if (req->replicas < 0 || req->replicas > 1000) return error(400, "replicas: expected a number from 0 to 1000");
                 auto row = store_.getService(name);
                 if (!row || !*row) return error(404, "no service \"" + name + "\"");
                 auto svc = serviceFromJson((*row)->spec);
                 if (!svc) return error(500, svc.error().message());
-                svc->replicas = int(n);
+                svc->replicas = int(req->replicas);
                 auto gen = store_.putService(name, serviceJson(*svc));
                 if (!gen) return error(500, gen.error().message());
-                return {200, "{}"};
+                return {200, encode(ScaleReply{name, *gen, req->replicas})};
             }
         }
-        if (method == "GET" && target == "/v1/containers") return {200, containersJson().dump()};
+        if (method == "GET" && target == "/v1/containers") return {200, encode(ContainerList{containers()})};
         if (method == "GET" && target == "/metrics") return {200, metrics()};
         if (method == "GET" && target.rfind("/v1/events", 0) == 0) {
             int64_t since = 0;
             if (auto q = target.find("since="); q != std::string::npos) since = std::atoll(target.c_str() + q + 6);
             auto evs = store_.events(since);
             if (!evs) return error(500, evs.error().message());
-            Value arr = Value::array();
-            for (const auto& e : *evs) {
-                Value v = Value::object();
-                v.set("id", e.id);
-                v.set("time", e.timeMs);
-                v.set("kind", e.kind);
-                v.set("service", e.service);
-                v.set("container", e.container);
-                v.set("message", e.message);
-                arr.push(v);
-            }
-            return {200, arr.dump()};
+            EventList list;
+            for (const auto& e : *evs) list.events.push_back(eventOf(e));
+            return {200, encode(list)};
         }
         return error(404, "no such endpoint: " + method + " " + target);
     }
 
-    /// `hull describe`: the spec, its containers and its recent events in one object.
+    /// `hull describe`: the spec, its containers and its recent events in one message.
     std::pair<int, std::string> describe(const std::string& name) {
         auto row = store_.getService(name);
         if (!row) return apiError(500, row.error().message());
         if (!*row) return apiError(404, "no service \"" + name + "\" (hull get services lists them)");
-        auto spec = Value::parse((*row)->spec);
-        if (!spec) return apiError(500, "service " + name + ": stored spec unreadable");
-        Value v = Value::object();
-        v.set("name", name);
-        v.set("generation", (*row)->generation);
-        v.set("updated", (*row)->updatedMs);
-        v.set("spec", *spec);
-        Value cs = containersJson(name);
-        int64_t desired = 0, ready = 0;
-        if (const Value* r = spec->find("replicas")) r->toInt64(desired);
-        for (const auto& c : cs.asArray()) ready += c.find("ready") && c.find("ready")->asBool();
-        Value replicas = Value::object();
-        replicas.set("desired", desired);
-        replicas.set("ready", ready);
-        v.set("replicas", replicas);
-        v.set("containers", cs);
-        Value evs = Value::array();
+        auto spec = serviceFromJson((*row)->spec);
+        if (!spec) return apiError(500, "service " + name + ": stored spec unreadable: " + spec.error().message());
+        DescribeReply d;
+        d.name = name;
+        d.generation = (*row)->generation;
+        d.updated = (*row)->updatedMs;
+        d.spec = std::move(*spec);
+        d.containers = containers(name);
+        d.replicas.desired = d.spec.replicas;
+        for (const auto& c : d.containers) d.replicas.ready += c.ready;
         if (auto rows = store_.serviceEvents(name, kDescribeEvents))
-            for (const auto& e : *rows) {
-                Value ev = Value::object();
-                ev.set("id", e.id);
-                ev.set("time", e.timeMs);
-                ev.set("kind", e.kind);
-                ev.set("container", e.container);
-                ev.set("message", e.message);
-                evs.push(ev);
-            }
-        v.set("events", evs);
-        return {200, v.dump()};
+            for (const auto& e : *rows) d.events.push_back(eventOf(e));
+        return {200, encode(d)};
     }
 
     void serveOne(local::socket sock) {

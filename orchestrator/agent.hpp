@@ -1,8 +1,9 @@
 #pragma once
 // `hull node`: the node agent. It keeps the services declared to it running on
 // this host: a reconcile loop (reconcile.hpp) over the runtime facade's Engine,
-// probes (probe.hpp), and an HTTP+JSON API on a unix socket for `hull apply`,
-// `hull get`, `hull delete`, `hull scale` and `hull events`. Desired state and
+// probes (probe.hpp), and an HTTP API on a unix socket, its messages cereal's
+// (messages.hpp), for `hull apply`, `hull get`, `hull describe`, `hull delete`,
+// `hull scale` and `hull events`. Desired state and
 // events live in the store (store.hpp); the containers themselves are the
 // engine's (each watched by its hull-monitor), so they outlive the agent and a
 // restarted agent adopts them from their labels.

@@ -15,6 +15,24 @@
 
 namespace hull::orchestrator {
 
+const char* restartName(Service::Restart r) {
+    switch (r) {
+    case Service::Restart::Always: return "always";
+    case Service::Restart::OnFailure: return "on-failure";
+    case Service::Restart::Never: return "never";
+    }
+    return "always";
+}
+
+const char* probeCheckName(Probe::Kind k) {
+    switch (k) {
+    case Probe::Kind::Exec: return "exec";
+    case Probe::Kind::Http: return "http";
+    case Probe::Kind::Tcp: return "tcp";
+    }
+    return "exec";
+}
+
 namespace {
 
 constexpr int kMaxReplicas = 1000;
@@ -418,24 +436,6 @@ private:
 
 // ---- canonical JSON ----
 
-const char* restartName(Service::Restart r) {
-    switch (r) {
-    case Service::Restart::Always: return "always";
-    case Service::Restart::OnFailure: return "on-failure";
-    case Service::Restart::Never: return "never";
-    }
-    return "always";
-}
-
-const char* kindName(Probe::Kind k) {
-    switch (k) {
-    case Probe::Kind::Exec: return "exec";
-    case Probe::Kind::Http: return "http";
-    case Probe::Kind::Tcp: return "tcp";
-    }
-    return "exec";
-}
-
 json::Value strings(const std::vector<std::string>& v) { return json::stringArray(v); }
 
 json::Value ms(Millis m) { return json::Value(int64_t(m.count())); }
@@ -451,7 +451,7 @@ json::Value resourcesJson(const Resources& r) {
 json::Value probeJson(const std::optional<Probe>& p) {
     if (!p) return json::Value();
     json::Value o = json::Value::object();
-    o.set("kind", kindName(p->kind));
+    o.set("kind", probeCheckName(p->kind));
     o.set("exec", strings(p->exec));
     o.set("path", p->path);
     o.set("port", int(p->port));

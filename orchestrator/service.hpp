@@ -87,6 +87,10 @@ std::string serviceJson(const Service& s);
 /// And back (the store's own output: errors are bugs or corruption, reported).
 [[nodiscard]] Result<Service> serviceFromJson(const std::string& json);
 
+/// The words a service file uses: "always", "on-failure", "never"; "exec", "http", "tcp".
+const char* restartName(Service::Restart r);
+const char* probeCheckName(Probe::Kind k);
+
 /// "100ms", "1s", "1.5s", "2m", "1h" -> milliseconds; nullopt otherwise.
 std::optional<Millis> parseDuration(const std::string& s);
 /// "64m", "1g", "512k", "1048576" -> bytes; nullopt otherwise.

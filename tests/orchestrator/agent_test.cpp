@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "netns/netns_support.hpp"
+#include "orchestrator/agent.hpp"
+#include "orchestrator/messages.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 
@@ -713,4 +715,104 @@ TEST_CASE("node: agent crash with 10 containers: the same 10 run on, and an exit
         CHECK(intOf(e, "time") < restartedAt);
     }
     CHECK(exits == 1);
+}
+
+TEST_CASE("node: a replacement that cannot start leaves the ended container, so its slot's restart count survives",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("noimage", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "one.yaml",
+                     "name: one\nimage: hull.local/busybox\ncommand: [sleep, '1000']\n"
+                     "backoff: {initial: 100ms, factor: 2, max: 200ms, resetAfter: 60s}\nstopGracePeriod: 1s\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "one.yaml"}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 1; }));
+    auto killProcess = [&](const std::string& id) {
+        auto inspect = json::Value::parse(node.hull({"inspect", id}).out);
+        REQUIRE(inspect);
+        REQUIRE(intOf(*inspect, "pid") > 0);
+        ::kill(pid_t(intOf(*inspect, "pid")), SIGKILL);
+    };
+    auto runningWith = [&](int64_t restarts) {
+        json::Value c = onlyContainer(node);
+        return c.isObject() && intOf(c, "restarts") == restarts;
+    };
+    // A first restart, counted.
+    killProcess(idOf(onlyContainer(node)));
+    REQUIRE(eventually([&] { return runningWith(1); }));
+
+    // The image goes: the next replacement cannot start.
+    REQUIRE(node.hull({"image", "rm", "hull.local/busybox"}).status == 0);
+    std::string victim = idOf(onlyContainer(node));
+    killProcess(victim);
+    bool failed = eventually([&] {
+        auto evs = json::Value::parse(node.hull({"events", "--output", "json"}).out);
+        if (!evs) return false;
+        for (const auto& e : evs->asArray())
+            if (e.find("kind")->asString() == "error" && e.find("service")->asString() == "one") return true;
+        return false;
+    });
+    REQUIRE(failed);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a few more tries
+    // The ended container stays, with the slot's count, while no replacement runs.
+    auto cs = node.containers();
+    INFO(cs.dump(true));
+    REQUIRE(cs.asArray().size() == 1);
+    CHECK(idOf(cs.asArray()[0]) == victim);
+    CHECK(cs.asArray()[0].find("status")->asString() == "exited");
+    CHECK(intOf(cs.asArray()[0], "restarts") == 1);
+
+    // The image is back: the replacement is the slot's second restart, and the ended one goes.
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    bool second = eventually([&] { return runningWith(2); });
+    INFO(node.hull({"events"}).out);
+    CHECK(second);
+    CHECK(eventually([&] { return node.containers().asArray().size() == 1; }));
+}
+
+TEST_CASE("node: the API answers a message it cannot read with 400 and an ErrorReply naming the problem",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    TestNetns host("api", "hn-");
+    InNetns in(host.path());
+    Node node;
+    node.start();
+    std::string sock = node.state / "node.sock";
+    auto errorFor = [&](const std::string& method, const std::string& target, const std::string& body) {
+        auto r = orchestrator::apiRequest(sock, method, target, body);
+        REQUIRE(r);
+        CHECK(r->first == 400);
+        auto e = orchestrator::decode<orchestrator::ErrorReply>(r->second);
+        INFO(r->second);
+        REQUIRE(e);
+        return e->message;
+    };
+    CHECK(errorFor("POST", "/v1/services", "garbage").find("bad ApplyRequest message: not JSON") == 0);
+    // The API's JSON before cereal: another shape, refused.
+    CHECK(errorFor("POST", "/v1/services", R"({"source": "a.yaml", "text": "name: a"})") ==
+          "bad ApplyRequest message: its key is \"source\", not \"ApplyRequest\"");
+    CHECK(errorFor("POST", "/v1/services",
+                   R"({"ApplyRequest": {"cereal_class_version": 7, "source": "a.yaml", "text": "name: a"}})") ==
+          "bad ApplyRequest message: ApplyRequest version 7 is newer than this hull reads (up to 1); upgrade hull");
+    writeFileOrThrow(node.state / "a.yaml", "name: a\nimage: hull.local/busybox\nreplicas: 0\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "a.yaml"}).status == 0);
+    CHECK(errorFor("POST", "/v1/services/a/scale", R"({"ScaleRequest": {"cereal_class_version": 1, "replicas": "2"}})") ==
+          "bad ScaleRequest message: replicas: expected an integer");
+    CHECK(errorFor("POST", "/v1/services/a/scale", orchestrator::encode(orchestrator::ScaleRequest{1001})) ==
+          "replicas: expected a number from 0 to 1000");
+    // A version-1 message from another client (curl, the master) works.
+    auto ok = orchestrator::apiRequest(sock, "POST", "/v1/services/a/scale",
+                                       R"({"ScaleRequest": {"cereal_class_version": 1, "replicas": 0}})");
+    REQUIRE(ok);
+    CHECK(ok->first == 200);
+    auto reply = orchestrator::decode<orchestrator::ScaleReply>(ok->second);
+    REQUIRE(reply);
+    CHECK(reply->name == "a");
+    auto missing = node.hull({"scale", "nope", "1"});
+    CHECK(missing.status != 0);
+    CHECK(missing.err == "hull: no service \"nope\"\n");
 }
