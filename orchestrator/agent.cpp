@@ -268,6 +268,10 @@ public:
                 accept();
             });
         };
+        // Containers are created by a small spawner process, not by forks of
+        // this one: the restart latency is mostly the copy of the forking
+        // process's address space.
+        if (auto r = engine_.startSpawner(); !r) log::warnf("node: no spawner (%s); forking instead", r.error().message().c_str());
         log::infof("node: serving %s, state in %s", o_.socketPath.c_str(), o_.stateDir.c_str());
         watchExitsLater = watchExits;
         accept();

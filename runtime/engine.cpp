@@ -5,6 +5,8 @@
 #include <sys/syscall.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -325,6 +327,126 @@ void writeExit(const std::string& dir, int code) {
 
 }  // namespace
 
+namespace {
+
+/// This binary's path. One replaced while we run (an upgrade) reads
+/// "…/hull (deleted)": what we hand on (the monitor's cleanup, the spawner)
+/// must run the new one at the same path.
+Result<std::string> selfExe() {
+    char exe[4096];
+    ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return failErrno("readlink /proc/self/exe");
+    std::string self(exe, size_t(len));
+    if (constexpr std::string_view kDeleted = " (deleted)";
+        self.size() > kDeleted.size() && self.compare(self.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
+        self.resize(self.size() - kDeleted.size());
+    return self;
+}
+
+/// Compile the seccomp profile of the bundle in DIR once in this process, so
+/// that the forks it makes inherit it (see compileSeccomp).
+void warmSeccomp(const std::string& configText) {
+    if (auto spec = parseSpec(configText); spec && spec->process) (void)planProcess(*spec->process, spec->linux.seccomp);
+}
+
+}  // namespace
+
+struct Engine::Spawner {
+    UniqueFd sock;
+    pid_t pid = 0;
+    /// Hand a request and the caller's end of the readiness pipe over.
+    bool send(const std::vector<std::string>& fields, int ready) {
+        std::string msg;
+        for (const auto& f : fields) msg += f + '\0';
+        struct iovec iov{msg.data(), msg.size()};
+        alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        struct msghdr mh{};
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = control;
+        mh.msg_controllen = sizeof control;
+        struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &ready, sizeof(int));
+        return ::sendmsg(sock.get(), &mh, MSG_NOSIGNAL) == ssize_t(msg.size());
+    }
+};
+
+Result<void> Engine::startSpawner() {
+    if (spawner_) return {};
+    std::string self = TRY(selfExe());
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return failErrno("socketpair");
+    UniqueFd ours(sv[0]), theirs(sv[1]);
+    pid_t pid = ::fork();
+    if (pid < 0) return failErrno("fork");
+    if (pid == 0) {
+        ::dup2(theirs.get(), 3);  // without O_CLOEXEC: the spawner's socket
+        ::close_range(4, ~0U, 0);
+        int null = ::open("/dev/null", O_RDONLY);
+        ::dup2(null, 0);
+        ::execl(self.c_str(), "hull", "--state-dir", state_.c_str(), "--run-dir", run_.c_str(), "_spawner",
+                static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    monitors_->push_back(pid);  // reaped like a monitor, should it end
+    auto sp = std::make_shared<Spawner>();
+    sp->sock = std::move(ours);
+    sp->pid = pid;
+    spawner_ = std::move(sp);
+    return {};
+}
+
+int runSpawner(int sock) {
+    // Gone with the caller that started it; the monitors it made stay.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1) return 0;
+    ::signal(SIGCHLD, SIG_IGN);  // the kernel reaps our children (each becomes a monitor)
+    std::set<std::string> warm;
+    std::vector<char> buf(1 << 16);
+    for (;;) {
+        struct iovec iov{buf.data(), buf.size()};
+        alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        struct msghdr mh{};
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = control;
+        mh.msg_controllen = sizeof control;
+        ssize_t n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return 0;  // our caller is gone
+        int ready = -1;
+        if (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c && c->cmsg_type == SCM_RIGHTS)
+            std::memcpy(&ready, CMSG_DATA(c), sizeof(int));
+        std::vector<std::string> f;
+        for (size_t at = 0; at < size_t(n);) {
+            size_t end = std::find(buf.begin() + long(at), buf.begin() + n, '\0') - buf.begin();
+            f.emplace_back(buf.data() + at, end - at);
+            at = end + 1;
+        }
+        // dir, id, run root, pid file, monitor, seccomp profile key, cleanup argv...
+        if (ready < 0 || f.size() < 7) {
+            if (ready >= 0) ::close(ready);
+            continue;
+        }
+        if (warm.insert(f[5]).second)
+            if (auto text = sys::readFile(f[0] + "/config.json")) warmSeccomp(*text);
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            ::signal(SIGCHLD, SIG_DFL);  // the monitor must reap its init itself
+            ::prctl(PR_SET_PDEATHSIG, 0);
+            createAndBecomeMonitor(ready, f[0], f[1], f[2], f[3], f[4], {f.begin() + 6, f.end()});
+        }
+        if (pid < 0) {
+            std::string msg = "error:fork: " + std::string(std::strerror(errno)) + "\n";
+            (void)!::write(ready, msg.data(), msg.size());
+        }
+        ::close(ready);
+    }
+}
+
 Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
     auto store = TRY(images::Store::open(state_ + "/images"));
     auto rec = store.find(o.image);
@@ -505,39 +627,38 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
         // parent without a runtime binary run in between (an exec of hull-runc
         // costs more than the whole create). We attach the network and start
         // it. The monitor runs `hull _cleanup ID` when the container ends.
-        char exe[4096];
-        ssize_t len = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (len <= 0) return failErrno("readlink /proc/self/exe");
-        std::string self(exe, size_t(len));
-        // A binary replaced while we run (an upgrade) reads "…/hull (deleted)": the
-        // monitor's cleanup must run the new one at the same path.
-        if (constexpr std::string_view kDeleted = " (deleted)";
-            self.size() > kDeleted.size() && self.compare(self.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
-            self.resize(self.size() - kDeleted.size());
+        std::string self = TRY(selfExe());
         std::string monitor = self.substr(0, self.rfind('/')) + "/hull-monitor";
         std::string runRoot = run_ + "/runc", pidFile = dir + "/init.pid";
+        std::vector<std::string> cleanupArgv = {self, "--state-dir", state_, "--run-dir", run_, "_cleanup", m.id};
         // The seccomp profile is compiled once per process (compileSeccomp keeps
-        // it) and the fork below inherits it: compiled here, a long-lived caller
-        // pays for it once, not in every container's child.
-        if (const Value* sc = cfg.find("linux") ? cfg.find("linux")->find("seccomp") : nullptr) {
-            std::string profile = sc->dump();
-            if (!warmProfiles_->count(profile))
-                if (auto spec = parseSpec(cfg.dump()); spec && spec->process &&
-                                                       planProcess(*spec->process, spec->linux.seccomp))
-                    warmProfiles_->insert(std::move(profile));
-        }
+        // it) and the fork that creates the container inherits it.
+        const Value* sc = cfg.find("linux") ? cfg.find("linux")->find("seccomp") : nullptr;
+        std::string profile = sc ? std::to_string(std::hash<std::string>{}(sc->dump())) : "none";
         reapMonitors();
         int ready[2];
         if (::pipe2(ready, O_CLOEXEC) < 0) return failErrno("pipe");
-        // The monitor is our child (forking twice to hand it to init costs a
-        // second copy of a big caller's page tables): reapMonitors() collects
-        // the ones that have ended, at the next run or list.
-        pid_t pid = ::fork();
-        if (pid < 0) return failErrno("fork");
-        if (pid == 0) createAndBecomeMonitor(ready[1], dir, m.id, runRoot, pidFile, monitor,
-                                             {self, "--state-dir", state_, "--run-dir", run_, "_cleanup", m.id});
+        // Through the spawner if there is one (startSpawner), else a fork of
+        // our own: the monitor is then our child (forking twice to hand it to
+        // init costs a second copy of a big caller's page tables), and
+        // reapMonitors() collects it once it has ended, at the next run or list.
+        std::vector<std::string> request = {dir, m.id, runRoot, pidFile, monitor, profile};
+        request.insert(request.end(), cleanupArgv.begin(), cleanupArgv.end());
+        if (spawner_ && !spawner_->send(request, ready[1])) {
+            log::warnf("engine: the spawner is gone; containers are created by forks of this process from now on");
+            spawner_.reset();
+        }
+        if (!spawner_) {
+            if (!warmProfiles_->count(profile)) {
+                warmSeccomp(cfg.dump());
+                warmProfiles_->insert(profile);
+            }
+            pid_t pid = ::fork();
+            if (pid < 0) return failErrno("fork");
+            if (pid == 0) createAndBecomeMonitor(ready[1], dir, m.id, runRoot, pidFile, monitor, cleanupArgv);
+            monitors_->push_back(pid);
+        }
         ::close(ready[1]);
-        monitors_->push_back(pid);
         // Lines: "cloned PID" as soon as the init exists, "created PID" once it
         // waits to be started, or "error:…". Read a line at a time, not to EOF:
         // the init, waiting to be started, holds the pipe open too.

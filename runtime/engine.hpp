@@ -88,6 +88,13 @@ public:
     /// the runtime's state and cgroup, the network, the rootfs; the record too with --rm.
     [[nodiscard]] Result<void> cleanup(const std::string& id);
 
+    /// For a long-lived caller (the node agent): from now on containers are
+    /// created by a small process of ours (`hull _spawner`) that forks for each,
+    /// instead of by a fork of this, possibly big, process: copying a big
+    /// address space is most of the cost of a start here. Falls back to forking
+    /// if the spawner goes away.
+    [[nodiscard]] Result<void> startSpawner();
+
     const std::string& stateDir() const { return state_; }
 
 private:
@@ -99,11 +106,17 @@ private:
           monitors_(std::make_shared<std::vector<pid_t>>()) {}
     /// Collect the monitors we started that have ended (they are our children).
     void reapMonitors();
+    struct Spawner;
+    std::shared_ptr<Spawner> spawner_;
     std::string state_, run_;
     std::shared_ptr<std::map<std::string, netns::Network>> nets_;  // networks made sure of, by name
     std::shared_ptr<std::set<std::string>> warmProfiles_;          // seccomp profiles compiled in this process
     std::shared_ptr<std::vector<pid_t>> monitors_;                 // our children, until reaped
 };
+
+/// `hull _spawner`, started by Engine::startSpawner with its socket on SOCK:
+/// creates containers on request until the socket closes.
+int runSpawner(int sock);
 
 /// Docker-style names for containers without one ("hull-3f2a9c"), and short ids.
 std::string shortId(const std::string& id);

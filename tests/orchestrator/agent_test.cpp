@@ -816,3 +816,42 @@ TEST_CASE("node: the API answers a message it cannot read with 400 and an ErrorR
     CHECK(missing.status != 0);
     CHECK(missing.err == "hull: no service \"nope\"\n");
 }
+
+TEST_CASE("node: containers are created by the agent's spawner, and by the agent itself once the spawner is gone",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("spawn");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    const std::string spawner = "--state-dir " + node.state.path() + " --run-dir .* _spawner";
+    REQUIRE(eventually([&] { return run({"/usr/bin/pgrep", "-f", "--", spawner}).status == 0; }));
+    writeFileOrThrow(node.state / "s.yaml", "name: s\nimage: hull.local/busybox\ncommand: [sleep, '1000']\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "s.yaml"}).status == 0);
+    auto pidOf = [&]() -> int64_t {
+        auto ps = json::Value::parse(node.hull({"ps", "--output", "json"}).out);
+        int64_t pid = 0;
+        if (ps && ps->isArray())
+            for (const auto& c : ps->asArray())
+                if (const json::Value* p = c.find("pid"); p && p->toInt64(pid) && pid > 0) return pid;
+        return 0;
+    };
+    REQUIRE(eventually([&] { return pidOf() > 0; }));
+    // The monitor of a spawned container is the spawner's child, not the agent's.
+    int64_t first = pidOf();
+    std::string stat = sys::readFile("/proc/" + std::to_string(first) + "/stat").value_or("");
+    int64_t monitor = std::atoll(stat.substr(stat.rfind(')') + 4).c_str());
+    std::string mstat = sys::readFile("/proc/" + std::to_string(monitor) + "/stat").value_or("");
+    int64_t creator = std::atoll(mstat.substr(mstat.rfind(')') + 4).c_str());
+    CHECK(creator != node.pid);
+    CHECK(sys::readFile("/proc/" + std::to_string(creator) + "/cmdline").value_or("").find("_spawner") != std::string::npos);
+    // Without the spawner, a kill still gets a replacement: the agent forks itself.
+    run({"/usr/bin/pkill", "-9", "-f", "--", spawner});
+    ::kill(pid_t(first), SIGKILL);
+    CHECK(eventually([&] {
+        int64_t p = pidOf();
+        return p > 0 && p != first;
+    }));
+}
