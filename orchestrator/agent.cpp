@@ -536,6 +536,11 @@ private:
             if (!req) return error(400, req.error().message());
             auto svc = parseService(req->text, req->source.empty() ? "<input>" : req->source);
             if (!svc) return error(400, svc.error().message());
+            // An image the node does not have and cannot pull would only make
+            // every start fail: refused here, before anything is stored.
+            if (auto img = engine_.ensureImage(svc->image); !img)
+                return error(400, (req->source.empty() ? std::string("<input>") : req->source) + ": image: " +
+                                      img.error().message());
             auto gen = store_.putService(svc->name, serviceJson(*svc));
             if (!gen) return error(500, gen.error().message());
             (void)store_.addEvent({0, nowMs(), "apply", svc->name, "", "generation " + std::to_string(*gen)});

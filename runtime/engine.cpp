@@ -447,21 +447,36 @@ int runSpawner(int sock) {
     }
 }
 
+namespace {
+
+/// IMAGE from the store, or pulled into it when the name can be a registry reference.
+Result<images::ImageRecord> findOrPull(images::Store& store, const std::string& image,
+                                       const std::vector<std::string>& insecure) {
+    auto rec = store.find(image);
+    if (rec) return rec;
+    auto ref = images::Reference::parse(image);
+    if (!ref) return fail(std::move(rec.error()));
+    images::PullOptions po;
+    po.ref = *ref;
+    po.insecure = insecure;
+    po.tempDir = store.tmpDir();
+    auto pulled = images::pullImage(store, po);
+    if (!pulled) return fail(std::move(pulled.error()).context("image \"" + image + "\" is not in the store and pulling it failed"));
+    return pulled;
+}
+
+}  // namespace
+
+Result<void> Engine::ensureImage(const std::string& image) {
+    auto store = TRY(images::Store::open(state_ + "/images"));
+    TRY(findOrPull(store, image, {}));
+    return {};
+}
+
 Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
     auto store = TRY(images::Store::open(state_ + "/images"));
-    auto rec = store.find(o.image);
-    if (!rec) {
-        // Not here: pull it when the name can be a registry reference.
-        auto ref = images::Reference::parse(o.image);
-        if (!ref) return fail(std::move(rec.error()));
-        images::PullOptions po;
-        po.ref = *ref;
-        po.insecure = o.insecureRegistries;
-        po.tempDir = store.tmpDir();
-        auto pulled = images::pullImage(store, po);
-        if (!pulled) return fail(std::move(pulled.error()).context("image \"" + o.image + "\" is not in the store and pulling it failed"));
-        rec = *pulled;
-    }
+    auto rec = findOrPull(store, o.image, o.insecureRegistries);
+    if (!rec) return fail(std::move(rec.error()));
     const auto& img = rec->config;
 
     Meta m;

@@ -185,6 +185,18 @@ TEST_CASE("node: keeps replicas running through kill -9 (backoff doubling up to 
     auto unknown = node.hull({"apply", "-f", node.state / "unknown.yaml"});
     CHECK(unknown.status != 0);
     CHECK(unknown.err.find("replicaz") != std::string::npos);
+    writeFileOrThrow(node.state / "malformed.yaml", "name: m\nimage: [hull.local/busybox\n");
+    auto malformed = node.hull({"apply", "-f", node.state / "malformed.yaml"});
+    CHECK(malformed.status != 0);
+    CHECK(malformed.err.find("malformed.yaml:") != std::string::npos);
+    writeFileOrThrow(node.state / "dup.yaml", "name: d\nimage: hull.local/busybox\nname: e\n");
+    auto dup = node.hull({"apply", "-f", node.state / "dup.yaml"});
+    CHECK(dup.status != 0);
+    CHECK(dup.err.find("duplicate") != std::string::npos);
+    writeFileOrThrow(node.state / "noimage.yaml", "name: noimage\nimage: hull.local/nothing-here\n");
+    auto noimage = node.hull({"apply", "-f", node.state / "noimage.yaml"});
+    CHECK(noimage.status != 0);
+    CHECK(noimage.err.find("nothing-here") != std::string::npos);
     auto services = json::Value::parse(node.hull({"get", "services", "--output", "json"}).out);
     REQUIRE(services);
     CHECK(services->asArray().size() == 1);
