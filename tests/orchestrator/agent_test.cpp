@@ -810,6 +810,7 @@ TEST_CASE("node: the API answers a message it cannot read with 400 and an ErrorR
     CHECK(errorFor("POST", "/v1/services",
                    R"({"ApplyRequest": {"cereal_class_version": 7, "source": "a.yaml", "text": "name: a"}})") ==
           "bad ApplyRequest message: ApplyRequest version 7 is newer than this hull reads (up to 1); upgrade hull");
+    REQUIRE(node.hull({"image", "import", busyboxImage()}).status == 0);  // apply refuses a missing image
     writeFileOrThrow(node.state / "a.yaml", "name: a\nimage: hull.local/busybox\nreplicas: 0\n");
     REQUIRE(node.hull({"apply", "-f", node.state / "a.yaml"}).status == 0);
     CHECK(errorFor("POST", "/v1/services/a/scale", R"({"ScaleRequest": {"cereal_class_version": 1, "replicas": "2"}})") ==
