@@ -358,19 +358,7 @@ struct Engine::Spawner {
     bool send(const std::vector<std::string>& fields, int ready) {
         std::string msg;
         for (const auto& f : fields) msg += f + '\0';
-        struct iovec iov{msg.data(), msg.size()};
-        alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        struct msghdr mh{};
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = control;
-        mh.msg_controllen = sizeof control;
-        struct cmsghdr* c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        std::memcpy(CMSG_DATA(c), &ready, sizeof(int));
-        return ::sendmsg(sock.get(), &mh, MSG_NOSIGNAL) == ssize_t(msg.size());
+        return bool(sendFd(sock.get(), ready, msg));
     }
 };
 
@@ -405,25 +393,22 @@ int runSpawner(int sock) {
     if (::getppid() == 1) return 0;
     ::signal(SIGCHLD, SIG_IGN);  // the kernel reaps our children (each becomes a monitor)
     std::set<std::string> warm;
-    std::vector<char> buf(1 << 16);
     for (;;) {
-        struct iovec iov{buf.data(), buf.size()};
-        alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        struct msghdr mh{};
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = control;
-        mh.msg_controllen = sizeof control;
-        ssize_t n = ::recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return 0;  // our caller is gone
-        int ready = -1;
-        if (struct cmsghdr* c = CMSG_FIRSTHDR(&mh); c && c->cmsg_type == SCM_RIGHTS)
-            std::memcpy(&ready, CMSG_DATA(c), sizeof(int));
+        std::string msg;
+        auto received = recvFd(sock, &msg);
+        if (!received) {
+            // Our caller is gone (EOF) or the socket broke; a message without a
+            // descriptor or too long is dropped (its sender's read sees EOF).
+            int e = received.error().errnum();
+            if (e == EBADMSG || e == EMSGSIZE) continue;
+            return 0;
+        }
+        int ready = received->release();
         std::vector<std::string> f;
-        for (size_t at = 0; at < size_t(n);) {
-            size_t end = std::find(buf.begin() + long(at), buf.begin() + n, '\0') - buf.begin();
-            f.emplace_back(buf.data() + at, end - at);
+        for (size_t at = 0; at < msg.size();) {
+            size_t end = msg.find('\0', at);
+            if (end == std::string::npos) end = msg.size();
+            f.emplace_back(msg, at, end - at);
             at = end + 1;
         }
         // dir, id, run root, pid file, monitor, seccomp profile key, cleanup argv...
@@ -440,8 +425,8 @@ int runSpawner(int sock) {
             createAndBecomeMonitor(ready, f[0], f[1], f[2], f[3], f[4], {f.begin() + 6, f.end()});
         }
         if (pid < 0) {
-            std::string msg = "error:fork: " + std::string(std::strerror(errno)) + "\n";
-            (void)!::write(ready, msg.data(), msg.size());
+            std::string err = "error:fork: " + std::string(std::strerror(errno)) + "\n";
+            (void)!::write(ready, err.data(), err.size());
         }
         ::close(ready);
     }

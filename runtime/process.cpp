@@ -116,7 +116,7 @@ Result<std::string> resolveExecutable(const ProcessPlan& p) {
 Result<void> sendFd(int sock, int fd, const std::string& payload) {
     struct msghdr msg{};
     struct iovec iov{const_cast<char*>(payload.data()), payload.size()};
-    char control[CMSG_SPACE(sizeof(int))] = {};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control;
@@ -132,10 +132,12 @@ Result<void> sendFd(int sock, int fd, const std::string& payload) {
 }
 
 Result<UniqueFd> recvFd(int sock, std::string* payload) {
-    char buf[4096];
+    // Payloads are short (a pty path, a spawner request with a few paths); 64 KiB
+    // leaves room for long state-dir paths. A datagram longer than that is refused.
+    std::vector<char> buf(size_t(1) << 16);
     struct msghdr msg{};
-    struct iovec iov{buf, sizeof buf};
-    char control[CMSG_SPACE(sizeof(int))] = {};
+    struct iovec iov{buf.data(), buf.size()};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control;
@@ -143,12 +145,15 @@ Result<UniqueFd> recvFd(int sock, std::string* payload) {
     ssize_t n;
     while ((n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0)
         if (errno != EINTR) return failErrno("receive file descriptor");
+    if (n == 0 && msg.msg_controllen == 0) return fail(Error::plain(EPIPE, "receive file descriptor: the peer closed the socket"));
     struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
     if (!c || c->cmsg_type != SCM_RIGHTS) return fail(Error::plain(EBADMSG, "no file descriptor received"));
     int fd;
     std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    if (payload) payload->assign(buf, size_t(n));
-    return UniqueFd(fd);
+    UniqueFd received(fd);
+    if (msg.msg_flags & MSG_TRUNC) return fail(Error::plain(EMSGSIZE, "receive file descriptor: message too long"));
+    if (payload) payload->assign(buf.data(), size_t(n));
+    return received;
 }
 
 Result<int> setupTerminal(const std::string& ptmx, int consoleSocket, const std::optional<ConsoleSize>& size) {
