@@ -40,7 +40,7 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
   image inspect IMAGE
   image rm [-f] IMAGE...
   image prune                          blobs and layers no image or container uses
-  run [-d] [--name N] [-e K=V] [-p HOST:CTR[/udp]] [-v /HOST:/CTR[:ro]] [--memory M] [--cpus C]
+  run [-d] [--name N] [-e K=V] [-p [IP:]HOST:CTR[/udp]] [-v /HOST:/CTR[:ro]] [--memory M] [--cpus C]
       [--pids-limit P] [--user U] [--network NAME|none] [--rm] [-t] [-i] IMAGE [CMD...]
   ps [-a] [--output table|json]
   logs [-f] [--tail N] CONTAINER
@@ -56,7 +56,7 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
   scale SERVICE N;  delete SERVICE;  events [--output table|json];  metrics (Prometheus text)
   network create [--name hull] [--bridge hull0] [--subnet CIDR] [--subnet6 CIDR6] [--mtu 1500] [--no-masquerade]
   network ls [--output table|json]
-  network attach [--name hull] --id ID --netns PATH [--ifname eth0] [-p HOST:CTR[/udp]]...
+  network attach [--name hull] --id ID --netns PATH [--ifname eth0] [-p [IP:]HOST:CTR[/udp]]...
   network detach [--name hull] --id ID [--ifname IF]
   network gc [--name hull]          free addresses, veths and ports of vanished namespaces
   network rm NAME                   remove the bridge, its NAT entries and its state

@@ -6,7 +6,8 @@
 //   "subnet6": "fd00:88::/64" (dual-stack; default none, or the one kept),
 //   "mtu": 1500, "ipMasq": true, "stateDir": "/var/lib/hull" (default
 //   $HULL_STATE_DIR or /var/lib/hull), and the "portMappings" capability
-//   ("runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}).
+//   ("runtimeConfig": {"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp",
+//   "hostIP": "127.0.0.1"}]}; hostIP is optional, IPv4 only).
 // The subnets may also come in host-local's form, one range set per family:
 //   "ipam": {"ranges": [[{"subnet": "10.22.0.0/16"}], [{"subnet": "fd00:22::/64"}]],
 //            "routes": [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]}
@@ -204,12 +205,17 @@ std::optional<Config> parseConfig(const std::string& text, int& rc) {
                                                   "]: expected hostPort and containerPort (1-65535) and protocol tcp or udp");
                     return std::nullopt;
                 }
-                if (!str(p, "hostIP").empty() && str(p, "hostIP") != "0.0.0.0") {
-                    rc = fail(kUnsupportedField, "runtimeConfig.portMappings[" + std::to_string(i) +
-                                                     "].hostIP: publishing on one host address is not supported");
-                    return std::nullopt;
+                std::optional<netns::Ipv4> hostIp;
+                if (std::string ip = str(p, "hostIP"); !ip.empty()) {
+                    hostIp = netns::Ipv4::parse(ip);
+                    if (!hostIp) {
+                        rc = fail(kUnsupportedField, "runtimeConfig.portMappings[" + std::to_string(i) + "].hostIP: \"" +
+                                                         ip + "\" is not an IPv4 address (IPv6 publishing is not supported)");
+                        return std::nullopt;
+                    }
+                    if (hostIp->value == 0) hostIp.reset();  // 0.0.0.0: every address
                 }
-                c.ports.push_back({uint16_t(host), uint16_t(ctr), proto});
+                c.ports.push_back({uint16_t(host), uint16_t(ctr), proto, hostIp});
             }
         }
     }

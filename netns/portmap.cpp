@@ -2,10 +2,16 @@
 
 #include <nftables/libnftables.h>
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include <algorithm>
 #include <charconv>
 #include <memory>
 
 #include "sys/fs.hpp"
+#include "sys/json.hpp"
 #include "sys/log.hpp"
 
 namespace hull::netns {
@@ -38,31 +44,81 @@ Result<uint16_t> port(const std::string& s, const std::string& whole) {
     return uint16_t(v);
 }
 
+/// Whether IP is assigned to an interface of this network namespace.
+bool isLocalAddress(Ipv4 ip) {
+    struct ifaddrs* list = nullptr;
+    if (::getifaddrs(&list) < 0) return false;
+    bool found = false;
+    for (auto* a = list; a && !found; a = a->ifa_next)
+        if (a->ifa_addr && a->ifa_addr->sa_family == AF_INET)
+            found = ntohl(reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr) == ip.value;
+    ::freeifaddrs(list);
+    return found;
+}
+
+/// The host addresses on which PROTOCOL port PORT is published, "a, b", from
+/// the address-keyed map (nft's JSON listing).
+Result<std::string> addressesPublishing(const std::string& protocol, uint16_t port) {
+    std::unique_ptr<nft_ctx, CtxDel> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
+    if (!ctx) return fail(Error::plain(ENOMEM, "nft_ctx_new failed"));
+    nft_ctx_output_set_flags(ctx.get(), NFT_CTX_OUTPUT_JSON);
+    nft_ctx_buffer_output(ctx.get());
+    nft_ctx_buffer_error(ctx.get());
+    std::string cmd = "list map ip hull " + protocol + "_addr_ports";
+    if (nft_run_cmd_from_buffer(ctx.get(), cmd.c_str()) != 0)
+        return fail(Error::plain(EINVAL, cmd + ": " + sys::trim(nft_ctx_get_error_buffer(ctx.get()))));
+    auto doc = json::Value::parse(nft_ctx_get_output_buffer(ctx.get()));
+    if (!doc) return fail(std::move(doc.error()).context(cmd));
+    std::string out;
+    const json::Value* items = doc->find("nftables");
+    for (const auto& item : items && items->isArray() ? items->asArray() : json::Array{}) {
+        const json::Value* map = item.find("map");
+        const json::Value* elems = map ? map->find("elem") : nullptr;
+        if (!elems || !elems->isArray()) continue;
+        for (const auto& e : elems->asArray()) {
+            // [{"concat": ["127.0.0.1", 8080]}, {"concat": [container address, port]}]
+            const json::Value* key = e.isArray() && !e.asArray().empty() ? e.asArray()[0].find("concat") : nullptr;
+            int64_t p = 0;
+            if (key && key->isArray() && key->asArray().size() == 2 && key->asArray()[0].isString() &&
+                key->asArray()[1].toInt64(p) && p == port)
+                out += (out.empty() ? "" : ", ") + key->asArray()[0].asString();
+        }
+    }
+    return out;
+}
+
 }  // namespace
 
 Result<PortMapping> parsePortMapping(const std::string& s) {
     PortMapping p;
     std::string spec = s;
+    if (spec.find('[') != std::string::npos || std::count(spec.begin(), spec.end(), ':') > 2)
+        return failInvalid("port mapping \"" + s + "\": publishing on an IPv6 host address is not supported");
     if (auto slash = spec.find('/'); slash != std::string::npos) {
         p.protocol = spec.substr(slash + 1);
         spec = spec.substr(0, slash);
         if (p.protocol != "tcp" && p.protocol != "udp")
             return failInvalid("port mapping \"" + s + "\": protocol must be tcp or udp");
     }
-    auto colon = spec.find(':');
-    if (colon == std::string::npos) {
-        p.hostPort = p.containerPort = TRY(port(spec, s));
+    auto parts = sys::split(spec, ':');
+    if (parts.size() == 3) {
+        auto ip = Ipv4::parse(parts[0]);
+        if (!ip) return failInvalid("port mapping \"" + s + "\": \"" + parts[0] + "\" is not an IPv4 host address");
+        if (ip->value != 0) p.hostIp = *ip;
+        parts.erase(parts.begin());
+    }
+    if (parts.size() == 1) {
+        p.hostPort = p.containerPort = TRY(port(parts[0], s));
     } else {
-        if (spec.find(':', colon + 1) != std::string::npos)
-            return failInvalid("port mapping \"" + s + "\": expected HOST:CONTAINER[/PROTOCOL]");
-        p.hostPort = TRY(port(spec.substr(0, colon), s));
-        p.containerPort = TRY(port(spec.substr(colon + 1), s));
+        p.hostPort = TRY(port(parts[0], s));
+        p.containerPort = TRY(port(parts[1], s));
     }
     return p;
 }
 
 std::string formatPortMapping(const PortMapping& p) {
-    return std::to_string(p.hostPort) + ":" + std::to_string(p.containerPort) + "/" + p.protocol;
+    return (p.hostIp ? p.hostIp->str() + ":" : "") + std::to_string(p.hostPort) + ":" +
+           std::to_string(p.containerPort) + "/" + p.protocol;
 }
 
 // Overlay traffic skips conntrack ("notrack" at raw priority): the VXLAN
@@ -79,6 +135,8 @@ std::string baseRulesetScript() {
     return R"(add table ip hull
 add map ip hull tcp_ports { type inet_service : ipv4_addr . inet_service; }
 add map ip hull udp_ports { type inet_service : ipv4_addr . inet_service; }
+add map ip hull tcp_addr_ports { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
+add map ip hull udp_addr_ports { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
 add set ip hull subnets { type ipv4_addr; flags interval; auto-merge; }
 add set ip hull remotes { type ipv4_addr; flags interval; auto-merge; }
 add set ip hull masq { type ipv4_addr; flags interval; auto-merge; }
@@ -92,8 +150,12 @@ flush chain ip hull raw_output
 flush chain ip hull prerouting
 flush chain ip hull output
 flush chain ip hull postrouting
+add rule ip hull prerouting fib daddr type local dnat ip to ip daddr . tcp dport map @tcp_addr_ports
+add rule ip hull prerouting fib daddr type local dnat ip to ip daddr . udp dport map @udp_addr_ports
 add rule ip hull prerouting fib daddr type local dnat ip to tcp dport map @tcp_ports
 add rule ip hull prerouting fib daddr type local dnat ip to udp dport map @udp_ports
+add rule ip hull output fib daddr type local dnat ip to ip daddr . tcp dport map @tcp_addr_ports
+add rule ip hull output fib daddr type local dnat ip to ip daddr . udp dport map @udp_addr_ports
 add rule ip hull output fib daddr type local dnat ip to tcp dport map @tcp_ports
 add rule ip hull output fib daddr type local dnat ip to udp dport map @udp_ports
 add rule ip hull postrouting ip saddr 127.0.0.0/8 ip daddr @subnets masquerade
@@ -109,12 +171,13 @@ add rule ip hull raw_output ip daddr @remotes notrack
 std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add) {
     std::string out;
     for (const auto& p : ports) {
-        std::string map = p.protocol + "_ports";
+        std::string map = p.protocol + (p.hostIp ? "_addr_ports" : "_ports");
+        std::string key = (p.hostIp ? p.hostIp->str() + " . " : "") + std::to_string(p.hostPort);
         if (add)
-            out += "add element ip hull " + map + " { " + std::to_string(p.hostPort) + " : " + ip.str() + " . " +
+            out += "add element ip hull " + map + " { " + key + " : " + ip.str() + " . " +
                    std::to_string(p.containerPort) + " }\n";
         else
-            out += "delete element ip hull " + map + " { " + std::to_string(p.hostPort) + " }\n";
+            out += "delete element ip hull " + map + " { " + key + " }\n";
     }
     return out;
 }
@@ -123,7 +186,7 @@ Result<void> ensureNatTable(const Cidr& subnet, std::optional<bool> masquerade) 
     // Only (re)build the chains when the table is new: flushing them on every
     // container start would briefly drop NAT for the running ones.
     // The probe names the newest chain, so a table made by an older hull is brought up to date.
-    static const char kProbe[] = "list set ip hull masq";
+    static const char kProbe[] = "list map ip hull udp_addr_ports";
     bool exists = static_cast<bool>(runNft(kProbe, "probe"));
     if (!exists) TRY(runNft(baseRulesetScript(), "create nftables table ip hull"));
     Cidr net{subnet.network(), subnet.prefix};
@@ -139,6 +202,22 @@ Result<void> ensureNatTable(const Cidr& subnet, std::optional<bool> masquerade) 
 
 Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip) {
     if (ports.empty()) return {};
+    for (const auto& p : ports) {
+        auto taken = [&](const std::string& by) {
+            return fail(Error::plain(EADDRINUSE, "publish " + formatPortMapping(p) + ": host port " +
+                                                     std::to_string(p.hostPort) + "/" + p.protocol +
+                                                     " is already published " + by));
+        };
+        if (p.hostIp) {
+            if (!isLocalAddress(*p.hostIp))
+                return fail(Error::plain(EADDRNOTAVAIL, "publish " + formatPortMapping(p) + ": " + p.hostIp->str() +
+                                                            " is not an address of this host"));
+            if (runNft("get element ip hull " + p.protocol + "_ports { " + std::to_string(p.hostPort) + " }\n", "get"))
+                return taken("on every address");
+        } else if (auto on = TRY(addressesPublishing(p.protocol, p.hostPort)); !on.empty()) {
+            return taken("on " + on);
+        }
+    }
     // One transaction: all ports or none.
     auto r = runNft(portsScript(ports, ip, true), "publish ports");
     if (!r && r.error().message().find("File exists") != std::string::npos) {

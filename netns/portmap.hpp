@@ -7,6 +7,8 @@
 // needs rule handles, and the datapath is the kernel's (no proxy process).
 // Traffic from the host itself (127.0.0.1 included) is DNATed in the output
 // hook; route_localnet on the bridge plus masquerade lets 127.0.0.1 reach it.
+// A port published on one host address is an element of a second pair of
+// maps, keyed by address and port, looked up before the any-address ones.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,12 +23,16 @@ struct PortMapping {
     uint16_t hostPort = 0;
     uint16_t containerPort = 0;
     std::string protocol = "tcp";  // "tcp" or "udp"
+    /// Published on this host address only (docker's -p HOSTIP:…); none: on
+    /// every local address.
+    std::optional<Ipv4> hostIp;
     bool operator==(const PortMapping&) const = default;
 };
 
-/// "8080:80", "8080:80/udp", "53/udp" (same port both sides).
+/// "8080:80", "8080:80/udp", "53/udp" (same port both sides),
+/// "127.0.0.1:8080:80" (on one host address; "0.0.0.0:" means all).
 [[nodiscard]] Result<PortMapping> parsePortMapping(const std::string& s);
-std::string formatPortMapping(const PortMapping& p);  // "8080:80/tcp"
+std::string formatPortMapping(const PortMapping& p);  // "8080:80/tcp", "127.0.0.1:8080:80/tcp"
 
 /// The nft script that creates the table (pure; idempotent when run again).
 std::string baseRulesetScript();
@@ -37,6 +43,9 @@ std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add
 /// subnet, and masquerade its traffic to anywhere outside the container subnets
 /// when MASQUERADE is true (false: stop; nullopt: leave as it is).
 [[nodiscard]] Result<void> ensureNatTable(const Cidr& subnet, std::optional<bool> masquerade = true);
+/// Refused when a host port is taken: by the same mapping, by one on any
+/// address when PORTS names an address (or the other way round), or when a
+/// named host address is not one of this network namespace's.
 [[nodiscard]] Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip);
 /// Missing elements are not an error (a half-made attach, a second DEL).
 [[nodiscard]] Result<void> unpublishPorts(const std::vector<PortMapping>& ports);

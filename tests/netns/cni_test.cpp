@@ -45,6 +45,11 @@ TEST_CASE("cni: VERSION and errors as CNI error JSON with their codes", "[root][
     REQUIRE(parsed(badPort).find("code")->toInt64(code));
     CHECK(code == 7);
     CHECK(parsed(badPort).find("msg")->asString().find("runtimeConfig.portMappings[0]") == 0);
+    auto v6 = cni("ADD", R"({"cniVersion":"1.0.0","name":"n","type":"hull-cni",
+        "runtimeConfig":{"portMappings":[{"hostPort":80,"containerPort":80,"hostIP":"::1"}]}})", "/proc/self/ns/net");
+    REQUIRE(parsed(v6).find("code")->toInt64(code));
+    CHECK(code == 2);  // unsupported field
+    CHECK(parsed(v6).find("msg")->asString().find("runtimeConfig.portMappings[0].hostIP") == 0);
     auto noEnv = run({"/usr/bin/env", "-i", binPath("hull-cni")});
     REQUIRE(parsed(noEnv).find("code")->toInt64(code));
     CHECK(code == 4);
@@ -58,7 +63,8 @@ TEST_CASE("cni: ADD, CHECK and DEL against a container namespace", "[root][net][
     std::string config = R"({"cniVersion":"1.0.0","name":"cnitest","type":"hull-cni","bridge":"hullcni0",
         "subnet":"10.89.77.0/24","stateDir":")" + state.path() + R"(",
         "prevResult":{"cniVersion":"1.0.0","interfaces":[{"name":"lo"}],"ips":[]},
-        "runtimeConfig":{"portMappings":[{"hostPort":8081,"containerPort":80,"protocol":"tcp"}]}})";
+        "runtimeConfig":{"portMappings":[{"hostPort":8081,"containerPort":80,"protocol":"tcp"},
+                                         {"hostPort":8082,"containerPort":81,"hostIP":"127.0.0.1"}]}})";
     auto add = cni("ADD", config, ctr.path());
     INFO(add.out << add.err);
     REQUIRE(add.status == 0);
@@ -77,6 +83,8 @@ TEST_CASE("cni: ADD, CHECK and DEL against a container namespace", "[root][net][
     CHECK(ctr.sh("ip -4 -o addr show eth0").out.find("10.89.77.2/24") != std::string::npos);
     CHECK(ctr.sh("ip route").out.find("default via 10.89.77.1 dev eth0") != std::string::npos);
     CHECK(host.sh("nft list map ip hull tcp_ports").out.find("8081 : 10.89.77.2 . 80") != std::string::npos);
+    CHECK(host.sh("nft list map ip hull tcp_addr_ports").out.find("127.0.0.1 . 8082 : 10.89.77.2 . 81") !=
+          std::string::npos);
 
     CHECK(cni("CHECK", config, ctr.path()).status == 0);
     // ADD is idempotent for the same container: same address.
@@ -84,6 +92,7 @@ TEST_CASE("cni: ADD, CHECK and DEL against a container namespace", "[root][net][
     (void)again;
     REQUIRE(cni("DEL", config, ctr.path()).status == 0);
     CHECK(host.sh("nft list map ip hull tcp_ports").out.find("8081") == std::string::npos);
+    CHECK(host.sh("nft list map ip hull tcp_addr_ports").out.find("8082") == std::string::npos);
     CHECK(ctr.sh("ls /sys/class/net").out.find("eth0") == std::string::npos);
     auto check = cni("CHECK", config, ctr.path());
     CHECK(check.status != 0);

@@ -221,7 +221,24 @@ TEST_CASE("portmap: parsing and the nft commands", "[netns]") {
     CHECK(formatPortMapping(*parsePortMapping("5353:53/udp")) == "5353:53/udp");
     CHECK(parsePortMapping("8080:80/sctp").error().message() == "port mapping \"8080:80/sctp\": protocol must be tcp or udp");
     CHECK(parsePortMapping("0:80").error().message() == "port mapping \"0:80\": \"0\" is not a port (1-65535)");
-    CHECK_FALSE(parsePortMapping("1:2:3"));
+    CHECK(parsePortMapping("1:2:3").error().message() == "port mapping \"1:2:3\": \"1\" is not an IPv4 host address");
+    // On one host address (docker's -p HOSTIP:HOSTPORT:CONTAINERPORT); 0.0.0.0 is every address.
+    auto one = *parsePortMapping("127.0.0.1:8080:80/udp");
+    CHECK(one == PortMapping{8080, 80, "udp", Ipv4::parse("127.0.0.1")});
+    CHECK(formatPortMapping(one) == "127.0.0.1:8080:80/udp");
+    CHECK(*parsePortMapping("0.0.0.0:8080:80") == PortMapping{8080, 80, "tcp"});
+    CHECK(parsePortMapping("10.0.0.300:8080:80").error().message() ==
+          "port mapping \"10.0.0.300:8080:80\": \"10.0.0.300\" is not an IPv4 host address");
+    CHECK(parsePortMapping("[::1]:8080:80").error().message() ==
+          "port mapping \"[::1]:8080:80\": publishing on an IPv6 host address is not supported");
+    CHECK_FALSE(parsePortMapping("::1:8080:80"));
+    CHECK_FALSE(parsePortMapping("127.0.0.1::80"));  // no random host ports
+    CHECK(portsScript({one}, *Ipv4::parse("10.88.0.5"), true) ==
+          "add element ip hull udp_addr_ports { 127.0.0.1 . 8080 : 10.88.0.5 . 80 }\n");
+    CHECK(portsScript({one}, {}, false) == "delete element ip hull udp_addr_ports { 127.0.0.1 . 8080 }\n");
+    // The address-keyed maps are looked up first.
+    auto rules = baseRulesetScript();
+    CHECK(rules.find("dnat ip to ip daddr . tcp dport map @tcp_addr_ports") < rules.find("dnat ip to tcp dport map @tcp_ports"));
     CHECK(portsScript({{8080, 80, "tcp"}, {53, 53, "udp"}}, *Ipv4::parse("10.88.0.5"), true) ==
           "add element ip hull tcp_ports { 8080 : 10.88.0.5 . 80 }\nadd element ip hull udp_ports { 53 : 10.88.0.5 . 53 }\n");
     CHECK(portsScript({{8080, 80, "tcp"}}, {}, false) == "delete element ip hull tcp_ports { 8080 }\n");

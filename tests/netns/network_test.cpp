@@ -63,7 +63,8 @@ std::set<std::string> hostVeths(const TestNetns& ns) {
 }
 
 std::string natElements(const TestNetns& ns) {
-    return ns.sh("nft list map ip hull tcp_ports; nft list map ip hull udp_ports").out;
+    return ns.sh("nft list map ip hull tcp_ports; nft list map ip hull udp_ports; nft list map ip hull tcp_addr_ports; "
+                 "nft list map ip hull udp_addr_ports").out;
 }
 
 }  // namespace
@@ -164,6 +165,61 @@ TEST_CASE("net: a published port answers on 127.0.0.1 and from a second host", "
     CHECK(hostVeths(host).empty());
     auto gone = other.sh(get + "10.250.7.1 8080");
     CHECK(gone.out.find("hello from hull") == std::string::npos);
+}
+
+TEST_CASE("net: a port published on one host address answers on that address only", "[root][net]") {
+    REQUIRE_ROOT();
+    TestNetns host("pubip"), other("peerip");
+    linkNamespaces(host, "uplink", "10.250.8.1/24", other, "uplink", "10.250.8.2/24");
+    TempDir state("hull-net-state");
+    HullRunc rc;
+    InNetns in(host.path());
+    auto net = Network::ensure(state.path(), {"test", "hull0", *Cidr::parse("10.89.3.0/24"), 1500, true});
+    REQUIRE(net);
+    auto web = [&](const std::string& id, const std::string& text) {
+        auto b = std::make_unique<Box>(rc, id, std::vector<std::string>{"/bin/httpd", "-f", "-p", "80", "-h", "/www"});
+        REQUIRE(sys::mkdirAll(b->rootfs() + "/www"));
+        writeFileOrThrow(b->rootfs() + "/www/index.html", text);
+        return b;
+    };
+    const std::string get = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 ";
+    auto loop = web("loop", "loopback only\n");
+    auto at = net->attach({"loop", loop->netns(), "eth0", {*parsePortMapping("127.0.0.1:8080:80")}});
+    INFO((at ? "" : at.error().message()));
+    REQUIRE(at);
+    loop->start();
+    CHECK(host.sh(get + "127.0.0.1 8080").out.find("loopback only") != std::string::npos);
+    CHECK(other.sh(get + "10.250.8.1 8080").out.find("loopback only") == std::string::npos);
+
+    // The same host port on another address of the host is another container's.
+    auto up = web("up", "uplink\n");
+    REQUIRE(net->attach({"up", up->netns(), "eth0", {*parsePortMapping("10.250.8.1:8080:80")}}));
+    up->start();
+    CHECK(other.sh(get + "10.250.8.1 8080").out.find("uplink") != std::string::npos);
+    CHECK(host.sh(get + "127.0.0.1 8080").out.find("loopback only") != std::string::npos);
+
+    // Refused, and rolled back: the port on every address, and an address the host does not have.
+    Box third(rc, "third", {"/bin/sleep", "300"});
+    auto all = net->attach({"third", third.netns(), "eth0", {{8080, 80, "tcp"}}});
+    REQUIRE_FALSE(all);
+    CHECK(all.error().message().find("host port 8080/tcp is already published on ") != std::string::npos);
+    CHECK(all.error().message().find("127.0.0.1") != std::string::npos);
+    CHECK(all.error().message().find("10.250.8.1") != std::string::npos);
+    auto foreign = net->attach({"third", third.netns(), "eth0", {*parsePortMapping("10.250.9.9:8080:80")}});
+    REQUIRE_FALSE(foreign);
+    CHECK(foreign.error().message().find("10.250.9.9 is not an address of this host") != std::string::npos);
+    CHECK(net->ipam().list()->size() == 2);
+    // And the other way round: a port on every address blocks it on one.
+    REQUIRE(net->attach({"third", third.netns(), "eth0", {{9090, 80, "tcp"}}}));
+    Box fourth(rc, "fourth", {"/bin/sleep", "300"});
+    auto one = net->attach({"fourth", fourth.netns(), "eth0", {*parsePortMapping("127.0.0.1:9090:80")}});
+    REQUIRE_FALSE(one);
+    CHECK(one.error().message().find("host port 9090/tcp is already published on every address") != std::string::npos);
+
+    for (const char* id : {"loop", "up", "third"}) REQUIRE(net->detach(id));
+    CHECK(natElements(host).find("8080") == std::string::npos);
+    CHECK(natElements(host).find("9090") == std::string::npos);
+    CHECK(hostVeths(host).empty());
 }
 
 TEST_CASE("net: gc frees what a crashed setup and vanished containers left", "[root][net]") {
