@@ -175,6 +175,11 @@ public:
             return it == specs.end() || f.second.slot >= it->second.replicas;
         });
         for (const auto& [id, o] : failed_) observed.push_back(o);
+        // Slots whose service is gone, or scaled below them, forget their failed starts.
+        std::erase_if(startFailures_, [&](const auto& f) {
+            auto it = specs.find(f.first.first);
+            return it == specs.end() || f.first.second >= it->second.replicas;
+        });
 
         for (const auto& a : plan(desired, observed, std::chrono::milliseconds(now))) {
             if (a.kind == Action::Kind::Stop) {
@@ -202,9 +207,24 @@ public:
                 nextWake_ = nextWake_ ? std::min(nextWake_, at) : at;
                 continue;
             }
+            // A slot whose last starts failed (a missing image, a port taken)
+            // is tried again after the service's backoff, doubling per failure.
+            auto slotKey = std::make_pair(a.service, a.slot);
+            if (auto f = startFailures_.find(slotKey); f != startFailures_.end() && now < f->second.retryAt) {
+                nextWake_ = nextWake_ ? std::min(nextWake_, f->second.retryAt) : f->second.retryAt;
+                continue;
+            }
             // A start that failed leaves the ended container in place: its label
             // holds the slot's restart count, which the next try carries on.
-            if (!start(specs.at(a.service), a, now)) continue;
+            if (!start(specs.at(a.service), a, now)) {
+                const Service& s = specs.at(a.service);
+                auto& f = startFailures_[slotKey];
+                auto delay = backoffDelay(s.backoff.initial, s.backoff.factor, s.backoff.max, f.count++);
+                f.retryAt = now + delay.count();
+                nextWake_ = nextWake_ ? std::min(nextWake_, f.retryAt) : f.retryAt;
+                continue;
+            }
+            startFailures_.erase(slotKey);
             // The ended container it replaces has done its job (its restart count lives on in the new one's label).
             for (const auto& o : observed)
                 if (o.service == a.service && o.slot == a.slot && o.state == Observed::State::Exited) {
@@ -626,6 +646,11 @@ private:
     std::map<std::string, ProbeTrack> probes_;
     std::map<std::string, Service> specs_;      // as of the last round (readiness of containers not probed yet)
     std::map<std::string, Observed> failed_;    // stopped for a failed probe, until their slot restarts
+    struct StartFailures {
+        int count = 0;        // consecutive failed starts of the slot
+        int64_t retryAt = 0;  // unix ms: not before
+    };
+    std::map<std::pair<std::string, int>, StartFailures> startFailures_;  // by (service, slot)
     std::vector<pid_t> reap_;                   // exec checks killed, not yet reaped
     int64_t startedMs_ = 0;                     // this agent's start (exits before it happened while none ran)
     std::map<std::string, uint64_t> probeResults_;

@@ -740,7 +740,7 @@ TEST_CASE("node: a replacement that cannot start leaves the ended container, so 
     node.start();
     writeFileOrThrow(node.state / "one.yaml",
                      "name: one\nimage: hull.local/busybox\ncommand: [sleep, '1000']\n"
-                     "backoff: {initial: 100ms, factor: 2, max: 200ms, resetAfter: 60s}\nstopGracePeriod: 1s\n");
+                     "backoff: {initial: 100ms, factor: 2, max: 400ms, resetAfter: 60s}\nstopGracePeriod: 1s\n");
     REQUIRE(node.hull({"apply", "-f", node.state / "one.yaml"}).status == 0);
     REQUIRE(eventually([&] { return runningCount(node.containers()) == 1; }));
     auto killProcess = [&](const std::string& id) {
@@ -769,7 +769,20 @@ TEST_CASE("node: a replacement that cannot start leaves the ended container, so 
         return false;
     });
     REQUIRE(failed);
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a few more tries
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // a few more tries
+    // Failed starts back off like restarts (100, 200, 400, 400 ms here), not once per tick (50 ms).
+    std::vector<int64_t> tries;
+    auto evs = json::Value::parse(node.hull({"events", "--output", "json"}).out);
+    REQUIRE(evs);
+    for (const auto& e : evs->asArray())
+        if (e.find("kind")->asString() == "error" && e.find("service")->asString() == "one")
+            tries.push_back(intOf(e, "time"));
+    INFO(evs->dump(true));
+    REQUIRE(tries.size() >= 4);
+    CHECK(tries.size() <= 7);
+    CHECK(tries[1] - tries[0] >= 90);
+    CHECK(tries[2] - tries[1] >= 180);
+    CHECK(tries[3] - tries[2] >= 360);
     // The ended container stays, with the slot's count, while no replacement runs.
     auto cs = node.containers();
     INFO(cs.dump(true));
