@@ -56,35 +56,89 @@ bool isLocalAddress(Ipv4 ip) {
     return found;
 }
 
-/// The host addresses on which PROTOCOL port PORT is published, "a, b", from
-/// the address-keyed map (nft's JSON listing).
-Result<std::string> addressesPublishing(const std::string& protocol, uint16_t port) {
+/// The keys of MAP (one keyed by address . port): address and port each.
+Result<std::vector<std::pair<std::string, int64_t>>> addressKeys(const std::string& map) {
     std::unique_ptr<nft_ctx, CtxDel> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
     if (!ctx) return fail(Error::plain(ENOMEM, "nft_ctx_new failed"));
     nft_ctx_output_set_flags(ctx.get(), NFT_CTX_OUTPUT_JSON);
     nft_ctx_buffer_output(ctx.get());
     nft_ctx_buffer_error(ctx.get());
-    std::string cmd = "list map ip hull " + protocol + "_addr_ports";
+    std::string cmd = "list map ip hull " + map;
     if (nft_run_cmd_from_buffer(ctx.get(), cmd.c_str()) != 0)
         return fail(Error::plain(EINVAL, cmd + ": " + sys::trim(nft_ctx_get_error_buffer(ctx.get()))));
     auto doc = json::Value::parse(nft_ctx_get_output_buffer(ctx.get()));
     if (!doc) return fail(std::move(doc.error()).context(cmd));
-    std::string out;
+    std::vector<std::pair<std::string, int64_t>> out;
     const json::Value* items = doc->find("nftables");
     for (const auto& item : items && items->isArray() ? items->asArray() : json::Array{}) {
-        const json::Value* map = item.find("map");
-        const json::Value* elems = map ? map->find("elem") : nullptr;
+        const json::Value* m = item.find("map");
+        const json::Value* elems = m ? m->find("elem") : nullptr;
         if (!elems || !elems->isArray()) continue;
         for (const auto& e : elems->asArray()) {
-            // [{"concat": ["127.0.0.1", 8080]}, {"concat": [container address, port]}]
-            const json::Value* key = e.isArray() && !e.asArray().empty() ? e.asArray()[0].find("concat") : nullptr;
-            int64_t p = 0;
-            if (key && key->isArray() && key->asArray().size() == 2 && key->asArray()[0].isString() &&
-                key->asArray()[1].toInt64(p) && p == port)
-                out += (out.empty() ? "" : ", ") + key->asArray()[0].asString();
+            // [{"concat": ["127.0.0.1", 8080]}, data]; or [8080, data] in a map by port alone
+            if (!e.isArray() || e.asArray().empty()) continue;
+            const json::Value& k = e.asArray()[0];
+            int64_t port = 0;
+            if (const json::Value* key = k.find("concat"); key && key->isArray() && key->asArray().size() == 2 &&
+                                                            key->asArray()[0].isString() && key->asArray()[1].toInt64(port))
+                out.emplace_back(key->asArray()[0].asString(), port);
+            else if (k.toInt64(port))
+                out.emplace_back("", port);
         }
     }
     return out;
+}
+
+/// Whether P is published already, to IP: a second ADD of the same container.
+bool publishedTo(const PortMapping& p, Ipv4 ip) {
+    std::unique_ptr<nft_ctx, CtxDel> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
+    if (!ctx) return false;
+    nft_ctx_buffer_output(ctx.get());
+    nft_ctx_buffer_error(ctx.get());
+    std::string key = (p.hostIp ? p.hostIp->str() + " . " : "") + std::to_string(p.hostPort);
+    std::string cmd = "get element ip hull " + p.protocol + (p.hostIp ? "_addr_ports" : "_ports") + " { " + key + " }";
+    if (nft_run_cmd_from_buffer(ctx.get(), cmd.c_str()) != 0) return false;
+    std::string out = nft_ctx_get_output_buffer(ctx.get());
+    return out.find(key + " : " + ip.str() + " . " + std::to_string(p.containerPort) + " }") != std::string::npos;
+}
+
+/// Who has P's host port already, as "on every address" or "on A, B"; "" when
+/// nobody. BALANCED: P's own balanced entry does not count (a new backend list).
+Result<std::string> holderOf(const PortMapping& p, bool balanced) {
+    std::string port = std::to_string(p.hostPort);
+    auto has = [&](const std::string& map) {
+        return static_cast<bool>(runNft("get element ip hull " + map + " { " + port + " }\n", "get"));
+    };
+    if (has(p.protocol + "_ports") || ((!balanced || p.hostIp) && has(p.protocol + "_bal")))
+        return std::string("on every address");
+    std::string on;
+    for (std::string kind : {"_addr_ports", "_addr_bal"}) {
+        for (const auto& [addr, keyPort] : TRY(addressKeys(p.protocol + kind))) {
+            if (keyPort != p.hostPort) continue;
+            if (p.hostIp && addr != p.hostIp->str()) continue;
+            if (balanced && kind == "_addr_bal" && p.hostIp) continue;  // our own
+            on += (on.empty() ? "on " : ", ") + addr;
+        }
+    }
+    return on;
+}
+
+/// Make the table and its chains unless it is there and up to date.
+Result<void> ensureTable() {
+    // Only (re)build the chains when the table is new: flushing them on every
+    // container start would briefly drop NAT for the running ones.
+    // The probe names the newest object, so a table made by an older hull is brought up to date.
+    static const char kProbe[] = "list map ip hull udp_addr_bal";
+    if (!runNft(kProbe, "probe")) TRY(runNft(baseRulesetScript(), "create nftables table ip hull"));
+    return {};
+}
+
+std::string balancedChain(const PortMapping& p) {
+    return "bal_" + p.protocol + "_" + (p.hostIp ? p.hostIp->str() + "_" : "") + std::to_string(p.hostPort);
+}
+
+std::string balancedKey(const PortMapping& p) {
+    return (p.hostIp ? p.hostIp->str() + " . " : "") + std::to_string(p.hostPort);
 }
 
 }  // namespace
@@ -137,6 +191,10 @@ add map ip hull tcp_ports { type inet_service : ipv4_addr . inet_service; }
 add map ip hull udp_ports { type inet_service : ipv4_addr . inet_service; }
 add map ip hull tcp_addr_ports { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
 add map ip hull udp_addr_ports { type ipv4_addr . inet_service : ipv4_addr . inet_service; }
+add map ip hull tcp_bal { type inet_service : verdict; }
+add map ip hull udp_bal { type inet_service : verdict; }
+add map ip hull tcp_addr_bal { type ipv4_addr . inet_service : verdict; }
+add map ip hull udp_addr_bal { type ipv4_addr . inet_service : verdict; }
 add set ip hull subnets { type ipv4_addr; flags interval; auto-merge; }
 add set ip hull remotes { type ipv4_addr; flags interval; auto-merge; }
 add set ip hull masq { type ipv4_addr; flags interval; auto-merge; }
@@ -154,10 +212,18 @@ add rule ip hull prerouting fib daddr type local dnat ip to ip daddr . tcp dport
 add rule ip hull prerouting fib daddr type local dnat ip to ip daddr . udp dport map @udp_addr_ports
 add rule ip hull prerouting fib daddr type local dnat ip to tcp dport map @tcp_ports
 add rule ip hull prerouting fib daddr type local dnat ip to udp dport map @udp_ports
+add rule ip hull prerouting fib daddr type local ip daddr . tcp dport vmap @tcp_addr_bal
+add rule ip hull prerouting fib daddr type local ip daddr . udp dport vmap @udp_addr_bal
+add rule ip hull prerouting fib daddr type local tcp dport vmap @tcp_bal
+add rule ip hull prerouting fib daddr type local udp dport vmap @udp_bal
 add rule ip hull output fib daddr type local dnat ip to ip daddr . tcp dport map @tcp_addr_ports
 add rule ip hull output fib daddr type local dnat ip to ip daddr . udp dport map @udp_addr_ports
 add rule ip hull output fib daddr type local dnat ip to tcp dport map @tcp_ports
 add rule ip hull output fib daddr type local dnat ip to udp dport map @udp_ports
+add rule ip hull output fib daddr type local ip daddr . tcp dport vmap @tcp_addr_bal
+add rule ip hull output fib daddr type local ip daddr . udp dport vmap @udp_addr_bal
+add rule ip hull output fib daddr type local tcp dport vmap @tcp_bal
+add rule ip hull output fib daddr type local udp dport vmap @udp_bal
 add rule ip hull postrouting ip saddr 127.0.0.0/8 ip daddr @subnets masquerade
 add rule ip hull postrouting ip saddr @masq ip daddr != @subnets masquerade
 add rule ip hull raw_prerouting udp dport 4789 notrack
@@ -183,12 +249,7 @@ std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add
 }
 
 Result<void> ensureNatTable(const Cidr& subnet, std::optional<bool> masquerade) {
-    // Only (re)build the chains when the table is new: flushing them on every
-    // container start would briefly drop NAT for the running ones.
-    // The probe names the newest chain, so a table made by an older hull is brought up to date.
-    static const char kProbe[] = "list map ip hull udp_addr_ports";
-    bool exists = static_cast<bool>(runNft(kProbe, "probe"));
-    if (!exists) TRY(runNft(baseRulesetScript(), "create nftables table ip hull"));
+    TRY(ensureTable());
     Cidr net{subnet.network(), subnet.prefix};
     // Known as a container subnet in any case (no masquerade towards it); its own
     // outbound traffic masqueraded only when the network asks for it.
@@ -203,20 +264,14 @@ Result<void> ensureNatTable(const Cidr& subnet, std::optional<bool> masquerade) 
 Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip) {
     if (ports.empty()) return {};
     for (const auto& p : ports) {
-        auto taken = [&](const std::string& by) {
+        if (p.hostIp && !isLocalAddress(*p.hostIp))
+            return fail(Error::plain(EADDRNOTAVAIL, "publish " + formatPortMapping(p) + ": " + p.hostIp->str() +
+                                                        " is not an address of this host"));
+        if (publishedTo(p, ip)) continue;
+        if (auto by = TRY(holderOf(p, false)); !by.empty())
             return fail(Error::plain(EADDRINUSE, "publish " + formatPortMapping(p) + ": host port " +
                                                      std::to_string(p.hostPort) + "/" + p.protocol +
                                                      " is already published " + by));
-        };
-        if (p.hostIp) {
-            if (!isLocalAddress(*p.hostIp))
-                return fail(Error::plain(EADDRNOTAVAIL, "publish " + formatPortMapping(p) + ": " + p.hostIp->str() +
-                                                            " is not an address of this host"));
-            if (runNft("get element ip hull " + p.protocol + "_ports { " + std::to_string(p.hostPort) + " }\n", "get"))
-                return taken("on every address");
-        } else if (auto on = TRY(addressesPublishing(p.protocol, p.hostPort)); !on.empty()) {
-            return taken("on " + on);
-        }
     }
     // One transaction: all ports or none.
     auto r = runNft(portsScript(ports, ip, true), "publish ports");
@@ -226,6 +281,54 @@ Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip) {
         return fail(Error::plain(EADDRINUSE, "publish " + list + ": a host port is already published"));
     }
     return r;
+}
+
+std::string balancedScript(const PortMapping& p, const std::vector<Ipv4>& backends, bool add) {
+    std::string chain = balancedChain(p);
+    std::string map = p.protocol + (p.hostIp ? "_addr_bal" : "_bal");
+    if (!add)
+        return "delete element ip hull " + map + " { " + balancedKey(p) + " }\ndelete chain ip hull " + chain + "\n";
+    std::string out = "add chain ip hull " + chain + "\nflush chain ip hull " + chain + "\n";
+    if (!backends.empty()) {
+        out += "add rule ip hull " + chain + " meta l4proto " + p.protocol + " dnat ip to numgen random mod " +
+               std::to_string(backends.size()) + " map { ";
+        for (size_t i = 0; i < backends.size(); ++i)
+            out += (i ? ", " : "") + std::to_string(i) + " : " + backends[i].str() + " . " + std::to_string(p.containerPort);
+        out += " }\n";
+    }
+    return out + "add element ip hull " + map + " { " + balancedKey(p) + " : goto " + chain + " }\n";
+}
+
+Result<void> publishBalanced(const PortMapping& p, const std::vector<Ipv4>& backends) {
+    TRY(ensureTable());
+    if (p.hostIp && !isLocalAddress(*p.hostIp))
+        return fail(Error::plain(EADDRNOTAVAIL, "publish " + formatPortMapping(p) + ": " + p.hostIp->str() +
+                                                    " is not an address of this host"));
+    if (auto by = TRY(holderOf(p, true)); !by.empty())
+        return fail(Error::plain(EADDRINUSE, "publish " + formatPortMapping(p) + ": host port " +
+                                                 std::to_string(p.hostPort) + "/" + p.protocol + " is already published " + by));
+    return runNft(balancedScript(p, backends, true), "publish " + formatPortMapping(p));
+}
+
+Result<void> unpublishBalanced(const PortMapping& p) {
+    auto r = runNft(balancedScript(p, {}, false), "unpublish " + formatPortMapping(p));
+    if (!r && r.error().message().find("No such file") != std::string::npos) return {};
+    return r;
+}
+
+Result<std::vector<PortMapping>> listBalanced() {
+    std::vector<PortMapping> out;
+    if (!runNft("list map ip hull udp_addr_bal", "probe")) return out;  // no table (or an older one): none
+    for (std::string proto : {"tcp", "udp"})
+        for (std::string kind : {"_bal", "_addr_bal"})
+            for (const auto& [addr, port] : TRY(addressKeys(proto + kind))) {
+                PortMapping p;
+                p.protocol = proto;
+                p.hostPort = uint16_t(port);
+                if (!addr.empty()) p.hostIp = Ipv4::parse(addr);
+                out.push_back(p);
+            }
+    return out;
 }
 
 Result<void> unpublishPorts(const std::vector<PortMapping>& ports) {

@@ -9,6 +9,9 @@
 // hook; route_localnet on the bridge plus masquerade lets 127.0.0.1 reach it.
 // A port published on one host address is an element of a second pair of
 // maps, keyed by address and port, looked up before the any-address ones.
+// A port balanced over a service's replicas is an element of a verdict map
+// (by port, or address . port) that jumps to a chain of its own holding one
+// rule: dnat to numgen random mod N map { 0: backend, ... }.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -47,6 +50,20 @@ std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add
 /// address when PORTS names an address (or the other way round), or when a
 /// named host address is not one of this network namespace's.
 [[nodiscard]] Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip);
+/// A host port balanced over several containers (a service's replicas, for the
+/// node agent): each new connection goes to one of BACKENDS, at random, on
+/// PORT's container port; the list is replaced in one transaction (connections
+/// already made keep their backend). An empty list keeps the port with no
+/// backend (connections are refused). Refused, like publishPorts, when the host
+/// port is published otherwise. Makes the table if there is none.
+[[nodiscard]] Result<void> publishBalanced(const PortMapping& port, const std::vector<Ipv4>& backends);
+/// Gone already is not an error.
+[[nodiscard]] Result<void> unpublishBalanced(const PortMapping& port);
+/// The balanced host ports of this network namespace (protocol, host address
+/// and port; no container port), for a restarted agent to drop stale ones.
+[[nodiscard]] Result<std::vector<PortMapping>> listBalanced();
+/// The nft commands behind publishBalanced (ADD) and unpublishBalanced (pure).
+std::string balancedScript(const PortMapping& port, const std::vector<Ipv4>& backends, bool add);
 /// Missing elements are not an error (a half-made attach, a second DEL).
 [[nodiscard]] Result<void> unpublishPorts(const std::vector<PortMapping>& ports);
 /// A subnet traffic to which is not masqueraded (another host's containers, in

@@ -20,6 +20,7 @@
 #include <set>
 #include <thread>
 
+#include "netns/portmap.hpp"
 #include "orchestrator/messages.hpp"
 #include "orchestrator/probe.hpp"
 #include "orchestrator/reconcile.hpp"
@@ -181,8 +182,10 @@ public:
             return it == specs.end() || f.first.second >= it->second.replicas;
         });
 
+        std::set<std::string> stoppedNow;
         for (const auto& a : plan(desired, observed, std::chrono::milliseconds(now))) {
             if (a.kind == Action::Kind::Stop) {
+                stoppedNow.insert(a.container);
                 if (a.reason == "liveness" || a.reason == "startup")
                     for (const auto& o : observed)
                         if (o.id == a.container) {
@@ -233,6 +236,7 @@ public:
                     forget(o.id);
                 }
         }
+        syncPorts(specs, observed, stoppedNow, now);
         return {};
     }
 
@@ -304,6 +308,76 @@ public:
     }
 
 private:
+    /// "[IP:]PORT:PORT/PROTO": a port spec's host side, the same for every
+    /// spelling of it ("8080:80" and "0.0.0.0:8080:81/tcp" are one host port).
+    static std::string hostSide(const std::string& spec) {
+        auto p = netns::parsePortMapping(spec);
+        if (!p) return spec;
+        p->containerPort = p->hostPort;
+        return netns::formatPortMapping(*p);
+    }
+
+    /// Each service's host ports lead to its ready containers, and to nothing
+    /// else: a container joins once ready, and leaves as soon as it is to be
+    /// stopped (before its stop signal), so a phoenix or update replacement,
+    /// a liveness kill or a scale-down drops no new connection on the floor.
+    void syncPorts(const std::map<std::string, Service>& specs, const std::vector<Observed>& observed,
+                   const std::set<std::string>& stoppedNow, int64_t now) {
+        std::map<std::string, Published> want;
+        for (const auto& [name, s] : specs) {
+            if (s.ports.empty()) continue;
+            auto& w = want[name];
+            w.ports = s.ports;
+            for (const auto& o : observed)
+                if (o.service == name && o.state == Observed::State::Running && o.ready && !o.livenessFailed &&
+                    o.slot < s.replicas && !stoppedNow.count(o.id))
+                    w.backends.push_back(o.id);
+            std::sort(w.backends.begin(), w.backends.end());
+        }
+        // Once per agent: balanced ports that an earlier agent left and no service declares now.
+        if (!portsSwept_) {
+            std::set<std::string> keep;
+            for (const auto& [name, w] : want)
+                for (const auto& p : w.ports) keep.insert(hostSide(p));
+            if (auto have = engine_.balancedPorts()) {
+                portsSwept_ = true;
+                for (const auto& h : *have)
+                    if (!keep.count(h)) (void)engine_.unpublishBalanced({h});
+            }
+        }
+        for (auto it = published_.begin(); it != published_.end();) {
+            auto w = want.find(it->first);
+            std::vector<std::string> gone;
+            for (const auto& p : it->second.ports)
+                if (w == want.end() || std::none_of(w->second.ports.begin(), w->second.ports.end(),
+                                                    [&](const std::string& q) { return hostSide(q) == hostSide(p); }))
+                    gone.push_back(p);
+            if (!gone.empty()) (void)engine_.unpublishBalanced(gone);
+            it = w == want.end() ? published_.erase(it) : std::next(it);
+        }
+        for (auto& [name, w] : want) {
+            auto& have = published_[name];
+            bool same = have.ports == w.ports && have.backends == w.backends && have.error.empty();
+            if (same || (!have.error.empty() && now < have.retryAt && have.ports == w.ports && have.backends == w.backends))
+                continue;
+            auto r = engine_.publishBalanced(w.ports, w.backends);
+            if (r) {
+                if (have.backends != w.backends || have.ports != w.ports)
+                    log::debugf("node: %s: ports lead to %zu container(s)", name.c_str(), w.backends.size());
+                have = w;
+                continue;
+            }
+            // Taken by something else (a `hull run -p`): said once, tried again every few seconds.
+            if (have.error != r.error().message())
+                (void)store_.addEvent({0, now, "error", name, "", "ports: " + r.error().message()});
+            have.ports = w.ports;
+            have.backends = w.backends;
+            have.error = r.error().message();
+            have.retryAt = now + 5000;
+            nextWake_ = nextWake_ ? std::min(nextWake_, have.retryAt) : have.retryAt;
+        }
+    }
+
     /// A stop waits for the grace period: it must not hold up the loop (a
     /// liveness replacement or the next phoenix step), so it runs in a thread
     /// of its own, with an Engine of its own.
@@ -332,8 +406,8 @@ private:
         r.name = s.name + "-" + std::to_string(a.slot) + "-" + suffix;
         r.command = s.command;
         r.env = s.env;
-        // A host port can be published once: by slot 0.
-        if (a.slot == 0) r.publish = s.ports;
+        // No ports of its own: the service's host ports are balanced over its
+        // ready containers (syncPorts).
         r.volumes = s.volumes;
         if (s.limits.memory > 0) r.memory = std::to_string(s.limits.memory);
         r.cpus = s.limits.cpus;
@@ -646,6 +720,13 @@ private:
     std::map<std::string, ProbeTrack> probes_;
     std::map<std::string, Service> specs_;      // as of the last round (readiness of containers not probed yet)
     std::map<std::string, Observed> failed_;    // stopped for a failed probe, until their slot restarts
+    struct Published {
+        std::vector<std::string> ports, backends;  // the spec's ports; container ids
+        std::string error;                         // of the last try, if it failed
+        int64_t retryAt = 0;
+    };
+    std::map<std::string, Published> published_;  // by service: what its host ports lead to
+    bool portsSwept_ = false;
     struct StartFailures {
         int count = 0;        // consecutive failed starts of the slot
         int64_t retryAt = 0;  // unix ms: not before

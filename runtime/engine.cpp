@@ -741,6 +741,29 @@ Result<void> Engine::cleanup(const std::string& id) {
     return {};
 }
 
+Result<void> Engine::publishBalanced(const std::vector<std::string>& ports, const std::vector<std::string>& ids) {
+    std::vector<netns::Ipv4> backends;
+    for (const auto& id : ids) {
+        auto c = inspect(id);
+        if (!c) continue;  // gone meanwhile
+        if (auto ip = netns::Ipv4::parse(c->ip.substr(0, c->ip.find('/')))) backends.push_back(*ip);
+    }
+    for (const auto& p : ports) TRY(netns::publishBalanced(TRY(netns::parsePortMapping(p)), backends));
+    return {};
+}
+
+Result<void> Engine::unpublishBalanced(const std::vector<std::string>& ports) {
+    for (const auto& p : ports) TRY(netns::unpublishBalanced(TRY(netns::parsePortMapping(p))));
+    return {};
+}
+
+Result<std::vector<std::string>> Engine::balancedPorts() {
+    std::vector<std::string> out;
+    for (const auto& p : TRY(netns::listBalanced()))
+        out.push_back(netns::formatPortMapping({p.hostPort, p.hostPort, p.protocol, p.hostIp}));
+    return out;
+}
+
 Result<ContainerInfo> Engine::inspect(const std::string& q) {
     std::string dir = TRY(findContainer(state_, q));
     auto m = TRY(readMeta(dir));

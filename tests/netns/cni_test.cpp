@@ -89,7 +89,9 @@ TEST_CASE("cni: ADD, CHECK and DEL against a container namespace", "[root][net][
     CHECK(cni("CHECK", config, ctr.path()).status == 0);
     // ADD is idempotent for the same container: same address.
     auto again = cni("ADD", config, ctr.path());
-    (void)again;
+    INFO(again.out << again.err);
+    CHECK(again.status == 0);
+    CHECK(parsed(again).find("ips")->asArray().at(0).find("address")->asString() == "10.89.77.2/24");
     REQUIRE(cni("DEL", config, ctr.path()).status == 0);
     CHECK(host.sh("nft list map ip hull tcp_ports").out.find("8081") == std::string::npos);
     CHECK(host.sh("nft list map ip hull tcp_addr_ports").out.find("8082") == std::string::npos);

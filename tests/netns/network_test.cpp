@@ -9,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -220,6 +221,67 @@ TEST_CASE("net: a port published on one host address answers on that address onl
     CHECK(natElements(host).find("8080") == std::string::npos);
     CHECK(natElements(host).find("9090") == std::string::npos);
     CHECK(hostVeths(host).empty());
+}
+
+TEST_CASE("net: a host port balanced over several containers reaches each, follows the list, and goes", "[root][net]") {
+    REQUIRE_ROOT();
+    TestNetns host("bal"), other("peerbal");
+    linkNamespaces(host, "uplink", "10.250.9.1/24", other, "uplink", "10.250.9.2/24");
+    TempDir state("hull-net-state");
+    HullRunc rc;
+    InNetns in(host.path());
+    auto net = Network::ensure(state.path(), {"test", "hull0", *Cidr::parse("10.89.4.0/24"), 1500, true});
+    REQUIRE(net);
+    std::vector<std::unique_ptr<Box>> boxes;
+    std::vector<Ipv4> ips;
+    for (const char* id : {"b1", "b2"}) {
+        auto b = std::make_unique<Box>(rc, id, std::vector<std::string>{"/bin/httpd", "-f", "-p", "80", "-h", "/www"});
+        REQUIRE(sys::mkdirAll(b->rootfs() + "/www"));
+        writeFileOrThrow(b->rootfs() + "/www/index.html", std::string("backend ") + id + "\n");
+        auto at = net->attach({id, b->netns(), "eth0", {}});
+        REQUIRE(at);
+        ips.push_back(at->address.addr);
+        b->start();
+        boxes.push_back(std::move(b));
+    }
+    // 20 connections from the other host and from the host itself, each answered by one of the two.
+    auto hits = [&](const TestNetns& from, const std::string& addr) {
+        auto r = from.sh("for i in $(seq 20); do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 " + addr +
+                         " 8080 | tail -n 1; done");
+        std::map<std::string, int> n;
+        for (const auto& line : sys::split(r.out, '\n'))
+            if (!line.empty()) ++n[line];
+        return n;
+    };
+    PortMapping port{8080, 80, "tcp"};
+    REQUIRE(publishBalanced(port, ips));
+    auto both = hits(other, "10.250.9.1");
+    INFO(both.size());
+    CHECK(both["backend b1"] > 0);
+    CHECK(both["backend b2"] > 0);
+    CHECK(both["backend b1"] + both["backend b2"] == 20);
+    auto local = hits(host, "127.0.0.1");
+    CHECK(local["backend b1"] + local["backend b2"] == 20);
+    CHECK(listBalanced()->size() == 1);
+    // The list shrinks: only b2 answers.
+    REQUIRE(publishBalanced(port, {ips[1]}));
+    auto one = hits(other, "10.250.9.1");
+    CHECK(one["backend b2"] == 20);
+    // A port published otherwise is refused both ways.
+    auto single = publishPorts({{8080, 80, "tcp"}}, ips[0]);
+    REQUIRE_FALSE(single);
+    CHECK(single.error().message().find("already published on every address") != std::string::npos);
+    auto onAddr = publishBalanced(*parsePortMapping("127.0.0.1:8080:80"), ips);
+    REQUIRE_FALSE(onAddr);
+    CHECK(onAddr.error().message().find("already published on every address") != std::string::npos);
+    // No backend: the port stays, and nothing answers.
+    REQUIRE(publishBalanced(port, {}));
+    CHECK(hits(other, "10.250.9.1").empty());
+    REQUIRE(unpublishBalanced(port));
+    CHECK(unpublishBalanced(port));  // gone already
+    CHECK(listBalanced()->empty());
+    CHECK(host.sh("nft list chains ip hull").out.find("bal_tcp_8080") == std::string::npos);
+    for (const char* id : {"b1", "b2"}) REQUIRE(net->detach(id));
 }
 
 TEST_CASE("net: gc frees what a crashed setup and vanished containers left", "[root][net]") {

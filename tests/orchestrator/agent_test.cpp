@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -297,6 +298,76 @@ TEST_CASE("node: the phoenix cycle replaces old containers with the ready count 
     CHECK(allReplaced);
     CHECK(minReady >= 3);
     CHECK(node.hull({"events"}).out.find("phoenix") != std::string::npos);
+}
+
+TEST_CASE("node: a service's host port is balanced over its ready replicas, through scaling, the phoenix cycle and delete",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("lb", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "lb.yaml",
+                     "name: lb\nimage: hull.local/busybox\n"
+                     "command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www']\n"
+                     "replicas: 2\nports: ['18080:80']\nstopGracePeriod: 1s\n"
+                     "probes: {readiness: {tcp: {port: 80}, period: 100ms}}\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "lb.yaml"}).status == 0);
+    auto readyCount = [&] {
+        size_t n = 0;
+        auto cs = node.containers();
+        for (const auto& c : cs.asArray()) n += c.find("status")->asString() == "running" && c.find("ready")->asBool();
+        return n;
+    };
+    REQUIRE(eventually([&] { return readyCount() == 2; }));
+    // Answers by body (each replica serves its hostname); "" for a failed request.
+    auto ask = [&] {
+        auto r = host.sh("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 127.0.0.1 18080 | tail -n 1");
+        return sys::trim(r.out);
+    };
+    std::map<std::string, int> seen;
+    // The port follows readiness: wait for it to lead to both, then 20 requests reach both.
+    REQUIRE(eventually([&] { return host.sh("nft list chain ip hull bal_tcp_18080").out.find("mod 2") != std::string::npos; }));
+    for (int i = 0; i < 20; ++i) ++seen[ask()];
+    INFO(seen.size());
+    CHECK(seen.count("") == 0);
+    CHECK(seen.size() == 2);
+
+    // Scaled to 1: every request reaches the one left.
+    REQUIRE(node.hull({"scale", "lb", "1"}).status == 0);
+    REQUIRE(eventually([&] { return node.containers().asArray().size() == 1 && readyCount() == 1; }));
+    seen.clear();
+    for (int i = 0; i < 10; ++i) ++seen[ask()];
+    CHECK(seen.size() == 1);
+    CHECK(seen.count("") == 0);
+
+    // The phoenix cycle of that one: the port answers throughout (sampled every 100 ms).
+    writeFileOrThrow(node.state / "lb.yaml",
+                     "name: lb\nimage: hull.local/busybox\n"
+                     "command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www']\n"
+                     "replicas: 1\nports: ['18080:80']\nstopGracePeriod: 1s\nmaxAge: 2s\n"
+                     "probes: {readiness: {tcp: {port: 80}, period: 100ms}}\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "lb.yaml"}).status == 0);
+    int failed = 0;
+    std::set<std::string> answered;
+    auto deadline = nowMs() + 6000;
+    while (nowMs() < deadline) {
+        std::string a = ask();
+        failed += a.empty();
+        answered.insert(a);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CHECK(failed == 0);
+    CHECK(answered.size() >= 2);  // replaced at least once (the update, then maxAge)
+    CHECK(node.hull({"events"}).out.find("error") == std::string::npos);
+
+    // Deleted: the port is gone with its chain.
+    REQUIRE(node.hull({"delete", "lb"}).status == 0);
+    REQUIRE(eventually([&] { return node.containers().asArray().empty(); }));
+    CHECK(eventually([&] { return host.sh("nft list map ip hull tcp_bal").out.find("18080") == std::string::npos; }));
+    CHECK(ask().empty());
 }
 
 TEST_CASE("node: after a simulated reboot (every container and the agent killed) the services come back",
