@@ -22,10 +22,12 @@ struct CtxDel {
     void operator()(nft_ctx* c) const { nft_ctx_free(c); }
 };
 
-/// Run an nft script; errors carry nft's own message.
-Result<void> runNft(const std::string& script, const std::string& what) {
+/// Run an nft script and return what it printed (JSON: in nft's JSON form);
+/// errors carry nft's own message.
+Result<std::string> nftOutput(const std::string& script, const std::string& what, bool json = false) {
     std::unique_ptr<nft_ctx, CtxDel> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
     if (!ctx) return fail(Error::plain(ENOMEM, what + ": nft_ctx_new failed"));
+    if (json) nft_ctx_output_set_flags(ctx.get(), NFT_CTX_OUTPUT_JSON);
     nft_ctx_buffer_output(ctx.get());
     nft_ctx_buffer_error(ctx.get());
     int rc = nft_run_cmd_from_buffer(ctx.get(), script.c_str());
@@ -33,6 +35,11 @@ Result<void> runNft(const std::string& script, const std::string& what) {
         std::string err = sys::trim(nft_ctx_get_error_buffer(ctx.get()));
         return fail(Error::plain(EINVAL, what + ": " + (err.empty() ? "nft failed" : err)));
     }
+    return std::string(nft_ctx_get_output_buffer(ctx.get()));
+}
+
+Result<void> runNft(const std::string& script, const std::string& what) {
+    TRY(nftOutput(script, what));
     return {};
 }
 
@@ -58,15 +65,8 @@ bool isLocalAddress(Ipv4 ip) {
 
 /// The keys of MAP (one keyed by address . port): address and port each.
 Result<std::vector<std::pair<std::string, int64_t>>> addressKeys(const std::string& map) {
-    std::unique_ptr<nft_ctx, CtxDel> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
-    if (!ctx) return fail(Error::plain(ENOMEM, "nft_ctx_new failed"));
-    nft_ctx_output_set_flags(ctx.get(), NFT_CTX_OUTPUT_JSON);
-    nft_ctx_buffer_output(ctx.get());
-    nft_ctx_buffer_error(ctx.get());
     std::string cmd = "list map ip hull " + map;
-    if (nft_run_cmd_from_buffer(ctx.get(), cmd.c_str()) != 0)
-        return fail(Error::plain(EINVAL, cmd + ": " + sys::trim(nft_ctx_get_error_buffer(ctx.get()))));
-    auto doc = json::Value::parse(nft_ctx_get_output_buffer(ctx.get()));
+    auto doc = json::Value::parse(TRY(nftOutput(cmd, cmd, true)));
     if (!doc) return fail(std::move(doc.error()).context(cmd));
     std::vector<std::pair<std::string, int64_t>> out;
     const json::Value* items = doc->find("nftables");
@@ -89,17 +89,14 @@ Result<std::vector<std::pair<std::string, int64_t>>> addressKeys(const std::stri
     return out;
 }
 
+/// P's key in its map: "PORT", or "ADDRESS . PORT" for one host address.
+std::string mapKey(const PortMapping& p) { return (p.hostIp ? p.hostIp->str() + " . " : "") + std::to_string(p.hostPort); }
+
 /// Whether P is published already, to IP: a second ADD of the same container.
 bool publishedTo(const PortMapping& p, Ipv4 ip) {
-    std::unique_ptr<nft_ctx, CtxDel> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
-    if (!ctx) return false;
-    nft_ctx_buffer_output(ctx.get());
-    nft_ctx_buffer_error(ctx.get());
-    std::string key = (p.hostIp ? p.hostIp->str() + " . " : "") + std::to_string(p.hostPort);
-    std::string cmd = "get element ip hull " + p.protocol + (p.hostIp ? "_addr_ports" : "_ports") + " { " + key + " }";
-    if (nft_run_cmd_from_buffer(ctx.get(), cmd.c_str()) != 0) return false;
-    std::string out = nft_ctx_get_output_buffer(ctx.get());
-    return out.find(key + " : " + ip.str() + " . " + std::to_string(p.containerPort) + " }") != std::string::npos;
+    std::string key = mapKey(p);
+    auto out = nftOutput("get element ip hull " + p.protocol + (p.hostIp ? "_addr_ports" : "_ports") + " { " + key + " }", "get");
+    return out && out->find(key + " : " + ip.str() + " . " + std::to_string(p.containerPort) + " }") != std::string::npos;
 }
 
 /// Who has P's host port already, as "on every address" or "on A, B"; "" when
@@ -123,6 +120,17 @@ Result<std::string> holderOf(const PortMapping& p, bool balanced) {
     return on;
 }
 
+/// P can be published: its host address is ours and nobody has the port (see holderOf).
+Result<void> checkFree(const PortMapping& p, bool balanced) {
+    if (p.hostIp && !isLocalAddress(*p.hostIp))
+        return fail(Error::plain(EADDRNOTAVAIL, "publish " + formatPortMapping(p) + ": " + p.hostIp->str() +
+                                                    " is not an address of this host"));
+    if (auto by = TRY(holderOf(p, balanced)); !by.empty())
+        return fail(Error::plain(EADDRINUSE, "publish " + formatPortMapping(p) + ": host port " +
+                                                 std::to_string(p.hostPort) + "/" + p.protocol + " is already published " + by));
+    return {};
+}
+
 /// Make the table and its chains unless it is there and up to date.
 Result<void> ensureTable() {
     // Only (re)build the chains when the table is new: flushing them on every
@@ -135,10 +143,6 @@ Result<void> ensureTable() {
 
 std::string balancedChain(const PortMapping& p) {
     return "bal_" + p.protocol + "_" + (p.hostIp ? p.hostIp->str() + "_" : "") + std::to_string(p.hostPort);
-}
-
-std::string balancedKey(const PortMapping& p) {
-    return (p.hostIp ? p.hostIp->str() + " . " : "") + std::to_string(p.hostPort);
 }
 
 }  // namespace
@@ -238,7 +242,7 @@ std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add
     std::string out;
     for (const auto& p : ports) {
         std::string map = p.protocol + (p.hostIp ? "_addr_ports" : "_ports");
-        std::string key = (p.hostIp ? p.hostIp->str() + " . " : "") + std::to_string(p.hostPort);
+        std::string key = mapKey(p);
         if (add)
             out += "add element ip hull " + map + " { " + key + " : " + ip.str() + " . " +
                    std::to_string(p.containerPort) + " }\n";
@@ -263,16 +267,8 @@ Result<void> ensureNatTable(const Cidr& subnet, std::optional<bool> masquerade) 
 
 Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip) {
     if (ports.empty()) return {};
-    for (const auto& p : ports) {
-        if (p.hostIp && !isLocalAddress(*p.hostIp))
-            return fail(Error::plain(EADDRNOTAVAIL, "publish " + formatPortMapping(p) + ": " + p.hostIp->str() +
-                                                        " is not an address of this host"));
-        if (publishedTo(p, ip)) continue;
-        if (auto by = TRY(holderOf(p, false)); !by.empty())
-            return fail(Error::plain(EADDRINUSE, "publish " + formatPortMapping(p) + ": host port " +
-                                                     std::to_string(p.hostPort) + "/" + p.protocol +
-                                                     " is already published " + by));
-    }
+    for (const auto& p : ports)
+        if (!publishedTo(p, ip)) TRY(checkFree(p, false));
     // One transaction: all ports or none.
     auto r = runNft(portsScript(ports, ip, true), "publish ports");
     if (!r && r.error().message().find("File exists") != std::string::npos) {
@@ -287,7 +283,7 @@ std::string balancedScript(const PortMapping& p, const std::vector<Ipv4>& backen
     std::string chain = balancedChain(p);
     std::string map = p.protocol + (p.hostIp ? "_addr_bal" : "_bal");
     if (!add)
-        return "delete element ip hull " + map + " { " + balancedKey(p) + " }\ndelete chain ip hull " + chain + "\n";
+        return "delete element ip hull " + map + " { " + mapKey(p) + " }\ndelete chain ip hull " + chain + "\n";
     std::string out = "add chain ip hull " + chain + "\nflush chain ip hull " + chain + "\n";
     if (!backends.empty()) {
         out += "add rule ip hull " + chain + " meta l4proto " + p.protocol + " dnat ip to numgen random mod " +
@@ -296,17 +292,12 @@ std::string balancedScript(const PortMapping& p, const std::vector<Ipv4>& backen
             out += (i ? ", " : "") + std::to_string(i) + " : " + backends[i].str() + " . " + std::to_string(p.containerPort);
         out += " }\n";
     }
-    return out + "add element ip hull " + map + " { " + balancedKey(p) + " : goto " + chain + " }\n";
+    return out + "add element ip hull " + map + " { " + mapKey(p) + " : goto " + chain + " }\n";
 }
 
 Result<void> publishBalanced(const PortMapping& p, const std::vector<Ipv4>& backends) {
     TRY(ensureTable());
-    if (p.hostIp && !isLocalAddress(*p.hostIp))
-        return fail(Error::plain(EADDRNOTAVAIL, "publish " + formatPortMapping(p) + ": " + p.hostIp->str() +
-                                                    " is not an address of this host"));
-    if (auto by = TRY(holderOf(p, true)); !by.empty())
-        return fail(Error::plain(EADDRINUSE, "publish " + formatPortMapping(p) + ": host port " +
-                                                 std::to_string(p.hostPort) + "/" + p.protocol + " is already published " + by));
+    TRY(checkFree(p, true));
     return runNft(balancedScript(p, backends, true), "publish " + formatPortMapping(p));
 }
 
