@@ -54,6 +54,14 @@ struct Box {
     int pid_ = 0;
 };
 
+/// A busybox httpd container (created, not started) serving TEXT as /index.html on port 80.
+std::unique_ptr<Box> httpdBox(const HullRunc& rc, const std::string& id, const std::string& text) {
+    auto b = std::make_unique<Box>(rc, id, std::vector<std::string>{"/bin/httpd", "-f", "-p", "80", "-h", "/www"});
+    if (!sys::mkdirAll(b->rootfs() + "/www")) throw std::runtime_error("mkdir /www");
+    writeFileOrThrow(b->rootfs() + "/www/index.html", text);
+    return b;
+}
+
 /// Host veths (hull*) in the calling thread's namespace.
 std::set<std::string> hostVeths(const TestNetns& ns) {
     std::set<std::string> out;
@@ -177,12 +185,7 @@ TEST_CASE("net: a port published on one host address answers on that address onl
     InNetns in(host.path());
     auto net = Network::ensure(state.path(), {"test", "hull0", *Cidr::parse("10.89.3.0/24"), 1500, true});
     REQUIRE(net);
-    auto web = [&](const std::string& id, const std::string& text) {
-        auto b = std::make_unique<Box>(rc, id, std::vector<std::string>{"/bin/httpd", "-f", "-p", "80", "-h", "/www"});
-        REQUIRE(sys::mkdirAll(b->rootfs() + "/www"));
-        writeFileOrThrow(b->rootfs() + "/www/index.html", text);
-        return b;
-    };
+    auto web = [&](const std::string& id, const std::string& text) { return httpdBox(rc, id, text); };
     const std::string get = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 ";
     auto loop = web("loop", "loopback only\n");
     auto at = net->attach({"loop", loop->netns(), "eth0", {*parsePortMapping("127.0.0.1:8080:80")}});
@@ -235,9 +238,7 @@ TEST_CASE("net: a host port balanced over several containers reaches each, follo
     std::vector<std::unique_ptr<Box>> boxes;
     std::vector<Ipv4> ips;
     for (const char* id : {"b1", "b2"}) {
-        auto b = std::make_unique<Box>(rc, id, std::vector<std::string>{"/bin/httpd", "-f", "-p", "80", "-h", "/www"});
-        REQUIRE(sys::mkdirAll(b->rootfs() + "/www"));
-        writeFileOrThrow(b->rootfs() + "/www/index.html", std::string("backend ") + id + "\n");
+        auto b = httpdBox(rc, id, std::string("backend ") + id + "\n");
         auto at = net->attach({id, b->netns(), "eth0", {}});
         REQUIRE(at);
         ips.push_back(at->address.addr);
