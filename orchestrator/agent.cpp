@@ -317,6 +317,22 @@ private:
         return netns::formatPortMapping(*p);
     }
 
+    /// The host sides of the balanced ports this agent has published (STATE/ports.json).
+    std::set<std::string> readPortsRecord() const {
+        std::set<std::string> out;
+        if (auto text = sys::readFile(o_.stateDir + "/ports.json"))
+            if (auto v = json::Value::parse(*text); v && v->isArray())
+                for (const auto& p : v->asArray())
+                    if (p.isString()) out.insert(p.asString());
+        return out;
+    }
+    void writePortsRecord(const std::set<std::string>& ports) const {
+        json::Value v = json::Value::array();
+        for (const auto& p : ports) v.push(p);
+        if (auto r = sys::writeFileAtomic(o_.stateDir + "/ports.json", v.dump() + "\n"); !r)
+            log::warnf("node: %s", r.error().message().c_str());
+    }
+
     /// Each service's host ports lead to its ready containers, and to nothing
     /// else: a container joins once ready, and leaves as soon as it is to be
     /// stopped (before its stop signal), so a phoenix or update replacement,
@@ -334,16 +350,18 @@ private:
                     w.backends.push_back(o.id);
             std::sort(w.backends.begin(), w.backends.end());
         }
-        // Once per agent: balanced ports that an earlier agent left and no service declares now.
+        // Once per agent: balanced ports that an earlier agent of this state dir
+        // published (its record) and no service declares now. Only those: another
+        // agent's ports in the same network namespace are not ours, and an agent
+        // that never published any does not load libnftables at all.
         if (!portsSwept_) {
+            portsSwept_ = true;
             std::set<std::string> keep;
             for (const auto& [name, w] : want)
                 for (const auto& p : w.ports) keep.insert(hostSide(p));
-            if (auto have = engine_.balancedPorts()) {
-                portsSwept_ = true;
-                for (const auto& h : *have)
-                    if (!keep.count(h)) (void)engine_.unpublishBalanced({h});
-            }
+            recorded_ = readPortsRecord();
+            for (const auto& h : recorded_)
+                if (!keep.count(h)) (void)engine_.unpublishBalanced({h});
         }
         for (auto it = published_.begin(); it != published_.end();) {
             auto w = want.find(it->first);
@@ -354,6 +372,14 @@ private:
                     gone.push_back(p);
             if (!gone.empty()) (void)engine_.unpublishBalanced(gone);
             it = w == want.end() ? published_.erase(it) : std::next(it);
+        }
+        // Recorded before they are published: a crash in between leaves no port unrecorded.
+        std::set<std::string> hostSides;
+        for (const auto& [name, w] : want)
+            for (const auto& p : w.ports) hostSides.insert(hostSide(p));
+        if (hostSides != recorded_) {
+            writePortsRecord(hostSides);
+            recorded_ = hostSides;
         }
         for (auto& [name, w] : want) {
             auto& have = published_[name];
@@ -727,6 +753,7 @@ private:
     };
     std::map<std::string, Published> published_;  // by service: what its host ports lead to
     bool portsSwept_ = false;
+    std::set<std::string> recorded_;  // STATE/ports.json as last read or written
     struct StartFailures {
         int count = 0;        // consecutive failed starts of the slot
         int64_t retryAt = 0;  // unix ms: not before

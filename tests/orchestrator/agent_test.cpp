@@ -343,6 +343,25 @@ TEST_CASE("node: a service's host port is balanced over its ready replicas, thro
     CHECK(seen.size() == 1);
     CHECK(seen.count("") == 0);
 
+    // The agent dies: the port keeps answering. It had recorded its ports
+    // (ports.json); a restarted agent drops a recorded port no service declares,
+    // and leaves alone one it did not publish (another agent's).
+    node.kill(SIGKILL);
+    CHECK(ask() == seen.begin()->first);
+    auto record = json::Value::parse(sys::readFile(node.state / "ports.json").value_or(""));
+    REQUIRE(record);
+    CHECK(record->dump() == R"(["18080:18080/tcp"])");
+    host.sh("nft add chain ip hull bal_tcp_18181; nft add element ip hull tcp_bal { 18181 : goto bal_tcp_18181 }; "
+            "nft add chain ip hull bal_tcp_18282; nft add element ip hull tcp_bal { 18282 : goto bal_tcp_18282 }");
+    writeFileOrThrow(node.state / "ports.json", R"(["18080:18080/tcp", "18181:18181/tcp"])");
+    node.start();
+    CHECK(eventually([&] { return host.sh("nft list map ip hull tcp_bal").out.find("18181") == std::string::npos; }));
+    auto bal = host.sh("nft list map ip hull tcp_bal").out;
+    CHECK(bal.find("18080") != std::string::npos);
+    CHECK(bal.find("18282") != std::string::npos);
+    CHECK(ask() == seen.begin()->first);
+    host.sh("nft delete element ip hull tcp_bal { 18282 }; nft delete chain ip hull bal_tcp_18282");
+
     // The phoenix cycle of that one: the port answers throughout (sampled every 100 ms).
     writeFileOrThrow(node.state / "lb.yaml",
                      "name: lb\nimage: hull.local/busybox\n"
