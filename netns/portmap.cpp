@@ -267,6 +267,7 @@ Result<void> ensureNatTable(const Cidr& subnet, std::optional<bool> masquerade) 
 
 Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip) {
     if (ports.empty()) return {};
+    TRY(ensureTable());  // gone (a reboot) or made by an older hull
     for (const auto& p : ports)
         if (!publishedTo(p, ip)) TRY(checkFree(p, false));
     // One transaction: all ports or none.
@@ -291,6 +292,9 @@ std::string balancedScript(const PortMapping& p, const std::vector<Ipv4>& backen
         for (size_t i = 0; i < backends.size(); ++i)
             out += (i ? ", " : "") + std::to_string(i) + " : " + backends[i].str() + " . " + std::to_string(p.containerPort);
         out += " }\n";
+    } else {
+        // Nothing behind the port: dropped, not handed to whatever listens on the host.
+        out += "add rule ip hull " + chain + " drop\n";
     }
     return out + "add element ip hull " + map + " { " + mapKey(p) + " : goto " + chain + " }\n";
 }

@@ -54,7 +54,7 @@ std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add
 /// node agent): each new connection goes to one of BACKENDS, at random, on
 /// PORT's container port; the list is replaced in one transaction (connections
 /// already made keep their backend). An empty list keeps the port with no
-/// backend (connections are refused). Refused, like publishPorts, when the host
+/// backend (its packets are dropped). Refused, like publishPorts, when the host
 /// port is published otherwise. Makes the table if there is none.
 [[nodiscard]] Result<void> publishBalanced(const PortMapping& port, const std::vector<Ipv4>& backends);
 /// Gone already is not an error.

@@ -183,6 +183,7 @@ public:
         });
 
         std::set<std::string> stoppedNow;
+        std::vector<std::pair<std::string, int>> stops;  // id, grace seconds
         for (const auto& a : plan(desired, observed, std::chrono::milliseconds(now))) {
             if (a.kind == Action::Kind::Stop) {
                 stoppedNow.insert(a.container);
@@ -200,7 +201,7 @@ public:
                 int grace = grace_.count(a.service) ? grace_[a.service] : 10;
                 (void)store_.addEvent({0, now, a.reason == "phoenix" ? "phoenix" : "stop", a.service, a.container,
                                        "stopping (" + a.reason + ")"});
-                stopInBackground(a.container, grace);
+                stops.emplace_back(a.container, grace);  // once out of its service's ports (below)
                 forget(a.container);
                 continue;
             }
@@ -213,6 +214,9 @@ public:
             // A slot whose last starts failed (a missing image, a port taken)
             // is tried again after the service's backoff, doubling per failure.
             auto slotKey = std::make_pair(a.service, a.slot);
+            // A new generation (the spec was fixed) starts without waiting.
+            if (auto f = startFailures_.find(slotKey); f != startFailures_.end() && f->second.generation != a.generation)
+                startFailures_.erase(f);
             if (auto f = startFailures_.find(slotKey); f != startFailures_.end() && now < f->second.retryAt) {
                 nextWake_ = nextWake_ ? std::min(nextWake_, f->second.retryAt) : f->second.retryAt;
                 continue;
@@ -222,6 +226,7 @@ public:
             if (!start(specs.at(a.service), a, now)) {
                 const Service& s = specs.at(a.service);
                 auto& f = startFailures_[slotKey];
+                f.generation = a.generation;
                 auto delay = backoffDelay(s.backoff.initial, s.backoff.factor, s.backoff.max, f.count++);
                 f.retryAt = now + delay.count();
                 nextWake_ = nextWake_ ? std::min(nextWake_, f.retryAt) : f.retryAt;
@@ -237,6 +242,7 @@ public:
                 }
         }
         syncPorts(specs, observed, stoppedNow, now);
+        for (const auto& [id, grace] : stops) stopInBackground(id, grace);
         return {};
     }
 
@@ -317,6 +323,30 @@ private:
         return netns::formatPortMapping(*p);
     }
 
+    /// A host port of A that B publishes too ("8080/tcp"), or "": the same
+    /// protocol and port, on the same host address or on every address.
+    static std::string portClash(const Service& a, const Service& b) {
+        for (const auto& x : a.ports)
+            for (const auto& y : b.ports) {
+                auto p = netns::parsePortMapping(x), q = netns::parsePortMapping(y);
+                if (p && q && p->protocol == q->protocol && p->hostPort == q->hostPort &&
+                    (!p->hostIp || !q->hostIp || p->hostIp == q->hostIp))
+                    return std::to_string(p->hostPort) + "/" + p->protocol;
+            }
+        return "";
+    }
+
+    /// An adopted container (started before this agent) whose probes have not
+    /// said anything yet: it keeps its place behind the service's ports until
+    /// they do, so an agent restart does not cut a running service off.
+    bool notYetProbed(const Observed& o) const {
+        if (o.started.count() >= startedMs_) return false;
+        auto t = probes_.find(o.id);
+        if (t == probes_.end() || !t->second.probes) return true;
+        const auto& p = *t->second.probes;
+        return p.health(ContainerProbes::Kind::Readiness) == ProbeState::Health::Unknown && !p.startupFailed();
+    }
+
     /// The host sides of the balanced ports this agent has published (STATE/ports.json).
     std::set<std::string> readPortsRecord() const {
         std::set<std::string> out;
@@ -342,11 +372,22 @@ private:
         std::map<std::string, Published> want;
         for (const auto& [name, s] : specs) {
             if (s.ports.empty()) continue;
+            // Stored before apply refused clashes (or by hand): the first by name keeps the port.
+            std::string clashWith;
+            for (const auto& [other, w] : want)
+                if (!portClash(s, specs.at(other)).empty()) clashWith = other;
+            if (!clashWith.empty()) {
+                if (portClashes_.insert(name).second)
+                    (void)store_.addEvent({0, now, "error", name, "", "ports: published by service \"" + clashWith +
+                                                                           "\" already; not published"});
+                continue;
+            }
+            portClashes_.erase(name);
             auto& w = want[name];
             w.ports = s.ports;
             for (const auto& o : observed)
-                if (o.service == name && o.state == Observed::State::Running && o.ready && !o.livenessFailed &&
-                    o.slot < s.replicas && !stoppedNow.count(o.id))
+                if (o.service == name && o.state == Observed::State::Running && !o.livenessFailed &&
+                    o.slot < s.replicas && !stoppedNow.count(o.id) && (o.ready || notYetProbed(o)))
                     w.backends.push_back(o.id);
             std::sort(w.backends.begin(), w.backends.end());
         }
@@ -661,6 +702,16 @@ private:
             if (auto img = engine_.ensureImage(svc->image); !img)
                 return error(400, (req->source.empty() ? std::string("<input>") : req->source) + ": image: " +
                                       img.error().message());
+            // Two services cannot share a host port: refused here, before anything is stored.
+            if (auto rows = store_.listServices())
+                for (const auto& r : *rows) {
+                    if (r.name == svc->name) continue;
+                    auto other = serviceFromJson(r.spec);
+                    if (!other) continue;
+                    if (auto clash = portClash(*svc, *other); !clash.empty())
+                        return error(400, (req->source.empty() ? std::string("<input>") : req->source) + ": ports: " +
+                                              clash + " is published by service \"" + r.name + "\" already");
+                }
             auto gen = store_.putService(svc->name, serviceJson(*svc));
             if (!gen) return error(500, gen.error().message());
             (void)store_.addEvent({0, nowMs(), "apply", svc->name, "", "generation " + std::to_string(*gen)});
@@ -754,9 +805,11 @@ private:
     std::map<std::string, Published> published_;  // by service: what its host ports lead to
     bool portsSwept_ = false;
     std::set<std::string> recorded_;  // STATE/ports.json as last read or written
+    std::set<std::string> portClashes_;  // services whose ports another service holds (said once)
     struct StartFailures {
         int count = 0;        // consecutive failed starts of the slot
         int64_t retryAt = 0;  // unix ms: not before
+        int64_t generation = 0;  // of the spec that failed
     };
     std::map<std::pair<std::string, int>, StartFailures> startFailures_;  // by (service, slot)
     std::vector<pid_t> reap_;                   // exec checks killed, not yet reaped

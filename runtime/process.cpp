@@ -146,11 +146,19 @@ Result<UniqueFd> recvFd(int sock, std::string* payload) {
     while ((n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0)
         if (errno != EINTR) return failErrno("receive file descriptor");
     if (n == 0 && msg.msg_controllen == 0) return fail(Error::plain(EPIPE, "receive file descriptor: the peer closed the socket"));
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return fail(Error::plain(EBADMSG, "no file descriptor received"));
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    UniqueFd received(fd);
+    // The first descriptor is ours; any more a peer sent are closed, not leaked.
+    UniqueFd received;
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; ++i) {
+            int fd;
+            std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (!received) received = UniqueFd(fd);
+            else ::close(fd);
+        }
+    }
+    if (!received) return fail(Error::plain(EBADMSG, "no file descriptor received"));
     if (msg.msg_flags & MSG_TRUNC) return fail(Error::plain(EMSGSIZE, "receive file descriptor: message too long"));
     if (payload) payload->assign(buf.data(), size_t(n));
     return received;

@@ -244,6 +244,7 @@ TEST_CASE("portmap: parsing and the nft commands", "[netns]") {
           "add element ip hull tcp_bal { 8080 : goto bal_tcp_8080 }\n");
     CHECK(balancedScript(one, {}, true) ==
           "add chain ip hull bal_udp_127.0.0.1_8080\nflush chain ip hull bal_udp_127.0.0.1_8080\n"
+          "add rule ip hull bal_udp_127.0.0.1_8080 drop\n"
           "add element ip hull udp_addr_bal { 127.0.0.1 . 8080 : goto bal_udp_127.0.0.1_8080 }\n");
     CHECK(balancedScript(one, {}, false) ==
           "delete element ip hull udp_addr_bal { 127.0.0.1 . 8080 }\ndelete chain ip hull bal_udp_127.0.0.1_8080\n");

@@ -275,9 +275,15 @@ TEST_CASE("net: a host port balanced over several containers reaches each, follo
     auto onAddr = publishBalanced(*parsePortMapping("127.0.0.1:8080:80"), ips);
     REQUIRE_FALSE(onAddr);
     CHECK(onAddr.error().message().find("already published on every address") != std::string::npos);
-    // No backend: the port stays, and nothing answers.
+    // No backend: the port stays, and its packets are dropped (not handed to the
+    // host: a listener of the host's own on 8080 gets nothing).
     REQUIRE(publishBalanced(port, {}));
-    CHECK(hits(other, "10.250.9.1").empty());
+    auto listener = host.sh("(busybox nc -l -p 8080 > " + state.path() + "/got & echo $! > " + state.path() +
+                            "/nc.pid); sleep 0.2");
+    auto none = other.sh("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 1 10.250.9.1 8080");
+    CHECK(none.out.empty());
+    CHECK(test::readFileOr(state.path() + "/got").empty());
+    host.sh("kill $(cat " + state.path() + "/nc.pid)");
     REQUIRE(unpublishBalanced(port));
     CHECK(unpublishBalanced(port));  // gone already
     CHECK(listBalanced()->empty());

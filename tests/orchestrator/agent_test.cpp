@@ -313,7 +313,7 @@ TEST_CASE("node: a service's host port is balanced over its ready replicas, thro
                      "name: lb\nimage: hull.local/busybox\n"
                      "command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www']\n"
                      "replicas: 2\nports: ['18080:80']\nstopGracePeriod: 1s\n"
-                     "probes: {readiness: {tcp: {port: 80}, period: 100ms}}\n");
+                     "probes: {readiness: {tcp: {port: 80}, period: 300ms, successThreshold: 3}}\n");
     REQUIRE(node.hull({"apply", "-f", node.state / "lb.yaml"}).status == 0);
     auto readyCount = [&] {
         size_t n = 0;
@@ -322,6 +322,14 @@ TEST_CASE("node: a service's host port is balanced over its ready replicas, thro
         return n;
     };
     REQUIRE(eventually([&] { return readyCount() == 2; }));
+    // A second service cannot take the port, on every address or on one.
+    for (const char* port : {"18080:81", "127.0.0.1:18080:80"}) {
+        writeFileOrThrow(node.state / "lb2.yaml", std::string("name: lb2\nimage: hull.local/busybox\nports: ['") + port + "']\n");
+        auto clash = node.hull({"apply", "-f", node.state / "lb2.yaml"});
+        CHECK(clash.status != 0);
+        CHECK(clash.err.find("ports: 18080/tcp is published by service \"lb\" already") != std::string::npos);
+    }
+    CHECK(node.hull({"describe", "lb2"}).status != 0);
     // Answers by body (each replica serves its hostname); "" for a failed request.
     auto ask = [&] {
         auto r = host.sh("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 127.0.0.1 18080 | tail -n 1");
@@ -355,6 +363,14 @@ TEST_CASE("node: a service's host port is balanced over its ready replicas, thro
             "nft add chain ip hull bal_tcp_18282; nft add element ip hull tcp_bal { 18282 : goto bal_tcp_18282 }");
     writeFileOrThrow(node.state / "ports.json", R"(["18080:18080/tcp", "18181:18181/tcp"])");
     node.start();
+    // Its readiness needs three probes in a row (600 ms) to be known again: meanwhile the port keeps leading to it.
+    // (A dropped SYN is sent again after 1 s: each answer must come at once.)
+    for (int i = 0; i < 10; ++i) {
+        auto t0 = nowMs();
+        CHECK(ask() == seen.begin()->first);
+        CHECK(nowMs() - t0 < 500);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
     CHECK(eventually([&] { return host.sh("nft list map ip hull tcp_bal").out.find("18181") == std::string::npos; }));
     auto bal = host.sh("nft list map ip hull tcp_bal").out;
     CHECK(bal.find("18080") != std::string::npos);
@@ -367,7 +383,7 @@ TEST_CASE("node: a service's host port is balanced over its ready replicas, thro
                      "name: lb\nimage: hull.local/busybox\n"
                      "command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www']\n"
                      "replicas: 1\nports: ['18080:80']\nstopGracePeriod: 1s\nmaxAge: 2s\n"
-                     "probes: {readiness: {tcp: {port: 80}, period: 100ms}}\n");
+                     "probes: {readiness: {tcp: {port: 80}, period: 300ms, successThreshold: 3}}\n");
     REQUIRE(node.hull({"apply", "-f", node.state / "lb.yaml"}).status == 0);
     int failed = 0;
     std::set<std::string> answered;
