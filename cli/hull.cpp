@@ -833,7 +833,6 @@ int main(int argc, char** argv) {
     if (cmd == "node" || cmd == "apply" || cmd == "get" || cmd == "describe" || cmd == "events" || cmd == "delete" ||
         cmd == "scale" || cmd == "metrics")
         return nodeCmd(stateDir(state), runDir, cmd, rest);
-    if (cmd == "_spawner") return runtime::runSpawner(3);  // Engine::startSpawner's
     if (cmd == "_cleanup") {
         // Run by hull-monitor when a detached container has ended.
         if (rest.size() != 1) return 2;

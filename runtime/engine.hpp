@@ -91,7 +91,7 @@ public:
     [[nodiscard]] Result<void> cleanup(const std::string& id);
 
     /// For a long-lived caller (the node agent): from now on containers are
-    /// created by a small process of ours (`hull _spawner`) that forks for each,
+    /// created by a small process of ours (hull-spawner) that forks for each,
     /// instead of by a fork of this, possibly big, process: copying a big
     /// address space is most of the cost of a start here. Falls back to forking
     /// if the spawner goes away.
@@ -124,10 +124,6 @@ private:
     std::shared_ptr<std::set<std::string>> warmProfiles_;          // seccomp profiles compiled in this process
     std::shared_ptr<std::vector<pid_t>> monitors_;                 // our children, until reaped
 };
-
-/// `hull _spawner`, started by Engine::startSpawner with its socket on SOCK:
-/// creates containers on request until the socket closes.
-int runSpawner(int sock);
 
 /// Docker-style names for containers without one ("hull-3f2a9c"), and short ids.
 std::string shortId(const std::string& id);

@@ -958,7 +958,7 @@ TEST_CASE("node: containers are created by the agent's spawner, and by the agent
     Node node;
     REQUIRE(node.hull({"image", "import", image}).status == 0);
     node.start();
-    const std::string spawner = "--state-dir " + node.state.path() + " --run-dir .* _spawner";
+    const std::string spawner = "hull-spawner --state-dir " + node.state.path() + " ";
     REQUIRE(eventually([&] { return run({"/usr/bin/pgrep", "-f", "--", spawner}).status == 0; }));
     writeFileOrThrow(node.state / "s.yaml", "name: s\nimage: hull.local/busybox\ncommand: [sleep, '1000']\n");
     REQUIRE(node.hull({"apply", "-f", node.state / "s.yaml"}).status == 0);
@@ -978,7 +978,7 @@ TEST_CASE("node: containers are created by the agent's spawner, and by the agent
     std::string mstat = sys::readFile("/proc/" + std::to_string(monitor) + "/stat").value_or("");
     int64_t creator = std::atoll(mstat.substr(mstat.rfind(')') + 4).c_str());
     CHECK(creator != node.pid);
-    CHECK(sys::readFile("/proc/" + std::to_string(creator) + "/cmdline").value_or("").find("_spawner") != std::string::npos);
+    CHECK(sys::readFile("/proc/" + std::to_string(creator) + "/cmdline").value_or("").find("hull-spawner") != std::string::npos);
     // Without the spawner, a kill still gets a replacement: the agent forks itself.
     run({"/usr/bin/pkill", "-9", "-f", "--", spawner});
     ::kill(pid_t(first), SIGKILL);
