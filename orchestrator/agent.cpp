@@ -638,6 +638,11 @@ private:
         out += "# HELP hull_container_cpu_seconds_total CPU time, from the cgroup.\n# TYPE hull_container_cpu_seconds_total counter\n";
         out += "# HELP hull_container_memory_bytes Memory in use, from the cgroup.\n# TYPE hull_container_memory_bytes gauge\n";
         out += perContainer;
+        out += "# HELP hull_service_port_backends Containers a service's host ports lead to (-1: not published, see events).\n"
+               "# TYPE hull_service_port_backends gauge\n";
+        for (const auto& [svc, p] : published_)
+            out += "hull_service_port_backends{service=\"" + svc + "\"} " +
+                   (p.error.empty() ? std::to_string(p.backends.size()) : std::string("-1")) + "\n";
         return out;
     }
 

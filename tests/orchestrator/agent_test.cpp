@@ -339,6 +339,7 @@ TEST_CASE("node: a service's host port is balanced over its ready replicas, thro
     // The port follows readiness: wait for it to lead to both, then 20 requests reach both.
     REQUIRE(eventually([&] { return host.sh("nft list chain ip hull bal_tcp_18080").out.find("mod 2") != std::string::npos; }));
     for (int i = 0; i < 20; ++i) ++seen[ask()];
+    CHECK(node.hull({"metrics"}).out.find("hull_service_port_backends{service=\"lb\"} 2\n") != std::string::npos);
     INFO(seen.size());
     CHECK(seen.count("") == 0);
     CHECK(seen.size() == 2);
