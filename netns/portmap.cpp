@@ -75,15 +75,13 @@ Result<std::vector<std::pair<std::string, int64_t>>> addressKeys(const std::stri
         const json::Value* elems = m ? m->find("elem") : nullptr;
         if (!elems || !elems->isArray()) continue;
         for (const auto& e : elems->asArray()) {
-            // [{"concat": ["127.0.0.1", 8080]}, data]; or [8080, data] in a map by port alone
+            // [{"concat": ["127.0.0.1", 8080]}, data]
             if (!e.isArray() || e.asArray().empty()) continue;
-            const json::Value& k = e.asArray()[0];
+            const json::Value* key = e.asArray()[0].find("concat");
             int64_t port = 0;
-            if (const json::Value* key = k.find("concat"); key && key->isArray() && key->asArray().size() == 2 &&
-                                                            key->asArray()[0].isString() && key->asArray()[1].toInt64(port))
+            if (key && key->isArray() && key->asArray().size() == 2 && key->asArray()[0].isString() &&
+                key->asArray()[1].toInt64(port))
                 out.emplace_back(key->asArray()[0].asString(), port);
-            else if (k.toInt64(port))
-                out.emplace_back("", port);
         }
     }
     return out;
@@ -92,10 +90,16 @@ Result<std::vector<std::pair<std::string, int64_t>>> addressKeys(const std::stri
 /// P's key in its map: "PORT", or "ADDRESS . PORT" for one host address.
 std::string mapKey(const PortMapping& p) { return (p.hostIp ? p.hostIp->str() + " . " : "") + std::to_string(p.hostPort); }
 
+/// The map that holds P, of KIND "ports" (one container) or "bal" (balanced):
+/// "tcp_ports", "udp_addr_bal", ….
+std::string mapName(const PortMapping& p, const char* kind) {
+    return p.protocol + (p.hostIp ? "_addr_" : "_") + kind;
+}
+
 /// Whether P is published already, to IP: a second ADD of the same container.
 bool publishedTo(const PortMapping& p, Ipv4 ip) {
     std::string key = mapKey(p);
-    auto out = nftOutput("get element ip hull " + p.protocol + (p.hostIp ? "_addr_ports" : "_ports") + " { " + key + " }", "get");
+    auto out = nftOutput("get element ip hull " + mapName(p, "ports") + " { " + key + " }", "get");
     return out && out->find(key + " : " + ip.str() + " . " + std::to_string(p.containerPort) + " }") != std::string::npos;
 }
 
@@ -241,7 +245,7 @@ add rule ip hull raw_output ip daddr @remotes notrack
 std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add) {
     std::string out;
     for (const auto& p : ports) {
-        std::string map = p.protocol + (p.hostIp ? "_addr_ports" : "_ports");
+        std::string map = mapName(p, "ports");
         std::string key = mapKey(p);
         if (add)
             out += "add element ip hull " + map + " { " + key + " : " + ip.str() + " . " +
@@ -282,7 +286,7 @@ Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip) {
 
 std::string balancedScript(const PortMapping& p, const std::vector<Ipv4>& backends, bool add) {
     std::string chain = balancedChain(p);
-    std::string map = p.protocol + (p.hostIp ? "_addr_bal" : "_bal");
+    std::string map = mapName(p, "bal");
     if (!add)
         return "delete element ip hull " + map + " { " + mapKey(p) + " }\ndelete chain ip hull " + chain + "\n";
     std::string out = "add chain ip hull " + chain + "\nflush chain ip hull " + chain + "\n";
@@ -309,21 +313,6 @@ Result<void> unpublishBalanced(const PortMapping& p) {
     auto r = runNft(balancedScript(p, {}, false), "unpublish " + formatPortMapping(p));
     if (!r && r.error().message().find("No such file") != std::string::npos) return {};
     return r;
-}
-
-Result<std::vector<PortMapping>> listBalanced() {
-    std::vector<PortMapping> out;
-    if (!runNft("list map ip hull udp_addr_bal", "probe")) return out;  // no table (or an older one): none
-    for (std::string proto : {"tcp", "udp"})
-        for (std::string kind : {"_bal", "_addr_bal"})
-            for (const auto& [addr, port] : TRY(addressKeys(proto + kind))) {
-                PortMapping p;
-                p.protocol = proto;
-                p.hostPort = uint16_t(port);
-                if (!addr.empty()) p.hostIp = Ipv4::parse(addr);
-                out.push_back(p);
-            }
-    return out;
 }
 
 Result<void> unpublishPorts(const std::vector<PortMapping>& ports) {

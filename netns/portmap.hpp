@@ -59,9 +59,6 @@ std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add
 [[nodiscard]] Result<void> publishBalanced(const PortMapping& port, const std::vector<Ipv4>& backends);
 /// Gone already is not an error.
 [[nodiscard]] Result<void> unpublishBalanced(const PortMapping& port);
-/// The balanced host ports of this network namespace (protocol, host address
-/// and port; no container port), for a restarted agent to drop stale ones.
-[[nodiscard]] Result<std::vector<PortMapping>> listBalanced();
 /// The nft commands behind publishBalanced (ADD) and unpublishBalanced (pure).
 std::string balancedScript(const PortMapping& port, const std::vector<Ipv4>& backends, bool add);
 /// Missing elements are not an error (a half-made attach, a second DEL).

@@ -5,7 +5,6 @@
 #include <sys/syscall.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -634,13 +633,6 @@ Result<void> Engine::publishBalanced(const std::vector<std::string>& ports, cons
 Result<void> Engine::unpublishBalanced(const std::vector<std::string>& ports) {
     for (const auto& p : ports) TRY(netns::unpublishBalanced(TRY(netns::parsePortMapping(p))));
     return {};
-}
-
-Result<std::vector<std::string>> Engine::balancedPorts() {
-    std::vector<std::string> out;
-    for (const auto& p : TRY(netns::listBalanced()))
-        out.push_back(netns::formatPortMapping({p.hostPort, p.hostPort, p.protocol, p.hostIp}));
-    return out;
 }
 
 Result<ContainerInfo> Engine::inspect(const std::string& q) {

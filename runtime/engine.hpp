@@ -102,9 +102,6 @@ public:
     /// replacing the list these ports had. IDS without an address are left out.
     [[nodiscard]] Result<void> publishBalanced(const std::vector<std::string>& ports, const std::vector<std::string>& ids);
     [[nodiscard]] Result<void> unpublishBalanced(const std::vector<std::string>& ports);
-    /// The balanced host ports there are, as "[IP:]PORT:PORT/PROTO" (the host
-    /// port twice: the container port is not kept), to pass to unpublishBalanced.
-    [[nodiscard]] Result<std::vector<std::string>> balancedPorts();
 
     const std::string& stateDir() const { return state_; }
 
