@@ -182,11 +182,9 @@ public:
             return it == specs.end() || f.first.second >= it->second.replicas;
         });
 
-        std::set<std::string> stoppedNow;
-        std::vector<std::pair<std::string, int>> stops;  // id, grace seconds
+        std::map<std::string, int> stops;  // containers to stop this round: grace seconds, by id
         for (const auto& a : plan(desired, observed, std::chrono::milliseconds(now))) {
             if (a.kind == Action::Kind::Stop) {
-                stoppedNow.insert(a.container);
                 if (a.reason == "liveness" || a.reason == "startup")
                     for (const auto& o : observed)
                         if (o.id == a.container) {
@@ -201,14 +199,13 @@ public:
                 int grace = grace_.count(a.service) ? grace_[a.service] : 10;
                 (void)store_.addEvent({0, now, a.reason == "phoenix" ? "phoenix" : "stop", a.service, a.container,
                                        "stopping (" + a.reason + ")"});
-                stops.emplace_back(a.container, grace);  // once out of its service's ports (below)
+                stops[a.container] = grace;  // once out of its service's ports (below)
                 forget(a.container);
                 continue;
             }
             if (std::chrono::milliseconds(now) < a.notBefore) {
                 // Backing off: wake up exactly when the delay is over, not at the next tick.
-                int64_t at = a.notBefore.count();
-                nextWake_ = nextWake_ ? std::min(nextWake_, at) : at;
+                wakeBy(a.notBefore.count());
                 continue;
             }
             // A slot whose last starts failed (a missing image, a port taken)
@@ -218,7 +215,7 @@ public:
             if (auto f = startFailures_.find(slotKey); f != startFailures_.end() && f->second.generation != a.generation)
                 startFailures_.erase(f);
             if (auto f = startFailures_.find(slotKey); f != startFailures_.end() && now < f->second.retryAt) {
-                nextWake_ = nextWake_ ? std::min(nextWake_, f->second.retryAt) : f->second.retryAt;
+                wakeBy(f->second.retryAt);
                 continue;
             }
             // A start that failed leaves the ended container in place: its label
@@ -229,7 +226,7 @@ public:
                 f.generation = a.generation;
                 auto delay = backoffDelay(s.backoff.initial, s.backoff.factor, s.backoff.max, f.count++);
                 f.retryAt = now + delay.count();
-                nextWake_ = nextWake_ ? std::min(nextWake_, f.retryAt) : f.retryAt;
+                wakeBy(f.retryAt);
                 continue;
             }
             startFailures_.erase(slotKey);
@@ -241,7 +238,7 @@ public:
                     forget(o.id);
                 }
         }
-        syncPorts(specs, observed, stoppedNow, now);
+        syncPorts(specs, observed, stops, now);
         for (const auto& [id, grace] : stops) stopInBackground(id, grace);
         return {};
     }
@@ -314,6 +311,9 @@ public:
     }
 
 private:
+    /// Reconcile again at AT (unix ms) if that is before the next wake-up already due.
+    void wakeBy(int64_t at) { nextWake_ = nextWake_ ? std::min(nextWake_, at) : at; }
+
     /// "[IP:]PORT:PORT/PROTO": a port spec's host side, the same for every
     /// spelling of it ("8080:80" and "0.0.0.0:8080:81/tcp" are one host port).
     static std::string hostSide(const std::string& spec) {
@@ -368,7 +368,7 @@ private:
     /// stopped (before its stop signal), so a phoenix or update replacement,
     /// a liveness kill or a scale-down drops no new connection on the floor.
     void syncPorts(const std::map<std::string, Service>& specs, const std::vector<Observed>& observed,
-                   const std::set<std::string>& stoppedNow, int64_t now) {
+                   const std::map<std::string, int>& stopping, int64_t now) {
         std::map<std::string, Published> want;
         for (const auto& [name, s] : specs) {
             if (s.ports.empty()) continue;
@@ -387,22 +387,21 @@ private:
             w.ports = s.ports;
             for (const auto& o : observed)
                 if (o.service == name && o.state == Observed::State::Running && !o.livenessFailed &&
-                    o.slot < s.replicas && !stoppedNow.count(o.id) && (o.ready || notYetProbed(o)))
+                    o.slot < s.replicas && !stopping.count(o.id) && (o.ready || notYetProbed(o)))
                     w.backends.push_back(o.id);
             std::sort(w.backends.begin(), w.backends.end());
         }
+        std::set<std::string> hostSides;
+        for (const auto& [name, w] : want)
+            for (const auto& p : w.ports) hostSides.insert(hostSide(p));
         // Once per agent: balanced ports that an earlier agent of this state dir
         // published (its record) and no service declares now. Only those: another
         // agent's ports in the same network namespace are not ours, and an agent
         // that never published any does not load libnftables at all.
-        if (!portsSwept_) {
-            portsSwept_ = true;
-            std::set<std::string> keep;
-            for (const auto& [name, w] : want)
-                for (const auto& p : w.ports) keep.insert(hostSide(p));
+        if (!recorded_) {
             recorded_ = readPortsRecord();
-            for (const auto& h : recorded_)
-                if (!keep.count(h)) (void)engine_.unpublishBalanced({h});
+            for (const auto& h : *recorded_)
+                if (!hostSides.count(h)) (void)engine_.unpublishBalanced({h});
         }
         for (auto it = published_.begin(); it != published_.end();) {
             auto w = want.find(it->first);
@@ -415,17 +414,14 @@ private:
             it = w == want.end() ? published_.erase(it) : std::next(it);
         }
         // Recorded before they are published: a crash in between leaves no port unrecorded.
-        std::set<std::string> hostSides;
-        for (const auto& [name, w] : want)
-            for (const auto& p : w.ports) hostSides.insert(hostSide(p));
-        if (hostSides != recorded_) {
+        if (hostSides != *recorded_) {
             writePortsRecord(hostSides);
             recorded_ = hostSides;
         }
         for (auto& [name, w] : want) {
             auto& have = published_[name];
-            bool same = have.ports == w.ports && have.backends == w.backends && have.error.empty();
-            if (same || (!have.error.empty() && now < have.retryAt && have.ports == w.ports && have.backends == w.backends))
+            // Unchanged, and published (or failed, and not due for another try).
+            if (have.ports == w.ports && have.backends == w.backends && (have.error.empty() || now < have.retryAt))
                 continue;
             auto r = engine_.publishBalanced(w.ports, w.backends);
             if (r) {
@@ -441,7 +437,7 @@ private:
             have.backends = w.backends;
             have.error = r.error().message();
             have.retryAt = now + 5000;
-            nextWake_ = nextWake_ ? std::min(nextWake_, have.retryAt) : have.retryAt;
+            wakeBy(have.retryAt);
         }
     }
 
@@ -700,12 +696,13 @@ private:
         if (method == "POST" && target == services) {
             auto req = decode<ApplyRequest>(body);
             if (!req) return error(400, req.error().message());
-            auto svc = parseService(req->text, req->source.empty() ? "<input>" : req->source);
+            std::string source = req->source.empty() ? "<input>" : req->source;
+            auto svc = parseService(req->text, source);
             if (!svc) return error(400, svc.error().message());
             // An image the node does not have and cannot pull would only make
             // every start fail: refused here, before anything is stored.
             if (auto img = engine_.ensureImage(svc->image); !img)
-                return error(400, (req->source.empty() ? std::string("<input>") : req->source) + ": image: " +
+                return error(400, source + ": image: " +
                                       img.error().message());
             // Two services cannot share a host port: refused here, before anything is stored.
             if (auto rows = store_.listServices())
@@ -714,7 +711,7 @@ private:
                     auto other = serviceFromJson(r.spec);
                     if (!other) continue;
                     if (auto clash = portClash(*svc, *other); !clash.empty())
-                        return error(400, (req->source.empty() ? std::string("<input>") : req->source) + ": ports: " +
+                        return error(400, source + ": ports: " +
                                               clash + " is published by service \"" + r.name + "\" already");
                 }
             auto gen = store_.putService(svc->name, serviceJson(*svc));
@@ -808,8 +805,7 @@ private:
         int64_t retryAt = 0;
     };
     std::map<std::string, Published> published_;  // by service: what its host ports lead to
-    bool portsSwept_ = false;
-    std::set<std::string> recorded_;  // STATE/ports.json as last read or written
+    std::optional<std::set<std::string>> recorded_;  // STATE/ports.json as last read or written (none: not read yet)
     std::set<std::string> portClashes_;  // services whose ports another service holds (said once)
     struct StartFailures {
         int count = 0;        // consecutive failed starts of the slot
