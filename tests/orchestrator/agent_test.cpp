@@ -178,26 +178,22 @@ TEST_CASE("node: keeps replicas running through kill -9 (backoff doubling up to 
 
     UNSCOPED_INFO("stage: bad input");
     // Bad input: a clear error, and nothing applied.
-    writeFileOrThrow(node.state / "bad.yaml", "name: broken\nimage: hull.local/busybox\nreplicas: -1\n");
-    auto bad = node.hull({"apply", "-f", node.state / "bad.yaml"});
-    CHECK(bad.status != 0);
-    CHECK(bad.err.find("replicas") != std::string::npos);
-    writeFileOrThrow(node.state / "unknown.yaml", "name: other\nimage: hull.local/busybox\nreplicaz: 2\n");
-    auto unknown = node.hull({"apply", "-f", node.state / "unknown.yaml"});
-    CHECK(unknown.status != 0);
-    CHECK(unknown.err.find("replicaz") != std::string::npos);
-    writeFileOrThrow(node.state / "malformed.yaml", "name: m\nimage: [hull.local/busybox\n");
-    auto malformed = node.hull({"apply", "-f", node.state / "malformed.yaml"});
-    CHECK(malformed.status != 0);
-    CHECK(malformed.err.find("malformed.yaml:") != std::string::npos);
-    writeFileOrThrow(node.state / "dup.yaml", "name: d\nimage: hull.local/busybox\nname: e\n");
-    auto dup = node.hull({"apply", "-f", node.state / "dup.yaml"});
-    CHECK(dup.status != 0);
-    CHECK(dup.err.find("duplicate") != std::string::npos);
-    writeFileOrThrow(node.state / "noimage.yaml", "name: noimage\nimage: hull.local/nothing-here\n");
-    auto noimage = node.hull({"apply", "-f", node.state / "noimage.yaml"});
-    CHECK(noimage.status != 0);
-    CHECK(noimage.err.find("nothing-here") != std::string::npos);
+    struct Bad {
+        const char* file;
+        const char* text;
+        const char* says;  // in the error
+    };
+    for (const Bad& b : {Bad{"bad.yaml", "name: broken\nimage: hull.local/busybox\nreplicas: -1\n", "replicas"},
+                         Bad{"unknown.yaml", "name: other\nimage: hull.local/busybox\nreplicaz: 2\n", "replicaz"},
+                         Bad{"malformed.yaml", "name: m\nimage: [hull.local/busybox\n", "malformed.yaml:"},
+                         Bad{"dup.yaml", "name: d\nimage: hull.local/busybox\nname: e\n", "duplicate"},
+                         Bad{"noimage.yaml", "name: noimage\nimage: hull.local/nothing-here\n", "nothing-here"}}) {
+        writeFileOrThrow(node.state / b.file, b.text);
+        auto r = node.hull({"apply", "-f", node.state / b.file});
+        INFO(b.file);
+        CHECK(r.status != 0);
+        CHECK(r.err.find(b.says) != std::string::npos);
+    }
     auto services = json::Value::parse(node.hull({"get", "services", "--output", "json"}).out);
     REQUIRE(services);
     CHECK(services->asArray().size() == 1);
