@@ -14,8 +14,8 @@
 
 #include "cli/args.hpp"
 #include "images/store.hpp"
-#include "orchestrator/agent.hpp"
-#include "orchestrator/messages.hpp"
+#include "orchestrator/node/agent.hpp"
+#include "orchestrator/api/messages.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/runtime.hpp"
 #include "netns/network.hpp"

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "orchestrator/service.hpp"
+#include "orchestrator/model/service.hpp"
 
 namespace hull::orchestrator {
 

@@ -1,8 +1,8 @@
 #pragma once
-// Health probes the node agent runs against a container: a TCP connect, an
-// HTTP GET, the bookkeeping of thresholds, and when each of a container's
-// probes runs. The exec probe runs through the runtime facade and only its
-// result enters this bookkeeping.
+// The rules of health probes, without running any: the bookkeeping of
+// thresholds, when each of a container's probes runs, and the restart backoff.
+// The node agent runs the checks (node/probe_io.hpp, exec through the runtime
+// facade) and only their results enter this bookkeeping.
 #include <array>
 #include <chrono>
 #include <cstdint>
@@ -10,21 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "orchestrator/service.hpp"
+#include "orchestrator/model/service.hpp"
 #include "sys/error.hpp"
 
 namespace hull::orchestrator {
-
-struct ProbeResult {
-    bool ok = false;
-    std::chrono::microseconds latency{0};
-    std::string detail;  // "HTTP 503", "connect: Connection refused", "timed out after 500 ms"
-};
-
-/// Connect to IP:PORT within TIMEOUT; success when the connection is accepted.
-ProbeResult probeTcp(const std::string& ip, uint16_t port, std::chrono::milliseconds timeout);
-/// GET PATH from IP:PORT within TIMEOUT (HTTP/1.0, Host: IP); success on a 2xx or 3xx status.
-ProbeResult probeHttp(const std::string& ip, uint16_t port, const std::string& path, std::chrono::milliseconds timeout);
 
 /// Thresholds over consecutive results (Kubernetes' semantics): the state flips
 /// to healthy after SUCCESS successes in a row and to unhealthy after FAILURE

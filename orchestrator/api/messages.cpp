@@ -1,4 +1,4 @@
-#include "orchestrator/messages.hpp"
+#include "orchestrator/api/messages.hpp"
 
 #include <sstream>
 

@@ -1,7 +1,7 @@
 // The node agent's decisions, with made-up clocks and containers.
 #include <catch2/catch.hpp>
 
-#include "orchestrator/reconcile.hpp"
+#include "orchestrator/core/reconcile.hpp"
 
 using namespace hull::orchestrator;
 using std::chrono::milliseconds;

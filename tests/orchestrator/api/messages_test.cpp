@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "orchestrator/messages.hpp"
+#include "orchestrator/api/messages.hpp"
 
 using namespace hull;
 using namespace hull::orchestrator;

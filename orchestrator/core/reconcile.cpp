@@ -1,10 +1,10 @@
-#include "orchestrator/reconcile.hpp"
+#include "orchestrator/core/reconcile.hpp"
 
 #include <algorithm>
 #include <map>
 #include <set>
 
-#include "orchestrator/probe.hpp"
+#include "orchestrator/core/probes.hpp"
 
 namespace hull::orchestrator {
 

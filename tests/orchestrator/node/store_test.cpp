@@ -1,4 +1,4 @@
-#include "orchestrator/store.hpp"
+#include "orchestrator/node/store.hpp"
 
 #include <signal.h>
 #include <sys/wait.h>

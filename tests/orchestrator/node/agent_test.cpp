@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "netns/netns_support.hpp"
-#include "orchestrator/agent.hpp"
-#include "orchestrator/messages.hpp"
+#include "orchestrator/node/agent.hpp"
+#include "orchestrator/api/messages.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 

@@ -1,4 +1,4 @@
-#include "orchestrator/agent.hpp"
+#include "orchestrator/node/agent.hpp"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -21,11 +21,12 @@
 #include <thread>
 
 #include "netns/portmap.hpp"
-#include "orchestrator/messages.hpp"
-#include "orchestrator/probe.hpp"
-#include "orchestrator/reconcile.hpp"
-#include "orchestrator/service.hpp"
-#include "orchestrator/store.hpp"
+#include "orchestrator/api/messages.hpp"
+#include "orchestrator/core/probes.hpp"
+#include "orchestrator/node/probe_io.hpp"
+#include "orchestrator/core/reconcile.hpp"
+#include "orchestrator/model/service.hpp"
+#include "orchestrator/node/store.hpp"
 #include "runtime/engine.hpp"
 #include "runtime/runtime.hpp"
 #include "sys/fs.hpp"

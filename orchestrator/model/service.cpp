@@ -1,4 +1,4 @@
-#include "orchestrator/service.hpp"
+#include "orchestrator/model/service.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -27,7 +27,7 @@
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 
-#include "orchestrator/service.hpp"
+#include "orchestrator/model/service.hpp"
 #include "sys/error.hpp"
 #include "sys/json.hpp"
 

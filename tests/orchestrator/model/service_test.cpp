@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "orchestrator/service.hpp"
+#include "orchestrator/model/service.hpp"
 
 using namespace hull::orchestrator;
 using namespace std::chrono_literals;
