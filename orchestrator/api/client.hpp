@@ -1,0 +1,32 @@
+#pragma once
+// Where the CLI sends its requests: a master (HTTPS with the admin token of an
+// admin.conf-shaped file) or the local node agent's unix socket.
+//
+// The target is, in order: --config FILE, $HULL_CONFIG, ~/.config/hull/config
+// (when it exists), else the agent's socket (standalone).
+#include <string>
+#include <utility>
+
+#include "sys/error.hpp"
+
+namespace hull::orchestrator::api {
+
+struct ApiTarget {
+    std::string socket;           // standalone: the agent's unix socket
+    std::string url, ca, token;   // a master: its URL, CA (PEM) and the admin token
+    std::string config;           // the file they came from
+    bool master() const { return !url.empty(); }
+};
+
+/// CONFIG_FLAG: --config's value ("" when not given). SOCKET: the agent's socket.
+[[nodiscard]] Result<ApiTarget> resolveTarget(const std::string& configFlag, const std::string& socket);
+
+/// One request; the status and body. Errors say which target could not be reached.
+[[nodiscard]] Result<std::pair<int, std::string>> apiCall(const ApiTarget& t, const std::string& method,
+                                                          const std::string& target, const std::string& body = "");
+
+/// A request over a unix socket (the node agent's API).
+[[nodiscard]] Result<std::pair<int, std::string>> unixRequest(const std::string& socketPath, const std::string& method,
+                                                              const std::string& target, const std::string& body = "");
+
+}  // namespace hull::orchestrator::api

@@ -1,0 +1,637 @@
+#include "orchestrator/master/cluster.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "netns/portmap.hpp"
+#include "orchestrator/core/constraints.hpp"
+#include "orchestrator/core/lifecycle.hpp"
+#include "orchestrator/core/scheduler.hpp"
+#include "sys/log.hpp"
+
+namespace hull::orchestrator::master {
+
+using json::Value;
+
+namespace {
+
+Error storeError(const Error& e) { return Error::plain(EIO, "store: " + e.message()); }
+
+/// The host sides of a service's ports ("8080/tcp", "127.0.0.1:8080/tcp"): what two services cannot share.
+std::vector<std::string> hostPorts(const Service& s) {
+    std::vector<std::string> out;
+    for (const auto& spec : s.ports)
+        if (auto p = netns::parsePortMapping(spec))
+            out.push_back((p->hostIp ? p->hostIp->str() + ":" : std::string()) + std::to_string(p->hostPort) + "/" + p->protocol);
+    return out;
+}
+
+/// The scheduler's view of a service; its placement rules were checked at apply.
+core::ServiceDemand demandOf(const Service& s) {
+    core::ServiceDemand d;
+    d.name = s.name;
+    d.cpus = s.requests.cpus;
+    d.memory = s.requests.memory;
+    for (const auto& c : s.placement.constraints)
+        if (auto parsed = core::parseConstraint(c)) d.constraints.push_back(*parsed);
+    if (auto key = core::parseSpreadKey(s.placement.spread)) d.spreadLabel = *key == "node" ? "" : key->substr(12);
+    d.strategy = s.placement.strategy == "binpack" ? core::ServiceDemand::Strategy::Binpack : core::ServiceDemand::Strategy::Spread;
+    d.hostPorts = hostPorts(s);
+    return d;
+}
+
+/// Placement rules a master must understand before it stores a service.
+Result<void> checkPlacement(const Service& s, const std::string& source) {
+    for (size_t i = 0; i < s.placement.constraints.size(); ++i)
+        if (auto c = core::parseConstraint(s.placement.constraints[i]); !c)
+            return failInvalid(source + ": placement.constraints[" + std::to_string(i) + "]: " + c.error().message());
+    if (auto k = core::parseSpreadKey(s.placement.spread); !k)
+        return failInvalid(source + ": placement.spread: " + k.error().message());
+    return {};
+}
+
+state::Op putOp(std::string key, std::string value) {
+    state::Op op;
+    op.kind = state::Op::Kind::Put;
+    op.key = std::move(key);
+    op.value = std::move(value);
+    return op;
+}
+
+state::Op deleteOp(std::string key, std::string rangeEnd = "") {
+    state::Op op;
+    op.kind = state::Op::Kind::Delete;
+    op.key = std::move(key);
+    op.rangeEnd = std::move(rangeEnd);
+    return op;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Cluster>> Cluster::open(std::unique_ptr<state::Store> store, ClusterOptions o, int64_t now) {
+    std::unique_ptr<Cluster> c(new Cluster(std::move(store), o));
+    TRY(c->load(now));
+    return c;
+}
+
+Result<void> Cluster::load(int64_t now) {
+    auto services = store_->range(keys::kServices, state::prefixEnd(keys::kServices));
+    if (!services) return fail(storeError(services.error()));
+    for (const auto& kv : services->kvs) {
+        std::string name = kv.key.substr(keys::kServices.size());
+        auto r = decodeService(kv.value);
+        if (!r) {
+            // Written by a newer hull, or damaged: its placements stay as they
+            // are (nodes keep running it) until a hull that reads it takes over.
+            unreadable_.insert(name);
+            event("error", name, "", "stored service unreadable, its replicas are left as they are: " + r.error().message(), now);
+            continue;
+        }
+        services_[name] = std::move(*r);
+    }
+    auto nodes = store_->range(keys::kNodes, state::prefixEnd(keys::kNodes));
+    if (!nodes) return fail(storeError(nodes.error()));
+    for (const auto& kv : nodes->kvs)
+        if (auto r = decodeNode(kv.value)) nodes_[r->name] = std::move(*r);
+        else log::errorf("master: %s: %s", kv.key.c_str(), r.error().message().c_str());
+    auto placements = store_->range(keys::kPlacements, state::prefixEnd(keys::kPlacements));
+    if (!placements) return fail(storeError(placements.error()));
+    for (const auto& kv : placements->kvs) {
+        auto key = placementKey(kv.key);
+        auto p = key ? decodePlacement(kv.value) : Result<core::SlotPlacement>(fail(key.error()));
+        if (!p) {
+            log::errorf("master: %s: %s", kv.key.c_str(), p.error().message().c_str());
+            continue;
+        }
+        placements_[*key] = std::move(*p);
+    }
+    // Nodes are down until they say hello: a master restart restarts no container
+    // (nodes keep running what they have), and a node's slots move only if it
+    // stays away beyond its grace period from now.
+    for (const auto& [name, r] : nodes_) live_[name].lastHeartbeat = now;
+    for (auto& [name, l] : live_) l.down = false;
+    log::infof("master: %zu services, %zu nodes, %zu placements", services_.size(), nodes_.size(), placements_.size());
+    return {};
+}
+
+void Cluster::event(const std::string& kind, const std::string& service, const std::string& container,
+                    const std::string& msg, int64_t now) {
+    events_.push_back({nextEvent_++, now, kind, service, container, msg});
+    while (events_.size() > o_.events) events_.pop_front();
+    log::infof("master: %s %s%s%s", kind.c_str(), service.c_str(), service.empty() ? "" : ": ", msg.c_str());
+}
+
+// ---- services ----
+
+Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& text, int64_t now) {
+    auto svc = parseService(text, source);
+    if (!svc) return fail(Error::invalid(svc.error().message()));
+    TRY(checkPlacement(*svc, source));
+    // Two services cannot share a host port: every node publishes both.
+    auto mine = hostPorts(*svc);
+    for (const auto& [name, other] : services_) {
+        if (name == svc->name) continue;
+        for (const auto& p : hostPorts(other.spec))
+            for (const auto& q : mine) {
+                auto portOf = [](const std::string& x) { return x.substr(x.rfind(':') == std::string::npos ? 0 : x.rfind(':') + 1); };
+                bool anyAddr = p.find(':') == std::string::npos || q.find(':') == std::string::npos;
+                if (p == q || (anyAddr && portOf(p) == portOf(q)))
+                    return failInvalid(source + ": ports: " + portOf(q) + " is published by service \"" + name + "\" already");
+            }
+    }
+    ServiceRecord r;
+    r.spec = *svc;
+    r.updated = now;
+    auto old = services_.find(svc->name);
+    if (old == services_.end()) {
+        r.generation = 1;
+    } else if (specWithoutReplicas(old->second.spec) == specWithoutReplicas(*svc)) {
+        // The same file again, or only the replica count changed: running
+        // replicas stay as they are.
+        r.generation = old->second.generation;
+        if (old->second.spec.replicas == svc->replicas) return ApplyReply{svc->name, r.generation};
+    } else {
+        r.generation = old->second.generation + 1;
+    }
+    if (auto put = store_->put(keys::service(svc->name), encodeService(r)); !put) return fail(storeError(put.error()));
+    services_[svc->name] = r;
+    unreadable_.erase(svc->name);
+    dirty_ = true;
+    event("apply", svc->name, "", "generation " + std::to_string(r.generation) + ", " + std::to_string(svc->replicas) + " replicas",
+          now);
+    return ApplyReply{svc->name, r.generation};
+}
+
+Result<ScaleReply> Cluster::scale(const std::string& name, int64_t replicas, int64_t now) {
+    auto it = services_.find(name);
+    if (it == services_.end()) return fail(Error::plain(ENOENT, "no service \"" + name + "\" (hull get services lists them)"));
+    if (replicas < 0 || replicas > 100000) return failInvalid("replicas: expected a number from 0 to 100000");
+    ServiceRecord r = it->second;
+    r.spec.replicas = int(replicas);
+    r.updated = now;
+    if (auto put = store_->put(keys::service(name), encodeService(r)); !put) return fail(storeError(put.error()));
+    it->second = r;
+    dirty_ = true;
+    event("scale", name, "", std::to_string(replicas) + " replicas", now);
+    return ScaleReply{name, r.generation, replicas};
+}
+
+Result<void> Cluster::remove(const std::string& name, int64_t now) {
+    if (!services_.count(name) && !unreadable_.count(name))
+        return fail(Error::plain(ENOENT, "no service \"" + name + "\" (hull get services lists them)"));
+    std::string placements = keys::kPlacements + name + "/";
+    auto t = store_->txn({}, {deleteOp(keys::service(name)), deleteOp(placements, state::prefixEnd(placements))}, {});
+    if (!t) return fail(storeError(t.error()));
+    services_.erase(name);
+    unreadable_.erase(name);
+    pending_.erase(name);
+    for (auto it = placements_.lower_bound({name, 0}); it != placements_.end() && it->first.first == name;)
+        it = placements_.erase(it);
+    dirty_ = true;
+    event("delete", name, "", "deleted", now);
+    return {};
+}
+
+int64_t Cluster::readySlots(const std::string& service) const {
+    std::set<int> ready;
+    for (const auto& [node, l] : live_)
+        for (const auto& c : l.containers)
+            if (c.service == service && c.ready && c.status == "running") {
+                auto p = placements_.find({service, c.slot});
+                if (p != placements_.end() &&
+                    (p->second.node == node ||
+                     std::find(p->second.retiring.begin(), p->second.retiring.end(), node) != p->second.retiring.end()))
+                    ready.insert(c.slot);
+            }
+    return int64_t(ready.size());
+}
+
+ServiceList Cluster::serviceList() const {
+    ServiceList out;
+    for (const auto& [name, r] : services_) {
+        ServiceEntry e;
+        e.name = name;
+        e.generation = r.generation;
+        e.spec = r.spec;
+        e.desired = r.spec.replicas;
+        e.ready = readySlots(name);
+        out.services.push_back(std::move(e));
+    }
+    return out;
+}
+
+ContainerList Cluster::containers(const std::string& service) const {
+    ContainerList out;
+    for (const auto& [node, l] : live_)
+        for (const auto& c : l.containers)
+            if (service.empty() || c.service == service) {
+                out.containers.push_back(c);
+                out.containers.back().node = node;
+            }
+    return out;
+}
+
+Result<DescribeReply> Cluster::describe(const std::string& name) const {
+    auto it = services_.find(name);
+    if (it == services_.end()) {
+        if (unreadable_.count(name)) return fail(Error::plain(EIO, "service " + name + ": stored spec unreadable (see events)"));
+        return fail(Error::plain(ENOENT, "no service \"" + name + "\" (hull get services lists them)"));
+    }
+    DescribeReply d;
+    d.name = name;
+    d.generation = it->second.generation;
+    d.updated = it->second.updated;
+    d.spec = it->second.spec;
+    d.containers = containers(name).containers;
+    d.replicas.desired = d.spec.replicas;
+    d.replicas.ready = readySlots(name);
+    if (auto p = pending_.find(name); p != pending_.end())
+        for (const auto& [slot, why] : p->second) d.pending.push_back({slot, why});
+    std::vector<Event> mine;
+    for (auto e = events_.rbegin(); e != events_.rend() && mine.size() < 20; ++e)
+        if (e->service == name) mine.push_back(*e);
+    d.events.assign(mine.rbegin(), mine.rend());
+    return d;
+}
+
+EventList Cluster::events(int64_t sinceId) const {
+    EventList out;
+    for (const auto& e : events_)
+        if (e.id > sinceId) out.events.push_back(e);
+    return out;
+}
+
+// ---- nodes ----
+
+NodeEntry Cluster::nodeEntry(const std::string& name, int64_t) const {
+    const NodeRecord& r = nodes_.at(name);
+    NodeEntry e;
+    e.name = name;
+    auto l = live_.find(name);
+    bool down = l == live_.end() || l->second.down;
+    e.status = down ? "down" : r.drained ? "drained" : "ready";
+    e.address = r.address;
+    e.labels = r.labels;
+    e.cpus = r.cpus;
+    e.memory = r.memory;
+    e.version = r.version;
+    if (l != live_.end()) {
+        e.containers = int64_t(l->second.containers.size());
+        e.lastSeen = l->second.lastHeartbeat;
+    }
+    return e;
+}
+
+NodeList Cluster::nodeList(int64_t now) const {
+    NodeList out;
+    for (const auto& [name, r] : nodes_) out.nodes.push_back(nodeEntry(name, now));
+    return out;
+}
+
+Result<void> Cluster::putNode(const NodeRecord& r) {
+    if (auto put = store_->put(keys::node(r.name), encodeNode(r)); !put) return fail(storeError(put.error()));
+    nodes_[r.name] = r;
+    return {};
+}
+
+Result<NodeEntry> Cluster::drain(const std::string& node, bool drained, int64_t now) {
+    auto it = nodes_.find(node);
+    if (it == nodes_.end()) return fail(Error::plain(ENOENT, "no node \"" + node + "\" (hull node ls lists them)"));
+    if (it->second.drained != drained) {
+        NodeRecord r = it->second;
+        r.drained = drained;
+        TRY(putNode(r));
+        dirty_ = true;
+        event(drained ? "drain" : "activate", "", "", "node " + node + (drained ? " drained" : " active"), now);
+    }
+    return nodeEntry(node, now);
+}
+
+Result<NodeEntry> Cluster::label(const std::string& node, const std::map<std::string, std::string>& set,
+                                 const std::vector<std::string>& remove, int64_t now) {
+    auto it = nodes_.find(node);
+    if (it == nodes_.end()) return fail(Error::plain(ENOENT, "no node \"" + node + "\" (hull node ls lists them)"));
+    NodeRecord r = it->second;
+    for (const auto& [k, v] : set) {
+        if (k.empty() || k.size() > 63 || v.size() > 253 ||
+            k.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-") != std::string::npos ||
+            v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-") != std::string::npos)
+            return failInvalid("label " + k + "=" + v + ": keys and values are [A-Za-z0-9._/-] (a key 1 to 63 characters)");
+        r.labels[k] = v;
+    }
+    for (const auto& k : remove) r.labels.erase(k);
+    if (!(r == it->second)) {
+        TRY(putNode(r));
+        dirty_ = true;
+        event("label", "", "", "node " + node + " labels changed", now);
+    }
+    return nodeEntry(node, now);
+}
+
+Result<void> Cluster::registerNode(const std::string& name, const std::string& address, int64_t now) {
+    if (nodes_.count(name)) {
+        event("join", "", "", "node " + name + " joined again", now);
+        return {};
+    }
+    NodeRecord r;
+    r.name = name;
+    r.address = address;
+    r.joined = now;
+    TRY(putNode(r));
+    live_[name];  // down until its session says hello
+    event("join", "", "", "node " + name + " joined", now);
+    return {};
+}
+
+std::string Cluster::nodeOf(const api::WebSocketSession* s) const {
+    auto it = sessions_.find(s);
+    return it == sessions_.end() ? "" : it->second;
+}
+
+void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value& m, int64_t now) {
+    const std::string name = *s->peer().certCommonName;
+    if (json::stringOf(m, "name") != name) {
+        log::warnf("master: session of %s says it is \"%s\": closed", name.c_str(), json::stringOf(m, "name").c_str());
+        s->close();
+        return;
+    }
+    // Capacity and address are the node's to say; labels it declares are taken
+    // on its first hello only, so `hull node label` is not undone by a restart.
+    NodeRecord r;
+    if (auto it = nodes_.find(name); it != nodes_.end()) r = it->second;
+    bool first = r.name.empty() || r.cpus == 0;
+    r.name = name;
+    if (r.joined == 0) r.joined = now;
+    r.address = json::stringOf(m, "address", r.address);
+    r.version = json::stringOf(m, "version");
+    if (const Value* c = m.find("cpus"); c && c->isNumber()) r.cpus = c->asDouble();
+    if (const Value* mem = m.find("memory")) mem->toInt64(r.memory);
+    if (first)
+        if (const Value* l = m.find("labels"); l && l->isObject())
+            for (const auto& [k, v] : l->asObject())
+                if (v.isString()) r.labels[k] = v.asString();
+    if (!nodes_.count(name) || !(nodes_.at(name) == r))
+        if (auto put = putNode(r); !put) {
+            log::errorf("master: node %s: %s", name.c_str(), put.error().message().c_str());
+            s->close();
+            return;
+        }
+    Live& l = live_[name];
+    if (l.session && l.session != s) {
+        sessions_.erase(l.session.get());
+        l.session->close();  // an older session of the same node
+    }
+    l.session = s;
+    l.lastHeartbeat = now;
+    l.sent.clear();  // push its assignments on this session
+    sessions_[s.get()] = name;
+    Value welcome = Value::object();
+    welcome.set("type", "welcome");
+    welcome.set("heartbeatMs", int64_t(o_.heartbeat.count()));
+    s->send(welcome.dump());
+    dirty_ = true;
+}
+
+void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, const std::string& text, int64_t now) {
+    auto m = Value::parse(text);
+    std::string type = m ? json::stringOf(*m, "type") : "";
+    if (type == "hello") return hello(s, *m, now);
+    std::string node = nodeOf(s.get());
+    if (node.empty()) {
+        log::warnf("master: a session sent \"%s\" before hello: closed", type.c_str());
+        s->close();
+        return;
+    }
+    Live& l = live_[node];
+    l.lastHeartbeat = now;
+    if (type == "heartbeat") return;
+    if (type == "status") {
+        const Value* body = m->find("containers");
+        auto list = body ? decode<ContainerList>(body->dump()) : Result<ContainerList>(failInvalid("no containers"));
+        if (!list) {
+            log::warnf("master: status of %s: %s", node.c_str(), list.error().message().c_str());
+            return;
+        }
+        // A new round only when what placement looks at changed: which slots are ready where.
+        auto readyOf = [](const std::vector<ContainerEntry>& cs) {
+            std::vector<std::pair<std::string, int>> r;
+            for (const auto& c : cs)
+                if (c.ready && c.status == "running") r.push_back({c.service, c.slot});
+            std::sort(r.begin(), r.end());
+            return r;
+        };
+        if (readyOf(l.containers) != readyOf(list->containers)) dirty_ = true;
+        l.containers = std::move(list->containers);
+        for (auto& c : l.containers) c.node = node;
+        return;
+    }
+    log::warnf("master: %s sent an unknown message \"%s\"", node.c_str(), type.c_str());
+}
+
+void Cluster::sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t) {
+    std::string node = nodeOf(s.get());
+    sessions_.erase(s.get());
+    if (node.empty()) return;
+    Live& l = live_[node];
+    if (l.session == s) l.session.reset();
+    // Down only once its grace period is over: a reconnect within it moves nothing.
+}
+
+// ---- the round ----
+
+void Cluster::reconcile(int64_t now) {
+    // Node lifecycle: heartbeats against the grace period.
+    std::vector<core::NodeClock> clocks;
+    clocks.reserve(nodes_.size());
+    for (const auto& [name, r] : nodes_) {
+        const Live& l = live_[name];
+        clocks.push_back({name, l.lastHeartbeat, bool(l.session), l.down, r.drained});
+    }
+    core::LifecycleOptions lo;
+    lo.heartbeatMs = o_.heartbeat.count();
+    lo.graceMs = o_.grace.count();
+    for (const auto& t : core::nodeTransitions(clocks, now, lo)) {
+        bool down = t.to == core::Transition::To::Down;
+        live_[t.node].down = down;
+        if (down) live_[t.node].containers.clear();  // what it ran is no longer known
+        event(down ? "node-down" : "node-up", "", "", "node " + t.node + (down ? " down: " : " up: ") + t.reason, now);
+        dirty_ = true;
+    }
+    if (!dirty_) return;
+    dirty_ = false;
+    auto started = std::chrono::steady_clock::now();
+
+    std::map<std::string, int> replicas;
+    for (const auto& [name, r] : services_) replicas[name] = r.spec.replicas;
+    // A service this hull cannot read keeps the slots it has.
+    for (const auto& name : unreadable_) {
+        int n = 0;
+        for (auto it = placements_.lower_bound({name, 0}); it != placements_.end() && it->first.first == name; ++it)
+            n = std::max(n, it->first.second + 1);
+        replicas[name] = n;
+    }
+    std::map<std::string, core::NodeView> view;
+    for (const auto& [name, r] : nodes_) view[name] = {!live_[name].down, r.drained};
+    std::vector<core::ReadyReplica> ready;
+    for (const auto& [node, l] : live_)
+        for (const auto& c : l.containers)
+            if (c.ready && c.status == "running") ready.push_back({c.service, c.slot, node});
+    std::sort(ready.begin(), ready.end());
+
+    auto changes = core::planPlacements(replicas, placements_, view, ready);
+    core::PlacementMap updates = std::move(changes.updates);
+    std::map<std::string, int> placedPer;
+    if (!changes.needs.empty()) {
+        std::vector<core::NodeInfo> infos;
+        for (const auto& [name, r] : nodes_)
+            infos.push_back({name, r.labels, view[name].up && !r.drained, r.cpus, r.memory});
+        std::vector<core::ServiceDemand> demands;
+        for (const auto& [name, r] : services_) demands.push_back(demandOf(r.spec));
+        std::set<std::pair<std::string, int>> moving;
+        for (const auto& n : changes.needs) moving.insert({n.service, n.slot});
+        std::vector<core::Existing> existing;
+        for (const auto& [key, p] : placements_) {
+            auto u = updates.find(key);
+            const core::SlotPlacement& now = u == updates.end() ? p : u->second;
+            if (!now.node.empty() && !moving.count(key)) existing.push_back({key.first, key.second, now.node});
+            for (const auto& n : now.retiring) existing.push_back({key.first, key.second, n});
+        }
+        std::vector<core::Want> wants;
+        wants.reserve(changes.needs.size());
+        for (const auto& n : changes.needs) wants.push_back({n.service, n.slot, n.avoid});
+        auto plan = core::schedule(infos, demands, existing, wants);
+        std::map<std::pair<std::string, int>, std::string> why;
+        for (const auto& n : changes.needs) why[{n.service, n.slot}] = n.why;
+        for (const auto& p : plan.placed) {
+            std::pair<std::string, int> key{p.service, p.slot};
+            auto u = updates.find(key);
+            auto cur = placements_.find(key);
+            core::SlotPlacement before = u != updates.end() ? u->second : cur != placements_.end() ? cur->second : core::SlotPlacement{};
+            updates[key] = core::placedOn(before, p.node, view);
+            if (auto pend = pending_.find(p.service); pend != pending_.end()) pend->second.erase(p.slot);
+            ++placedPer[p.service];
+            if (why[key] != "new")
+                event("rescheduled", p.service, "", "slot " + std::to_string(p.slot) + " to " + p.node + " (" + why[key] + ")", now);
+        }
+        for (const auto& p : plan.pending) {
+            auto& slot = pending_[p.service][p.slot];
+            if (slot != p.reason) {
+                // Said once per service and reason, not once per slot.
+                bool said = false;
+                for (const auto& [s, r] : pending_[p.service]) said |= s != p.slot && r == p.reason;
+                if (!said) event("pending", p.service, "", "slot " + std::to_string(p.slot) + ": " + p.reason, now);
+                slot = p.reason;
+            }
+        }
+    }
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        auto r = replicas.find(it->first);
+        if (r == replicas.end()) {
+            it = pending_.erase(it);
+            continue;
+        }
+        std::erase_if(it->second, [&](const auto& s) { return s.first >= r->second; });
+        it = it->second.empty() ? pending_.erase(it) : std::next(it);
+    }
+    if (!updates.empty()) {
+        std::vector<state::Op> ops;
+        ops.reserve(updates.size());
+        for (const auto& [key, p] : updates)
+            ops.push_back(p.node.empty() && p.retiring.empty() ? deleteOp(keys::placement(key.first, key.second))
+                                                               : putOp(keys::placement(key.first, key.second), encodePlacement(p)));
+        if (auto t = store_->txn({}, ops, {}); !t) {
+            // Nothing of this round is taken: the next round tries again.
+            log::errorf("master: writing placements: %s", t.error().message().c_str());
+            dirty_ = true;
+            return;
+        }
+        for (auto& [key, p] : updates) {
+            if (p.node.empty() && p.retiring.empty()) placements_.erase(key);
+            else placements_[key] = std::move(p);
+        }
+    }
+    for (const auto& [svc, n] : placedPer) {
+        placed_ += uint64_t(n);
+        event("scheduled", svc, "", std::to_string(n) + " replica(s) placed", now);
+    }
+    pushAssignments();
+    ++rounds_;
+    lastRoundMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+}
+
+void Cluster::pushAssignments() {
+    // node -> service -> slots (a retiring copy is assigned too, until released).
+    std::map<std::string, std::map<std::string, std::vector<int>>> byNode;
+    for (const auto& [key, p] : placements_) {
+        if (!p.node.empty()) byNode[p.node][key.first].push_back(key.second);
+        for (const auto& n : p.retiring) byNode[n][key.first].push_back(key.second);
+    }
+    std::map<std::string, Value> specs;  // each service's spec JSON, made once per round
+    for (auto& [node, l] : live_) {
+        if (!l.session) continue;
+        const auto& mine = byNode[node];
+        // What the node has been sent, in a few bytes per service: sent again only when it changes.
+        std::string sig;
+        for (const auto& [svc, slots] : mine) {
+            auto r = services_.find(svc);
+            sig += svc + "@" + std::to_string(r == services_.end() ? -1 : r->second.generation) + ":";
+            for (int s : slots) sig += std::to_string(s) + ",";
+            sig += ";";
+        }
+        if (sig == l.sent) continue;
+        Value list = Value::array();
+        for (const auto& [svc, slots] : mine) {
+            auto r = services_.find(svc);
+            if (r == services_.end()) continue;  // unreadable: the node keeps what it has of it
+            auto spec = specs.find(svc);
+            if (spec == specs.end()) spec = specs.emplace(svc, *Value::parse(serviceJson(r->second.spec))).first;
+            Value a = Value::object();
+            a.set("name", svc);
+            a.set("generation", r->second.generation);
+            a.set("spec", spec->second);
+            Value s = Value::array();
+            for (int x : slots) s.push(x);
+            a.set("slots", s);
+            list.push(a);
+        }
+        Value keep = Value::array();
+        for (const auto& [svc, slots] : mine)
+            if (!services_.count(svc)) keep.push(svc);
+        Value m = Value::object();
+        m.set("type", "assignments");
+        m.set("services", list);
+        m.set("keep", keep);
+        l.session->send(m.dump());
+        l.sent = sig;
+    }
+}
+
+std::string Cluster::metrics(int64_t now) const {
+    std::string out;
+    std::map<std::string, int> byStatus{{"ready", 0}, {"down", 0}, {"drained", 0}};
+    for (const auto& [name, r] : nodes_) ++byStatus[nodeEntry(name, now).status];
+    out += "# HELP hull_nodes Nodes by status.\n# TYPE hull_nodes gauge\n";
+    for (const auto& [s, n] : byStatus) out += "hull_nodes{status=\"" + s + "\"} " + std::to_string(n) + "\n";
+    out += "# HELP hull_service_replicas_desired Replicas declared.\n# TYPE hull_service_replicas_desired gauge\n";
+    for (const auto& [name, r] : services_)
+        out += "hull_service_replicas_desired{service=\"" + name + "\"} " + std::to_string(r.spec.replicas) + "\n";
+    out += "# HELP hull_service_replicas_ready Slots with a ready replica.\n# TYPE hull_service_replicas_ready gauge\n";
+    for (const auto& [name, r] : services_)
+        out += "hull_service_replicas_ready{service=\"" + name + "\"} " + std::to_string(readySlots(name)) + "\n";
+    size_t pending = 0;
+    for (const auto& [s, slots] : pending_) pending += slots.size();
+    out += "# HELP hull_replicas_pending Replicas no node fits.\n# TYPE hull_replicas_pending gauge\nhull_replicas_pending " +
+           std::to_string(pending) + "\n";
+    out += "# HELP hull_placements_total Replicas placed by the scheduler.\n# TYPE hull_placements_total counter\nhull_placements_total " +
+           std::to_string(placed_) + "\n";
+    out += "# HELP hull_reconcile_rounds_total Placement rounds.\n# TYPE hull_reconcile_rounds_total counter\nhull_reconcile_rounds_total " +
+           std::to_string(rounds_) + "\n";
+    char line[128];
+    std::snprintf(line, sizeof line, "hull_reconcile_last_round_seconds %.6f\n", lastRoundMs_ / 1000);
+    out += "# HELP hull_reconcile_last_round_seconds How long the last placement round took.\n# TYPE hull_reconcile_last_round_seconds gauge\n";
+    out += line;
+    return out;
+}
+
+}  // namespace hull::orchestrator::master

@@ -1,0 +1,104 @@
+#pragma once
+// The master's model of the cluster and its controllers, driven by the thin
+// layer in master.cpp (HTTPS routes, node sessions, a 100 ms tick):
+//  - desired state (services, node records, placements) is read from the
+//    store at start and written through it, each change one transaction
+//    acknowledged only once committed;
+//  - what nodes report (heartbeats, their containers) lives in memory only;
+//  - reconcile() runs node lifecycle (core/lifecycle.hpp), the placement rules
+//    (core/placements.hpp) and the scheduler (core/scheduler.hpp) for the slots
+//    that need a node, commits the round's placements in one transaction, and
+//    pushes each connected node its assignments when they changed.
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "orchestrator/api/https_server.hpp"
+#include "orchestrator/api/messages.hpp"
+#include "orchestrator/core/placements.hpp"
+#include "orchestrator/master/records.hpp"
+#include "orchestrator/state/store.hpp"
+#include "sys/error.hpp"
+#include "sys/json.hpp"
+
+namespace hull::orchestrator::master {
+
+struct ClusterOptions {
+    std::chrono::milliseconds heartbeat{300}, grace{1200};
+    size_t events = 2000;  // kept in memory, newest last
+};
+
+class Cluster {
+public:
+    [[nodiscard]] static Result<std::unique_ptr<Cluster>> open(std::unique_ptr<state::Store> store, ClusterOptions o,
+                                                               int64_t nowMs);
+
+    // The CLI's API (admin). Errors: ENOENT for an unknown name, EINVAL for bad
+    // input (the message says what), EIO for the store.
+    [[nodiscard]] Result<ApplyReply> apply(const std::string& source, const std::string& text, int64_t now);
+    [[nodiscard]] Result<ScaleReply> scale(const std::string& name, int64_t replicas, int64_t now);
+    [[nodiscard]] Result<void> remove(const std::string& name, int64_t now);
+    [[nodiscard]] Result<DescribeReply> describe(const std::string& name) const;
+    ServiceList serviceList() const;
+    ContainerList containers(const std::string& service) const;
+    EventList events(int64_t sinceId) const;
+    NodeList nodeList(int64_t now) const;
+    [[nodiscard]] Result<NodeEntry> drain(const std::string& node, bool drained, int64_t now);
+    [[nodiscard]] Result<NodeEntry> label(const std::string& node, const std::map<std::string, std::string>& set,
+                                          const std::vector<std::string>& remove, int64_t now);
+    std::string metrics(int64_t now) const;
+    size_t nodeCount() const { return nodes_.size(); }
+    size_t serviceCount() const { return services_.size(); }
+    void event(const std::string& kind, const std::string& service, const std::string& container, const std::string& msg,
+               int64_t now);
+
+    // Nodes.
+    /// A node joined (or joined again): its record exists from now on.
+    [[nodiscard]] Result<void> registerNode(const std::string& name, const std::string& address, int64_t now);
+    void sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, const std::string& text, int64_t now);
+    void sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t now);
+
+    /// Lifecycle, placement, scheduling, assignments: one round.
+    void reconcile(int64_t now);
+
+private:
+    struct Live {
+        std::shared_ptr<api::WebSocketSession> session;
+        int64_t lastHeartbeat = 0;
+        bool down = true;
+        std::vector<ContainerEntry> containers;  // as last reported
+        std::string sent;                        // signature of the assignments last pushed
+    };
+
+    Cluster(std::unique_ptr<state::Store> s, ClusterOptions o) : store_(std::move(s)), o_(o) {}
+    [[nodiscard]] Result<void> load(int64_t now);
+    [[nodiscard]] Result<void> putNode(const NodeRecord& r);
+    NodeEntry nodeEntry(const std::string& name, int64_t now) const;
+    void hello(const std::shared_ptr<api::WebSocketSession>& s, const json::Value& m, int64_t now);
+    void pushAssignments();
+    /// Distinct slots of SERVICE with a ready container on a node that holds them.
+    int64_t readySlots(const std::string& service) const;
+    std::string nodeOf(const api::WebSocketSession* s) const;
+
+    std::unique_ptr<state::Store> store_;
+    ClusterOptions o_;
+    std::map<std::string, ServiceRecord> services_;
+    std::set<std::string> unreadable_;  // stored services this hull cannot read: their placements stay as they are
+    std::map<std::string, NodeRecord> nodes_;
+    std::map<std::string, Live> live_;
+    std::map<const api::WebSocketSession*, std::string> sessions_;  // session -> node, once it said hello
+    core::PlacementMap placements_;
+    std::map<std::string, std::map<int, std::string>> pending_;  // service -> slot -> why it has no node
+    std::deque<Event> events_;
+    int64_t nextEvent_ = 1;
+    bool dirty_ = true;  // something changed that the placement round must see
+    // Figures for /metrics.
+    uint64_t placed_ = 0, rounds_ = 0;
+    double lastRoundMs_ = 0;
+};
+
+}  // namespace hull::orchestrator::master

@@ -1,0 +1,264 @@
+#include "orchestrator/master/master.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <openssl/crypto.h>
+
+#include "orchestrator/api/https_server.hpp"
+#include "orchestrator/api/messages.hpp"
+#include "orchestrator/master/cluster.hpp"
+#include "orchestrator/master/credentials.hpp"
+#include "orchestrator/master/records.hpp"
+#include "orchestrator/state/store.hpp"
+#include "sys/fs.hpp"
+#include "sys/json.hpp"
+#include "sys/log.hpp"
+
+namespace hull::orchestrator::master {
+
+namespace asio = boost::asio;
+using api::Request;
+using api::Response;
+using json::Value;
+
+namespace {
+
+int64_t nowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+Response reply(int status, std::string body) { return {status, std::move(body)}; }
+Response error(int status, const std::string& msg) { return reply(status, encode(ErrorReply{msg})); }
+template <class T>
+Response ok(const T& m) {
+    return reply(200, encode(m));
+}
+
+bool sameSecret(const std::string& a, const std::string& b) {
+    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+/// "[a-z0-9][a-z0-9.-]{0,62}": node names become file and label values.
+bool validNodeName(const std::string& n) {
+    if (n.empty() || n.size() > 63 || !(std::isalnum((unsigned char)n[0]) && !std::isupper((unsigned char)n[0]))) return false;
+    for (char c : n)
+        if (!(std::islower((unsigned char)c) || std::isdigit((unsigned char)c) || c == '-' || c == '.')) return false;
+    return true;
+}
+
+std::string hostName() {
+    char buf[256] = {};
+    ::gethostname(buf, sizeof buf - 1);
+    return buf;
+}
+
+/// The name of the path's last segment after PREFIX ("/v1/nodes/n1/drain" -> "n1", "drain").
+std::pair<std::string, std::string> splitRest(const std::string& target, const std::string& prefix) {
+    std::string rest = target.substr(prefix.size());
+    if (auto q = rest.find('?'); q != std::string::npos) rest.resize(q);
+    auto slash = rest.find('/');
+    if (slash == std::string::npos) return {rest, ""};
+    return {rest.substr(0, slash), rest.substr(slash + 1)};
+}
+
+class MasterImpl final : public Master {
+public:
+    MasterImpl(MasterOptions o, Credentials c, std::unique_ptr<Cluster> cluster)
+        : o_(std::move(o)), creds_(std::move(c)), cluster_(std::move(cluster)) {}
+
+    Result<void> run() override {
+        api::ServerOptions so;
+        so.listen = o_.listen;
+        so.certPem = creds_.server.cert;
+        so.keyPem = creds_.server.key;
+        so.caPem = creds_.ca.cert;
+        auto server = TRY(api::HttpsServer::create(ioc_, so));
+        routes(*server);
+        asio::signal_set signals(ioc_, SIGINT, SIGTERM);
+        signals.async_wait([&](auto, int) {
+            server->stop();
+            ioc_.stop();
+        });
+        asio::steady_timer timer(ioc_);
+        std::function<void()> tick = [&] {
+            cluster_->reconcile(nowMs());
+            timer.expires_after(std::chrono::milliseconds(100));
+            timer.async_wait([&](auto ec) {
+                if (!ec) tick();
+            });
+        };
+        log::infof("master: serving https://%s, state in %s", o_.listen.c_str(), o_.stateDir.c_str());
+        tick();
+        ioc_.run();
+        return {};
+    }
+
+private:
+    /// Every route but the join and the node session wants the admin token.
+    std::optional<Response> admin(const Request& r) const {
+        if (!r.peer.bearerToken.empty() && sameSecret(r.peer.bearerToken, creds_.adminToken)) return std::nullopt;
+        if (r.peer.certOrganization && *r.peer.certOrganization == "hull:node")
+            return error(403, "forbidden: a node certificate may only hold its node's session");
+        if (!r.peer.bearerToken.empty()) return error(401, "unauthorized: wrong token");
+        return error(401, "unauthorized: send the admin token of admin.conf (Authorization: Bearer TOKEN)");
+    }
+
+    /// ROUTE for admins: HANDLER runs only with the admin token.
+    void adminRoute(api::HttpsServer& s, const std::string& method, const std::string& path,
+                    std::function<Response(const Request&)> handler) {
+        s.route(method, path, [this, handler = std::move(handler)](const Request& r) {
+            if (auto refused = admin(r)) return *refused;
+            return handler(r);
+        });
+    }
+
+    void routes(api::HttpsServer& s) {
+        Cluster& c = *cluster_;
+        auto now = [] { return nowMs(); };
+        adminRoute(s, "GET", "/v1/services", [&](const Request&) { return ok(c.serviceList()); });
+        adminRoute(s, "POST", "/v1/services", [&, now](const Request& r) {
+            auto req = decode<ApplyRequest>(r.body);
+            if (!req) return error(400, req.error().message());
+            auto res = c.apply(req->source.empty() ? "<input>" : req->source, req->text, now());
+            if (!res) return error(res.error().errnum() == EIO ? 500 : 400, res.error().message());
+            return ok(*res);
+        });
+        adminRoute(s, "*", "/v1/services/*", [&, now](const Request& r) {
+            auto [name, verb] = splitRest(r.target, "/v1/services/");
+            if (r.method == "GET" && verb.empty()) {
+                auto d = c.describe(name);
+                return d ? ok(*d) : error(404, d.error().message());
+            }
+            if (r.method == "DELETE" && verb.empty()) {
+                auto d = c.remove(name, now());
+                if (!d) return error(d.error().errnum() == ENOENT ? 404 : 500, d.error().message());
+                return ok(DeleteReply{name});
+            }
+            if (r.method == "POST" && verb == "scale") {
+                auto req = decode<ScaleRequest>(r.body);
+                if (!req) return error(400, req.error().message());
+                auto res = c.scale(name, req->replicas, now());
+                if (!res) return error(res.error().errnum() == ENOENT ? 404 : 400, res.error().message());
+                return ok(*res);
+            }
+            return error(404, "no such endpoint: " + r.method + " " + r.target);
+        });
+        adminRoute(s, "GET", "/v1/containers", [&](const Request&) { return ok(c.containers("")); });
+        adminRoute(s, "GET", "/v1/events", [&](const Request& r) {
+            int64_t since = 0;
+            if (auto q = r.target.find("since="); q != std::string::npos) since = std::atoll(r.target.c_str() + q + 6);
+            return ok(c.events(since));
+        });
+        adminRoute(s, "GET", "/v1/nodes", [&](const Request&) { return ok(c.nodeList(nowMs())); });
+        adminRoute(s, "*", "/v1/nodes/*", [&, now](const Request& r) {
+            auto [name, verb] = splitRest(r.target, "/v1/nodes/");
+            Result<NodeEntry> res = fail(Error::plain(ENOENT, ""));
+            if (r.method == "POST" && verb == "drain") res = c.drain(name, true, now());
+            else if (r.method == "POST" && verb == "activate") res = c.drain(name, false, now());
+            else if (r.method == "POST" && verb == "labels") {
+                auto req = decode<NodeLabelRequest>(r.body);
+                if (!req) return error(400, req.error().message());
+                res = c.label(name, req->set, req->remove, now());
+            } else {
+                return error(404, "no such endpoint: " + r.method + " " + r.target);
+            }
+            if (!res) return error(res.error().errnum() == ENOENT ? 404 : res.error().errnum() == EINVAL ? 400 : 500,
+                                   res.error().message());
+            return ok(NodeReply{*res});
+        });
+        adminRoute(s, "GET", "/v1/cluster/status", [&](const Request&) {
+            ClusterStatus st;
+            std::string addr = o_.advertise.empty() ? o_.listen : o_.advertise[0];
+            st.masters.push_back({o_.name, addr, "leader"});
+            st.leader = o_.name;
+            st.store = "sqlite:" + o_.stateDir + "/state.db";
+            st.nodes = int64_t(c.nodeCount());
+            st.services = int64_t(c.serviceCount());
+            return ok(st);
+        });
+        adminRoute(s, "GET", "/v1/cluster/join-token", [&](const Request&) { return ok(JoinTokenReply{creds_.joinToken()}); });
+        adminRoute(s, "POST", "/v1/cluster/join-token", [&, now](const Request&) {
+            if (auto r = rotateJoinSecret(o_.stateDir, creds_); !r) return error(500, r.error().message());
+            c.event("join-token", "", "", "join token rotated", now());
+            return ok(JoinTokenReply{creds_.joinToken()});
+        });
+        adminRoute(s, "GET", "/metrics", [&](const Request&) {
+            Response res{200, c.metrics(nowMs())};
+            res.contentType = "text/plain; version=0.0.4";
+            return res;
+        });
+        // The join: the token's secret buys a node certificate. No admin token,
+        // and no client certificate yet.
+        s.route("POST", "/v1/join", [&, now](const Request& r) { return join(r, now()); });
+        s.webSocket(
+            "/v1/node/session",
+            [](const Request& r) -> std::optional<Response> {
+                if (!r.peer.certCommonName || !r.peer.certOrganization || *r.peer.certOrganization != "hull:node")
+                    return error(403, "forbidden: the node session needs a node certificate (hull node --join)");
+                return std::nullopt;
+            },
+            api::WebSocketHandlers{
+                [&](std::shared_ptr<api::WebSocketSession>) {},
+                [&](const std::shared_ptr<api::WebSocketSession>& s, std::string text) {
+                    c.sessionMessage(s, text, nowMs());
+                },
+                [&](const std::shared_ptr<api::WebSocketSession>& s) { c.sessionClosed(s, nowMs()); },
+            });
+    }
+
+    Response join(const Request& r, int64_t now) {
+        auto body = Value::parse(r.body);
+        if (!body || !body->isObject()) return error(400, "join: expected a JSON object {token, name, csr}");
+        auto token = api::parseJoinToken(json::stringOf(*body, "token"));
+        if (!token) return error(400, token.error().message());
+        auto ours = api::certFingerprint(creds_.ca.cert);
+        if (!ours) return error(500, ours.error().message());
+        if (token->caHash != *ours) return error(401, "join: the token is for another cluster (its CA hash is not ours)");
+        if (!sameSecret(token->secret, creds_.joinSecret)) return error(401, "join: wrong or rotated join token");
+        std::string name = json::stringOf(*body, "name");
+        if (!validNodeName(name))
+            return error(400, "join: node name \"" + name + "\": expected [a-z0-9][a-z0-9.-]{0,62}");
+        auto cert = api::signNodeCsr(creds_.ca, json::stringOf(*body, "csr"), name);
+        if (!cert) return error(400, "join: " + cert.error().message());
+        if (auto reg = cluster_->registerNode(name, r.peer.address, now); !reg) return error(500, reg.error().message());
+        Value v = Value::object();
+        v.set("certificate", *cert);
+        v.set("ca", creds_.ca.cert);
+        return reply(200, v.dump());
+    }
+
+    MasterOptions o_;
+    Credentials creds_;
+    std::unique_ptr<Cluster> cluster_;
+    asio::io_context ioc_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Master>> Master::open(const MasterOptions& opts) {
+    MasterOptions o = opts;
+    if (o.name.empty()) o.name = hostName();
+    TRY(sys::mkdirAll(o.stateDir, 0700));
+    // The addresses the certificate must name: the listen address (unless it is
+    // every address), those given, and the loopback names.
+    std::string host = o.listen.substr(0, o.listen.rfind(':'));
+    std::string port = o.listen.substr(o.listen.rfind(':') + 1);
+    std::vector<std::string> sans = o.advertise;
+    if (host != "0.0.0.0" && host != "::" && !host.empty()) sans.push_back(host);
+    for (const char* n : {"127.0.0.1", "localhost"}) sans.push_back(n);
+    sans.push_back(hostName());
+    std::string url = "https://" + (o.advertise.empty() ? (host == "0.0.0.0" || host.empty() ? std::string("127.0.0.1") : host)
+                                                        : o.advertise[0]) +
+                      ":" + port;
+    auto creds = TRY(loadOrMakeCredentials(o.stateDir, sans, url));
+    auto store = TRY(state::openSqlite(o.stateDir + "/state.db"));
+    ClusterOptions co;
+    co.heartbeat = o.heartbeat;
+    co.grace = o.grace;
+    auto cluster = TRY(Cluster::open(std::move(store), co, nowMs()));
+    return std::unique_ptr<Master>(new MasterImpl(o, std::move(creds), std::move(cluster)));
+}
+
+}  // namespace hull::orchestrator::master

@@ -1,0 +1,121 @@
+#include "orchestrator/master/records.hpp"
+
+#include <charconv>
+
+#include "sys/json.hpp"
+
+namespace hull::orchestrator::master {
+
+using json::Value;
+
+namespace {
+
+/// The record's object, its version checked.
+Result<Value> open(const std::string& text, const char* what) {
+    auto v = json::Value::parse(text);
+    if (!v) return fail(std::move(v).error().context(what));
+    if (!v->isObject()) return failInvalid(std::string(what) + ": not an object");
+    int64_t version = 0;
+    if (const Value* ver = v->find("version"); !ver || !ver->toInt64(version) || version < 1)
+        return failInvalid(std::string(what) + ": no version");
+    if (version > kRecordVersion)
+        return failInvalid(std::string(what) + ": version " + std::to_string(version) + " is newer than this hull reads (up to " +
+                           std::to_string(kRecordVersion) + "); upgrade hull");
+    return std::move(*v);
+}
+
+int64_t intOf(const Value& o, const char* key) {
+    int64_t n = 0;
+    if (const Value* f = o.find(key)) f->toInt64(n);
+    return n;
+}
+
+}  // namespace
+
+std::string encodeService(const ServiceRecord& r) {
+    Value v = Value::object();
+    v.set("version", kRecordVersion);
+    v.set("generation", r.generation);
+    v.set("updated", r.updated);
+    v.set("spec", *Value::parse(serviceJson(r.spec)));
+    return v.dump();
+}
+
+Result<ServiceRecord> decodeService(const std::string& text) {
+    Value v = TRY(open(text, "service record"));
+    const Value* spec = v.find("spec");
+    if (!spec || !spec->isObject()) return failInvalid("service record: no spec");
+    ServiceRecord r;
+    r.spec = TRY(serviceFromJson(spec->dump()));
+    r.generation = intOf(v, "generation");
+    r.updated = intOf(v, "updated");
+    return r;
+}
+
+std::string encodeNode(const NodeRecord& r) {
+    Value v = Value::object();
+    v.set("version", kRecordVersion);
+    v.set("name", r.name);
+    v.set("address", r.address);
+    v.set("agentVersion", r.version);
+    Value labels = Value::object();
+    for (const auto& [k, val] : r.labels) labels.set(k, val);
+    v.set("labels", labels);
+    v.set("cpus", r.cpus);
+    v.set("memory", r.memory);
+    v.set("drained", r.drained);
+    v.set("joined", r.joined);
+    return v.dump();
+}
+
+Result<NodeRecord> decodeNode(const std::string& text) {
+    Value v = TRY(open(text, "node record"));
+    NodeRecord r;
+    r.name = json::stringOf(v, "name");
+    if (r.name.empty()) return failInvalid("node record: no name");
+    r.address = json::stringOf(v, "address");
+    r.version = json::stringOf(v, "agentVersion");
+    if (const Value* l = v.find("labels"); l && l->isObject())
+        for (const auto& [k, val] : l->asObject())
+            if (val.isString()) r.labels[k] = val.asString();
+    if (const Value* c = v.find("cpus"); c && c->isNumber()) r.cpus = c->asDouble();
+    r.memory = intOf(v, "memory");
+    if (const Value* d = v.find("drained"); d && d->isBool()) r.drained = d->asBool();
+    r.joined = intOf(v, "joined");
+    return r;
+}
+
+std::string encodePlacement(const core::SlotPlacement& p) {
+    Value v = Value::object();
+    v.set("version", kRecordVersion);
+    v.set("node", p.node);
+    if (!p.retiring.empty()) v.set("retiring", json::stringArray(p.retiring));
+    return v.dump();
+}
+
+Result<core::SlotPlacement> decodePlacement(const std::string& text) {
+    Value v = TRY(open(text, "placement record"));
+    core::SlotPlacement p;
+    p.node = json::stringOf(v, "node");
+    p.retiring = json::stringsOf(v.find("retiring"));
+    return p;
+}
+
+Result<std::pair<std::string, int>> placementKey(const std::string& key) {
+    if (key.rfind(keys::kPlacements, 0) != 0) return failInvalid("not a placement key: " + key);
+    std::string rest = key.substr(keys::kPlacements.size());
+    auto slash = rest.rfind('/');
+    int slot = -1;
+    if (slash == std::string::npos ||
+        std::from_chars(rest.data() + slash + 1, rest.data() + rest.size(), slot).ec != std::errc() || slot < 0)
+        return failInvalid("not a placement key: " + key);
+    return std::make_pair(rest.substr(0, slash), slot);
+}
+
+std::string specWithoutReplicas(const Service& s) {
+    Service copy = s;
+    copy.replicas = 0;
+    return serviceJson(copy);
+}
+
+}  // namespace hull::orchestrator::master

@@ -1,0 +1,253 @@
+#include "orchestrator/node/link.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <chrono>
+
+#include "orchestrator/api/https_client.hpp"
+#include "orchestrator/api/pki.hpp"
+#include "sys/fs.hpp"
+#include "sys/log.hpp"
+#include "sys/unique_fd.hpp"
+
+namespace hull::orchestrator::node {
+
+namespace asio = boost::asio;
+using json::Value;
+
+namespace {
+
+std::string hostName() {
+    char buf[256] = {};
+    ::gethostname(buf, sizeof buf - 1);
+    return buf;
+}
+
+/// The local address the kernel would use to reach HOST (a connected UDP
+/// socket sends nothing): what the master and other nodes dial.
+std::string addressTowards(const std::string& host) {
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_DGRAM;
+    addrinfo* res = nullptr;
+    if (::getaddrinfo(host.c_str(), "7443", &hints, &res) != 0 || !res) return "";
+    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    std::string out;
+    if (fd && ::connect(fd.get(), res->ai_addr, res->ai_addrlen) == 0) {
+        sockaddr_in local{};
+        socklen_t len = sizeof local;
+        char text[INET_ADDRSTRLEN] = {};
+        if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&local), &len) == 0 &&
+            ::inet_ntop(AF_INET, &local.sin_addr, text, sizeof text))
+            out = text;
+    }
+    ::freeaddrinfo(res);
+    return out;
+}
+
+std::string errorOf(const std::string& body) {
+    auto e = decode<ErrorReply>(body);
+    return e ? e->message : body;
+}
+
+}  // namespace
+
+Result<NodeCredentials> ensureJoined(LinkOptions& o) {
+    if (o.name.empty()) o.name = hostName();
+    auto url = TRY(api::parseUrl(o.masterUrl));
+    if (o.address.empty()) o.address = addressTowards(url.host);
+    const std::string dir = o.stateDir + "/cluster";
+    // Joined before (to this master, under this name): the files say so.
+    if (auto m = sys::readFile(dir + "/master.json")) {
+        auto v = Value::parse(*m);
+        if (v && json::stringOf(*v, "url") == o.masterUrl && json::stringOf(*v, "name") == o.name)
+            return NodeCredentials{TRY(sys::readFile(dir + "/ca.pem")), TRY(sys::readFile(dir + "/node.pem")),
+                                   TRY(sys::readFile(dir + "/node.key"))};
+    }
+    if (o.token.empty())
+        return failInvalid("node: not joined to " + o.masterUrl + " yet: --token TOKEN is needed (hull cluster join-token on the master)");
+    auto token = TRY(api::parseJoinToken(o.token));
+    std::string key;
+    std::string csr = TRY(api::makeKeyAndCsr(o.name, key));
+    // The master proves itself first: its CA must hash to the token's before the
+    // secret leaves this host.
+    api::ClientOptions co;
+    co.pinCaSha256 = token.caHash;
+    Value body = Value::object();
+    body.set("token", o.token);
+    body.set("name", o.name);
+    body.set("csr", csr);
+    auto r = api::httpsRequest("POST", o.masterUrl + "/v1/join", body.dump(), co);
+    if (!r) return fail(std::move(r).error().context("node: join " + o.masterUrl));
+    if (r->status != 200) return failInvalid("node: join " + o.masterUrl + ": refused: " + errorOf(r->body));
+    auto reply = Value::parse(r->body);
+    if (!reply || !reply->isObject()) return failInvalid("node: join: the master's answer is not JSON");
+    NodeCredentials c{json::stringOf(*reply, "ca"), json::stringOf(*reply, "certificate"), key};
+    if (c.cert.empty() || c.ca.empty()) return failInvalid("node: join: the master's answer has no certificate");
+    if (TRY(api::certFingerprint(c.ca)) != token.caHash) return failInvalid("node: join: the master sent another CA than the token's");
+    TRY(sys::mkdirAll(dir, 0700));
+    TRY(sys::writeFileAtomic(dir + "/ca.pem", c.ca, 0644));
+    TRY(sys::writeFileAtomic(dir + "/node.key", c.key, 0600));
+    TRY(sys::writeFileAtomic(dir + "/node.pem", c.cert, 0644));
+    Value m = Value::object();
+    m.set("url", o.masterUrl);
+    m.set("name", o.name);
+    TRY(sys::writeFileAtomic(dir + "/master.json", m.dump(true) + "\n", 0644));
+    log::infof("node: joined %s as %s", o.masterUrl.c_str(), o.name.c_str());
+    return c;
+}
+
+namespace {
+
+class Link final : public MasterLink, public std::enable_shared_from_this<Link> {
+public:
+    Link(asio::io_context& ioc, LinkOptions o, NodeCredentials c, Hooks h)
+        : ioc_(ioc), o_(std::move(o)), c_(std::move(c)), h_(std::move(h)), timer_(ioc), retry_(ioc) {}
+
+    void begin() {
+        connect();
+        tick();
+    }
+
+    void poke() override {
+        if (open_) report(false);
+    }
+
+    void stop() override {
+        stopped_ = true;
+        timer_.cancel();
+        retry_.cancel();
+        if (ws_) ws_->close();
+    }
+
+    bool connected() const override { return open_; }
+
+private:
+    void connect() {
+        if (stopped_) return;
+        api::ClientOptions co;
+        co.caPem = c_.ca;
+        co.certPem = c_.cert;
+        co.keyPem = c_.key;
+        std::string url = o_.masterUrl;
+        url.replace(0, url.find("://"), "wss");
+        std::weak_ptr<Link> self = shared_from_this();
+        ws_ = api::WebSocketClient::create(
+            ioc_, url + "/v1/node/session", co,
+            {[self] {
+                 if (auto s = self.lock()) s->opened();
+             },
+             [self](std::string text) {
+                 if (auto s = self.lock()) s->message(text);
+             },
+             [self](const std::string& why) {
+                 if (auto s = self.lock()) s->closed(why);
+             }});
+        ws_->connect();
+    }
+
+    void opened() {
+        open_ = true;
+        backoff_ = std::chrono::milliseconds(200);
+        log::infof("node: connected to %s", o_.masterUrl.c_str());
+        Value m = Value::object();
+        m.set("type", "hello");
+        m.set("name", o_.name);
+        m.set("address", o_.address);
+        m.set("cpus", int64_t(::sysconf(_SC_NPROCESSORS_ONLN)));
+        struct sysinfo si {};
+        ::sysinfo(&si);
+        m.set("memory", int64_t(si.totalram) * int64_t(si.mem_unit));
+        Value labels = Value::object();
+        for (const auto& [k, v] : o_.labels) labels.set(k, v);
+        m.set("labels", labels);
+        m.set("version", "0.1.0");
+        ws_->send(m.dump());
+        lastStatus_.clear();
+        report(true);
+    }
+
+    void message(const std::string& text) {
+        auto m = Value::parse(text);
+        if (!m || !m->isObject()) return;
+        std::string type = json::stringOf(*m, "type");
+        if (type == "welcome") {
+            int64_t hb = 0;
+            if (const Value* v = m->find("heartbeatMs"); v && v->toInt64(hb) && hb >= 50 && hb <= 60000)
+                heartbeat_ = std::chrono::milliseconds(hb);
+        } else if (type == "assignments") {
+            h_.assign(*m);
+        }
+    }
+
+    void closed(const std::string& why) {
+        bool was = open_;
+        open_ = false;
+        if (stopped_) return;
+        if (was || !said_) log::warnf("node: link to %s: %s; retrying (running what it has)", o_.masterUrl.c_str(), why.c_str());
+        said_ = true;
+        // Capped backoff: a master that is away is not hammered, one that is back is found within a second or two.
+        retry_.expires_after(backoff_);
+        backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(2000));
+        std::weak_ptr<Link> self = shared_from_this();
+        retry_.async_wait([self](auto ec) {
+            if (auto s = self.lock(); s && !ec) s->connect();
+        });
+    }
+
+    /// The containers, sent when they changed (or every few seconds anyway);
+    /// otherwise a heartbeat when one is due.
+    void report(bool force) {
+        auto list = h_.containers();
+        Value m = Value::object();
+        m.set("type", "status");
+        m.set("containers", *Value::parse(encode(list)));
+        std::string text = m.dump();
+        auto now = std::chrono::steady_clock::now();
+        if (force || text != lastStatus_ || now - lastSent_ > std::chrono::seconds(5)) {
+            ws_->send(text);
+            lastStatus_ = std::move(text);
+            lastSent_ = now;
+        } else if (now - lastSent_ >= heartbeat_) {
+            ws_->send(R"({"type":"heartbeat"})");
+            lastSent_ = now;
+        }
+    }
+
+    void tick() {
+        if (stopped_) return;
+        if (open_) report(false);
+        // Status changes are seen within this period; heartbeats go at theirs.
+        timer_.expires_after(std::min(heartbeat_, std::chrono::milliseconds(100)));
+        std::weak_ptr<Link> self = shared_from_this();
+        timer_.async_wait([self](auto ec) {
+            if (auto s = self.lock(); s && !ec) s->tick();
+        });
+    }
+
+    asio::io_context& ioc_;
+    LinkOptions o_;
+    NodeCredentials c_;
+    Hooks h_;
+    asio::steady_timer timer_, retry_;
+    std::shared_ptr<api::WebSocketClient> ws_;
+    bool open_ = false, stopped_ = false, said_ = false;
+    std::chrono::milliseconds heartbeat_{300}, backoff_{200};
+    std::string lastStatus_;
+    std::chrono::steady_clock::time_point lastSent_{};
+};
+
+}  // namespace
+
+std::shared_ptr<MasterLink> MasterLink::start(asio::io_context& ioc, LinkOptions o, NodeCredentials c, Hooks h) {
+    auto link = std::make_shared<Link>(ioc, std::move(o), std::move(c), std::move(h));
+    link->begin();
+    return link;
+}
+
+}  // namespace hull::orchestrator::node

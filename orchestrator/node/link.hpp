@@ -1,0 +1,56 @@
+#pragma once
+// A node agent's link to its master (`hull node --join URL --token TOKEN`):
+// the join (the token pins the master's CA; a CSR buys a node certificate),
+// then one WebSocket session over mutual TLS, kept up for good: the node says
+// hello (name, address, capacity, labels), heartbeats, and reports its
+// containers when they change; the master pushes the node's assignments, which
+// the agent keeps in its own store so that it runs them on through master
+// outages, its own restarts and host reboots.
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "orchestrator/api/messages.hpp"
+#include "sys/error.hpp"
+#include "sys/json.hpp"
+
+namespace hull::orchestrator::node {
+
+struct LinkOptions {
+    std::string stateDir;   // the agent's: credentials go to STATE/cluster/
+    std::string masterUrl;  // https://HOST:PORT
+    std::string token;      // HULL1.<ca sha256>.<secret>; needed for the first join only
+    std::string name;       // default: the host name
+    std::string address;    // the node's address as others reach it; default: the one that routes to the master
+    std::map<std::string, std::string> labels;
+};
+
+struct NodeCredentials {
+    std::string ca, cert, key;  // PEM
+};
+
+/// The node's credentials for this master: read from STATE/cluster/, or got by
+/// joining (and then kept there). A token whose CA hash does not match the
+/// master's, a wrong secret or an unreachable master are errors that say so.
+[[nodiscard]] Result<NodeCredentials> ensureJoined(LinkOptions& o);
+
+class MasterLink {
+public:
+    struct Hooks {
+        /// The master's "assignments" message: {services: [{name, generation, spec, slots}], keep: [names]}.
+        std::function<void(const json::Value&)> assign;
+        /// The node's containers now (for status reports).
+        std::function<ContainerList()> containers;
+    };
+    /// Connect now, and again after every loss (with a capped backoff), until stop().
+    static std::shared_ptr<MasterLink> start(boost::asio::io_context& ioc, LinkOptions o, NodeCredentials c, Hooks h);
+    virtual ~MasterLink() = default;
+    /// Look at the containers now (something changed) rather than at the next report tick.
+    virtual void poke() = 0;
+    virtual void stop() = 0;
+    virtual bool connected() const = 0;
+};
+
+}  // namespace hull::orchestrator::node
