@@ -1,106 +1,154 @@
 #include "orchestrator/api/messages.hpp"
 
-#include <sstream>
-
-#include <cereal/archives/json.hpp>
+#include <cassert>
+#include <limits>
 
 namespace hull::orchestrator {
 
 namespace wire {
 
-void checkVersion(std::uint32_t version, std::uint32_t ours, const char* type) {
-    if (version > ours)
-        throw cereal::Exception(std::string(type) + " version " + std::to_string(version) +
-                                " is newer than this hull reads (up to " + std::to_string(ours) + "); upgrade hull");
+void Io::fail(const std::string& path, const std::string& problem) {
+    if (failure_->failed) return;  // the first problem is the one to fix
+    failure_->failed = true;
+    failure_->message = path.empty() ? problem : path + ": " + problem;
 }
 
-Service::Restart restartFrom(const std::string& word) {
-    for (auto r : {Service::Restart::Always, Service::Restart::OnFailure, Service::Restart::Never})
-        if (word == restartName(r)) return r;
-    throw cereal::Exception("unknown \"" + word + "\" (always, on-failure or never)");
+int Io::readVersion(const json::Value& j, const char* type, int ours, const std::string& path) {
+    if (!j.isObject()) {
+        fail(path, "expected an object");
+        return 0;
+    }
+    const json::Value* v = j.find(kVersionKey);
+    if (!v) {
+        if (j.find("cereal_class_version"))
+            fail(path, std::string(type) + " from an older hull (cereal's encoding, with cereal_class_version, not " +
+                           kVersionKey + "); upgrade the hull that sent it");
+        else
+            fail(join(path, kVersionKey), "missing");
+        return 0;
+    }
+    int64_t n = 0;
+    uint64_t huge = 0;
+    if (!v->toInt64(n)) {
+        if (!v->toUint64(huge)) {
+            fail(join(path, kVersionKey), "expected an integer");
+            return 0;
+        }
+        n = std::numeric_limits<int64_t>::max();  // above int64: newer than anything we know
+    }
+    const std::string number = huge ? std::to_string(huge) : std::to_string(n);
+    if (n > ours) {
+        fail(path, std::string(type) + " version " + number + " is newer than this hull reads (up to " +
+                       std::to_string(ours) + "); upgrade hull");
+        return 0;
+    }
+    if (n < kFirstVersion) {
+        fail(path, std::string(type) + " version " + number + " is older than this hull reads (" +
+                       std::to_string(kFirstVersion) + " and up); upgrade the hull that sent it");
+        return 0;
+    }
+    return int(n);
 }
 
-Probe::Kind probeCheckFrom(const std::string& word) {
-    for (auto k : {Probe::Kind::Exec, Probe::Kind::Http, Probe::Kind::Tcp})
-        if (word == probeCheckName(k)) return k;
-    throw cereal::Exception("unknown \"" + word + "\" (exec, http or tcp)");
+json::Value Io::write(const std::optional<int>& v) { return v ? json::Value(*v) : json::Value(); }
+
+json::Value Io::write(const std::map<std::string, std::string>& v) {
+    json::Value out = json::Value::object();
+    for (const auto& [key, value] : v) out.set(key, value);
+    return out;
+}
+
+json::Value Io::write(const Service& v) {
+    auto spec = json::Value::parse(serviceJson(v));
+    assert(spec);  // our own writer's output
+    return spec ? *spec : json::Value();
+}
+
+void Io::read(const json::Value& j, std::string& v, const std::string& path) {
+    if (!j.isString()) return fail(path, "expected a string");
+    v = j.asString();
+}
+
+void Io::read(const json::Value& j, bool& v, const std::string& path) {
+    if (!j.isBool()) return fail(path, "expected true or false");
+    v = j.asBool();
+}
+
+void Io::read(const json::Value& j, int64_t& v, const std::string& path) {
+    uint64_t u = 0;
+    if (!j.toInt64(v)) return fail(path, j.toUint64(u) ? "out of range (a 64-bit integer)" : "expected an integer");
+}
+
+void Io::read(const json::Value& j, int& v, const std::string& path) {
+    int64_t wide = 0;
+    read(j, wide, path);
+    if (failure_->failed) return;
+    if (wide < std::numeric_limits<int>::min() || wide > std::numeric_limits<int>::max())
+        return fail(path, "out of range (a 32-bit integer)");
+    v = int(wide);
+}
+
+void Io::read(const json::Value& j, double& v, const std::string& path) {
+    if (!j.isNumber()) return fail(path, "expected a number");
+    v = j.asDouble();
+}
+
+void Io::read(const json::Value& j, std::optional<int>& v, const std::string& path) {
+    v.reset();
+    if (j.isNull()) return;
+    if (!j.isNumber()) return fail(path, "expected an integer or null");
+    read(j, v.emplace(), path);
+}
+
+void Io::read(const json::Value& j, std::map<std::string, std::string>& v, const std::string& path) {
+    if (!j.isObject()) return fail(path, "expected an object");
+    v.clear();
+    for (const auto& [key, value] : j.asObject()) {
+        read(value, v[key], join(path, key));
+        if (failure_->failed) return;
+    }
+}
+
+void Io::read(const json::Value& j, Service& v, const std::string& path) {
+    if (!j.isObject()) return fail(path, "expected an object");
+    auto spec = serviceFromJson(j.dump());
+    if (!spec) {
+        // "service JSON: resources.requests.cpus: must be a number, not a string": the path within the spec.
+        std::string why = spec.error().message();
+        const std::string prefix = "service JSON: ";
+        if (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
+        return fail(path, why);
+    }
+    v = std::move(*spec);
 }
 
 }  // namespace wire
 
-namespace {
-
-/// cereal's and rapidjson's words for what went wrong at WHERE (a field path), in ours.
-std::string explain(const std::string& where, const std::string& what) {
-    const std::string missing = "JSON Parsing failed - provided NVP (";
-    if (what.rfind(missing, 0) == 0) {
-        std::string field = what.substr(missing.size(), what.find(')', missing.size()) - missing.size());
-        if (field == "cereal_class_version") return "no cereal_class_version (an unversioned message)";
-        // The field being read is the one missing ("text: missing"), or one cereal reads within it.
-        bool itself = where == field || (where.size() > field.size() && where.ends_with("." + field));
-        return itself ? "missing" : "missing \"" + field + "\"";
-    }
-    const std::string assertion = "rapidjson internal assertion failure: ";
-    if (what.rfind(assertion, 0) == 0) {
-        std::string check = what.substr(assertion.size());
-        static const std::pair<const char*, const char*> kExpected[] = {
-            {"IsString()", "a string"},
-            {"IsBool()", "true or false"},
-            {"IsObject()", "an object"},
-            {"IsArray()", "an array"},
-            {"IsNumber()", "a number"},
-            {"data_.f.flags & kIntFlag", "a 32-bit integer"},
-            {"data_.f.flags & kUintFlag", "a 32-bit unsigned integer"},
-            {"data_.f.flags & kInt64Flag", "an integer"},
-            {"data_.f.flags & kUint64Flag", "an unsigned integer"},
-        };
-        for (const auto& [c, expected] : kExpected)
-            if (check == c) return std::string("expected ") + expected;
-        return "malformed (" + check + ")";
-    }
-    return what;
-}
-
-}  // namespace
-
 template <class T>
 std::string encode(const T& message) {
-    std::ostringstream out;
-    {
-        cereal::JSONOutputArchive ar(out, cereal::JSONOutputArchive::Options::Default());
-        ar(cereal::make_nvp(T::kName, message));
-    }  // the archive closes its objects when it goes
-    out << '\n';  // for curl and friends
-    return out.str();
+    json::Value doc = json::Value::object();
+    doc.set(T::kName, wire::Io::write(message));
+    return doc.dump() + "\n";  // for curl and friends
 }
 
 template <class T>
 Result<T> decode(const std::string& text) {
     const std::string what = std::string("bad ") + T::kName + " message: ";
-    // Our parser first: its errors have a line and a column, and rapidjson's
-    // (within cereal) would reach us as an assertion on an empty document.
     auto doc = json::Value::parse(text);
     if (!doc) return fail(Error::invalid(what + "not JSON: " + doc.error().message()));
     if (!doc->isObject()) return fail(Error::invalid(what + "expected an object, {\"" + T::kName + "\": {...}}"));
-    if (!doc->find(T::kName)) {
+    const json::Value* body = doc->find(T::kName);
+    if (!body) {
         if (doc->asObject().empty()) return fail(Error::invalid(what + "an empty object, not {\"" + T::kName + "\": ...}"));
         return fail(Error::invalid(what + "its key is \"" + doc->asObject().front().first + "\", not \"" + T::kName + "\""));
     }
     T message;
-    wire::Trail::reset();
-    try {
-        std::istringstream in(text);
-        cereal::JSONInputArchive ar(in);
-        ar(cereal::make_nvp(T::kName, message));
-    } catch (const std::exception& e) {
-        std::string where = wire::Trail::failedAt();
-        return fail(Error::invalid(what + (where.empty() ? "" : where + ": ") + explain(where, e.what())));
-    }
+    if (std::string wrong = wire::Io::readBody(*body, message); !wrong.empty()) return fail(Error::invalid(what + wrong));
     return message;
 }
 
-#define HULL_WIRE(T)                         \
-    template std::string encode(const T&);   \
+#define HULL_WIRE(T)                       \
+    template std::string encode(const T&); \
     template Result<T> decode(const std::string&);
 HULL_WIRE(ErrorReply)
 HULL_WIRE(ApplyRequest)
@@ -115,7 +163,15 @@ HULL_WIRE(ContainerList)
 HULL_WIRE(Event)
 HULL_WIRE(EventList)
 HULL_WIRE(Replicas)
+HULL_WIRE(PendingReplica)
 HULL_WIRE(DescribeReply)
+HULL_WIRE(NodeEntry)
+HULL_WIRE(NodeList)
+HULL_WIRE(NodeLabelRequest)
+HULL_WIRE(NodeReply)
+HULL_WIRE(JoinTokenReply)
+HULL_WIRE(MasterEntry)
+HULL_WIRE(ClusterStatus)
 #undef HULL_WIRE
 
 // ---- the CLI's JSON ----
@@ -133,6 +189,7 @@ json::Value containerJson(const ContainerEntry& c) {
     v.set("name", c.name);
     v.set("service", c.service);
     v.set("slot", c.slot);
+    v.set("node", c.node);
     v.set("generation", c.generation);
     v.set("restarts", c.restarts);
     v.set("status", c.status);
@@ -154,6 +211,12 @@ json::Value eventJson(const Event& e, bool withService) {
     return v;
 }
 
+json::Value labelsJson(const std::map<std::string, std::string>& labels) {
+    json::Value v = json::Value::object();
+    for (const auto& [key, value] : labels) v.set(key, value);
+    return v;
+}
+
 }  // namespace
 
 json::Value outputJson(const ServiceList& m) {
@@ -162,6 +225,8 @@ json::Value outputJson(const ServiceList& m) {
         json::Value v = json::Value::object();
         v.set("name", s.name);
         v.set("generation", s.generation);
+        v.set("replicas", s.desired);
+        v.set("ready", s.ready);
         v.set("spec", specJson(s.spec));
         arr.push(v);
     }
@@ -193,9 +258,51 @@ json::Value outputJson(const DescribeReply& m) {
     json::Value cs = json::Value::array();
     for (const auto& c : m.containers) cs.push(containerJson(c));
     v.set("containers", cs);
+    json::Value pending = json::Value::array();
+    for (const auto& p : m.pending) {
+        json::Value one = json::Value::object();
+        one.set("slot", p.slot);
+        one.set("reason", p.reason);
+        pending.push(one);
+    }
+    v.set("pending", pending);
     json::Value evs = json::Value::array();
     for (const auto& e : m.events) evs.push(eventJson(e, false));  // all of one service: no "service"
     v.set("events", evs);
+    return v;
+}
+
+json::Value outputJson(const NodeList& m) {
+    json::Value arr = json::Value::array();
+    for (const auto& n : m.nodes) {
+        json::Value v = json::Value::object();
+        v.set("name", n.name);
+        v.set("status", n.status);
+        v.set("address", n.address);
+        v.set("labels", labelsJson(n.labels));
+        v.set("containers", n.containers);
+        v.set("cpus", n.cpus);
+        v.set("memory", n.memory);
+        arr.push(v);
+    }
+    return arr;
+}
+
+json::Value outputJson(const ClusterStatus& m) {
+    json::Value v = json::Value::object();
+    json::Value masters = json::Value::array();
+    for (const auto& master : m.masters) {
+        json::Value one = json::Value::object();
+        one.set("name", master.name);
+        one.set("address", master.address);
+        one.set("role", master.role);
+        masters.push(one);
+    }
+    v.set("masters", masters);
+    v.set("leader", m.leader);
+    v.set("store", m.store);
+    v.set("nodes", m.nodes);
+    v.set("services", m.services);
     return v;
 }
 

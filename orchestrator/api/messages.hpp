@@ -1,31 +1,34 @@
 #pragma once
-// The node agent's API messages: every request and reply of /v1, as plain
-// structs serialised with cereal. The master will speak the same messages.
+// The API's messages: every request and reply of /v1, of the node agent and of
+// the master, as plain structs written and read with sys/json.
 //
-// On the wire: cereal's JSON archive (curl can read it), one message per body,
-// under its type's name, each class with the version cereal writes beside its
-// fields, and the API's version in the URL (/v1/...):
+// On the wire: JSON (curl and jq read it), one message per body, under its
+// type's name, each struct with its schema version beside its fields, and the
+// API's version in the URL (/v1/...):
 //
-//   {"ApplyReply": {"cereal_class_version": 1, "name": "web", "generation": 3}}
+//   {"ApplyReply": {"schemaVersion": 2, "name": "web", "generation": 3}}
 //
-// Changing a message: bump its version, and in serialize() read a new field
-// only from the versions that write it (fields are found by name, and a missing
-// one is an error). A version newer than ours is refused: its fields may mean
-// what we cannot know.
+// Each struct lists its fields once, in fields(), which both encode() and
+// decode() go through. Every field is written, and a field that is not there is
+// an error; fields nobody knows are ignored.
 //
-// cereal reports errors by throwing; encode() and decode() are the only ways in
-// and out, and no exception leaves them (decode() returns an Error naming the
-// message, the field and the problem).
+// Changing a struct: bump its kVersion, and read a new field only from the
+// versions that write it, so that a message from an older hull still decodes:
+//
+//   if (io.version() >= 3) io.field("zone", zone);  // an older one keeps the default
+//
+// A version newer than ours is refused (its fields may mean what we cannot
+// know). Version 1 was cereal's encoding (with "cereal_class_version"): such a
+// body is refused too, naming the hull that sent it as the older one.
+//
+// decode() never throws and never trusts its input: any text gives the message
+// or an Error naming the message, the field's path and the problem
+// ("bad DescribeReply message: containers[1].exitCode: expected an integer").
 #include <cstdint>
-#include <exception>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <cereal/cereal.hpp>
-#include <cereal/types/optional.hpp>
-#include <cereal/types/string.hpp>
-#include <cereal/types/vector.hpp>
 
 #include "orchestrator/model/service.hpp"
 #include "sys/error.hpp"
@@ -33,163 +36,224 @@
 
 namespace hull::orchestrator {
 
-/// The message in TEXT (cereal JSON): a clear Error for anything else (not
-/// JSON, another message, a missing field, a wrong type, a version newer than ours).
+/// The message in TEXT: a clear Error for anything else (not JSON, another
+/// message, a missing field, a wrong type, a version newer than ours).
 template <class T>
 [[nodiscard]] Result<T> decode(const std::string& text);
-/// MESSAGE as cereal JSON.
+/// MESSAGE as JSON, one line.
 template <class T>
 std::string encode(const T& message);
 
 namespace wire {
 
-/// The fields being read, innermost last; on a failure the innermost one still
-/// unwinding records the whole path ("containers.exitCode"), for decode()'s error.
-class Trail {
-public:
-    explicit Trail(const char* field) { stack_.push_back(field); }
-    ~Trail() {
-        if (std::uncaught_exceptions() > exceptions_ && failedAt_.empty())
-            for (const char* f : stack_) failedAt_ += (failedAt_.empty() ? "" : ".") + std::string(f);
-        stack_.pop_back();
-    }
-    Trail(const Trail&) = delete;
-    Trail& operator=(const Trail&) = delete;
-    static void reset() { failedAt_.clear(); }
-    static const std::string& failedAt() { return failedAt_; }
+/// Where each struct keeps its version, and the first version of this encoding.
+inline constexpr const char* kVersionKey = "schemaVersion";
+inline constexpr int kFirstVersion = 2;
 
-private:
-    int exceptions_ = std::uncaught_exceptions();
-    static inline thread_local std::vector<const char*> stack_;
-    static inline thread_local std::string failedAt_;
+class Io;
+/// A struct that travels: a name, a version, and its fields.
+template <class T>
+concept Message = requires(T& m, Io& io) {
+    T::kName;
+    T::kVersion;
+    m.fields(io);
 };
 
-/// ar(nvp) for each name-value pair, each on the trail.
-template <class Archive, class... Nvps>
-void fields(Archive& ar, Nvps&&... nvps) {
-    auto one = [&ar](auto&& nvp) {
-        Trail t(nvp.name);
-        ar(std::forward<decltype(nvp)>(nvp));
+/// Writes a struct's fields into a JSON object, or reads them back from one,
+/// checking each; the first problem found is kept, with its path, and from then
+/// on nothing more is read.
+class Io {
+public:
+    /// The version of the struct at hand: ours when writing, the body's when reading.
+    int version() const { return version_; }
+
+    /// field() for each NAME, VALUE pair in turn.
+    template <class T, class... More>
+    void fields(const char* name, T& value, More&... more) {
+        field(name, value);
+        if constexpr (sizeof...(more) > 0) fields(more...);
+    }
+
+    /// VALUE under NAME: written, or read and checked.
+    template <class T>
+    void field(const char* name, T& value) {
+        if (failure_->failed) return;
+        if (out_) {
+            out_->set(name, write(value));
+            return;
+        }
+        std::string path = join(path_, name);
+        const json::Value* v = in_->find(name);
+        if (!v) return fail(path, "missing");
+        read(*v, value, path);
+    }
+
+    /// M as a JSON object, its version first.
+    template <Message T>
+    static json::Value write(const T& m) {
+        json::Value out = json::Value::object();
+        out.set(kVersionKey, T::kVersion);
+        Failure unused;
+        Io io(&out, nullptr, T::kVersion, "", &unused);
+        const_cast<T&>(m).fields(io);  // writing only reads M's fields
+        return out;
+    }
+    /// BODY into M: "" or what is wrong with it ("containers[1].exitCode: expected an integer").
+    template <Message T>
+    static std::string readBody(const json::Value& body, T& m) {
+        Failure failure;
+        Io io(nullptr, nullptr, 0, "", &failure);
+        io.read(body, m, "");
+        return failure.message;
+    }
+
+private:
+    struct Failure {
+        bool failed = false;
+        std::string message;
     };
-    (one(std::forward<Nvps>(nvps)), ...);
-}
+    Io(json::Value* out, const json::Value* in, int version, std::string path, Failure* failure)
+        : out_(out), in_(in), version_(version), path_(std::move(path)), failure_(failure) {}
 
-/// The versions of the spec's classes (service.hpp's structs know nothing of cereal).
-inline constexpr std::uint32_t kResourcesVersion = 1, kBackoffVersion = 1, kProbeVersion = 1, kServiceVersion = 1;
+    static std::string join(const std::string& path, const std::string& name) {
+        return path.empty() ? name : path + "." + name;
+    }
+    void fail(const std::string& path, const std::string& problem);
 
-/// Throws (caught by decode()) when VERSION, as read, is newer than OURS.
-void checkVersion(std::uint32_t version, std::uint32_t ours, const char* type);
-/// The enums as a service file spells them; throw for an unknown word.
-Service::Restart restartFrom(const std::string& word);
-Probe::Kind probeCheckFrom(const std::string& word);
+    // The types a field may have: each written, and read back into V or failed at PATH.
+    static json::Value write(const std::string& v) { return v; }
+    static json::Value write(bool v) { return v; }
+    static json::Value write(int v) { return v; }
+    static json::Value write(int64_t v) { return v; }
+    static json::Value write(double v) { return v; }
+    static json::Value write(const std::optional<int>& v);      // null when absent
+    static json::Value write(const std::map<std::string, std::string>& v);  // an object of strings
+    static json::Value write(const Service& v);  // serviceJson(): one definition of a spec's JSON
+    void read(const json::Value& j, std::string& v, const std::string& path);
+    void read(const json::Value& j, bool& v, const std::string& path);
+    void read(const json::Value& j, int& v, const std::string& path);
+    void read(const json::Value& j, int64_t& v, const std::string& path);
+    void read(const json::Value& j, double& v, const std::string& path);
+    void read(const json::Value& j, std::optional<int>& v, const std::string& path);
+    void read(const json::Value& j, std::map<std::string, std::string>& v, const std::string& path);
+    void read(const json::Value& j, Service& v, const std::string& path);
+
+    template <class T>
+    static json::Value write(const std::vector<T>& v) {
+        json::Value out = json::Value::array();
+        for (const auto& x : v) out.push(write(x));
+        return out;
+    }
+    template <class T>
+    void read(const json::Value& j, std::vector<T>& v, const std::string& path) {
+        if (!j.isArray()) return fail(path, "expected an array");
+        v.clear();
+        for (const auto& x : j.asArray()) {
+            std::string at = path + "[" + std::to_string(v.size()) + "]";
+            read(x, v.emplace_back(), at);
+            if (failure_->failed) return;
+        }
+    }
+
+    template <Message T>
+    void read(const json::Value& j, T& m, const std::string& path) {
+        int version = readVersion(j, T::kName, T::kVersion, path);
+        if (version == 0) return;
+        Io io(nullptr, &j, version, path, failure_);
+        m.fields(io);
+    }
+    /// J's version, checked against OURS for TYPE; 0 when failed.
+    int readVersion(const json::Value& j, const char* type, int ours, const std::string& path);
+
+    json::Value* out_;       // writing
+    const json::Value* in_;  // reading
+    int version_;
+    std::string path_;  // of the struct at hand, "" at the top
+    Failure* failure_;
+};
 
 }  // namespace wire
 
-/// Any answer other than 200 (and /metrics): 400 bad request or message, 404, 500.
+/// Any answer other than 200 (and /metrics): 400 bad request or message, 401, 403, 404, 500.
 struct ErrorReply {
     static constexpr const char* kName = "ErrorReply";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::string message;
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(message));
-    }
+    void fields(wire::Io& io) { io.fields("message", message); }
 };
 
 /// POST /v1/services: a service file, parsed by the agent (errors name SOURCE's lines).
 struct ApplyRequest {
     static constexpr const char* kName = "ApplyRequest";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::string source;  // the file's name
     std::string text;    // YAML or JSON
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(source), CEREAL_NVP(text));
-    }
+    void fields(wire::Io& io) { io.fields("source", source, "text", text); }
 };
 
 struct ApplyReply {
     static constexpr const char* kName = "ApplyReply";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::string name;
     int64_t generation = 0;  // unchanged when the same spec was applied again
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(name), CEREAL_NVP(generation));
-    }
+    void fields(wire::Io& io) { io.fields("name", name, "generation", generation); }
 };
 
 /// POST /v1/services/NAME/scale.
 struct ScaleRequest {
     static constexpr const char* kName = "ScaleRequest";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     int64_t replicas = 0;  // 0 to 1000
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(replicas));
-    }
+    void fields(wire::Io& io) { io.fields("replicas", replicas); }
 };
 
 struct ScaleReply {
     static constexpr const char* kName = "ScaleReply";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::string name;
     int64_t generation = 0;
     int64_t replicas = 0;
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(name), CEREAL_NVP(generation), CEREAL_NVP(replicas));
-    }
+    void fields(wire::Io& io) { io.fields("name", name, "generation", generation, "replicas", replicas); }
 };
 
 /// DELETE /v1/services/NAME.
 struct DeleteReply {
     static constexpr const char* kName = "DeleteReply";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::string name;
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(name));
-    }
+    void fields(wire::Io& io) { io.fields("name", name); }
 };
 
+/// The spec travels as serviceJson() writes it (durations in milliseconds, the
+/// enums as a service file spells them).
 struct ServiceEntry {
     static constexpr const char* kName = "ServiceEntry";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::string name;
     int64_t generation = 0;
     Service spec;
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(name), CEREAL_NVP(generation), CEREAL_NVP(spec));
+    int64_t ready = 0;    // containers of this generation that are ready
+    int64_t desired = 0;  // the replicas it should have
+    void fields(wire::Io& io) {
+        io.fields("name", name, "generation", generation, "spec", spec, "ready", ready, "desired", desired);
     }
 };
 
 /// GET /v1/services.
 struct ServiceList {
     static constexpr const char* kName = "ServiceList";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::vector<ServiceEntry> services;
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(services));
-    }
+    void fields(wire::Io& io) { io.fields("services", services); }
 };
 
 /// A container of a declared service, as the loop last saw it.
 struct ContainerEntry {
     static constexpr const char* kName = "ContainerEntry";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::string id, name, service;
     int slot = 0;
+    std::string node;             // the node it runs on; "" on a standalone agent
     int64_t generation = 0;       // of the spec it was started from
     int restarts = 0;             // of its slot, when it was started
     std::string status;           // the engine's, or "stopping" (on its way out, no longer counted)
@@ -197,207 +261,159 @@ struct ContainerEntry {
     bool ready = false;
     std::string ip;
     int64_t started = 0;  // unix ms
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(id), CEREAL_NVP(name), CEREAL_NVP(service), CEREAL_NVP(slot), CEREAL_NVP(generation),
-                     CEREAL_NVP(restarts), CEREAL_NVP(status), CEREAL_NVP(exitCode), CEREAL_NVP(ready), CEREAL_NVP(ip),
-                     CEREAL_NVP(started));
+    void fields(wire::Io& io) {
+        io.fields("id", id, "name", name, "service", service, "slot", slot, "node", node, "generation", generation,
+                  "restarts", restarts, "status", status, "exitCode", exitCode, "ready", ready, "ip", ip, "started",
+                  started);
     }
 };
 
 /// GET /v1/containers.
 struct ContainerList {
     static constexpr const char* kName = "ContainerList";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::vector<ContainerEntry> containers;
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(containers));
-    }
+    void fields(wire::Io& io) { io.fields("containers", containers); }
 };
 
 struct Event {
     static constexpr const char* kName = "Event";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     int64_t id = 0;
     int64_t time = 0;  // unix ms
     std::string kind, service, container, message;
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(id), CEREAL_NVP(time), CEREAL_NVP(kind), CEREAL_NVP(service), CEREAL_NVP(container),
-                     CEREAL_NVP(message));
+    void fields(wire::Io& io) {
+        io.fields("id", id, "time", time, "kind", kind, "service", service, "container", container, "message",
+                  message);
     }
 };
 
 /// GET /v1/events[?since=ID]: oldest first.
 struct EventList {
     static constexpr const char* kName = "EventList";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::vector<Event> events;
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(events));
-    }
+    void fields(wire::Io& io) { io.fields("events", events); }
 };
 
 struct Replicas {
     static constexpr const char* kName = "Replicas";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     int64_t desired = 0, ready = 0;
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(desired), CEREAL_NVP(ready));
-    }
+    void fields(wire::Io& io) { io.fields("desired", desired, "ready", ready); }
+};
+
+/// A replica the master could not place, and why ("no node matches node.labels.zone == a").
+struct PendingReplica {
+    static constexpr const char* kName = "PendingReplica";
+    static constexpr int kVersion = 2;
+    int slot = 0;
+    std::string reason;
+    void fields(wire::Io& io) { io.fields("slot", slot, "reason", reason); }
 };
 
 /// GET /v1/services/NAME (`hull describe`).
 struct DescribeReply {
     static constexpr const char* kName = "DescribeReply";
-    static constexpr std::uint32_t kVersion = 1;
+    static constexpr int kVersion = 2;
     std::string name;
     int64_t generation = 0;
     int64_t updated = 0;  // unix ms of the last apply that changed it
     Service spec;
     Replicas replicas;
     std::vector<ContainerEntry> containers;
-    std::vector<Event> events;  // its last ones, oldest first
-    template <class Archive>
-    void serialize(Archive& ar, std::uint32_t version) {
-        wire::checkVersion(version, kVersion, kName);
-        wire::fields(ar, CEREAL_NVP(name), CEREAL_NVP(generation), CEREAL_NVP(updated), CEREAL_NVP(spec),
-                     CEREAL_NVP(replicas), CEREAL_NVP(containers), CEREAL_NVP(events));
+    std::vector<PendingReplica> pending;  // none on a standalone agent
+    std::vector<Event> events;            // its last ones, oldest first
+    void fields(wire::Io& io) {
+        io.fields("name", name, "generation", generation, "updated", updated, "spec", spec, "replicas", replicas,
+                  "containers", containers, "pending", pending, "events", events);
     }
 };
 
-// What `hull get|events|describe --output json` print: the API's JSON from
-// before its messages were cereal's, field for field (scripts read it with jq).
+// ---- the cluster (the master's API) ----
+
+/// A node as the master sees it.
+struct NodeEntry {
+    static constexpr const char* kName = "NodeEntry";
+    static constexpr int kVersion = 2;
+    std::string name;
+    std::string status;  // "ready", "down" (missed its heartbeats) or "drained"
+    std::string address;
+    std::map<std::string, std::string> labels;
+    int64_t containers = 0;  // placed on it
+    double cpus = 0;
+    int64_t memory = 0;    // bytes
+    std::string version;   // the agent's hull version
+    int64_t lastSeen = 0;  // unix ms of its last heartbeat
+    void fields(wire::Io& io) {
+        io.fields("name", name, "status", status, "address", address, "labels", labels, "containers", containers,
+                  "cpus", cpus, "memory", memory, "version", version, "lastSeen", lastSeen);
+    }
+};
+
+/// GET /v1/nodes.
+struct NodeList {
+    static constexpr const char* kName = "NodeList";
+    static constexpr int kVersion = 2;
+    std::vector<NodeEntry> nodes;
+    void fields(wire::Io& io) { io.fields("nodes", nodes); }
+};
+
+/// POST /v1/nodes/NAME/labels: labels to set (or change) and to remove.
+struct NodeLabelRequest {
+    static constexpr const char* kName = "NodeLabelRequest";
+    static constexpr int kVersion = 2;
+    std::map<std::string, std::string> set;
+    std::vector<std::string> remove;
+    void fields(wire::Io& io) { io.fields("set", set, "remove", remove); }
+};
+
+/// The node after POST /v1/nodes/NAME/drain, /activate or /labels.
+struct NodeReply {
+    static constexpr const char* kName = "NodeReply";
+    static constexpr int kVersion = 2;
+    NodeEntry node;
+    void fields(wire::Io& io) { io.fields("node", node); }
+};
+
+/// GET (or POST, to rotate) /v1/cluster/join-token.
+struct JoinTokenReply {
+    static constexpr const char* kName = "JoinTokenReply";
+    static constexpr int kVersion = 2;
+    std::string token;  // HULL1.<sha256 of the CA certificate>.<secret>
+    void fields(wire::Io& io) { io.fields("token", token); }
+};
+
+struct MasterEntry {
+    static constexpr const char* kName = "MasterEntry";
+    static constexpr int kVersion = 2;
+    std::string name, address;
+    std::string role;  // "leader" or "follower"
+    void fields(wire::Io& io) { io.fields("name", name, "address", address, "role", role); }
+};
+
+/// GET /v1/cluster (`hull cluster status`).
+struct ClusterStatus {
+    static constexpr const char* kName = "ClusterStatus";
+    static constexpr int kVersion = 2;
+    std::vector<MasterEntry> masters;
+    std::string leader;  // a master's name
+    std::string store;   // "sqlite:/var/lib/hull/master/state.db", "etcd:http://10.250.0.11:2379,..."
+    int64_t nodes = 0, services = 0;
+    void fields(wire::Io& io) {
+        io.fields("masters", masters, "leader", leader, "store", store, "nodes", nodes, "services", services);
+    }
+};
+
+// What `hull get|events|describe|node ls|cluster status --output json` print
+// (scripts read it with jq): plain arrays and objects, no versions. The service,
+// container and event fields are the API's JSON from before its messages were
+// versioned, field for field, with the cluster's fields added.
 json::Value outputJson(const ServiceList& m);
 json::Value outputJson(const ContainerList& m);
 json::Value outputJson(const EventList& m);
 json::Value outputJson(const DescribeReply& m);
+json::Value outputJson(const NodeList& m);
+json::Value outputJson(const ClusterStatus& m);
 
 }  // namespace hull::orchestrator
-
-// The service spec travels as its own classes, written beside service.hpp's
-// structs (which know nothing of cereal): durations in milliseconds, the
-// enums as a service file spells them.
-namespace cereal {
-
-template <class Archive>
-void save(Archive& ar, const hull::orchestrator::Resources& r, std::uint32_t) {
-    hull::orchestrator::wire::fields(ar, make_nvp("cpus", r.cpus), make_nvp("memory", r.memory), make_nvp("pids", r.pids));
-}
-template <class Archive>
-void load(Archive& ar, hull::orchestrator::Resources& r, std::uint32_t version) {
-    hull::orchestrator::wire::checkVersion(version, hull::orchestrator::wire::kResourcesVersion, "Resources");
-    hull::orchestrator::wire::fields(ar, make_nvp("cpus", r.cpus), make_nvp("memory", r.memory), make_nvp("pids", r.pids));
-}
-
-template <class Archive>
-void save(Archive& ar, const hull::orchestrator::Backoff& b, std::uint32_t) {
-    hull::orchestrator::wire::fields(ar, make_nvp("initial", int64_t(b.initial.count())), make_nvp("factor", b.factor),
-                                     make_nvp("max", int64_t(b.max.count())),
-                                     make_nvp("resetAfter", int64_t(b.resetAfter.count())));
-}
-template <class Archive>
-void load(Archive& ar, hull::orchestrator::Backoff& b, std::uint32_t version) {
-    hull::orchestrator::wire::checkVersion(version, hull::orchestrator::wire::kBackoffVersion, "Backoff");
-    int64_t initial = 0, max = 0, resetAfter = 0;
-    hull::orchestrator::wire::fields(ar, make_nvp("initial", initial), make_nvp("factor", b.factor), make_nvp("max", max),
-                                     make_nvp("resetAfter", resetAfter));
-    b.initial = hull::orchestrator::Millis(initial);
-    b.max = hull::orchestrator::Millis(max);
-    b.resetAfter = hull::orchestrator::Millis(resetAfter);
-}
-
-template <class Archive>
-void save(Archive& ar, const hull::orchestrator::Probe& p, std::uint32_t) {
-    hull::orchestrator::wire::fields(
-        ar, make_nvp("kind", std::string(hull::orchestrator::probeCheckName(p.kind))), make_nvp("exec", p.exec),
-        make_nvp("path", p.path), make_nvp("port", int(p.port)), make_nvp("period", int64_t(p.period.count())),
-        make_nvp("timeout", int64_t(p.timeout.count())), make_nvp("initialDelay", int64_t(p.initialDelay.count())),
-        make_nvp("successThreshold", p.successThreshold), make_nvp("failureThreshold", p.failureThreshold));
-}
-template <class Archive>
-void load(Archive& ar, hull::orchestrator::Probe& p, std::uint32_t version) {
-    namespace o = hull::orchestrator;
-    o::wire::checkVersion(version, o::wire::kProbeVersion, "Probe");
-    std::string kind;
-    int port = 0;
-    int64_t period = 0, timeout = 0, initialDelay = 0;
-    o::wire::fields(ar, make_nvp("kind", kind), make_nvp("exec", p.exec), make_nvp("path", p.path), make_nvp("port", port),
-                    make_nvp("period", period), make_nvp("timeout", timeout), make_nvp("initialDelay", initialDelay),
-                    make_nvp("successThreshold", p.successThreshold), make_nvp("failureThreshold", p.failureThreshold));
-    {
-        o::wire::Trail t("kind");
-        p.kind = o::wire::probeCheckFrom(kind);
-    }
-    if (port < 0 || port > 65535) {
-        o::wire::Trail t("port");
-        throw Exception("out of range: " + std::to_string(port));
-    }
-    p.port = uint16_t(port);
-    p.period = o::Millis(period);
-    p.timeout = o::Millis(timeout);
-    p.initialDelay = o::Millis(initialDelay);
-}
-
-template <class Archive>
-void save(Archive& ar, const hull::orchestrator::Service& s, std::uint32_t) {
-    std::optional<int64_t> maxAge;
-    if (s.maxAge) maxAge = s.maxAge->count();
-    hull::orchestrator::wire::fields(
-        ar, make_nvp("name", s.name), make_nvp("image", s.image), make_nvp("command", s.command), make_nvp("env", s.env),
-        make_nvp("replicas", s.replicas), make_nvp("requests", s.requests), make_nvp("limits", s.limits),
-        make_nvp("ports", s.ports), make_nvp("volumes", s.volumes),
-        make_nvp("restart", std::string(hull::orchestrator::restartName(s.restart))), make_nvp("backoff", s.backoff),
-        make_nvp("liveness", s.liveness), make_nvp("readiness", s.readiness), make_nvp("startup", s.startup),
-        make_nvp("maxAge", maxAge), make_nvp("stopGracePeriod", int64_t(s.stopGracePeriod.count())));
-}
-template <class Archive>
-void load(Archive& ar, hull::orchestrator::Service& s, std::uint32_t version) {
-    namespace o = hull::orchestrator;
-    o::wire::checkVersion(version, o::wire::kServiceVersion, "Service");
-    std::string restart;
-    std::optional<int64_t> maxAge;
-    int64_t stopGracePeriod = 0;
-    o::wire::fields(ar, make_nvp("name", s.name), make_nvp("image", s.image), make_nvp("command", s.command),
-                    make_nvp("env", s.env), make_nvp("replicas", s.replicas), make_nvp("requests", s.requests),
-                    make_nvp("limits", s.limits), make_nvp("ports", s.ports), make_nvp("volumes", s.volumes),
-                    make_nvp("restart", restart), make_nvp("backoff", s.backoff), make_nvp("liveness", s.liveness),
-                    make_nvp("readiness", s.readiness), make_nvp("startup", s.startup), make_nvp("maxAge", maxAge),
-                    make_nvp("stopGracePeriod", stopGracePeriod));
-    {
-        o::wire::Trail t("restart");
-        s.restart = o::wire::restartFrom(restart);
-    }
-    s.maxAge.reset();
-    if (maxAge) s.maxAge = o::Millis(*maxAge);
-    s.stopGracePeriod = o::Millis(stopGracePeriod);
-}
-
-}  // namespace cereal
-
-CEREAL_CLASS_VERSION(hull::orchestrator::Resources, hull::orchestrator::wire::kResourcesVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::Backoff, hull::orchestrator::wire::kBackoffVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::Probe, hull::orchestrator::wire::kProbeVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::Service, hull::orchestrator::wire::kServiceVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::ErrorReply, hull::orchestrator::ErrorReply::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::ApplyRequest, hull::orchestrator::ApplyRequest::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::ApplyReply, hull::orchestrator::ApplyReply::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::ScaleRequest, hull::orchestrator::ScaleRequest::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::ScaleReply, hull::orchestrator::ScaleReply::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::DeleteReply, hull::orchestrator::DeleteReply::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::ServiceEntry, hull::orchestrator::ServiceEntry::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::ServiceList, hull::orchestrator::ServiceList::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::ContainerEntry, hull::orchestrator::ContainerEntry::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::ContainerList, hull::orchestrator::ContainerList::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::Event, hull::orchestrator::Event::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::EventList, hull::orchestrator::EventList::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::Replicas, hull::orchestrator::Replicas::kVersion)
-CEREAL_CLASS_VERSION(hull::orchestrator::DescribeReply, hull::orchestrator::DescribeReply::kVersion)

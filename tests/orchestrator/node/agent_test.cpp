@@ -920,22 +920,26 @@ TEST_CASE("node: the API answers a message it cannot read with 400 and an ErrorR
         return e->message;
     };
     CHECK(errorFor("POST", "/v1/services", "garbage").find("bad ApplyRequest message: not JSON") == 0);
-    // The API's JSON before cereal: another shape, refused.
+    // The API's JSON before cereal, and cereal's: other shapes, refused.
     CHECK(errorFor("POST", "/v1/services", R"({"source": "a.yaml", "text": "name: a"})") ==
           "bad ApplyRequest message: its key is \"source\", not \"ApplyRequest\"");
     CHECK(errorFor("POST", "/v1/services",
-                   R"({"ApplyRequest": {"cereal_class_version": 7, "source": "a.yaml", "text": "name: a"}})") ==
-          "bad ApplyRequest message: ApplyRequest version 7 is newer than this hull reads (up to 1); upgrade hull");
+                   R"({"ApplyRequest": {"cereal_class_version": 1, "source": "a.yaml", "text": "name: a"}})") ==
+          "bad ApplyRequest message: ApplyRequest from an older hull (cereal's encoding, with cereal_class_version, "
+          "not schemaVersion); upgrade the hull that sent it");
+    CHECK(errorFor("POST", "/v1/services",
+                   R"({"ApplyRequest": {"schemaVersion": 7, "source": "a.yaml", "text": "name: a"}})") ==
+          "bad ApplyRequest message: ApplyRequest version 7 is newer than this hull reads (up to 2); upgrade hull");
     REQUIRE(node.hull({"image", "import", busyboxImage()}).status == 0);  // apply refuses a missing image
     writeFileOrThrow(node.state / "a.yaml", "name: a\nimage: hull.local/busybox\nreplicas: 0\n");
     REQUIRE(node.hull({"apply", "-f", node.state / "a.yaml"}).status == 0);
-    CHECK(errorFor("POST", "/v1/services/a/scale", R"({"ScaleRequest": {"cereal_class_version": 1, "replicas": "2"}})") ==
+    CHECK(errorFor("POST", "/v1/services/a/scale", R"({"ScaleRequest": {"schemaVersion": 2, "replicas": "2"}})") ==
           "bad ScaleRequest message: replicas: expected an integer");
     CHECK(errorFor("POST", "/v1/services/a/scale", orchestrator::encode(orchestrator::ScaleRequest{1001})) ==
           "replicas: expected a number from 0 to 1000");
-    // A version-1 message from another client (curl, the master) works.
+    // A version-2 message from another client (curl, the master) works.
     auto ok = orchestrator::apiRequest(sock, "POST", "/v1/services/a/scale",
-                                       R"({"ScaleRequest": {"cereal_class_version": 1, "replicas": 0}})");
+                                       R"({"ScaleRequest": {"schemaVersion": 2, "replicas": 0}})");
     REQUIRE(ok);
     CHECK(ok->first == 200);
     auto reply = orchestrator::decode<orchestrator::ScaleReply>(ok->second);
