@@ -441,6 +441,13 @@ void Cluster::sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int
 // ---- the round ----
 
 void Cluster::reconcile(int64_t now) {
+    // The store keeps every revision until compacted (etcd's model); the master
+    // reads only the latest, so history older than a minute's worth of rounds goes.
+    if (now - lastCompact_ > 60000) {
+        lastCompact_ = now;
+        if (int64_t rev = store_->revision(); rev > 1000)
+            if (auto r = store_->compact(rev - 1000); !r) log::warnf("master: compact: %s", r.error().message().c_str());
+    }
     // Node lifecycle: heartbeats against the grace period.
     std::vector<core::NodeClock> clocks;
     clocks.reserve(nodes_.size());

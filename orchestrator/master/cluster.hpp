@@ -98,6 +98,7 @@ private:
     bool dirty_ = true;  // something changed that the placement round must see
     // Figures for /metrics.
     uint64_t placed_ = 0, rounds_ = 0;
+    int64_t lastCompact_ = 0;
     double lastRoundMs_ = 0;
 };
 

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <boost/asio.hpp>
-#include <openssl/crypto.h>
 
 #include "orchestrator/api/https_server.hpp"
 #include "orchestrator/api/messages.hpp"
@@ -29,16 +28,18 @@ int64_t nowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-Response reply(int status, std::string body) { return {status, std::move(body)}; }
+Response reply(int status, std::string body) {
+    Response r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+}
 Response error(int status, const std::string& msg) { return reply(status, encode(ErrorReply{msg})); }
 template <class T>
 Response ok(const T& m) {
     return reply(200, encode(m));
 }
 
-bool sameSecret(const std::string& a, const std::string& b) {
-    return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
 
 /// "[a-z0-9][a-z0-9.-]{0,62}": node names become file and label values.
 bool validNodeName(const std::string& n) {
@@ -98,7 +99,7 @@ public:
 private:
     /// Every route but the join and the node session wants the admin token.
     std::optional<Response> admin(const Request& r) const {
-        if (!r.peer.bearerToken.empty() && sameSecret(r.peer.bearerToken, creds_.adminToken)) return std::nullopt;
+        if (!r.peer.bearerToken.empty() && api::constantTimeEqual(r.peer.bearerToken, creds_.adminToken)) return std::nullopt;
         if (r.peer.certOrganization && *r.peer.certOrganization == "hull:node")
             return error(403, "forbidden: a node certificate may only hold its node's session");
         if (!r.peer.bearerToken.empty()) return error(401, "unauthorized: wrong token");
@@ -106,12 +107,20 @@ private:
     }
 
     /// ROUTE for admins: HANDLER runs only with the admin token.
-    void adminRoute(api::HttpsServer& s, const std::string& method, const std::string& path,
+    /// METHODS: one, or several separated by '|' ("GET|POST|DELETE").
+    void adminRoute(api::HttpsServer& s, const std::string& methods, const std::string& path,
                     std::function<Response(const Request&)> handler) {
-        s.route(method, path, [this, handler = std::move(handler)](const Request& r) {
-            if (auto refused = admin(r)) return *refused;
-            return handler(r);
-        });
+        size_t start = 0;
+        while (start <= methods.size()) {
+            size_t bar = methods.find('|', start);
+            std::string m = methods.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
+            s.route(m, path, [this, handler](const Request& r) {
+                if (auto refused = admin(r)) return *refused;
+                return handler(r);
+            });
+            if (bar == std::string::npos) break;
+            start = bar + 1;
+        }
     }
 
     void routes(api::HttpsServer& s) {
@@ -125,7 +134,7 @@ private:
             if (!res) return error(res.error().errnum() == EIO ? 500 : 400, res.error().message());
             return ok(*res);
         });
-        adminRoute(s, "*", "/v1/services/*", [&, now](const Request& r) {
+        adminRoute(s, "GET|POST|DELETE", "/v1/services/*", [&, now](const Request& r) {
             auto [name, verb] = splitRest(r.target, "/v1/services/");
             if (r.method == "GET" && verb.empty()) {
                 auto d = c.describe(name);
@@ -152,7 +161,7 @@ private:
             return ok(c.events(since));
         });
         adminRoute(s, "GET", "/v1/nodes", [&](const Request&) { return ok(c.nodeList(nowMs())); });
-        adminRoute(s, "*", "/v1/nodes/*", [&, now](const Request& r) {
+        adminRoute(s, "POST", "/v1/nodes/*", [&, now](const Request& r) {
             auto [name, verb] = splitRest(r.target, "/v1/nodes/");
             Result<NodeEntry> res = fail(Error::plain(ENOENT, ""));
             if (r.method == "POST" && verb == "drain") res = c.drain(name, true, now());
@@ -185,7 +194,7 @@ private:
             return ok(JoinTokenReply{creds_.joinToken()});
         });
         adminRoute(s, "GET", "/metrics", [&](const Request&) {
-            Response res{200, c.metrics(nowMs())};
+            Response res = reply(200, c.metrics(nowMs()));
             res.contentType = "text/plain; version=0.0.4";
             return res;
         });
@@ -216,7 +225,7 @@ private:
         auto ours = api::certFingerprint(creds_.ca.cert);
         if (!ours) return error(500, ours.error().message());
         if (token->caHash != *ours) return error(401, "join: the token is for another cluster (its CA hash is not ours)");
-        if (!sameSecret(token->secret, creds_.joinSecret)) return error(401, "join: wrong or rotated join token");
+        if (!api::constantTimeEqual(token->secret, creds_.joinSecret)) return error(401, "join: wrong or rotated join token");
         std::string name = json::stringOf(*body, "name");
         if (!validNodeName(name))
             return error(400, "join: node name \"" + name + "\": expected [a-z0-9][a-z0-9.-]{0,62}");

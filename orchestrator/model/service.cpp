@@ -219,7 +219,7 @@ private:
         if (!n.IsMap()) return fail(err(n, path, std::string("must be a mapping, not ") + describe(n)));
         std::set<std::string> seen;
         for (auto it = n.begin(); it != n.end(); ++it) {
-            const YAML::Node& k = it->first;
+            YAML::Node k = it->first;  // a copy: it->first is a temporary proxy
             if (!k.IsScalar()) return fail(err(k, path, std::string("keys must be strings, not ") + describe(k)));
             const std::string& key = k.Scalar();
             if (it->second.IsNull()) nullValues_.emplace_back(it->second, k.Mark());

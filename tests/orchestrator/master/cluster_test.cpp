@@ -1,0 +1,312 @@
+// The cluster as a user sees it: a master and three nodes built by
+// scripts/cluster out of network namespaces on this machine (real agents, real
+// containers, images pulled from the registry in the master's namespace), driven
+// through `hull` with the master's admin.conf.
+//
+// Each test case brings up its own cluster (named hct, underlay 10.252.0.0/24)
+// and takes it down again; ctest runs them one at a time (RESOURCE_LOCK cluster).
+#include <signal.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "orchestrator/api/https_client.hpp"
+#include "sys/fs.hpp"
+#include "sys/json.hpp"
+#include "support.hpp"
+
+using namespace hull;
+using namespace hull::test;
+using json::Value;
+
+namespace {
+
+const std::string kName = "hct";
+const std::string kNet = "10.252.0";
+const std::string kDir = "/var/lib/hull-cluster/" + kName;
+const std::string kRun = "/run/hull-cluster/" + kName;
+
+RunResult clusterScript(std::vector<std::string> args) {
+    args.insert(args.begin(), std::string(HULL_SOURCE_DIR) + "/scripts/cluster");
+    ::setenv("HULL_CLUSTER", kName.c_str(), 1);
+    ::setenv("HULL_CLUSTER_NET", kNet.c_str(), 1);
+    ::setenv("HULL_BIN", binPath("hull").c_str(), 1);
+    return run(args);
+}
+
+/// A cluster for the length of a test case.
+struct Cluster {
+    explicit Cluster(int nodes = 3) {
+        (void)clusterScript({"down"});  // a leftover of an interrupted run
+        auto up = clusterScript({"up", "--nodes", std::to_string(nodes)});
+        INFO(up.out << up.err);
+        REQUIRE(up.status == 0);
+        for (const auto& line : split(clusterScript({"env"}).out))
+            if (auto eq = line.find("HULL_CLUSTER_IMAGE="); eq != std::string::npos) image = unquote(line.substr(eq + 19));
+        REQUIRE(!image.empty());
+    }
+    ~Cluster() {
+        auto down = clusterScript({"down"});
+        if (down.status != 0) WARN("scripts/cluster down: " << down.out << down.err);
+    }
+    static std::vector<std::string> split(const std::string& s) {
+        std::vector<std::string> out;
+        size_t start = 0;
+        while (start < s.size()) {
+            size_t nl = s.find('\n', start);
+            out.push_back(s.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
+            if (nl == std::string::npos) break;
+            start = nl + 1;
+        }
+        return out;
+    }
+    static std::string unquote(std::string s) {
+        if (s.size() >= 2 && (s[0] == '\'' || s[0] == '"')) s = s.substr(1, s.size() - 2);
+        return s;
+    }
+    std::string config() const { return kDir + "/m1/admin.conf"; }
+    RunResult hull(std::vector<std::string> args) const {
+        args.insert(args.begin(), {binPath("hull"), "--config", config()});
+        return run(args);
+    }
+    Value json(std::vector<std::string> args) const {
+        args.push_back("--output");
+        args.push_back("json");
+        auto r = hull(args);
+        auto v = Value::parse(r.out);
+        return v ? *v : Value();
+    }
+    /// Apply a service file made of LINES (the image line is added).
+    RunResult apply(const std::string& name, const std::string& lines) const {
+        TempDir d("hull-svc");
+        writeFileOrThrow(d / (name + ".yaml"), "name: " + name + "\nimage: " + image + "\n" + lines);
+        return hull({"apply", "-f", d / (name + ".yaml")});
+    }
+    /// The running, ready containers of SERVICE.
+    std::vector<Value> ready(const std::string& service) const {
+        std::vector<Value> out;
+        auto cs = json({"get", "containers"});
+        if (cs.isArray())
+            for (const auto& c : cs.asArray())
+                if (json::stringOf(c, "service") == service && json::stringOf(c, "status") == "running" && c.find("ready") &&
+                    c.find("ready")->isBool() && c.find("ready")->asBool())
+                    out.push_back(c);
+        return out;
+    }
+    std::map<std::string, int> perNode(const std::string& service) const {
+        std::map<std::string, int> out;
+        for (const auto& c : ready(service)) ++out[json::stringOf(c, "node")];
+        return out;
+    }
+    /// slot -> container id of SERVICE's ready containers.
+    std::map<int64_t, std::string> idsBySlot(const std::string& service) const {
+        std::map<int64_t, std::string> out;
+        for (const auto& c : ready(service)) {
+            int64_t slot = -1;
+            c.find("slot")->toInt64(slot);
+            out[slot] = json::stringOf(c, "id");
+        }
+        return out;
+    }
+    pid_t pidOf(const std::string& host, const std::string& kind) const {
+        return pid_t(std::atoi(readFileOr(kRun + "/" + host + "-" + kind + ".pid", "0").c_str()));
+    }
+    std::string image;
+};
+
+bool eventually(const std::function<bool()>& cond, int ms = 30000) { return waitFor(cond, ms); }
+
+const char* kSleep = "command: [sleep, \"100000\"]\nstopGracePeriod: 1s\n";
+
+}  // namespace
+
+TEST_CASE("cluster: replicas spread over nodes, constraints and requests are honoured, scale keeps replicas, drain moves "
+          "them start-first",
+          "[root][net][cluster]") {
+    REQUIRE_ROOT();
+    Cluster c;
+    auto nodes = c.json({"node", "ls"});
+    REQUIRE(nodes.isArray());
+    REQUIRE(nodes.asArray().size() == 3);
+    int64_t memory = 0;
+    for (const auto& n : nodes.asArray()) {
+        CHECK(json::stringOf(n, "status") == "ready");
+        n.find("memory")->toInt64(memory);
+    }
+    REQUIRE(memory > 0);
+
+    // 6 replicas spread 2/2/2.
+    auto a = c.apply("web", std::string("replicas: 6\n") + kSleep);
+    INFO(a.out << a.err);
+    REQUIRE(a.status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 6; }));
+    CHECK(c.perNode("web") == std::map<std::string, int>{{"n1", 2}, {"n2", 2}, {"n3", 2}});
+
+    // A constraint honoured; an impossible one pending with its reason.
+    REQUIRE(c.apply("pinned", std::string("replicas: 2\nplacement: {constraints: [\"node.name == n2\"]}\n") + kSleep).status == 0);
+    REQUIRE(eventually([&] { return c.ready("pinned").size() == 2; }));
+    CHECK(c.perNode("pinned") == std::map<std::string, int>{{"n2", 2}});
+    REQUIRE(c.apply("nowhere", std::string("replicas: 1\nplacement: {constraints: [\"node.labels.zone == mars\"]}\n") + kSleep)
+                .status == 0);
+    REQUIRE(eventually([&] {
+        auto d = c.json({"describe", "nowhere"});
+        const Value* p = d.find("pending");
+        return p && p->isArray() && p->asArray().size() == 1 &&
+               json::stringOf(p->asArray()[0], "reason").find("node.labels.zone == mars") != std::string::npos;
+    }));
+    auto ev = c.hull({"events"});
+    CHECK(ev.out.find("mars") != std::string::npos);
+    CHECK(c.ready("nowhere").empty());
+
+    // Requests that fit only on one node land there: two replicas that take 60%
+    // of a node's memory fill two nodes, then one that takes 50% fits only on the third.
+    REQUIRE(c.apply("big", "replicas: 2\nresources: {requests: {memory: " + std::to_string(memory * 6 / 10) + "}}\n" + kSleep)
+                .status == 0);
+    REQUIRE(eventually([&] { return c.ready("big").size() == 2; }));
+    auto big = c.perNode("big");
+    REQUIRE(big.size() == 2);
+    REQUIRE(c.apply("fits", "replicas: 1\nresources: {requests: {memory: " + std::to_string(memory / 2) + "}}\n" + kSleep)
+                .status == 0);
+    REQUIRE(eventually([&] { return c.ready("fits").size() == 1; }));
+    std::string fitsOn = c.perNode("fits").begin()->first;
+    CHECK(!big.count(fitsOn));
+
+    // Scale keeps the running replicas' ids.
+    auto before = c.idsBySlot("web");
+    REQUIRE(before.size() == 6);
+    REQUIRE(c.hull({"scale", "web", "8"}).status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 8; }));
+    auto after = c.idsBySlot("web");
+    for (const auto& [slot, id] : before) CHECK(after[slot] == id);
+    REQUIRE(c.hull({"scale", "web", "4"}).status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 4; }));
+    after = c.idsBySlot("web");
+    for (int64_t slot = 0; slot < 4; ++slot) CHECK(after[slot] == before[slot]);
+
+    // Drain n1: its replicas move start-first, the ready count never below 4.
+    REQUIRE(c.hull({"scale", "web", "6"}).status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 6; }));
+    REQUIRE(c.perNode("web")["n1"] > 0);
+    REQUIRE(c.hull({"node", "drain", "n1"}).status == 0);
+    size_t lowest = 100;
+    bool moved = eventually([&] {
+        auto per = c.perNode("web");
+        size_t n = 0;
+        for (const auto& [node, k] : per) n += size_t(k);
+        lowest = std::min(lowest, n);
+        // Only once the replacements are ready does n1 let go of its copies.
+        return per.count("n1") == 0 && n == 6;
+    });
+    CHECK(moved);
+    CHECK(lowest >= 6);
+    auto drained = c.json({"node", "ls"});
+    for (const auto& n : drained.asArray())
+        if (json::stringOf(n, "name") == "n1") CHECK(json::stringOf(n, "status") == "drained");
+    // Activated, it takes new work again; nothing moves back by itself.
+    REQUIRE(c.hull({"node", "activate", "n1"}).status == 0);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    CHECK(c.perNode("web").count("n1") == 0);
+}
+
+TEST_CASE("cluster: a master or a node agent SIGKILLed and restarted restarts no container", "[root][net][cluster]") {
+    REQUIRE_ROOT();
+    Cluster c;
+    REQUIRE(c.apply("web", std::string("replicas: 6\n") + kSleep).status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 6; }));
+    auto before = c.idsBySlot("web");
+
+    REQUIRE(clusterScript({"kill-master", "m1"}).status == 0);
+    std::this_thread::sleep_for(std::chrono::seconds(2));  // beyond the nodes' grace period
+    REQUIRE(clusterScript({"start-master", "m1"}).status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 6; }));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    CHECK(c.idsBySlot("web") == before);
+
+    pid_t agent = c.pidOf("n2", "agent");
+    REQUIRE(agent > 0);
+    REQUIRE(::kill(agent, SIGKILL) == 0);
+    REQUIRE(eventually([&] { return ::kill(agent, 0) != 0; }));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    // Cut off, its containers ran on. Started again (the same host, not a reboot):
+    auto restarted = run({"bash", "-c",
+                          "ip netns exec " + kName + "-n2 true && HULL_CLUSTER=" + kName + " HULL_CLUSTER_NET=" + kNet +
+                              " HULL_BIN=" + binPath("hull") + " " + HULL_SOURCE_DIR + "/scripts/cluster start n2"});
+    INFO(restarted.out << restarted.err);
+    REQUIRE(restarted.status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 6; }));
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    CHECK(c.idsBySlot("web") == before);
+    for (const auto& ctr : c.ready("web")) {
+        int64_t restarts = -1;
+        ctr.find("restarts")->toInt64(restarts);
+        CHECK(restarts == 0);
+    }
+}
+
+TEST_CASE("cluster: bad tokens, foreign certificates, missing credentials and bad requests are refused, and the master "
+          "keeps serving",
+          "[root][net][cluster]") {
+    REQUIRE_ROOT();
+    Cluster c(1);
+    auto admin = Value::parse(readFileOr(c.config()));
+    REQUIRE(admin);
+    std::string url = json::stringOf(*admin, "server"), ca = json::stringOf(*admin, "ca");
+    std::string token = readFileOr(kDir + "/m1/join-token");
+    while (!token.empty() && token.back() == '\n') token.pop_back();
+    REQUIRE(token.rfind("HULL1.", 0) == 0);
+
+    // A wrong secret, and a token for another CA: refused, the second before the secret is sent.
+    TempDir n("hull-join");
+    auto wrongSecret = token.substr(0, token.rfind('.') + 1) + "00000000000000000000000000000000";
+    auto r = run({binPath("hull"), "--state-dir", n.path(), "node", "--join", url, "--token", wrongSecret, "--name", "intruder"});
+    CHECK(r.status != 0);
+    CHECK(r.err.find("wrong or rotated join token") != std::string::npos);
+    auto otherCa = "HULL1." + std::string(64, 'a') + token.substr(token.rfind('.'));
+    r = run({binPath("hull"), "--state-dir", n.path(), "node", "--join", url, "--token", otherCa, "--name", "intruder"});
+    CHECK(r.status != 0);
+    CHECK(r.err.find("does not match") != std::string::npos);
+    CHECK(c.json({"node", "ls"}).asArray().size() == 1);
+
+    // No token, a wrong token: 401.
+    api::ClientOptions none;
+    none.caPem = ca;
+    auto res = api::httpsRequest("GET", url + "/v1/services", "", none);
+    REQUIRE(res);
+    CHECK(res->status == 401);
+    none.bearerToken = "nope";
+    res = api::httpsRequest("GET", url + "/v1/services", "", none);
+    REQUIRE(res);
+    CHECK(res->status == 401);
+
+    // A node's certificate holds its session and nothing else.
+    api::ClientOptions node;
+    node.caPem = ca;
+    node.certPem = readFileOr(kDir + "/n1/cluster/node.pem");
+    node.keyPem = readFileOr(kDir + "/n1/cluster/node.key");
+    REQUIRE(!node.certPem.empty());
+    res = api::httpsRequest("GET", url + "/v1/services", "", node);
+    REQUIRE(res);
+    CHECK(res->status == 403);
+    res = api::httpsRequest("POST", url + "/v1/nodes/n1/drain", "", node);
+    REQUIRE(res);
+    CHECK(res->status == 403);
+
+    // Malformed and oversized requests; an unknown constraint syntax.
+    api::ClientOptions adm;
+    adm.caPem = ca;
+    adm.bearerToken = json::stringOf(*admin, "token");
+    res = api::httpsRequest("POST", url + "/v1/services", "{", adm);
+    REQUIRE(res);
+    CHECK(res->status == 400);
+    res = api::httpsRequest("POST", url + "/v1/services", std::string(9 << 20, 'x'), adm);
+    CHECK((!res || res->status == 413));
+    auto bad = c.apply("odd", "placement: {constraints: [\"node.zone ~ a\"]}\n");
+    CHECK(bad.status != 0);
+    CHECK(bad.err.find("placement.constraints[0]") != std::string::npos);
+    CHECK(c.json({"get", "services"}).asArray().empty());  // nothing half-applied
+    CHECK(c.hull({"cluster", "status"}).status == 0);       // and the master serves on
+}
