@@ -127,12 +127,12 @@ Result<std::unique_ptr<ssl::context>> clientContext(const ClientOptions& o) {
     if (!o.certPem.empty() || !o.keyPem.empty()) {
         ossl::Cert cert = TRY_CTX("TLS setup", ossl::readCert(o.certPem, "client certificate"));
         ossl::PKey key = TRY_CTX("TLS setup", ossl::readKey(o.keyPem, "client key"));
-        if (SSL_CTX_use_certificate(ctx, cert.get()) != 1) return sslError("client certificate");
-        if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) return sslError("client key");
-        if (SSL_CTX_check_private_key(ctx) != 1) {
+        if (X509_check_private_key(cert.get(), key.get()) != 1) {
             ERR_clear_error();
             return failInvalid("TLS setup: the client key does not belong to the client certificate");
         }
+        if (SSL_CTX_use_certificate(ctx, cert.get()) != 1) return sslError("client certificate");
+        if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) return sslError("client key");
     }
     return tls;
 }

@@ -451,6 +451,10 @@ private:
     }
 
     void write(Response r, bool close) {
+        if (r.status < 100 || r.status > 599) {
+            log::errorf("api: a handler answered with status %d; sent as 500", r.status);
+            r = errorResponse(500, "internal error: status " + std::to_string(r.status));
+        }
         auto res = std::make_shared<http::response<http::string_body>>(http::status(unsigned(r.status)), 11);
         res->set(http::field::server, "hull");
         res->set(http::field::content_type, r.contentType);
@@ -501,12 +505,12 @@ Result<void> HttpsServer::Impl::setupTls() {
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1) return sslError("TLS 1.3");
     ossl::Cert cert = TRY_CTX("TLS setup", ossl::readCert(o.certPem, "server certificate"));
     ossl::PKey key = TRY_CTX("TLS setup", ossl::readKey(o.keyPem, "server key"));
-    if (SSL_CTX_use_certificate(ctx, cert.get()) != 1) return sslError("server certificate");
-    if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) return sslError("server key");
-    if (SSL_CTX_check_private_key(ctx) != 1) {
+    if (X509_check_private_key(cert.get(), key.get()) != 1) {
         ERR_clear_error();
         return failInvalid("TLS setup: the server key does not belong to the server certificate");
     }
+    if (SSL_CTX_use_certificate(ctx, cert.get()) != 1) return sslError("server certificate");
+    if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1) return sslError("server key");
     if (!o.caPem.empty()) {
         ossl::Cert ca = TRY_CTX("TLS setup", ossl::readCert(o.caPem, "CA certificate"));
         if (auto r = ossl::verifyChain(ca.get(), cert.get(), nullptr, "", X509_PURPOSE_SSL_SERVER); !r)

@@ -55,8 +55,8 @@ struct Response {
     int status = 200;
     std::string body;
     std::string contentType = "application/json";
-    /// Extra headers (WWW-Authenticate, Retry-After...); Content-Type, Content-Length
-    /// and Connection are the server's.
+    /// Extra headers (WWW-Authenticate, Retry-After...); Content-Length and
+    /// Connection are the server's.
     std::vector<std::pair<std::string, std::string>> headers;
 };
 

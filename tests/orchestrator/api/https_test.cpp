@@ -332,6 +332,12 @@ TEST_CASE("https: routes, bearer tokens and client certificates reach the handle
         REQUIRE_FALSE(bad);
         CHECK(bad.error().message().find(": certificate verify failed: hostname mismatch") != std::string::npos);
     }
+    SECTION("a client key that is not the certificate's") {
+        ClientOptions o = nodeClient();
+        o.keyPem = pki().foreign.key;
+        CHECK(httpsRequest("GET", ts.url("/v1/whoami"), "", o).error().message() ==
+              ts.url("/v1/whoami") + ": TLS setup: the client key does not belong to the client certificate");
+    }
     SECTION("no CA and no pin: nothing is trusted") {
         ClientOptions o;
         auto bad = httpsRequest("GET", ts.url("/v1/whoami"), "", o);
@@ -389,6 +395,7 @@ TEST_CASE("https: error shapes: 404, 405, 413, 500, malformed requests, TLS 1.2"
             t->async_wait([t, reply](beast::error_code) { reply(Response{200, R"({"waited": true})"}); });
         });
         s.routeAsync("GET", "/v1/dropped", [](const Request&, std::function<void(Response)>) {});
+        s.webSocket("/v1/ws", nullptr, {});
     });
     serverIoc = &ts.ioc();
 
@@ -412,6 +419,10 @@ TEST_CASE("https: error shapes: 404, 405, 413, 500, malformed requests, TLS 1.2"
     CHECK(r->status == 200);
     CHECK(r->body == std::to_string(8 << 20));
     CHECK(calls == 1);
+
+    r = httpsRequest("GET", ts.url("/v1/ws"), "", adminClient());
+    CHECK(r->status == 426);
+    CHECK(errorOf(r->body) == "GET /v1/ws is a WebSocket endpoint");
 
     r = httpsRequest("GET", ts.url("/v1/throws"), "", adminClient());
     CHECK(r->status == 500);
@@ -462,6 +473,29 @@ TEST_CASE("https: error shapes: 404, 405, 413, 500, malformed requests, TLS 1.2"
         CHECK(ec);
         CHECK(calls == 1);
     }
+}
+
+TEST_CASE("https: a server that cannot start says why", "[tls]") {
+    asio::io_context ioc;
+    auto start = [&](const std::function<void(ServerOptions&)>& change) {
+        ServerOptions o = serverOptions();
+        change(o);
+        auto s = HttpsServer::create(ioc, o);
+        REQUIRE_FALSE(s);
+        return s.error().message();
+    };
+    CHECK(start([](ServerOptions& o) { o.listen = "7443"; }) == "listen \"7443\": expected HOST:PORT");
+    CHECK(start([](ServerOptions& o) { o.listen = "127.0.0.1:99999"; }) == "listen \"127.0.0.1:99999\": bad port");
+    CHECK(start([](ServerOptions& o) { o.listen = "localhost:1"; }) == "listen \"localhost:1\": not an IP address");
+    CHECK(start([](ServerOptions& o) { o.keyPem = pki().node.key; }) ==
+          "TLS setup: the server key does not belong to the server certificate");
+    CHECK(start([](ServerOptions& o) { o.caPem = pki().otherCa.cert; }).rfind("TLS setup: the server certificate does not chain to the CA", 0) == 0);
+    CHECK(start([](ServerOptions& o) { o.certPem = "junk"; }).rfind("TLS setup: server certificate: no PEM certificate", 0) == 0);
+    auto first = HttpsServer::create(ioc, serverOptions());
+    REQUIRE(first);
+    std::string port = std::to_string((*first)->port());
+    CHECK(start([&](ServerOptions& o) { o.listen = "127.0.0.1:" + port; }) ==
+          "listen 127.0.0.1:" + port + ": bind: Address already in use");
 }
 
 TEST_CASE("https: an idle keep-alive connection is closed at idleTimeout", "[tls]") {
@@ -689,6 +723,33 @@ TEST_CASE("https: WebSocket sessions", "[tls]") {
         REQUIRE(runUntil(ioc, [&] { return !client.closed.empty() && server.with([&] { return server.closed == 1; }); }));
     }
     CHECK(server.with([&] { return server.opened; }) == 1);
+}
+
+TEST_CASE("https: WebSocket pings keep a live session and give up on a silent peer", "[tls]") {
+    ServerSide server;
+    ServerOptions so = serverOptions();
+    so.wsPingEvery = 100ms;
+    TestServer ts([&](HttpsServer& s) { addSessionEndpoint(s, server, 0); }, so);
+    asio::io_context ioc;
+    ClientSide client;
+    ClientOptions o = nodeClient();
+    o.wsPingEvery = 100ms;
+    auto ws = sessionClient(ioc, ts, client, o, 0);
+    REQUIRE(runUntil(ioc, [&] { return client.opened; }));
+    // Quiet for many ping periods: pings and pongs keep it open.
+    runUntil(ioc, [] { return false; }, 700ms);
+    CHECK(client.closed.empty());
+    ws->send("still here");
+    REQUIRE(runUntil(ioc, [&] { return server.with([&] { return server.received.size() == 1; }); }));
+
+    // The server's thread hangs: no pong comes, and the client gives up after two ping periods or so.
+    asio::post(ts.ioc(), [] { std::this_thread::sleep_for(1500ms); });
+    auto start = Clock::now();
+    REQUIRE(runUntil(ioc, [&] { return !client.closed.empty(); }, 3s));
+    CHECK(Clock::now() - start < 1200ms);
+    CHECK(client.closed.find(": timed out") != std::string::npos);
+    // And the server notices the session is gone once it runs again.
+    CHECK(test::waitFor([&] { return server.with([&] { return server.closed == 1; }); }, 3000));
 }
 
 TEST_CASE("https: a WebSocket without a client certificate can be refused", "[tls]") {
