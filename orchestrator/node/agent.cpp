@@ -67,6 +67,7 @@ AgentImpl::AgentImpl(AgentOptions o, runtime::Engine e, Store s)
       store_(std::move(s)),
       timer_(ioc_),
       prober_(ioc_, store_, o_.runDir, [this] { wake(); }),
+      puller_(ioc_, o_.stateDir, o_.runDir, o_.insecureRegistries),
       startedMs_(nowMs()) {}
 
 Result<void> AgentImpl::reconcileOnce() {
@@ -189,9 +190,22 @@ Result<void> AgentImpl::reconcileOnce() {
             continue;
         }
         const Service& s = specs.at(a.service).spec;
+        // An image not made sure of yet is pulled in the background first: a
+        // pull can take long, and the other services' supervision goes on.
+        std::optional<Error> pullError;
+        if (!puller_.known(s.image)) {
+            pullError = puller_.takeFailure(s.image);
+            if (!pullError) {
+                if (!puller_.pulling(s.image)) puller_.ensure(s.image, [this](const Result<void>&) { wake(); });
+                continue;
+            }
+        }
         // A start that failed leaves the ended container in place: its label
         // holds the slot's restart count, which the next try carries on.
-        if (!start(s, a, now)) {
+        bool started = false;
+        if (pullError) startFailed(s, a, *pullError, now);
+        else started = start(s, a, now);
+        if (!started) {
             auto& f = startFailures_[slotKey];
             f.generation = a.generation;
             auto delay = backoffDelay(s.backoff.initial, s.backoff.factor, s.backoff.max, f.count++);
@@ -228,10 +242,9 @@ Result<void> AgentImpl::run() {
     if (int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC); null >= 0) ::dup2(null, 0), ::close(null);
     // The API is served between rounds, each connection on its own deadline: a
     // client that sends nothing, or a byte at a time, holds up nothing.
-    auto api = TRY(ApiServer::listen(ioc_, o_.socketPath, [this](const std::string& method, const std::string& target,
-                                                                  const std::string& body) {
-        return handle(method, target, body);
-    }));
+    auto api = TRY(ApiServer::listen(ioc_, o_.socketPath,
+                                     [this](const std::string& method, const std::string& target, const std::string& body,
+                                            ApiServer::Respond respond) { handle(method, target, body, std::move(respond)); }));
     asio::signal_set signals(ioc_, SIGINT, SIGTERM);
     signals.async_wait([&](auto, int) { ioc_.stop(); });
     std::function<void()> watchExitsLater;  // set below, once the watcher exists
@@ -467,13 +480,17 @@ bool AgentImpl::start(const Service& s, const Action& a, int64_t now) {
     std::string id;
     auto res = engine_.run(r, &id);
     if (!res) {
-        (void)store_.addEvent({0, now, "error", s.name, "", "start slot " + std::to_string(a.slot) + ": " + res.error().message()});
-        log::warnf("node: %s slot %d: %s", s.name.c_str(), a.slot, res.error().message().c_str());
+        startFailed(s, a, res.error(), now);
         return false;
     }
     // Stamped now: the process runs from here (the round began before the start).
     (void)store_.addEvent({0, nowMs(), "start", s.name, id, a.reason + " (slot " + std::to_string(a.slot) + ")"});
     return true;
+}
+
+void AgentImpl::startFailed(const Service& s, const Action& a, const Error& e, int64_t now) {
+    (void)store_.addEvent({0, now, "error", s.name, "", "start slot " + std::to_string(a.slot) + ": " + e.message()});
+    log::warnf("node: %s slot %d: %s", s.name.c_str(), a.slot, e.message().c_str());
 }
 
 void AgentImpl::forget(const std::string& id) {

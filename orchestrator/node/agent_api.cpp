@@ -22,7 +22,14 @@ Event eventOf(const EventRow& r) { return {r.id, r.timeMs, r.kind, r.service, r.
 
 }  // namespace
 
-ApiReply AgentImpl::handle(const std::string& method, const std::string& target, const std::string& body) {
+void AgentImpl::handle(const std::string& method, const std::string& target, const std::string& body,
+                       ApiServer::Respond respond) {
+    if (method == "POST" && target == "/v1/services") return apply(body, std::move(respond));
+    respond(answer(method, target, body));
+}
+
+/// Every request but apply: answered at once.
+ApiReply AgentImpl::answer(const std::string& method, const std::string& target, const std::string& body) {
     const std::string services = "/v1/services";
     if (method == "GET" && target == services) {
         auto rows = store_.listServices();
@@ -36,7 +43,6 @@ ApiReply AgentImpl::handle(const std::string& method, const std::string& target,
         }
         return {200, encode(list)};
     }
-    if (method == "POST" && target == services) return apply(body);
     if (target.rfind(services + "/", 0) == 0) {
         std::string rest = target.substr(services.size() + 1);
         std::string name = rest.substr(0, rest.find('/'));
@@ -65,29 +71,36 @@ ApiReply AgentImpl::handle(const std::string& method, const std::string& target,
 }
 
 /// POST /v1/services: `hull apply -f FILE`.
-ApiReply AgentImpl::apply(const std::string& body) {
+void AgentImpl::apply(const std::string& body, ApiServer::Respond respond) {
     auto req = decode<ApplyRequest>(body);
-    if (!req) return apiError(400, req.error().message());
+    if (!req) return respond(apiError(400, req.error().message()));
     std::string source = req->source.empty() ? "<input>" : req->source;
     auto svc = parseService(req->text, source);
-    if (!svc) return apiError(400, svc.error().message());
-    // An image the node does not have and cannot pull would only make
-    // every start fail: refused here, before anything is stored.
-    if (auto img = engine_.ensureImage(svc->image, o_.insecureRegistries); !img)
-        return apiError(400, source + ": image: " + img.error().message());
+    if (!svc) return respond(apiError(400, svc.error().message()));
+    // An image the node does not have and cannot pull would only make every
+    // start fail: refused, before anything is stored. A pull may take long:
+    // the answer waits for it, the loop does not.
+    puller_.ensure(svc->image, [this, svc = *svc, source, respond = std::move(respond)](const Result<void>& img) {
+        if (!img) return respond(apiError(400, source + ": image: " + img.error().message()));
+        respond(store(svc, source));
+    });
+}
+
+/// An applied service whose image is there: stored, unless its host ports clash.
+ApiReply AgentImpl::store(const Service& svc, const std::string& source) {
     // Two services cannot share a host port: refused here, before anything is stored.
     if (auto rows = store_.listServices())
         for (const auto& r : *rows) {
-            if (r.name == svc->name) continue;
+            if (r.name == svc.name) continue;
             auto other = serviceFromJson(r.spec);
             if (!other) continue;
-            if (auto clash = portClash(*svc, *other); !clash.empty())
+            if (auto clash = portClash(svc, *other); !clash.empty())
                 return apiError(400, source + ": ports: " + clash + " is published by service \"" + r.name + "\" already");
         }
-    auto gen = storeService(*svc);
+    auto gen = storeService(svc);
     if (!gen) return apiError(500, gen.error().message());
-    (void)store_.addEvent({0, nowMs(), "apply", svc->name, "", "generation " + std::to_string(*gen)});
-    return {200, encode(ApplyReply{svc->name, *gen})};
+    (void)store_.addEvent({0, nowMs(), "apply", svc.name, "", "generation " + std::to_string(*gen)});
+    return {200, encode(ApplyReply{svc.name, *gen})};
 }
 
 /// POST /v1/services/NAME/scale: `hull scale NAME N`. Only the number of

@@ -4,7 +4,8 @@
 //                  background stops, the services' host ports), and run()
 //   agent_api.cpp  what the API serves: apply, scale, delete, get, describe,
 //                  events, metrics
-// with the probes in prober.cpp and the API's connections in api_server.cpp.
+// with the probes in prober.cpp, the API's connections in api_server.cpp and
+// pulls in image_puller.cpp.
 // Everything runs on one thread, the io_context's: a reconcile round, an API
 // request and a probe's completion never overlap (background stops are the
 // one exception, and share only stopping_, under its mutex).
@@ -23,6 +24,7 @@
 #include "orchestrator/core/reconcile.hpp"
 #include "orchestrator/node/agent.hpp"
 #include "orchestrator/node/api_server.hpp"
+#include "orchestrator/node/image_puller.hpp"
 #include "orchestrator/node/prober.hpp"
 #include "orchestrator/node/store.hpp"
 #include "runtime/engine.hpp"
@@ -56,12 +58,17 @@ private:
                    const std::vector<Observed>& observed, const std::map<std::string, int>& stopping, int64_t now);
     void stopInBackground(const std::string& id, int grace);
     bool start(const Service& s, const Action& a, int64_t now);
+    /// A start that failed (E): an error event; the caller backs the slot off.
+    void startFailed(const Service& s, const Action& a, const Error& e, int64_t now);
     void forget(const std::string& id);
     bool isStopping(const std::string& id);
 
     // ---- the API (agent_api.cpp) ----
-    ApiReply handle(const std::string& method, const std::string& target, const std::string& body);
-    ApiReply apply(const std::string& body);
+    void handle(const std::string& method, const std::string& target, const std::string& body, ApiServer::Respond respond);
+    ApiReply answer(const std::string& method, const std::string& target, const std::string& body);
+    /// `hull apply`: answered once its image is there (a pull, in the background).
+    void apply(const std::string& body, ApiServer::Respond respond);
+    ApiReply store(const Service& s, const std::string& source);
     ApiReply scale(const std::string& name, const std::string& body);
     ApiReply describe(const std::string& name);
     /// Store S with the generation it calls for: a new one only when more than replicas changed.
@@ -82,6 +89,7 @@ private:
     Store store_;
     boost::asio::steady_timer timer_;  // the next round
     Prober prober_;
+    ImagePuller puller_;
 
     /// The exit of a container, once seen.
     struct ExitTrack {

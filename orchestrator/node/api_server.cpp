@@ -55,7 +55,13 @@ private:
     void answer(error_code ec) {
         // Closed, too slow (beast::error::timeout), or not HTTP: nothing to answer.
         if (ec) return;
-        ApiReply r = server_->handler(std::string(req_.method_string()), std::string(req_.target()), req_.body());
+        // Not while the agent is working on the answer: only the client's own pace is bounded.
+        stream_.expires_never();
+        server_->handler(std::string(req_.method_string()), std::string(req_.target()), req_.body(),
+                         [self = shared_from_this()](ApiReply r) { self->send(std::move(r)); });
+    }
+
+    void send(ApiReply r) {
         res_ = http::response<http::string_body>{http::status(r.status), req_.version()};
         res_.set(http::field::content_type, r.contentType);
         res_.body() = std::move(r.body);

@@ -3,8 +3,8 @@
 // agent's io_context, between reconcile rounds: a client never holds up
 // supervision. Each connection carries one request and gets one answer; it
 // must send the whole request within the request deadline and take the answer
-// within as long again, or it is closed. Beyond the cap on connections, a new
-// one is closed at once.
+// within as long again, or it is closed (the time the agent takes to answer is
+// not counted). Beyond the cap on connections, a new one is closed at once.
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -30,8 +30,13 @@ struct ApiLimits {
 
 class ApiServer {
 public:
+    /// Sends the answer to a request: at once, or later (from the io_context's
+    /// thread) for one that waits for something, such as a pull. Dropped
+    /// without a call, the connection is closed.
+    using Respond = std::function<void(ApiReply)>;
     /// Runs on the io_context's thread, between everything else it runs: it must not block.
-    using Handler = std::function<ApiReply(const std::string& method, const std::string& target, const std::string& body)>;
+    using Handler = std::function<void(const std::string& method, const std::string& target, const std::string& body,
+                                       Respond respond)>;
 
     /// Listen on the unix socket PATH (a stale socket file there is replaced),
     /// mode 0660, group "hull" when there is one; serve with HANDLER on IOC.

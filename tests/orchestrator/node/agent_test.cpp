@@ -2,6 +2,8 @@
 // containers, kill -9, an agent crash and restart, bad input. In a network
 // namespace of its own, with a temp state dir.
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -23,6 +25,8 @@
 #include "netns/netns_support.hpp"
 #include "orchestrator/node/agent.hpp"
 #include "orchestrator/api/messages.hpp"
+#include "orchestrator/model/service.hpp"
+#include "orchestrator/node/store.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 
@@ -1388,4 +1392,89 @@ TEST_CASE("node: --insecure-registry lets the agent pull from a plain-HTTP regis
     INFO(node.hull({"events"}).out);
     CHECK(replaced);
     CHECK(node.hull({"image", "ls"}).out.find("test/busybox") != std::string::npos);
+}
+
+TEST_CASE("node: a pull that hangs, at apply or at a start, holds up neither supervision nor the API",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("pull", "hn-");
+    InNetns in(host.path());
+    // A registry that accepts and never answers (a listener nobody accepts on):
+    // a pull from it waits for the registry client's own timeout (minutes).
+    int hole = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(hole, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(hole, 64) == 0);
+    ::getsockname(hole, reinterpret_cast<sockaddr*>(&a), &len);
+    std::string registry = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+    struct Close {
+        int fd;
+        ~Close() { ::close(fd); }
+    } closeHole{hole};
+
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start({"--insecure-registry", registry});
+    writeFileOrThrow(node.state / "victim.yaml",
+                     "name: victim\nimage: hull.local/busybox\ncommand: [sleep, '100000']\n"
+                     "backoff: {initial: 1ms, factor: 1, max: 1ms, resetAfter: 60s}\nstopGracePeriod: 1s\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "victim.yaml"}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 1; }));
+
+    // At apply: the request waits for the pull (its connection held open here), the loop does not.
+    std::string stuck = "name: stuck\nimage: " + registry + "/stuck:1\ncommand: [sleep, '100000']\n";
+    std::string body = orchestrator::encode(orchestrator::ApplyRequest{"stuck.yaml", stuck});
+    int applying = connectUnix(node.state / "node.sock");
+    REQUIRE(applying >= 0);
+    std::string req = "POST /v1/services HTTP/1.1\r\nHost: hull-node\r\nContent-Type: application/json\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body;
+    REQUIRE(::send(applying, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size()));
+    struct CloseApplying {
+        int fd;
+        ~CloseApplying() { ::close(fd); }
+    } closeApplying{applying};
+    // At a start: a spec stored as a master would store it, with no apply to check its image first.
+    {
+        auto spec = orchestrator::parseService("name: stuck2\nimage: " + registry + "/stuck2:1\ncommand: [sleep, '100000']\n");
+        REQUIRE(spec);
+        auto store = orchestrator::Store::open(node.state / "node.db");
+        REQUIRE(store);
+        REQUIRE(store->putService("stuck2", orchestrator::serviceJson(*spec)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // both pulls under way
+
+    std::string db = node.state / "node.db";
+    for (int k = 1; k <= 3; ++k) {
+        CHECK(getWithin(node.state / "node.sock", "/v1/services", 1000) == 200);
+        auto [victim, pid] = runningNamed(node, "victim-0-");
+        REQUIRE(pid > 0);
+        REQUIRE(::kill(pid_t(pid), SIGKILL) == 0);
+        int64_t exited = -1, started = -1;
+        waitFor([&] {
+            for (const auto& e : dbEvents(db)) {
+                if (e.kind == "exit" && e.container == victim) exited = e.time;
+                if (exited > 0 && e.kind == "start" && e.service == "victim" && e.time >= exited) started = e.time;
+            }
+            return started > 0;
+        }, 5000);
+        INFO("kill " << k << ": exit at " << exited << ", replacement at " << started);
+        REQUIRE(exited > 0);
+        REQUIRE(started > 0);
+        CHECK(started - exited < 1000);
+        REQUIRE(waitFor([&, victim = victim] {
+            auto next = runningNamed(node, "victim-0-");
+            return next.second > 0 && next.first != victim;
+        }));
+    }
+    // Nothing of either has started, and the one being applied is not stored until its image is there.
+    auto services = node.hull({"get", "services"}).out;
+    CHECK(services.find("stuck2") != std::string::npos);
+    CHECK(services.find("stuck ") == std::string::npos);
+    for (const auto& e : dbEvents(db)) CHECK_FALSE((e.kind == "start" && e.service.rfind("stuck", 0) == 0));
+    pollfd p{applying, POLLIN, 0};
+    CHECK(::poll(&p, 1, 0) == 0);  // no answer yet: the pull goes on
 }

@@ -52,11 +52,19 @@ struct Running {
     std::string path = dir / "api.sock";
     boost::asio::io_context ioc;
     std::unique_ptr<ApiServer> server;
+    std::vector<ApiServer::Respond> held;  // answers of /later, not sent yet
     std::thread thread;
     Running(ApiLimits limits) {
-        auto s = ApiServer::listen(ioc, path, [](const std::string& method, const std::string& target, const std::string& body) {
-            if (target == "/text") return ApiReply{200, "plain", "text/plain"};
-            return ApiReply{target == "/missing" ? 404 : 200, method + " " + target + " " + body};
+        auto s = ApiServer::listen(ioc, path, [this](const std::string& method, const std::string& target,
+                                                     const std::string& body, ApiServer::Respond respond) {
+            if (target == "/text") return respond(ApiReply{200, "plain", "text/plain"});
+            // Answered later: held until /release comes.
+            if (target == "/later") return held.push_back(std::move(respond));
+            if (target == "/release") {
+                for (auto& r : held) r(ApiReply{200, "released"});
+                held.clear();
+            }
+            respond(ApiReply{target == "/missing" ? 404 : 200, method + " " + target + " " + body});
         }, limits);
         if (!s) FAIL(s.error().message());
         server = std::move(*s);
@@ -128,6 +136,25 @@ TEST_CASE("api server: idle and slow clients are closed at the deadline, and hol
     CHECK(r.connectionsReach(0));
 }
 
+TEST_CASE("api server: an answer that comes later holds up neither other requests nor the deadline", "[api_server]") {
+    Running r(ApiLimits{milliseconds(200), 64});
+    // Asked, and not answered until /release: longer than the deadline, which bounds the client alone.
+    std::promise<Result<std::pair<int, std::string>>> later;
+    std::thread asker([&] { later.set_value(apiRequest(r.path, "GET", "/later")); });
+    REQUIRE(r.connectionsReach(1));
+    std::this_thread::sleep_for(milliseconds(400));
+    auto other = apiRequest(r.path, "GET", "/v1/services");
+    REQUIRE(other);
+    CHECK(other->first == 200);
+    auto released = apiRequest(r.path, "GET", "/release");
+    REQUIRE(released);
+    asker.join();
+    auto answer = later.get_future().get();
+    REQUIRE(answer);
+    CHECK(answer->first == 200);
+    CHECK(answer->second == "released");
+}
+
 TEST_CASE("api server: past the cap a connection is closed at once", "[api_server]") {
     Running r(ApiLimits{milliseconds(60000), 4});
     std::vector<UniqueFd> held;
@@ -151,7 +178,7 @@ TEST_CASE("api server: the socket file is replaced when stale and removed at the
     test::writeFileOrThrow(path, "stale");
     boost::asio::io_context ioc;
     {
-        auto s = ApiServer::listen(ioc, path, [](auto&, auto&, auto&) { return ApiReply{}; });
+        auto s = ApiServer::listen(ioc, path, [](auto&, auto&, auto&, auto respond) { respond(ApiReply{}); });
         REQUIRE(s);
         struct stat st;
         REQUIRE(::stat(path.c_str(), &st) == 0);
@@ -159,7 +186,7 @@ TEST_CASE("api server: the socket file is replaced when stale and removed at the
         CHECK((st.st_mode & 0777) == 0660);
     }
     CHECK(::access(path.c_str(), F_OK) != 0);
-    auto bad = ApiServer::listen(ioc, dir / "no/such/dir/api.sock", [](auto&, auto&, auto&) { return ApiReply{}; });
+    auto bad = ApiServer::listen(ioc, dir / "no/such/dir/api.sock", [](auto&, auto&, auto&, auto respond) { respond(ApiReply{}); });
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message().find("no/such/dir/api.sock") != std::string::npos);
 }
