@@ -49,7 +49,9 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
   rm [-f] CONTAINER...
   exec [-i] [-t] [-e K=V] [--user U] CONTAINER CMD...
   inspect CONTAINER
-  node [--socket PATH]                 the node agent: keeps applied services running
+  node [--socket PATH] [--insecure-registry HOST:PORT]...
+                                       the node agent: keeps applied services running (pulling
+                                       from those registries over plain HTTP)
   apply -f FILE                        declare a service (YAML or JSON) to the agent
   get services|containers [--output table|json]
   describe SERVICE [--output table|json]   spec, containers and recent events of one service
@@ -650,9 +652,14 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
             const std::vector<std::string>& argv) {
     std::string socket = state + "/node.sock";
     if (cmd == "node") {
-        Args a(argv, {}, {"--socket"}, {});
+        Args a(argv, {}, {"--socket", "--insecure-registry"}, {});
         if (!a.error.empty()) return failWith("node: " + a.error);
-        auto agent = orchestrator::Agent::open({state, runDir, a.get("--socket", socket)});
+        orchestrator::AgentOptions o;
+        o.stateDir = state;
+        o.runDir = runDir;
+        o.socketPath = a.get("--socket", socket);
+        o.insecureRegistries = a.all("--insecure-registry");
+        auto agent = orchestrator::Agent::open(o);
         if (!agent) return failWith(agent.error().message());
         return check((*agent)->run());
     }

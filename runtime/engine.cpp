@@ -330,9 +330,9 @@ Result<images::ImageRecord> findOrPull(images::Store& store, const std::string& 
 
 }  // namespace
 
-Result<void> Engine::ensureImage(const std::string& image) {
+Result<void> Engine::ensureImage(const std::string& image, const std::vector<std::string>& insecureRegistries) {
     auto store = TRY(images::Store::open(state_ + "/images"));
-    TRY(findOrPull(store, image, {}));
+    TRY(findOrPull(store, image, insecureRegistries));
     return {};
 }
 

@@ -69,8 +69,10 @@ public:
     /// Create and start a container. Detached: returns 0 once it runs (the id is
     /// in *ID). Foreground: runs it with our stdio and returns its exit status.
     [[nodiscard]] Result<int> run(const RunOptions& o, std::string* id = nullptr);
-    /// IMAGE is in the store, or is pulled into it (what `hull apply` checks first).
-    [[nodiscard]] Result<void> ensureImage(const std::string& image);
+    /// IMAGE is in the store, or is pulled into it (what `hull apply` checks
+    /// first), from INSECURE_REGISTRIES (HOST:PORT) over plain HTTP.
+    [[nodiscard]] Result<void> ensureImage(const std::string& image,
+                                           const std::vector<std::string>& insecureRegistries = {});
     [[nodiscard]] Result<std::vector<ContainerInfo>> list(bool all);
     [[nodiscard]] Result<ContainerInfo> inspect(const std::string& nameOrId);
     /// StopSignal (or SIGTERM), then SIGKILL after TIMEOUT seconds; waits until it has ended.

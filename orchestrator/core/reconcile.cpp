@@ -25,10 +25,28 @@ bool wantsRestart(const Service& s, const Observed& ended) {
 
 }  // namespace
 
+std::vector<int> wantedSlots(const DesiredService& d) {
+    std::vector<int> out;
+    if (d.slots) {
+        out = *d.slots;
+        std::sort(out.begin(), out.end());
+        out.erase(std::unique(out.begin(), out.end()), out.end());
+        std::erase_if(out, [](int s) { return s < 0; });
+        return out;
+    }
+    for (int slot = 0; slot < d.spec.replicas; ++slot) out.push_back(slot);
+    return out;
+}
+
+bool wantsSlot(const DesiredService& d, int slot) {
+    if (!d.slots) return slot >= 0 && slot < d.spec.replicas;
+    return std::find(d.slots->begin(), d.slots->end(), slot) != d.slots->end();
+}
+
 std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::vector<Observed>& observed,
-                         TimePoint now) {
+                         TimePoint now, const std::set<std::string>& unreadable) {
     std::vector<Action> out;
-    std::set<std::string> declared;
+    std::set<std::string> declared = unreadable;
     for (const auto& d : desired) declared.insert(d.spec.name);
 
     // Containers of services no longer declared go.
@@ -38,27 +56,31 @@ std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::
 
     for (const auto& d : desired) {
         const Service& s = d.spec;
+        if (unreadable.count(s.name)) continue;
+        const std::vector<int> wanted = wantedSlots(d);
         std::map<int, std::vector<const Observed*>> slots;
         for (const auto& o : observed)
             if (o.service == s.name) slots[o.slot].push_back(&o);
         for (auto& [slot, list] : slots)
             std::sort(list.begin(), list.end(), [](const Observed* a, const Observed* b) { return a->started < b->started; });
 
-        // Scale down: every live container of a slot beyond replicas.
+        // Scale down: every live container of a slot not wanted (beyond replicas, or not assigned here).
         for (const auto& [slot, list] : slots)
-            if (slot >= s.replicas)
+            if (!wantsSlot(d, slot))
                 for (const auto* o : list)
-                    if (live(*o)) out.push_back({Action::Kind::Stop, s.name, slot, 0, 0, o->id, "scale down", TimePoint{0}});
+                    if (live(*o))
+                        out.push_back({Action::Kind::Stop, s.name, slot, 0, 0, o->id, d.slots ? "unassigned" : "scale down",
+                                       TimePoint{0}});
 
         // One replacement (update or phoenix) in flight per service at a time.
         bool replacing = false;
-        for (int slot = 0; slot < s.replicas; ++slot) {
+        for (int slot : wanted) {
             int liveCount = 0;
             for (const auto* o : slots[slot]) liveCount += live(*o) && !o->livenessFailed;
             if (liveCount > 1) replacing = true;
         }
 
-        for (int slot = 0; slot < s.replicas; ++slot) {
+        for (int slot : wanted) {
             std::vector<const Observed*> alive;
             const Observed* lastEnded = nullptr;
             for (const auto* o : slots[slot]) {

@@ -6,7 +6,8 @@
 // unit-tested with made-up clocks.
 //
 // Rules:
-//  - each service has slots 0..replicas-1, each wanting one live container;
+//  - each service has slots 0..replicas-1 (or the slots a master assigned to
+//    this node), each wanting one live container;
 //  - an ended container is replaced per the restart policy (always; on-failure
 //    only after a non-zero exit; never), after the backoff delay for its slot's
 //    restart count; a container that ran for backoff.resetAfter resets it;
@@ -16,9 +17,12 @@
 //    phoenix cycle) go one slot at a time per service and start the new
 //    container first: the old one is stopped only once the new one is ready,
 //    so the ready count never drops below replicas;
-//  - slots beyond replicas, and services no longer declared, are stopped.
+//  - slots beyond replicas (or no longer assigned), and services no longer
+//    declared, are stopped; a service the caller names as unreadable (its
+//    stored spec could not be read) is neither: its containers are left alone.
 #include <chrono>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,7 +48,15 @@ struct Observed {
 struct DesiredService {
     Service spec;
     int64_t generation = 0;
+    /// The slots wanted on this node (a master's assignment: slots 5 and 9 of
+    /// web); none: 0..replicas-1.
+    std::optional<std::vector<int>> slots;
 };
+
+/// The slots D wants on this node, ascending.
+std::vector<int> wantedSlots(const DesiredService& d);
+/// Does D want SLOT on this node?
+bool wantsSlot(const DesiredService& d, int slot);
 
 struct Action {
     enum class Kind { Start, Stop } kind = Kind::Start;
@@ -53,12 +65,15 @@ struct Action {
     int64_t generation = 0;    // Start: of the spec to start
     int restarts = 0;          // Start: the slot's restart count for the new container
     std::string container;     // Stop: which
-    std::string reason;        // "replica", "restart", "liveness", "startup", "phoenix", "update", "scale down", "deleted"
+    std::string reason;        // "replica", "restart", "liveness", "startup", "phoenix", "update", "scale down",
+                               // "unassigned" (explicit slots), "deleted"
     TimePoint notBefore{0};    // Start: not before this time (backoff)
     bool operator==(const Action&) const = default;
 };
 
+/// The actions at NOW. UNREADABLE: services whose containers are left alone
+/// as they are (declared, but their spec cannot be read: never "deleted").
 std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::vector<Observed>& observed,
-                         TimePoint now);
+                         TimePoint now, const std::set<std::string>& unreadable = {});
 
 }  // namespace hull::orchestrator

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <initializer_list>
 #include <set>
 #include <string_view>
 
@@ -463,83 +464,165 @@ json::Value probeJson(const std::optional<Probe>& p) {
     return o;
 }
 
-// Reading back: every field must be there with its type, as serviceJson writes it.
-struct JsonReader {
-    const json::Value* get(const json::Value& o, const std::string& path, std::string_view key, json::Type t,
-                           Error& e) const {
+// Reading back. A missing field keeps its default, so a spec an older hull
+// wrote (before a field existed) reads as it meant then. Anything else that
+// cannot be read is an error in strict mode (the first one is kept), and keeps
+// the default in lenient mode (for display only).
+class JsonReader {
+public:
+    explicit JsonReader(bool strict) : strict_(strict) {}
+
+    /// The first error met, strict mode only.
+    Result<void> result() const {
+        if (error_) return fail(*error_);
+        return {};
+    }
+    void problem(const std::string& path, const std::string& what) {
+        if (strict_ && !error_) error_ = Error::invalid("service JSON: " + path + ": " + what);
+    }
+    /// Keys of O that are not in KNOWN: an error (strict), never silently dropped,
+    /// since a field this hull does not know may change what the spec means.
+    void known(const json::Value& o, const std::string& path, std::initializer_list<std::string_view> known) {
+        for (const auto& [k, v] : o.asObject())
+            if (std::find(known.begin(), known.end(), k) == known.end())
+                problem(join(path, k), "unknown field (written by a newer hull?)");
+    }
+    /// O's KEY when it is there with type T; nullptr when missing (its default
+    /// stands) or of another type (a problem).
+    const json::Value* get(const json::Value& o, const std::string& path, std::string_view key, json::Type t) {
         const json::Value* v = o.find(key);
+        if (v && v->type() != t) {
+            problem(join(path, key), std::string("must be ") + json::describe(t) + ", not " + json::describe(v->type()));
+            return nullptr;
+        }
+        return v;
+    }
+    /// An object member that must be there (name and image have no default).
+    const json::Value* required(const json::Value& o, const std::string& path, std::string_view key, json::Type t) {
+        if (!o.find(key)) problem(join(path, key), "missing");
+        return get(o, path, key, t);
+    }
+    template <class Int>
+    void integer(const json::Value& o, const std::string& path, std::string_view key, int64_t min, int64_t max, Int& out) {
+        const json::Value* v = get(o, path, key, json::Type::Number);
+        int64_t i = 0;
+        if (!v) return;
+        if (!v->toInt64(i) || i < min || i > max) return problem(join(path, key), "out of range or not an integer");
+        out = Int(i);
+    }
+    void number(const json::Value& o, const std::string& path, std::string_view key, double& out) {
+        if (const json::Value* v = get(o, path, key, json::Type::Number)) out = v->asDouble();
+    }
+    void millis(const json::Value& o, const std::string& path, std::string_view key, Millis& out) {
+        int64_t ms = out.count();
+        integer(o, path, key, 0, INT64_MAX, ms);
+        out = Millis(ms);
+    }
+    void string(const json::Value& o, const std::string& path, std::string_view key, std::string& out) {
+        if (const json::Value* v = get(o, path, key, json::Type::String)) out = v->asString();
+    }
+    void strings(const json::Value& o, const std::string& path, std::string_view key, std::vector<std::string>& out) {
+        const json::Value* v = get(o, path, key, json::Type::Array);
+        if (!v) return;
+        std::vector<std::string> items;
+        for (const auto& item : v->asArray()) {
+            if (!item.isString()) return problem(join(path, key), "items must be strings");
+            items.push_back(item.asString());
+        }
+        out = std::move(items);
+    }
+    void resources(const json::Value& o, const std::string& path, std::string_view key, Resources& out) {
+        const json::Value* v = get(o, path, key, json::Type::Object);
+        if (!v) return;
         std::string p = join(path, key);
-        if (!v) e = Error::invalid(p + ": missing");
-        else if (v->type() != t) e = Error::invalid(p + ": must be " + json::describe(t) + ", not " + json::describe(v->type()));
-        else return v;
-        return nullptr;
+        known(*v, p, {"cpus", "memory", "pids"});
+        number(*v, p, "cpus", out.cpus);
+        integer(*v, p, "memory", 0, INT64_MAX, out.memory);
+        integer(*v, p, "pids", 0, INT64_MAX, out.pids);
     }
+    void probe(const json::Value& o, const std::string& path, std::string_view key, std::optional<Probe>& out) {
+        const json::Value* v = o.find(key);
+        if (!v || v->isNull()) return;  // none
+        v = get(o, path, key, json::Type::Object);
+        if (!v) return;
+        std::string p = join(path, key);
+        known(*v, p, {"kind", "exec", "path", "port", "period", "timeout", "initialDelay", "successThreshold",
+                      "failureThreshold"});
+        Probe pr;
+        // A probe's kind has no default: a probe without one is not a probe.
+        const json::Value* kind = required(*v, p, "kind", json::Type::String);
+        if (!kind) return;
+        if (kind->asString() == "exec") pr.kind = Probe::Kind::Exec;
+        else if (kind->asString() == "http") pr.kind = Probe::Kind::Http;
+        else if (kind->asString() == "tcp") pr.kind = Probe::Kind::Tcp;
+        else return problem(join(p, "kind"), "unknown \"" + kind->asString() + "\"");
+        strings(*v, p, "exec", pr.exec);
+        string(*v, p, "path", pr.path);
+        integer(*v, p, "port", 0, 65535, pr.port);
+        millis(*v, p, "period", pr.period);
+        millis(*v, p, "timeout", pr.timeout);
+        millis(*v, p, "initialDelay", pr.initialDelay);
+        integer(*v, p, "successThreshold", 1, INT32_MAX, pr.successThreshold);
+        integer(*v, p, "failureThreshold", 1, INT32_MAX, pr.failureThreshold);
+        out = std::move(pr);
+    }
+
+    /// The whole service from the canonical JSON O.
+    Service service(const json::Value& o) {
+        Service s;
+        int64_t version = 1;  // specs from before the version was written are version 1
+        integer(o, "", "version", 1, INT64_MAX, version);
+        if (version > kServiceSpecVersion) {
+            problem("version", std::to_string(version) + " is newer than this hull reads (up to " +
+                                   std::to_string(kServiceSpecVersion) + "); upgrade hull");
+            if (strict_) return s;
+        }
+        known(o, "", {"version", "name", "image", "command", "env", "replicas", "resources", "ports", "volumes", "restart",
+                      "backoff", "probes", "maxAge", "stopGracePeriod"});
+        if (const json::Value* v = required(o, "", "name", json::Type::String)) s.name = v->asString();
+        if (const json::Value* v = required(o, "", "image", json::Type::String)) s.image = v->asString();
+        strings(o, "", "command", s.command);
+        strings(o, "", "env", s.env);
+        integer(o, "", "replicas", 0, kMaxReplicas, s.replicas);
+        if (const json::Value* res = get(o, "", "resources", json::Type::Object)) {
+            known(*res, "resources", {"requests", "limits"});
+            resources(*res, "resources", "requests", s.requests);
+            resources(*res, "resources", "limits", s.limits);
+        }
+        strings(o, "", "ports", s.ports);
+        strings(o, "", "volumes", s.volumes);
+        if (const json::Value* r = get(o, "", "restart", json::Type::String)) {
+            if (r->asString() == "always") s.restart = Service::Restart::Always;
+            else if (r->asString() == "on-failure") s.restart = Service::Restart::OnFailure;
+            else if (r->asString() == "never") s.restart = Service::Restart::Never;
+            else problem("restart", "unknown \"" + r->asString() + "\"");
+        }
+        if (const json::Value* b = get(o, "", "backoff", json::Type::Object)) {
+            known(*b, "backoff", {"initial", "factor", "max", "resetAfter"});
+            millis(*b, "backoff", "initial", s.backoff.initial);
+            number(*b, "backoff", "factor", s.backoff.factor);
+            millis(*b, "backoff", "max", s.backoff.max);
+            millis(*b, "backoff", "resetAfter", s.backoff.resetAfter);
+        }
+        if (const json::Value* p = get(o, "", "probes", json::Type::Object)) {
+            known(*p, "probes", {"liveness", "readiness", "startup"});
+            probe(*p, "probes", "liveness", s.liveness);
+            probe(*p, "probes", "readiness", s.readiness);
+            probe(*p, "probes", "startup", s.startup);
+        }
+        if (const json::Value* m = o.find("maxAge"); m && !m->isNull()) {
+            Millis age{0};
+            millis(o, "", "maxAge", age);
+            if (m->isNumber()) s.maxAge = age;
+        }
+        millis(o, "", "stopGracePeriod", s.stopGracePeriod);
+        return s;
+    }
+
+private:
+    bool strict_;
+    std::optional<Error> error_;
 };
-
-#define JGET(var, obj, path, key, type)                                              \
-    const json::Value* var;                                                         \
-    {                                                                               \
-        Error e_;                                                                   \
-        var = JsonReader{}.get(obj, path, key, json::Type::type, e_);              \
-        if (!var) return fail(std::move(e_).context("service JSON"));               \
-    }
-
-Result<int64_t> jint(const json::Value& o, const std::string& path, std::string_view key, int64_t min, int64_t max) {
-    JGET(v, o, path, key, Number);
-    int64_t i = 0;
-    if (!v->toInt64(i) || i < min || i > max)
-        return failInvalid("service JSON: " + join(path, key) + ": out of range or not an integer");
-    return i;
-}
-
-Result<std::vector<std::string>> jstrings(const json::Value& o, const std::string& path, std::string_view key) {
-    JGET(v, o, path, key, Array);
-    std::vector<std::string> out;
-    for (const auto& item : v->asArray()) {
-        if (!item.isString()) return failInvalid("service JSON: " + join(path, key) + ": items must be strings");
-        out.push_back(item.asString());
-    }
-    return out;
-}
-
-Result<Millis> jms(const json::Value& o, const std::string& path, std::string_view key) {
-    return Millis(TRY(jint(o, path, key, 0, INT64_MAX)));
-}
-
-Result<Resources> jresources(const json::Value& o, const std::string& path, std::string_view key) {
-    JGET(v, o, path, key, Object);
-    std::string p = join(path, key);
-    Resources r;
-    JGET(cpus, *v, p, "cpus", Number);
-    r.cpus = cpus->asDouble();
-    r.memory = TRY(jint(*v, p, "memory", 0, INT64_MAX));
-    r.pids = TRY(jint(*v, p, "pids", 0, INT64_MAX));
-    return r;
-}
-
-Result<std::optional<Probe>> jprobe(const json::Value& o, const std::string& path, std::string_view key) {
-    const json::Value* v = o.find(key);
-    std::string p = join(path, key);
-    if (!v) return failInvalid("service JSON: " + p + ": missing");
-    if (v->isNull()) return std::optional<Probe>();
-    JGET(obj, o, path, key, Object);
-    Probe pr;
-    JGET(kind, *obj, p, "kind", String);
-    if (kind->asString() == "exec") pr.kind = Probe::Kind::Exec;
-    else if (kind->asString() == "http") pr.kind = Probe::Kind::Http;
-    else if (kind->asString() == "tcp") pr.kind = Probe::Kind::Tcp;
-    else return failInvalid("service JSON: " + p + ".kind: unknown \"" + kind->asString() + "\"");
-    pr.exec = TRY(jstrings(*obj, p, "exec"));
-    JGET(path_, *obj, p, "path", String);
-    pr.path = path_->asString();
-    pr.port = uint16_t(TRY(jint(*obj, p, "port", 0, 65535)));
-    pr.period = TRY(jms(*obj, p, "period"));
-    pr.timeout = TRY(jms(*obj, p, "timeout"));
-    pr.initialDelay = TRY(jms(*obj, p, "initialDelay"));
-    pr.successThreshold = int(TRY(jint(*obj, p, "successThreshold", 1, INT32_MAX)));
-    pr.failureThreshold = int(TRY(jint(*obj, p, "failureThreshold", 1, INT32_MAX)));
-    return std::optional<Probe>(std::move(pr));
-}
 
 }  // namespace
 
@@ -563,6 +646,7 @@ Result<Service> parseService(const std::string& text, const std::string& source)
 std::string serviceJson(const Service& s) {
     // Every field, defaults too, in one fixed order: equal services give equal strings.
     json::Value o = json::Value::object();
+    o.set("version", kServiceSpecVersion);
     o.set("name", s.name);
     o.set("image", s.image);
     o.set("command", strings(s.command));
@@ -594,41 +678,25 @@ std::string serviceJson(const Service& s) {
 Result<Service> serviceFromJson(const std::string& text) {
     auto doc = json::Value::parse(text);
     if (!doc) return fail(std::move(doc).error().context("service JSON"));
-    const json::Value& o = *doc;
-    if (!o.isObject()) return failInvalid("service JSON: must be an object");
-    Service s;
-    JGET(name, o, "", "name", String);
-    s.name = name->asString();
-    JGET(image, o, "", "image", String);
-    s.image = image->asString();
-    s.command = TRY(jstrings(o, "", "command"));
-    s.env = TRY(jstrings(o, "", "env"));
-    s.replicas = int(TRY(jint(o, "", "replicas", 0, kMaxReplicas)));
-    JGET(res, o, "", "resources", Object);
-    s.requests = TRY(jresources(*res, "resources", "requests"));
-    s.limits = TRY(jresources(*res, "resources", "limits"));
-    s.ports = TRY(jstrings(o, "", "ports"));
-    s.volumes = TRY(jstrings(o, "", "volumes"));
-    JGET(restart, o, "", "restart", String);
-    if (restart->asString() == "always") s.restart = Service::Restart::Always;
-    else if (restart->asString() == "on-failure") s.restart = Service::Restart::OnFailure;
-    else if (restart->asString() == "never") s.restart = Service::Restart::Never;
-    else return failInvalid("service JSON: restart: unknown \"" + restart->asString() + "\"");
-    JGET(b, o, "", "backoff", Object);
-    s.backoff.initial = TRY(jms(*b, "backoff", "initial"));
-    JGET(factor, *b, "backoff", "factor", Number);
-    s.backoff.factor = factor->asDouble();
-    s.backoff.max = TRY(jms(*b, "backoff", "max"));
-    s.backoff.resetAfter = TRY(jms(*b, "backoff", "resetAfter"));
-    JGET(probes, o, "", "probes", Object);
-    s.liveness = TRY(jprobe(*probes, "probes", "liveness"));
-    s.readiness = TRY(jprobe(*probes, "probes", "readiness"));
-    s.startup = TRY(jprobe(*probes, "probes", "startup"));
-    const json::Value* maxAge = o.find("maxAge");
-    if (!maxAge) return failInvalid("service JSON: maxAge: missing");
-    if (!maxAge->isNull()) s.maxAge = TRY(jms(o, "", "maxAge"));
-    s.stopGracePeriod = TRY(jms(o, "", "stopGracePeriod"));
+    if (!doc->isObject()) return failInvalid("service JSON: must be an object");
+    JsonReader r(true);
+    Service s = r.service(*doc);
+    TRY(r.result());
     return s;
+}
+
+Service serviceFromJsonLenient(const std::string& text, const std::string& name) {
+    auto doc = json::Value::parse(text);
+    Service s;
+    if (doc && doc->isObject()) s = JsonReader(false).service(*doc);
+    s.name = name;
+    return s;
+}
+
+bool sameTemplate(const Service& a, const Service& b) {
+    Service c = b;
+    c.replicas = a.replicas;
+    return a == c;
 }
 
 std::optional<Millis> parseDuration(const std::string& s) {

@@ -81,11 +81,29 @@ struct Service {
 /// Parse a service file's text (YAML; JSON is YAML). SOURCE names the file in errors.
 [[nodiscard]] Result<Service> parseService(const std::string& text, const std::string& source = "<input>");
 
-/// Canonical JSON of a service (what the store and the API keep; stable field
-/// order, so "re-applying the same file changes nothing" is a string compare).
+/// The version of the canonical JSON, written in it as "version". Bump it when
+/// a field changes meaning, or is added with a meaning an older hull must not
+/// miss; a hull refuses a spec of a version newer than its own.
+inline constexpr int kServiceSpecVersion = 1;
+
+/// Canonical JSON of a service (what the stores keep; stable field order, so
+/// "re-applying the same file changes nothing" is a string compare): every
+/// field, defaults too, "version" first.
 std::string serviceJson(const Service& s);
-/// And back (the store's own output: errors are bugs or corruption, reported).
+/// And back. A missing field keeps its default (a spec an older hull wrote, or
+/// one from before "version", which counts as 1); a version newer than
+/// kServiceSpecVersion, a field this hull does not know, a wrong type or range
+/// is an error naming it ("service JSON: version 2 is newer than this hull
+/// reads (up to 1); upgrade hull").
 [[nodiscard]] Result<Service> serviceFromJson(const std::string& json);
+/// As much of a stored spec as can be read, for display only (`hull describe`
+/// of a spec serviceFromJson refuses): the version and unknown fields are not
+/// checked, a field that cannot be read keeps its default, and the name is NAME.
+Service serviceFromJsonLenient(const std::string& json, const std::string& name);
+
+/// A and B differ at most in replicas: the same containers (the node agent's
+/// generation, which containers are compared against, changes only when not).
+bool sameTemplate(const Service& a, const Service& b);
 
 /// The words a service file uses: "always", "on-failure", "never"; "exec", "http", "tcp".
 const char* restartName(Service::Restart r);

@@ -1,15 +1,17 @@
 #pragma once
 // `hull node`: the node agent. It keeps the services declared to it running on
-// this host: a reconcile loop (reconcile.hpp) over the runtime facade's Engine,
-// probes (probe.hpp), and an HTTP API on a unix socket, its messages cereal's
-// (messages.hpp), for `hull apply`, `hull get`, `hull describe`, `hull delete`,
-// `hull scale` and `hull events`. Desired state and
-// events live in the store (store.hpp); the containers themselves are the
-// engine's (each watched by its hull-monitor), so they outlive the agent and a
-// restarted agent adopts them from their labels.
+// this host: a reconcile loop (core/reconcile.hpp) over the runtime facade's
+// Engine, probes (prober.hpp), and an HTTP API on a unix socket (api_server.hpp,
+// messages.hpp) for `hull apply`, `hull get`, `hull describe`, `hull delete`,
+// `hull scale` and `hull events`. Everything runs on one thread, asynchronously:
+// no client and no probe holds up supervision. Desired state and events live
+// in the store (store.hpp); the containers themselves are the engine's (each
+// watched by its hull-monitor), so they outlive the agent and a restarted
+// agent adopts them from their labels.
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "sys/error.hpp"
 
@@ -20,6 +22,7 @@ struct AgentOptions {
     std::string runDir;      // runtime state
     std::string socketPath;  // the API socket (default STATE/node.sock)
     std::chrono::milliseconds tick{50};
+    std::vector<std::string> insecureRegistries;  // HOST:PORT spoken to over plain HTTP, for pulls
 };
 
 class Agent {

@@ -11,12 +11,14 @@
 
 #include <sqlite3.h>
 
+#include "sys/json.hpp"
+
 namespace hull::orchestrator {
 
 namespace {
 
 // Bump when the schema changes, and add a migration step in migrate().
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 // Created in one transaction when user_version is 0. No foreign key from
 // containers to services: containers outlive a deleted service until the agent
@@ -51,6 +53,34 @@ CREATE TABLE IF NOT EXISTS events (
 );
 PRAGMA user_version = 1;
 )sql";
+
+// Version 2: the slots a master assigned to this node (a JSON array of
+// integers), NULL for a standalone node's 0..replicas-1.
+constexpr const char* kMigrateV2 = R"sql(
+ALTER TABLE services ADD COLUMN slots TEXT;
+PRAGMA user_version = 2;
+)sql";
+
+std::optional<std::string> slotsText(const std::optional<std::vector<int>>& slots) {
+    if (!slots) return std::nullopt;
+    std::string out = "[";
+    for (size_t i = 0; i < slots->size(); ++i) out += (i ? "," : "") + std::to_string((*slots)[i]);
+    return out + "]";
+}
+
+// A column another tool may have written: what is not a JSON array of integers reads as none.
+std::optional<std::vector<int>> slotsFrom(const std::optional<std::string>& text) {
+    if (!text) return std::nullopt;
+    auto v = json::Value::parse(*text);
+    if (!v || !v->isArray()) return std::nullopt;
+    std::vector<int> out;
+    for (const auto& x : v->asArray()) {
+        int64_t i = 0;
+        if (!x.toInt64(i) || i < 0 || i > INT32_MAX) return std::nullopt;
+        out.push_back(int(i));
+    }
+    return out;
+}
 
 int64_t nowMs() {
     using namespace std::chrono;
@@ -135,6 +165,7 @@ public:
 
     int64_t i64(int col) const { return sqlite3_column_int64(st_, col); }
     bool isNull(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
+    std::optional<std::string> optText(int col) const { return isNull(col) ? std::nullopt : std::optional(text(col)); }
     std::string text(int col) const {
         auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st_, col));
         return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(st_, col))) : std::string();
@@ -151,6 +182,7 @@ private:
     int bindOne(int i, const std::optional<int>& v) {
         return v ? sqlite3_bind_int(st_, i, *v) : sqlite3_bind_null(st_, i);
     }
+    int bindOne(int i, const std::optional<std::string>& v) { return v ? bindOne(i, *v) : sqlite3_bind_null(st_, i); }
 
     sqlite3* db_;
     sqlite3_stmt* st_;
@@ -241,7 +273,9 @@ struct Store::Impl {
                 return failInvalid("store: open " + path + ": schema version " + std::to_string(version) +
                                    " is newer than this hull supports (" + std::to_string(kSchemaVersion) +
                                    "); upgrade hull");
-            if (version == 0) TRY(exec(kSchemaV1, what));
+            // Each step in turn: a new file goes through them all.
+            if (version < 1) TRY(exec(kSchemaV1, what));
+            if (version < 2) TRY(exec(kMigrateV2, what));
             return {};
         });
         stmts.clear();
@@ -283,41 +317,50 @@ Result<void> Store::exec(const std::string& sql) {
 
 // --- services ---
 
-Result<int64_t> Store::putService(const std::string& name, const std::string& spec) {
+Result<int64_t> Store::putService(const std::string& name, const std::string& spec, Generation g,
+                                  const std::optional<std::vector<int>>& slots) {
     const std::string what = "put service " + name;
+    const std::optional<std::string> slotsCol = slotsText(slots);
     return impl_->atomically(what, [&]() -> Result<int64_t> {
         int64_t generation = 0;
         {
-            auto q = TRY(impl_->query("SELECT spec, generation FROM services WHERE name = ?1", what));
+            auto q = TRY(impl_->query("SELECT spec, generation, slots FROM services WHERE name = ?1", what));
             TRY(q.bind(name));
             if (TRY(q.step())) {
-                if (q.text(0) == spec) return q.i64(1);
+                if (q.text(0) == spec && q.optText(2) == slotsCol) return q.i64(1);
                 generation = q.i64(1);
             }
         }
-        auto q = TRY(impl_->query("INSERT INTO services(name, spec, generation, updated_ms) VALUES(?1, ?2, ?3, ?4) "
+        if (g == Generation::Bump || generation == 0) ++generation;
+        auto q = TRY(impl_->query("INSERT INTO services(name, spec, generation, updated_ms, slots) VALUES(?1, ?2, ?3, ?4, ?5) "
                                   "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, "
-                                  "generation = excluded.generation, updated_ms = excluded.updated_ms",
+                                  "generation = excluded.generation, updated_ms = excluded.updated_ms, slots = excluded.slots",
                                   what));
-        TRY(q.bind(name, spec, generation + 1, nowMs()));
+        TRY(q.bind(name, spec, generation, nowMs(), slotsCol));
         TRY(q.run());
-        return generation + 1;
+        return generation;
     });
 }
 
+namespace {
+ServiceRow serviceFrom(const Query& q) {
+    return ServiceRow{q.text(0), q.text(1), q.i64(2), q.i64(3), slotsFrom(q.optText(4))};
+}
+}  // namespace
+
 Result<std::optional<ServiceRow>> Store::getService(const std::string& name) {
-    auto q = TRY(impl_->query("SELECT name, spec, generation, updated_ms FROM services WHERE name = ?1",
+    auto q = TRY(impl_->query("SELECT name, spec, generation, updated_ms, slots FROM services WHERE name = ?1",
                               "get service " + name));
     TRY(q.bind(name));
     if (!TRY(q.step())) return std::optional<ServiceRow>();
-    return ServiceRow{q.text(0), q.text(1), q.i64(2), q.i64(3)};
+    return serviceFrom(q);
 }
 
 Result<std::vector<ServiceRow>> Store::listServices() {
-    auto q = TRY(impl_->query("SELECT name, spec, generation, updated_ms FROM services ORDER BY name",
+    auto q = TRY(impl_->query("SELECT name, spec, generation, updated_ms, slots FROM services ORDER BY name",
                               "list services"));
     std::vector<ServiceRow> out;
-    while (TRY(q.step())) out.push_back(ServiceRow{q.text(0), q.text(1), q.i64(2), q.i64(3)});
+    while (TRY(q.step())) out.push_back(serviceFrom(q));
     return out;
 }
 

@@ -15,8 +15,9 @@ namespace hull::orchestrator {
 struct ServiceRow {
     std::string name;
     std::string spec;        // serviceJson() of the Service
-    int64_t generation = 0;  // bumped on every change of spec
+    int64_t generation = 0;  // what containers are compared against: bumped when the spec changes (see putService)
     int64_t updatedMs = 0;   // unix time in ms
+    std::optional<std::vector<int>> slots;  // the slots this node runs (a master's assignment); none: 0..replicas-1
 };
 
 struct ContainerRow {
@@ -41,15 +42,23 @@ struct EventRow {
 
 class Store {
 public:
-    /// Open or create PATH. Creates the schema (versioned with PRAGMA user_version).
+    /// Open or create PATH. Creates the schema, or brings an older one up to
+    /// date (versioned with PRAGMA user_version; 2 added services.slots).
     [[nodiscard]] static Result<Store> open(const std::string& path);
     Store(Store&&) noexcept;
     Store& operator=(Store&&) noexcept;
     ~Store();
 
-    // Services. putService returns the new generation, or the old one unchanged
-    // when SPEC equals what is stored (re-applying the same file changes nothing).
-    [[nodiscard]] Result<int64_t> putService(const std::string& name, const std::string& spec);
+    /// How putService sets the generation of a changed spec: Bump (a new
+    /// template: the containers are replaced), or Keep (only replicas or slots
+    /// changed, or the same spec in another form: the containers stay).
+    enum class Generation { Bump, Keep };
+    // Services. putService stores SPEC and SLOTS under NAME and returns the
+    // generation: 1 for a new service; unchanged when SPEC and SLOTS equal what
+    // is stored (re-applying the same file changes nothing, not even updatedMs).
+    [[nodiscard]] Result<int64_t> putService(const std::string& name, const std::string& spec,
+                                             Generation g = Generation::Bump,
+                                             const std::optional<std::vector<int>>& slots = std::nullopt);
     [[nodiscard]] Result<std::optional<ServiceRow>> getService(const std::string& name);
     [[nodiscard]] Result<std::vector<ServiceRow>> listServices();
     [[nodiscard]] Result<bool> deleteService(const std::string& name);

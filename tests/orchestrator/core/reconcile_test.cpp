@@ -164,3 +164,75 @@ TEST_CASE("reconcile: scaling down and deleting stop containers", "[reconcile]")
     REQUIRE(gone.size() == 3);
     for (const auto& x : gone) CHECK(x.reason == "deleted");
 }
+
+TEST_CASE("reconcile: explicit slots: exactly those run here, whatever replicas says", "[reconcile]") {
+    auto d = svc(10);
+    d.slots = std::vector<int>{9, 5};
+    auto a = plan({d}, {}, milliseconds(1000));
+    REQUIRE(a.size() == 2);
+    CHECK(a[0].kind == Action::Kind::Start);
+    CHECK(a[0].slot == 5);
+    CHECK(a[1].slot == 9);
+    // Running: nothing to do; slot 0, which replicas alone would want, is not started.
+    CHECK(plan({d}, {running("a", 5, 0), running("b", 9, 0)}, milliseconds(2000)).empty());
+    // A slot beyond replicas is wanted all the same when assigned (the master decides).
+    auto beyond = svc(1);
+    beyond.slots = std::vector<int>{3};
+    auto b = plan({beyond}, {}, milliseconds(1000));
+    REQUIRE(b.size() == 1);
+    CHECK(b[0].slot == 3);
+    // No slots assigned: nothing runs here.
+    auto none = svc(3);
+    none.slots = std::vector<int>{};
+    CHECK(plan({none}, {}, milliseconds(1000)).empty());
+}
+
+TEST_CASE("reconcile: a slot no longer assigned is stopped as \"unassigned\"; the others are left alone", "[reconcile]") {
+    auto d = svc(10);
+    d.slots = std::vector<int>{5};
+    std::vector<Observed> obs = {running("a", 5, 0), running("b", 9, 0), exited("c", 2, 0, 10, 0)};
+    auto a = plan({d}, obs, milliseconds(1000));
+    REQUIRE(a.size() == 1);
+    CHECK(a[0].kind == Action::Kind::Stop);
+    CHECK(a[0].container == "b");
+    CHECK(a[0].slot == 9);
+    CHECK(a[0].reason == "unassigned");
+    // An ended container of an unassigned slot is not restarted either.
+    d.slots = std::vector<int>{5, 9};
+    obs[1].state = Observed::State::Exited;
+    obs[1].finished = milliseconds(500);
+    obs[1].exitCode = 137;
+    auto b = plan({d}, obs, milliseconds(1000));
+    REQUIRE(b.size() == 1);
+    CHECK(b[0].kind == Action::Kind::Start);
+    CHECK(b[0].slot == 9);
+    CHECK(b[0].reason == "restart");
+    // Without explicit slots, the same stop is a scale down.
+    CHECK(plan({svc(1)}, {running("a", 0, 0), running("b", 1, 0)}, milliseconds(1000))[0].reason == "scale down");
+}
+
+TEST_CASE("reconcile: wantedSlots and wantsSlot", "[reconcile]") {
+    auto d = svc(3);
+    CHECK(wantedSlots(d) == std::vector<int>{0, 1, 2});
+    CHECK(wantsSlot(d, 2));
+    CHECK_FALSE(wantsSlot(d, 3));
+    d.slots = std::vector<int>{9, 5, 9, -1};
+    CHECK(wantedSlots(d) == std::vector<int>{5, 9});
+    CHECK(wantsSlot(d, 9));
+    CHECK_FALSE(wantsSlot(d, 0));
+}
+
+TEST_CASE("reconcile: the containers of a service whose spec cannot be read are left alone", "[reconcile]") {
+    // Not declared (its spec unreadable) but named: no "deleted" stop, no restart of its ended container.
+    std::vector<Observed> obs = {running("a", 0, 0), running("b", 1, 0, true, 7), exited("c", 2, 0, 10, 137)};
+    CHECK(plan({}, obs, milliseconds(1000), {"web"}).empty());
+    // The other services are planned as ever.
+    auto other = svc(1);
+    other.spec.name = "api";
+    auto a = plan({other}, obs, milliseconds(1000), {"web"});
+    REQUIRE(a.size() == 1);
+    CHECK(a[0].service == "api");
+    CHECK(a[0].kind == Action::Kind::Start);
+    // Without the name, they would go.
+    CHECK(plan({other}, obs, milliseconds(1000)).size() == 3);
+}

@@ -381,7 +381,7 @@ TEST_CASE("service: canonical JSON round-trips", "[service]") {
     }
     // All fields present with defaults, durations in milliseconds, fixed order.
     CHECK(serviceJson(parseOk("name: a\nimage: b\n")) ==
-          R"({"name":"a","image":"b","command":[],"env":[],"replicas":1,)"
+          R"({"version":1,"name":"a","image":"b","command":[],"env":[],"replicas":1,)"
           R"("resources":{"requests":{"cpus":0.0,"memory":0,"pids":0},"limits":{"cpus":0.0,"memory":0,"pids":0}},)"
           R"("ports":[],"volumes":[],"restart":"always",)"
           R"("backoff":{"initial":100,"factor":2.0,"max":10000,"resetAfter":30000},)"
@@ -413,4 +413,68 @@ TEST_CASE("service: serviceFromJson reports damage", "[service]") {
     std::string badType = json;
     badType.replace(badType.find(R"("replicas":1)"), 12, R"("replicas":"1")");
     CHECK(serviceFromJson(badType).error().message() == "service JSON: replicas: must be a number, not a string");
+}
+
+TEST_CASE("service: a stored spec with fields missing (an older hull's) reads with their defaults", "[service]") {
+    // What a hull from before "version", "probes" and "stopGracePeriod" existed would have written.
+    auto old = serviceFromJson(R"({"name":"web","image":"b","replicas":3,"backoff":{"initial":50}})");
+    if (!old) FAIL(old.error().message());
+    Service want = parseOk("name: web\nimage: b\nreplicas: 3\nbackoff: {initial: 50ms}\n");
+    CHECK(*old == want);
+    // And it is the same service as its file applied again, so the same canonical JSON.
+    CHECK(serviceJson(*old) == serviceJson(want));
+    // A probe without the fields it later gained keeps their defaults too.
+    auto probe = serviceFromJson(R"({"name":"a","image":"b","probes":{"liveness":{"kind":"tcp","port":80}}})");
+    if (!probe) FAIL(probe.error().message());
+    REQUIRE(probe->liveness);
+    CHECK(probe->liveness->port == 80);
+    CHECK(probe->liveness->period == Probe{}.period);
+    CHECK(probe->liveness->failureThreshold == Probe{}.failureThreshold);
+    // Name and image have no default.
+    CHECK(serviceFromJson(R"({"version":1,"image":"b"})").error().message() == "service JSON: name: missing");
+}
+
+TEST_CASE("service: a stored spec newer than this hull, or with a field it does not know, is refused", "[service]") {
+    std::string json = serviceJson(parseOk("name: a\nimage: b\n"));
+    std::string newer = json;
+    newer.replace(newer.find(R"("version":1)"), 11, R"("version":2)");
+    auto e = serviceFromJson(newer);
+    REQUIRE_FALSE(e);
+    CHECK(e.error().message() == "service JSON: version: 2 is newer than this hull reads (up to 1); upgrade hull");
+    // Even when every field of it would read.
+    CHECK_FALSE(serviceFromJson(R"({"version":7,"name":"a","image":"b"})"));
+    std::string extra = json;
+    extra.replace(extra.find(R"("name")"), 6, R"("placement":{"spread":"zone"},"name")");
+    CHECK(serviceFromJson(extra).error().message() ==
+          "service JSON: placement: unknown field (written by a newer hull?)");
+    std::string nested = json;
+    nested.replace(nested.find(R"("factor")"), 8, R"("jitter":0.1,"factor")");
+    CHECK(serviceFromJson(nested).error().message() ==
+          "service JSON: backoff.jitter: unknown field (written by a newer hull?)");
+    CHECK(serviceFromJson(R"({"version":0,"name":"a","image":"b"})").error().message() ==
+          "service JSON: version: out of range or not an integer");
+}
+
+TEST_CASE("service: the lenient read shows what it can of a spec it refuses", "[service]") {
+    Service full = parseOk(kExample);
+    std::string newer = serviceJson(full);
+    newer.replace(newer.find(R"("version":1,)"), 12, R"("version":2,"placement":{"spread":"zone"},)");
+    REQUIRE_FALSE(serviceFromJson(newer));
+    CHECK(serviceFromJsonLenient(newer, "web") == full);
+    // A field it cannot read keeps its default; the name is the one given.
+    Service partial = serviceFromJsonLenient(R"({"image":"b","replicas":"three","ports":["80:80"]})", "web");
+    CHECK(partial.name == "web");
+    CHECK(partial.image == "b");
+    CHECK(partial.replicas == 1);
+    CHECK(partial.ports == std::vector<std::string>{"80:80"});
+    CHECK(serviceFromJsonLenient("not json", "web").name == "web");
+}
+
+TEST_CASE("service: sameTemplate ignores replicas and nothing else", "[service]") {
+    Service a = parseOk("name: a\nimage: b\nreplicas: 3\n");
+    Service b = a;
+    b.replicas = 5;
+    CHECK(sameTemplate(a, b));
+    b.env = {"X=1"};
+    CHECK_FALSE(sameTemplate(a, b));
 }

@@ -2,19 +2,31 @@
 // containers, kill -9, an agent crash and restart, bad input. In a network
 // namespace of its own, with a temp state dir.
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <set>
 #include <thread>
 
+#include <sqlite3.h>
+
+#include "images/registry_fixture.hpp"
 #include "netns/netns_support.hpp"
 #include "orchestrator/node/agent.hpp"
 #include "orchestrator/api/messages.hpp"
+#include "orchestrator/model/service.hpp"
+#include "orchestrator/node/store.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 
@@ -26,15 +38,22 @@ namespace {
 struct Node {
     TempDir state{"hull-node"};
     pid_t pid = -1;
-    void start() {
+    /// `hull node` with EXTRA flags.
+    void start(std::vector<std::string> extra = {}) {
         ::unlink((state / "node.sock").c_str());  // a killed agent leaves its socket behind
+        std::vector<std::string> args = {"hull", "--state-dir", state.path(), "node"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        std::string bin = binPath("hull");
         pid = ::fork();
         if (pid == 0) {
             int null = ::open("/dev/null", O_RDWR);
             ::dup2(null, 0);
             ::dup2(null, 1);
             ::dup2(null, 2);
-            ::execl(binPath("hull").c_str(), "hull", "--state-dir", state.path().c_str(), "node", static_cast<char*>(nullptr));
+            ::execv(bin.c_str(), argv.data());
             ::_exit(127);
         }
         for (int i = 0; i < 100 && !sys::exists(state / "node.sock"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -987,4 +1006,479 @@ TEST_CASE("node: containers are created by the agent's spawner, and by the agent
         int64_t p = pidOf();
         return p > 0 && p != first;
     }));
+}
+
+namespace {
+
+/// The agent's events, straight from its store (read-only): no API call, so an
+/// agent that is stuck cannot hold up the test that finds it so.
+struct DbEvent {
+    int64_t id = 0, time = 0;
+    std::string kind, service, container, message;
+};
+std::vector<DbEvent> dbEvents(const std::string& dbPath) {
+    std::vector<DbEvent> out;
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(dbPath.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 2000);
+        sqlite3_stmt* st = nullptr;
+        if (sqlite3_prepare_v2(db, "SELECT id, time_ms, kind, service, container, message FROM events ORDER BY id", -1, &st,
+                               nullptr) == SQLITE_OK)
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                auto text = [&](int col) {
+                    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, col));
+                    return p ? std::string(p) : std::string();
+                };
+                out.push_back({sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1), text(2), text(3), text(4), text(5)});
+            }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close_v2(db);
+    return out;
+}
+
+int connectUnix(const std::string& path) {
+    int s = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+    if (s >= 0 && ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return s;
+    if (s >= 0) ::close(s);
+    return -1;
+}
+
+/// GET TARGET over the agent's socket, waiting at most WAIT_MS for the whole
+/// answer: its status, or 0 when none came in time.
+int getWithin(const std::string& sock, const std::string& target, int waitMs) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(waitMs);
+    int fd = connectUnix(sock);
+    if (fd < 0) return 0;
+    std::string req = "GET " + target + " HTTP/1.0\r\nHost: hull-node\r\n\r\n", answer;
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != ssize_t(req.size())) return ::close(fd), 0;
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLIN, 0};
+        if (left.count() <= 0 || ::poll(&p, 1, int(left.count())) <= 0) return ::close(fd), 0;
+        char buf[4096];
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        answer.append(buf, size_t(n));
+    }
+    ::close(fd);
+    return answer.rfind("HTTP/1.", 0) == 0 && answer.size() > 12 ? std::atoi(answer.c_str() + 9) : 0;
+}
+
+/// Clients that hold the agent's socket without ever completing a request:
+/// IDLE of them send nothing, SLOW of them a byte every 500 ms. One that the
+/// agent closes (at its deadline) is replaced at once, so they are there throughout.
+class Pests {
+public:
+    Pests(std::string sock, int idle, int slow) : sock_(std::move(sock)) {
+        for (int i = 0; i < idle + slow; ++i) clients_.push_back({connectUnix(sock_), i >= idle, 0});
+        thread_ = std::thread([this] { loop(); });
+    }
+    ~Pests() {
+        stop_ = true;
+        thread_.join();
+        for (auto& c : clients_)
+            if (c.fd >= 0) ::close(c.fd);
+    }
+    int replaced() const { return replaced_; }
+
+private:
+    struct Client {
+        int fd;
+        bool slow;
+        size_t sent;
+    };
+    void loop() {
+        const std::string req = "GET /v1/services HTTP/1.1\r\nHost: hull-node\r\nX-Padding: " + std::string(200, 'x') + "\r\n\r\n";
+        for (int round = 0; !stop_; ++round) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            for (auto& c : clients_) {
+                char b;
+                if (c.fd >= 0 && ::recv(c.fd, &b, 1, MSG_DONTWAIT) == 0) {  // closed by the agent
+                    ::close(c.fd);
+                    c.fd = -1;
+                    ++replaced_;
+                }
+                if (c.fd < 0) c = {connectUnix(sock_), c.slow, 0};
+                if (c.fd >= 0 && c.slow && round % 5 == 0 && c.sent + 1 < req.size())
+                    c.sent += size_t(std::max<ssize_t>(0, ::send(c.fd, req.data() + c.sent, 1, MSG_NOSIGNAL)));
+            }
+        }
+    }
+    std::string sock_;
+    std::vector<Client> clients_;
+    std::atomic<bool> stop_{false};
+    std::atomic<int> replaced_{0};
+    std::thread thread_;
+};
+
+/// The pid of the running container whose name starts with PREFIX ("web-0-"), from the engine (not the agent).
+std::pair<std::string, int64_t> runningNamed(const Node& node, const std::string& prefix) {
+    auto ps = json::Value::parse(node.hull({"ps", "--output", "json"}).out);
+    if (ps && ps->isArray())
+        for (const auto& c : ps->asArray())
+            if (c.find("name")->asString().rfind(prefix, 0) == 0 && c.find("status")->asString() == "running")
+                return {idOf(c), intOf(c, "pid")};
+    return {"", 0};
+}
+
+}  // namespace
+
+TEST_CASE("node: idle and slow API clients and a probe against a black hole hold up no replacement",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("stall", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    // A black hole: nc accepts every connection on 8080 and hands it to a
+    // sleep, which never answers. Its probes fail only at their timeout, 2 s
+    // after each starts.
+    writeFileOrThrow(node.state / "hole.yaml",
+                     "name: hole\nimage: hull.local/busybox\ncommand: [nc, -ll, -p, '8080', -e, sleep, '100000']\n"
+                     "stopGracePeriod: 1s\nprobes:\n"
+                     "  readiness: {http: {port: 8080}, period: 100ms, timeout: 2s}\n"
+                     "  liveness: {http: {port: 8080}, period: 100ms, timeout: 2s, failureThreshold: 1000}\n");
+    writeFileOrThrow(node.state / "victim.yaml",
+                     "name: victim\nimage: hull.local/busybox\ncommand: [sleep, '100000']\nreplicas: 2\n"
+                     "backoff: {initial: 1ms, factor: 1, max: 1ms, resetAfter: 60s}\nstopGracePeriod: 1s\n");
+    for (const char* f : {"hole.yaml", "victim.yaml"}) REQUIRE(node.hull({"apply", "-f", node.state / f}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 3; }));
+    // It is a black hole: the connection is taken, and no answer comes.
+    std::string holeIp;
+    auto cs = node.containers();
+    for (const auto& c : cs.asArray())
+        if (c.find("service")->asString() == "hole") holeIp = c.find("ip")->asString();
+    REQUIRE(!holeIp.empty());
+    auto probe = host.sh("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 1 busybox nc " + holeIp + " 8080; echo rc=$?");
+    INFO(probe.out << probe.err);
+    REQUIRE(probe.out == "rc=124\n");  // connected, then nothing until timeout's kill
+
+    Pests pests(node.state / "node.sock", 20, 3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // all attached
+    // The API answers meanwhile.
+    CHECK(getWithin(node.state / "node.sock", "/v1/services", 1000) == 200);
+
+    std::string db = node.state / "node.db";
+    for (int k = 1; k <= 5; ++k) {
+        auto [victim, pid] = runningNamed(node, "victim-0-");
+        REQUIRE(pid > 0);
+        REQUIRE(::kill(pid_t(pid), SIGKILL) == 0);
+        // From the store alone: the exit, then the start of its replacement (slot 0).
+        int64_t exited = -1, started = -1;
+        waitFor([&] {
+            for (const auto& e : dbEvents(db)) {
+                if (e.kind == "exit" && e.container == victim) exited = e.time;
+                if (exited > 0 && e.kind == "start" && e.service == "victim" && e.message.find("(slot 0)") != std::string::npos &&
+                    e.time >= exited)
+                    started = e.time;
+            }
+            return started > 0;
+        }, 5000);
+        INFO("kill " << k << ": exit at " << exited << ", replacement at " << started << " (" << started - exited << " ms)");
+        REQUIRE(exited > 0);
+        REQUIRE(started > 0);
+        CHECK(started - exited < 1000);
+        CHECK(getWithin(node.state / "node.sock", "/v1/services", 1000) == 200);
+        // The replacement runs before the next kill.
+        REQUIRE(waitFor([&, victim = victim] {
+            auto next = runningNamed(node, "victim-0-");
+            return next.second > 0 && next.first != victim;
+        }));
+    }
+    // The black hole's probes were out throughout, and never said anything but failure.
+    auto metrics = getWithin(node.state / "node.sock", "/metrics", 1000);
+    CHECK(metrics == 200);
+    CHECK(node.hull({"metrics"}).out.find("service=\"hole\",probe=\"readiness\",result=\"success\"") == std::string::npos);
+}
+
+TEST_CASE("node: a stored spec this hull cannot read leaves its containers and port as they are, said once",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("unread", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    writeFileOrThrow(node.state / "keep.yaml",
+                     "name: keep\nimage: hull.local/busybox\nreplicas: 2\nports: ['18090:80']\nstopGracePeriod: 1s\n"
+                     "command: [sh, -c, 'mkdir -p /www && echo hi > /www/index.html && exec httpd -f -p 80 -h /www']\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "keep.yaml"}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 2; }));
+    auto ask = [&] {
+        return sys::trim(host.sh("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 2 127.0.0.1 18090 | tail -n 1").out);
+    };
+    REQUIRE(eventually([&] { return ask() == "hi"; }));
+    auto ids = [&] {
+        std::set<std::string> out;
+        auto cs = node.containers();
+        for (const auto& c : cs.asArray())
+            if (c.find("status")->asString() == "running") out.insert(idOf(c));
+        return out;
+    };
+    const std::set<std::string> before = ids();
+    REQUIRE(before.size() == 2);
+
+    // What a newer hull would write: a later version, with a field this one does not know.
+    {
+        sqlite3* db = nullptr;
+        REQUIRE(sqlite3_open((node.state / "node.db").c_str(), &db) == SQLITE_OK);
+        sqlite3_busy_timeout(db, 5000);
+        char* err = nullptr;
+        int rc = sqlite3_exec(db,
+                              "UPDATE services SET spec = replace(spec, '\"version\":1,', "
+                              "'\"version\":2,\"placement\":{\"spread\":\"zone\"},') WHERE name = 'keep'",
+                              nullptr, nullptr, &err);
+        INFO((err ? err : ""));
+        sqlite3_free(err);
+        CHECK(sqlite3_changes(db) == 1);
+        sqlite3_close_v2(db);
+        REQUIRE(rc == SQLITE_OK);
+    }
+    auto unreadableErrors = [&] {
+        int n = 0;
+        for (const auto& e : dbEvents(node.state / "node.db"))
+            n += e.kind == "error" && e.service == "keep" &&
+                 e.message.find("version: 2 is newer than this hull reads (up to 1); upgrade hull") != std::string::npos;
+        return n;
+    };
+    REQUIRE(eventually([&] { return unreadableErrors() == 1; }));
+    // Many rounds later (a round is 50 ms): the same containers, the port as it was, said once.
+    for (int i = 0; i < 4; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        CHECK(ids() == before);
+        CHECK(ask() == "hi");
+    }
+    CHECK(unreadableErrors() == 1);
+    auto events = node.hull({"events"}).out;
+    CHECK(events.find("stopping") == std::string::npos);
+    // Listed, as far as it can be read; described with its error among its events.
+    auto services = json::Value::parse(node.hull({"get", "services", "--output", "json"}).out);
+    REQUIRE(services);
+    REQUIRE(services->asArray().size() == 1);
+    CHECK(services->asArray()[0].find("name")->asString() == "keep");
+    CHECK(services->asArray()[0].find("spec")->find("image")->asString() == "hull.local/busybox");
+    auto described = node.hull({"describe", "keep"});
+    INFO(described.err);
+    CHECK(described.status == 0);
+    CHECK(described.out.find("stored spec unreadable") != std::string::npos);
+    CHECK(described.out.find("2 desired, 2 ready") != std::string::npos);
+    // Scaling what cannot be read is refused, clearly.
+    auto scaled = node.hull({"scale", "keep", "3"});
+    CHECK(scaled.status != 0);
+    CHECK(scaled.err.find("stored spec unreadable") != std::string::npos);
+
+    // An agent restart changes nothing either: adopted as they are, the port left published.
+    node.kill(SIGKILL);
+    node.start();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    CHECK(ids() == before);
+    CHECK(ask() == "hi");
+
+    // Applying its file again replaces it: a readable spec, a new generation, its containers updated.
+    REQUIRE(node.hull({"apply", "-f", node.state / "keep.yaml"}).status == 0);
+    CHECK(eventually([&] {
+        auto cs = node.containers();
+        size_t fresh = 0;
+        for (const auto& c : cs.asArray())
+            fresh += c.find("status")->asString() == "running" && intOf(c, "generation") == 2 && !before.count(idOf(c));
+        return fresh == 2;
+    }, 15000));
+    CHECK(eventually([&] { return ask() == "hi"; }));
+}
+
+TEST_CASE("node: hull scale adds and removes replicas and leaves the running ones be", "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("scale", "hn-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start();
+    auto file = [&](int replicas) {
+        writeFileOrThrow(node.state / "sc.yaml", "name: sc\nimage: hull.local/busybox\ncommand: [sleep, '100000']\n"
+                                                 "stopGracePeriod: 1s\nreplicas: " + std::to_string(replicas) + "\n");
+        return node.hull({"apply", "-f", node.state / "sc.yaml"});
+    };
+    REQUIRE(file(2).status == 0);
+    // The running containers by slot, once there are exactly N of them (nothing on its way out).
+    auto bySlot = [&](size_t n) {
+        std::map<int64_t, json::Value> out;
+        bool settled = eventually([&] {
+            out.clear();
+            auto cs = node.containers();
+            for (const auto& c : cs.asArray()) out[intOf(c, "slot")] = c;
+            return cs.asArray().size() == n && runningCount(cs) == n;
+        });
+        INFO(node.hull({"events"}).out);
+        REQUIRE(settled);
+        return out;
+    };
+    auto two = bySlot(2);
+    // The survivors of each step keep their ids and their generation label.
+    auto kept = [&](const std::map<int64_t, json::Value>& now, const std::map<int64_t, json::Value>& was, int64_t slots) {
+        for (int64_t slot = 0; slot < slots; ++slot) {
+            INFO("slot " << slot);
+            REQUIRE(now.count(slot));
+            CHECK(idOf(now.at(slot)) == idOf(was.at(slot)));
+            CHECK(intOf(now.at(slot), "generation") == 1);
+        }
+    };
+    REQUIRE(node.hull({"scale", "sc", "4"}).status == 0);
+    auto four = bySlot(4);
+    kept(four, two, 2);
+    CHECK(intOf(four.at(3), "generation") == 1);
+    REQUIRE(node.hull({"scale", "sc", "1"}).status == 0);
+    auto one = bySlot(1);
+    kept(one, four, 1);
+    // A file that differs only in replicas: the same generation, the same slot 0.
+    auto applied = file(3);
+    CHECK(applied.out.find("generation 1") != std::string::npos);
+    auto three = bySlot(3);
+    kept(three, one, 1);
+    auto events = node.hull({"events"}).out;
+    INFO(events);
+    CHECK(events.find("stopping (update)") == std::string::npos);
+    CHECK(events.find("stopping (scale down)") != std::string::npos);
+    auto services = json::Value::parse(node.hull({"get", "services", "--output", "json"}).out);
+    REQUIRE(services);
+    CHECK(intOf(services->asArray()[0], "generation") == 1);
+    CHECK(intOf(*services->asArray()[0].find("spec"), "replicas") == 3);
+}
+
+TEST_CASE("node: --insecure-registry lets the agent pull from a plain-HTTP registry, at apply and at a restart",
+          "[root][net][node][registry]") {
+    if (!isRoot()) return;
+    if (auto missing = registryToolsMissing(); !missing.empty()) {
+        WARN("skipped: " << missing);
+        return;
+    }
+    TestNetns host("insecure", "hn-");
+    InNetns in(host.path());
+    TempDir work("hull-node-reg");
+    std::string layout = buildTestImage(work.path());
+    TestRegistry reg;  // on this namespace's loopback
+    std::string ref = reg.host() + "/test/busybox:oci";
+    pushImage(layout, "latest", ref, "oci");
+    Node node;
+    writeFileOrThrow(node.state / "pulled.yaml", "name: pulled\nimage: " + ref +
+                                                     "\ncommand: [busybox, sleep, '100000']\nstopGracePeriod: 1s\n"
+                                                     "backoff: {initial: 100ms, factor: 2, max: 400ms, resetAfter: 60s}\n");
+    // Without the flag the registry is spoken to over TLS, which it does not speak.
+    node.start();
+    auto refused = node.hull({"apply", "-f", node.state / "pulled.yaml"});
+    CHECK(refused.status != 0);
+    CHECK(refused.err.find("image") != std::string::npos);
+    node.kill(SIGTERM);
+    node.start({"--insecure-registry", reg.host()});
+    auto applied = node.hull({"apply", "-f", node.state / "pulled.yaml"});
+    INFO(applied.err);
+    REQUIRE(applied.status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 1; }));
+    // The image goes; the replacement of a killed container pulls it again on its way.
+    std::string first = idOf(onlyContainer(node));
+    auto rm = node.hull({"image", "rm", ref});
+    INFO(rm.err);
+    REQUIRE(rm.status == 0);
+    auto inspect = json::Value::parse(node.hull({"inspect", first}).out);
+    REQUIRE(inspect);
+    REQUIRE(::kill(pid_t(intOf(*inspect, "pid")), SIGKILL) == 0);
+    bool replaced = eventually([&] {
+        auto c = onlyContainer(node);
+        return !idOf(c).empty() && idOf(c) != first && intOf(c, "restarts") == 1;
+    }, 15000);
+    INFO(node.hull({"events"}).out);
+    CHECK(replaced);
+    CHECK(node.hull({"image", "ls"}).out.find("test/busybox") != std::string::npos);
+}
+
+TEST_CASE("node: a pull that hangs, at apply or at a start, holds up neither supervision nor the API",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("pull", "hn-");
+    InNetns in(host.path());
+    // A registry that accepts and never answers (a listener nobody accepts on):
+    // a pull from it waits for the registry client's own timeout (minutes).
+    int hole = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(hole, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(hole, 64) == 0);
+    ::getsockname(hole, reinterpret_cast<sockaddr*>(&a), &len);
+    std::string registry = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+    struct Close {
+        int fd;
+        ~Close() { ::close(fd); }
+    } closeHole{hole};
+
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    node.start({"--insecure-registry", registry});
+    writeFileOrThrow(node.state / "victim.yaml",
+                     "name: victim\nimage: hull.local/busybox\ncommand: [sleep, '100000']\n"
+                     "backoff: {initial: 1ms, factor: 1, max: 1ms, resetAfter: 60s}\nstopGracePeriod: 1s\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "victim.yaml"}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 1; }));
+
+    // At apply: the request waits for the pull (its connection held open here), the loop does not.
+    std::string stuck = "name: stuck\nimage: " + registry + "/stuck:1\ncommand: [sleep, '100000']\n";
+    std::string body = orchestrator::encode(orchestrator::ApplyRequest{"stuck.yaml", stuck});
+    int applying = connectUnix(node.state / "node.sock");
+    REQUIRE(applying >= 0);
+    std::string req = "POST /v1/services HTTP/1.1\r\nHost: hull-node\r\nContent-Type: application/json\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body;
+    REQUIRE(::send(applying, req.data(), req.size(), MSG_NOSIGNAL) == ssize_t(req.size()));
+    struct CloseApplying {
+        int fd;
+        ~CloseApplying() { ::close(fd); }
+    } closeApplying{applying};
+    // At a start: a spec stored as a master would store it, with no apply to check its image first.
+    {
+        auto spec = orchestrator::parseService("name: stuck2\nimage: " + registry + "/stuck2:1\ncommand: [sleep, '100000']\n");
+        REQUIRE(spec);
+        auto store = orchestrator::Store::open(node.state / "node.db");
+        REQUIRE(store);
+        REQUIRE(store->putService("stuck2", orchestrator::serviceJson(*spec)));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // both pulls under way
+
+    std::string db = node.state / "node.db";
+    for (int k = 1; k <= 3; ++k) {
+        CHECK(getWithin(node.state / "node.sock", "/v1/services", 1000) == 200);
+        auto [victim, pid] = runningNamed(node, "victim-0-");
+        REQUIRE(pid > 0);
+        REQUIRE(::kill(pid_t(pid), SIGKILL) == 0);
+        int64_t exited = -1, started = -1;
+        waitFor([&] {
+            for (const auto& e : dbEvents(db)) {
+                if (e.kind == "exit" && e.container == victim) exited = e.time;
+                if (exited > 0 && e.kind == "start" && e.service == "victim" && e.time >= exited) started = e.time;
+            }
+            return started > 0;
+        }, 5000);
+        INFO("kill " << k << ": exit at " << exited << ", replacement at " << started);
+        REQUIRE(exited > 0);
+        REQUIRE(started > 0);
+        CHECK(started - exited < 1000);
+        REQUIRE(waitFor([&, victim = victim] {
+            auto next = runningNamed(node, "victim-0-");
+            return next.second > 0 && next.first != victim;
+        }));
+    }
+    // Nothing of either has started, and the one being applied is not stored until its image is there.
+    auto services = node.hull({"get", "services"}).out;
+    CHECK(services.find("stuck2") != std::string::npos);
+    CHECK(services.find("stuck ") == std::string::npos);
+    for (const auto& e : dbEvents(db)) CHECK_FALSE((e.kind == "start" && e.service.rfind("stuck", 0) == 0));
+    pollfd p{applying, POLLIN, 0};
+    CHECK(::poll(&p, 1, 0) == 0);  // no answer yet: the pull goes on
 }

@@ -100,7 +100,7 @@ TEST_CASE("store: schema is created, WAL is on, data persists across opens", "[s
     {
         RawDb raw(path);
         CHECK(raw.scalar("PRAGMA journal_mode") == "wal");
-        CHECK(raw.scalar("PRAGMA user_version") == "1");
+        CHECK(raw.scalar("PRAGMA user_version") == "2");
     }
     // Moves keep the one connection.
     Store s = openOrFail(path);
@@ -144,6 +144,73 @@ TEST_CASE("store: putService generations", "[store]") {
     CHECK_FALSE(ok(s.deleteService("web")));
     CHECK_FALSE(ok(s.getService("web")).has_value());
     CHECK(ok(s.putService("web", "B")) == 1);  // a new service again
+}
+
+TEST_CASE("store: a spec changed only in replicas keeps its generation; slots are kept with it", "[store]") {
+    test::TempDir dir("hull-store");
+    Store s = openOrFail(dir / "node.db");
+    using G = Store::Generation;
+    CHECK(ok(s.putService("web", "A3", G::Keep)) == 1);  // a new service starts at 1 either way
+    CHECK(ok(s.putService("web", "A5", G::Keep)) == 1);  // stored, generation kept
+    CHECK(ok(s.getService("web"))->spec == "A5");
+    CHECK(ok(s.putService("web", "B5", G::Bump)) == 2);
+    CHECK_FALSE(ok(s.getService("web"))->slots.has_value());
+    // Slots: stored as given, their change alone is a change (kept generation), the same ones are none.
+    CHECK(ok(s.putService("web", "B5", G::Keep, std::vector<int>{5, 9})) == 2);
+    auto row = ok(s.getService("web"));
+    REQUIRE(row);
+    REQUIRE(row->slots);
+    CHECK(*row->slots == std::vector<int>{5, 9});
+    int64_t updated = row->updatedMs;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(ok(s.putService("web", "B5", G::Bump, std::vector<int>{5, 9})) == 2);  // nothing changed: no bump
+    CHECK(ok(s.getService("web"))->updatedMs == updated);
+    CHECK(ok(s.putService("web", "B5", G::Keep, std::vector<int>{})) == 2);
+    CHECK(ok(s.listServices())[0].slots == std::optional<std::vector<int>>(std::vector<int>{}));
+    CHECK(ok(s.putService("web", "B5", G::Keep)) == 2);
+    CHECK_FALSE(ok(s.listServices())[0].slots.has_value());
+}
+
+TEST_CASE("store: a version-1 file is migrated, its rows intact", "[store]") {
+    test::TempDir dir("hull-store");
+    const std::string path = dir / "node.db";
+    {
+        // The schema as the first release wrote it, with a service and an event in it.
+        RawDb raw(path);
+        raw.exec("PRAGMA journal_mode=WAL");
+        raw.exec(R"sql(
+CREATE TABLE services (name TEXT PRIMARY KEY NOT NULL, spec TEXT NOT NULL, generation INTEGER NOT NULL,
+                       updated_ms INTEGER NOT NULL);
+CREATE TABLE containers (id TEXT PRIMARY KEY NOT NULL, service TEXT NOT NULL, generation INTEGER NOT NULL,
+                         slot INTEGER NOT NULL, state TEXT NOT NULL, started_ms INTEGER NOT NULL,
+                         finished_ms INTEGER NOT NULL, exit_code INTEGER, restarts INTEGER NOT NULL,
+                         ready INTEGER NOT NULL);
+CREATE INDEX containers_by_service ON containers(service, slot, started_ms);
+CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+                     service TEXT NOT NULL, container TEXT NOT NULL, message TEXT NOT NULL);
+INSERT INTO services VALUES ('web', '{"name":"web","image":"b"}', 4, 1234);
+INSERT INTO events(time_ms, kind, service, container, message) VALUES (1, 'apply', 'web', '', 'generation 4');
+PRAGMA user_version = 1;
+)sql");
+    }
+    {
+        Store s = openOrFail(path);
+        auto row = ok(s.getService("web"));
+        REQUIRE(row);
+        CHECK(row->spec == R"({"name":"web","image":"b"})");
+        CHECK(row->generation == 4);
+        CHECK(row->updatedMs == 1234);
+        CHECK_FALSE(row->slots.has_value());
+        CHECK(ok(s.events()).size() == 1);
+        CHECK(ok(s.putService("web", R"({"name":"web","image":"b"})", Store::Generation::Keep, std::vector<int>{3})) == 4);
+    }
+    RawDb raw(path);
+    CHECK(raw.scalar("PRAGMA user_version") == "2");
+    CHECK(raw.scalar("SELECT slots FROM services WHERE name = 'web'") == "[3]");
+    // A slots column another tool damaged reads as none, not as an error.
+    raw.exec("UPDATE services SET slots = 'five' WHERE name = 'web'");
+    Store s = openOrFail(path);
+    CHECK_FALSE(ok(s.getService("web"))->slots.has_value());
 }
 
 TEST_CASE("store: containers put, replace, list, filter, delete", "[store]") {

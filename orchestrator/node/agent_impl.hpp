@@ -1,0 +1,126 @@
+#pragma once
+// The node agent inside (agent.hpp is its face), for its own files only:
+//   agent.cpp      the loop: observe, plan (core/reconcile.hpp), apply (starts,
+//                  background stops, the services' host ports), and run()
+//   agent_api.cpp  what the API serves: apply, scale, delete, get, describe,
+//                  events, metrics
+// with the probes in prober.cpp, the API's connections in api_server.cpp and
+// pulls in image_puller.cpp.
+// Everything runs on one thread, the io_context's: a reconcile round, an API
+// request and a probe's completion never overlap (background stops are the
+// one exception, and share only stopping_, under its mutex).
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "orchestrator/api/messages.hpp"
+#include "orchestrator/core/reconcile.hpp"
+#include "orchestrator/node/agent.hpp"
+#include "orchestrator/node/api_server.hpp"
+#include "orchestrator/node/image_puller.hpp"
+#include "orchestrator/node/prober.hpp"
+#include "orchestrator/node/store.hpp"
+#include "runtime/engine.hpp"
+
+namespace hull::orchestrator {
+
+class AgentImpl final : public Agent {
+public:
+    AgentImpl(AgentOptions o, runtime::Engine e, Store s);
+
+    Result<void> reconcileOnce() override;
+    Result<void> run() override;
+
+private:
+    static int64_t nowMs();
+    static std::string label(const runtime::ContainerInfo& c, const char* key);
+    static int64_t labelInt(const runtime::ContainerInfo& c, const char* key);
+
+    // ---- the loop (agent.cpp) ----
+    /// Reconcile again at AT (unix ms) if that is before the next wake-up already due.
+    void wakeBy(int64_t at) { nextWake_ = nextWake_ ? std::min(nextWake_, at) : at; }
+    /// Reconcile now (from between rounds: a probe's health changed, a container exited).
+    void wake() { timer_.cancel(); }
+    /// A service whose stored spec cannot be read: said once (an error event),
+    /// until it can be read again or the error changes.
+    void noteUnreadable(const std::string& name, const std::string& error, int64_t now);
+    bool notYetProbed(const Observed& o) const;
+    std::set<std::string> readPortsRecord() const;
+    void writePortsRecord(const std::set<std::string>& ports) const;
+    void syncPorts(const std::map<std::string, DesiredService>& specs, const std::set<std::string>& unreadable,
+                   const std::vector<Observed>& observed, const std::map<std::string, int>& stopping, int64_t now);
+    void stopInBackground(const std::string& id, int grace);
+    bool start(const Service& s, const Action& a, int64_t now);
+    /// A start that failed (E): an error event; the caller backs the slot off.
+    void startFailed(const Service& s, const Action& a, const Error& e, int64_t now);
+    void forget(const std::string& id);
+    bool isStopping(const std::string& id);
+
+    // ---- the API (agent_api.cpp) ----
+    void handle(const std::string& method, const std::string& target, const std::string& body, ApiServer::Respond respond);
+    ApiReply answer(const std::string& method, const std::string& target, const std::string& body);
+    /// `hull apply`: answered once its image is there (a pull, in the background).
+    void apply(const std::string& body, ApiServer::Respond respond);
+    ApiReply store(const Service& s, const std::string& source);
+    ApiReply scale(const std::string& name, const std::string& body);
+    ApiReply describe(const std::string& name);
+    /// Store S with the generation it calls for: a new one only when more than replicas changed.
+    [[nodiscard]] Result<int64_t> storeService(const Service& s);
+    std::vector<ContainerEntry> containers(const std::string& service = "");
+    bool readyOf(const runtime::ContainerInfo& c);
+    std::string metrics();
+
+    /// "[IP:]PORT:PORT/PROTO": a port spec's host side, the same for every
+    /// spelling of it ("8080:80" and "0.0.0.0:8080:81/tcp" are one host port).
+    static std::string hostSide(const std::string& spec);
+    /// A host port of A that B publishes too ("8080/tcp"), or "".
+    static std::string portClash(const Service& a, const Service& b);
+
+    boost::asio::io_context ioc_;  // first: what runs on it may use every member below
+    AgentOptions o_;
+    runtime::Engine engine_;
+    Store store_;
+    boost::asio::steady_timer timer_;  // the next round
+    Prober prober_;
+    ImagePuller puller_;
+
+    /// The exit of a container, once seen.
+    struct ExitTrack {
+        int64_t finishedMs = 0;    // when it ended (exit.json's mtime), once we have seen it
+        int64_t pendingSince = 0;  // ended, exit status not yet recorded
+    };
+    std::map<std::string, ExitTrack> exits_;          // by container id
+    std::map<std::string, DesiredService> specs_;     // as of the last round (readiness of containers not probed yet)
+    std::map<std::string, std::string> unreadable_;   // services whose stored spec cannot be read: the error said
+    std::map<std::string, Observed> failed_;          // stopped for a failed probe, until their slot restarts
+    struct Published {
+        std::vector<std::string> ports, backends;  // the spec's ports; container ids
+        std::string error;                         // of the last try, if it failed
+        int64_t retryAt = 0;
+    };
+    std::map<std::string, Published> published_;    // by service: what its host ports lead to
+    std::optional<std::set<std::string>> recorded_;  // STATE/ports.json as last read or written (none: not read yet)
+    bool swept_ = false;                             // the record's leftovers unpublished (once per agent)
+    std::set<std::string> portClashes_;              // services whose ports another service holds (said once)
+    struct StartFailures {
+        int count = 0;           // consecutive failed starts of the slot
+        int64_t retryAt = 0;     // unix ms: not before
+        int64_t generation = 0;  // of the spec that failed
+    };
+    std::map<std::pair<std::string, int>, StartFailures> startFailures_;  // by (service, slot)
+    int64_t startedMs_ = 0;             // this agent's start (exits before it happened while none ran)
+    int64_t nextWake_ = 0;              // the earliest backoff that ends before the next tick
+    std::set<std::string> watched_;     // container dirs with an inotify watch
+    std::map<std::string, int> grace_;  // seconds, per service, remembered past its deletion
+    std::mutex stoppingMu_;
+    std::set<std::string> stopping_;
+};
+
+}  // namespace hull::orchestrator

@@ -1,0 +1,129 @@
+#include "orchestrator/node/api_server.hpp"
+
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "sys/log.hpp"
+
+namespace hull::orchestrator {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using local = asio::local::stream_protocol;
+using boost::system::error_code;
+
+struct ApiServer::Impl : std::enable_shared_from_this<Impl> {
+    Impl(asio::io_context& ioc, std::string p, Handler h, ApiLimits l)
+        : acceptor(ioc), retry(ioc), path(std::move(p)), handler(std::move(h)), limits(l) {}
+
+    void accept();
+
+    local::acceptor acceptor;
+    asio::steady_timer retry;  // after a failed accept (out of fds): again shortly, not in a hot loop
+    std::string path;
+    Handler handler;
+    ApiLimits limits;
+    size_t open = 0;  // connections
+};
+
+namespace {
+
+/// One connection: read one request within the deadline, answer it, close.
+/// The stream's expiry closes the socket on a client that is too slow, so
+/// every operation ends, and with the last one the session.
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(std::shared_ptr<ApiServer::Impl> server, local::socket sock)
+        : server_(std::move(server)), stream_(std::move(sock)) {
+        ++server_->open;
+    }
+    ~Session() { --server_->open; }
+
+    void start() {
+        stream_.expires_after(server_->limits.deadline);
+        http::async_read(stream_, buf_, req_, [self = shared_from_this()](error_code ec, size_t) { self->answer(ec); });
+    }
+
+private:
+    void answer(error_code ec) {
+        // Closed, too slow (beast::error::timeout), or not HTTP: nothing to answer.
+        if (ec) return;
+        // Not while the agent is working on the answer: only the client's own pace is bounded.
+        stream_.expires_never();
+        server_->handler(std::string(req_.method_string()), std::string(req_.target()), req_.body(),
+                         [self = shared_from_this()](ApiReply r) { self->send(std::move(r)); });
+    }
+
+    void send(ApiReply r) {
+        res_ = http::response<http::string_body>{http::status(r.status), req_.version()};
+        res_.set(http::field::content_type, r.contentType);
+        res_.body() = std::move(r.body);
+        res_.keep_alive(false);
+        res_.prepare_payload();
+        stream_.expires_after(server_->limits.deadline);
+        http::async_write(stream_, res_, [self = shared_from_this()](error_code, size_t) {
+            error_code ignored;
+            self->stream_.socket().shutdown(local::socket::shutdown_both, ignored);
+        });
+    }
+
+    std::shared_ptr<ApiServer::Impl> server_;
+    beast::basic_stream<local> stream_;
+    beast::flat_buffer buf_;
+    http::request<http::string_body> req_;
+    http::response<http::string_body> res_;
+};
+
+}  // namespace
+
+void ApiServer::Impl::accept() {
+    acceptor.async_accept([self = shared_from_this()](error_code ec, local::socket sock) {
+        if (ec == asio::error::operation_aborted || !self->acceptor.is_open()) return;
+        if (ec) {
+            log::warnf("node: api: accept: %s", ec.message().c_str());
+            self->retry.expires_after(std::chrono::milliseconds(100));
+            self->retry.async_wait([self](error_code e) {
+                if (!e) self->accept();
+            });
+            return;
+        }
+        // Over the cap: closed at once (the socket's destructor), so a flood
+        // of clients costs an fd each only for a moment.
+        if (self->open < self->limits.maxConnections) std::make_shared<Session>(self, std::move(sock))->start();
+        self->accept();
+    });
+}
+
+Result<std::unique_ptr<ApiServer>> ApiServer::listen(asio::io_context& ioc, const std::string& path, Handler handler,
+                                                     ApiLimits limits) {
+    auto impl = std::make_shared<Impl>(ioc, path, std::move(handler), limits);
+    ::unlink(path.c_str());
+    error_code ec;
+    impl->acceptor.open(local(), ec);
+    if (!ec) impl->acceptor.bind(local::endpoint(path), ec);
+    if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return fail(Error::plain(ec.value(), "node: listen on " + path + ": " + ec.message()));
+    // root and the hull group only.
+    ::chmod(path.c_str(), 0660);
+    if (struct group* g = ::getgrnam("hull")) (void)!::chown(path.c_str(), 0, g->gr_gid);
+    impl->accept();
+    return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
+}
+
+ApiServer::~ApiServer() {
+    error_code ignored;
+    impl_->acceptor.close(ignored);
+    impl_->retry.cancel();
+    ::unlink(impl_->path.c_str());
+}
+
+size_t ApiServer::connections() const { return impl_->open; }
+
+}  // namespace hull::orchestrator
