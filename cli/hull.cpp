@@ -14,6 +14,8 @@
 
 #include "cli/args.hpp"
 #include "images/store.hpp"
+#include "orchestrator/api/client.hpp"
+#include "orchestrator/master/master.hpp"
 #include "orchestrator/node/agent.hpp"
 #include "orchestrator/api/messages.hpp"
 #include "runtime/engine.hpp"
@@ -618,17 +620,18 @@ std::vector<std::string> outputFlagFirst(const std::vector<std::string>& argv) {
     return reordered;
 }
 
-/// The agent's answer: its body when 200; else nullopt, its ErrorReply's message on stderr.
-std::optional<std::string> call(const std::string& socket, const std::string& method, const std::string& target,
+/// The target's answer: its body when 200; else nullopt, its ErrorReply's message on stderr.
+std::optional<std::string> call(const orchestrator::api::ApiTarget& t, const std::string& method, const std::string& target,
                                 const std::string& body) {
-    auto r = orchestrator::apiRequest(socket, method, target, body);
+    auto r = orchestrator::api::apiCall(t, method, target, body);
     if (!r) {
         failWith(r.error().message());
         return std::nullopt;
     }
     if (r->first != 200) {
         auto e = orchestrator::decode<orchestrator::ErrorReply>(r->second);
-        failWith(e ? e->message : "node agent: status " + std::to_string(r->first) + ": " + r->second);
+        failWith(e ? e->message
+                   : std::string(t.master() ? "master" : "node agent") + ": status " + std::to_string(r->first) + ": " + r->second);
         return std::nullopt;
     }
     return r->second;
@@ -636,39 +639,168 @@ std::optional<std::string> call(const std::string& socket, const std::string& me
 
 /// call(), with the reply decoded as a T.
 template <class T>
-std::optional<T> ask(const std::string& socket, const std::string& method, const std::string& target,
+std::optional<T> ask(const orchestrator::api::ApiTarget& t, const std::string& method, const std::string& target,
                      const std::string& body) {
-    auto r = call(socket, method, target, body);
+    auto r = call(t, method, target, body);
     if (!r) return std::nullopt;
     auto m = orchestrator::decode<T>(*r);
     if (!m) {
-        failWith("node agent: " + m.error().message());
+        failWith(std::string(t.master() ? "master" : "node agent") + ": " + m.error().message());
         return std::nullopt;
     }
     return std::move(*m);
 }
 
-int nodeCmd(const std::string& state, const std::string& runDir, const std::string& cmd,
+std::string labelsText(const std::map<std::string, std::string>& labels) {
+    std::string out;
+    for (const auto& [k, v] : labels) out += (out.empty() ? "" : ",") + k + "=" + v;
+    return out;
+}
+
+/// `hull node ls|drain|activate|label`: a master's nodes.
+int clusterNodeCmd(const orchestrator::api::ApiTarget& t, const std::string& sub, const std::vector<std::string>& argv) {
+    if (!t.master()) return failWith("node " + sub + ": needs a master (--config admin.conf, or $HULL_CONFIG)");
+    Args a(outputFlagFirst(argv), {}, {"--output"}, {{"-o", "--output"}});
+    if (!a.error.empty()) return failWith("node " + sub + ": " + a.error);
+    bool asJson = a.get("--output", "table") == "json";
+    auto printNodes = [&](const std::vector<orchestrator::NodeEntry>& nodes) {
+        orchestrator::NodeList list{nodes};
+        if (asJson) {
+            std::printf("%s\n", orchestrator::outputJson(list).dump(true).c_str());
+            return;
+        }
+        std::printf("%-16s %-8s %-16s %-10s %-5s %-9s %s\n", "NAME", "STATUS", "ADDRESS", "CONTAINERS", "CPUS", "MEMORY",
+                    "LABELS");
+        for (const auto& n : nodes) {
+            char cpus[32];
+            std::snprintf(cpus, sizeof cpus, "%g", n.cpus);
+            std::printf("%-16s %-8s %-16s %-10lld %-5s %-9s %s\n", n.name.c_str(), n.status.c_str(), n.address.c_str(),
+                        (long long)n.containers, cpus, bytesText(n.memory).c_str(), labelsText(n.labels).c_str());
+        }
+    };
+    if (sub == "ls") {
+        auto m = ask<orchestrator::NodeList>(t, "GET", "/v1/nodes", "");
+        if (!m) return 1;
+        printNodes(m->nodes);
+        return 0;
+    }
+    if (a.positional.empty()) return failWith("node " + sub + ": expected a node name");
+    const std::string name = a.positional[0];
+    std::optional<orchestrator::NodeReply> r;
+    if (sub == "drain" || sub == "activate") {
+        if (a.positional.size() != 1) return failWith("node " + sub + ": expected one node name");
+        r = ask<orchestrator::NodeReply>(t, "POST", "/v1/nodes/" + name + "/" + sub, "");
+    } else {
+        orchestrator::NodeLabelRequest req;
+        for (size_t i = 1; i < a.positional.size(); ++i) {
+            const std::string& kv = a.positional[i];
+            auto eq = kv.find('=');
+            if (eq != std::string::npos) req.set[kv.substr(0, eq)] = kv.substr(eq + 1);
+            else if (!kv.empty() && kv.back() == '-') req.remove.push_back(kv.substr(0, kv.size() - 1));
+            else return failWith("node label: expected KEY=VALUE (set) or KEY- (remove), not \"" + kv + "\"");
+        }
+        if (req.set.empty() && req.remove.empty()) return failWith("node label: expected NAME KEY=VALUE...");
+        r = ask<orchestrator::NodeReply>(t, "POST", "/v1/nodes/" + name + "/labels", orchestrator::encode(req));
+    }
+    if (!r) return 1;
+    printNodes({r->node});
+    return 0;
+}
+
+/// `hull cluster join-token [--rotate] | status`.
+int clusterCmd(const orchestrator::api::ApiTarget& t, const std::vector<std::string>& argv) {
+    if (argv.empty()) return failWith("cluster: expected join-token or status");
+    if (!t.master()) return failWith("cluster: needs a master (--config admin.conf, or $HULL_CONFIG)");
+    Args a(outputFlagFirst(std::vector<std::string>(argv.begin() + 1, argv.end())), {"--rotate"}, {"--output"},
+           {{"-o", "--output"}});
+    if (!a.error.empty()) return failWith("cluster " + argv[0] + ": " + a.error);
+    if (argv[0] == "join-token") {
+        auto r = ask<orchestrator::JoinTokenReply>(t, a.has("--rotate") ? "POST" : "GET", "/v1/cluster/join-token", "");
+        if (!r) return 1;
+        std::printf("%s\n", r->token.c_str());
+        return 0;
+    }
+    if (argv[0] == "status") {
+        auto r = ask<orchestrator::ClusterStatus>(t, "GET", "/v1/cluster/status", "");
+        if (!r) return 1;
+        if (a.get("--output", "table") == "json") {
+            std::printf("%s\n", orchestrator::outputJson(*r).dump(true).c_str());
+            return 0;
+        }
+        std::printf("%-16s %-24s %s\n", "MASTER", "ADDRESS", "ROLE");
+        for (const auto& m : r->masters) std::printf("%-16s %-24s %s\n", m.name.c_str(), m.address.c_str(), m.role.c_str());
+        std::printf("\nleader %s, store %s, %lld nodes, %lld services\n", r->leader.c_str(), r->store.c_str(),
+                    (long long)r->nodes, (long long)r->services);
+        return 0;
+    }
+    return failWith("cluster: unknown command \"" + argv[0] + "\" (join-token or status)");
+}
+
+int masterCmd(const std::string& state, const std::vector<std::string>& argv) {
+    Args a(argv, {}, {"--listen", "--advertise", "--name", "--heartbeat", "--grace"}, {});
+    if (!a.error.empty() || !a.positional.empty()) return failWith("master: " + (a.error.empty() ? "unexpected " + a.positional[0] : a.error));
+    orchestrator::master::MasterOptions o;
+    o.stateDir = state;
+    o.listen = a.get("--listen", o.listen);
+    o.advertise = a.all("--advertise");
+    o.name = a.get("--name");
+    for (const char* f : {"--heartbeat", "--grace"})
+        if (a.has(f)) {
+            auto d = orchestrator::parseDuration(a.get(f));
+            if (!d || d->count() < 10) return failWith(std::string("master: ") + f + ": expected a duration such as 300ms");
+            (std::string(f) == "--heartbeat" ? o.heartbeat : o.grace) = *d;
+        }
+    auto m = orchestrator::master::Master::open(o);
+    if (!m) return failWith(m.error().message());
+    return check((*m)->run());
+}
+
+int nodeCmd(const std::string& state, const std::string& runDir, const std::string& config, const std::string& cmd,
             const std::vector<std::string>& argv) {
     std::string socket = state + "/node.sock";
-    if (cmd == "node") {
-        Args a(argv, {}, {"--socket", "--insecure-registry"}, {});
+    if (cmd == "master") return masterCmd(state, argv);
+    bool nodeSub = cmd == "node" && !argv.empty() && (argv[0] == "ls" || argv[0] == "drain" || argv[0] == "activate" ||
+                                                       argv[0] == "label");
+    if (cmd == "node" && !nodeSub) {
+        Args a(argv, {}, {"--socket", "--insecure-registry", "--join", "--token", "--name", "--label", "--address"}, {});
         if (!a.error.empty()) return failWith("node: " + a.error);
         orchestrator::AgentOptions o;
         o.stateDir = state;
         o.runDir = runDir;
         o.socketPath = a.get("--socket", socket);
         o.insecureRegistries = a.all("--insecure-registry");
+        if (a.has("--join")) {
+            orchestrator::node::LinkOptions l;
+            l.stateDir = state;
+            l.masterUrl = a.get("--join");
+            while (!l.masterUrl.empty() && l.masterUrl.back() == '/') l.masterUrl.pop_back();
+            l.token = a.get("--token");
+            l.name = a.get("--name");
+            l.address = a.get("--address");
+            for (const auto& kv : a.all("--label")) {
+                auto eq = kv.find('=');
+                if (eq == std::string::npos || eq == 0) return failWith("node: --label " + kv + ": expected KEY=VALUE");
+                l.labels[kv.substr(0, eq)] = kv.substr(eq + 1);
+            }
+            o.join = l;
+        } else if (a.has("--token") || a.has("--name") || a.has("--label") || a.has("--address")) {
+            return failWith("node: --token, --name, --label and --address go with --join URL");
+        }
         auto agent = orchestrator::Agent::open(o);
         if (!agent) return failWith(agent.error().message());
         return check((*agent)->run());
     }
+    auto target = orchestrator::api::resolveTarget(config, socket);
+    if (!target) return failWith(target.error().message());
+    const auto& t = *target;
+    if (cmd == "node") return clusterNodeCmd(t, argv[0], std::vector<std::string>(argv.begin() + 1, argv.end()));
+    if (cmd == "cluster") return clusterCmd(t, argv);
     if (cmd == "apply") {
         Args a(argv, {}, {"--file"}, {{"-f", "--file"}});
         if (!a.error.empty() || !a.has("--file")) return failWith("apply: expected -f FILE");
         auto text = sys::readFile(a.get("--file"));
         if (!text) return failWith(text.error().message());
-        auto r = ask<orchestrator::ApplyReply>(socket, "POST", "/v1/services",
+        auto r = ask<orchestrator::ApplyReply>(t, "POST", "/v1/services",
                                                           orchestrator::encode(orchestrator::ApplyRequest{a.get("--file"), *text}));
         if (!r) return 1;
         std::printf("service %s applied (generation %lld)\n", r->name.c_str(), (long long)r->generation);
@@ -682,11 +814,11 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
             return failWith("get: expected services or containers");
         std::optional<json::Value> v;
         if (what == "services") {
-            if (auto m = ask<orchestrator::ServiceList>(socket, "GET", "/v1/services", "")) v = orchestrator::outputJson(*m);
+            if (auto m = ask<orchestrator::ServiceList>(t, "GET", "/v1/services", "")) v = orchestrator::outputJson(*m);
         } else if (what == "containers") {
-            if (auto m = ask<orchestrator::ContainerList>(socket, "GET", "/v1/containers", "")) v = orchestrator::outputJson(*m);
+            if (auto m = ask<orchestrator::ContainerList>(t, "GET", "/v1/containers", "")) v = orchestrator::outputJson(*m);
         } else {
-            if (auto m = ask<orchestrator::EventList>(socket, "GET", "/v1/events", "")) v = orchestrator::outputJson(*m);
+            if (auto m = ask<orchestrator::EventList>(t, "GET", "/v1/events", "")) v = orchestrator::outputJson(*m);
         }
         if (!v) return 1;
         if (a.get("--output", "table") == "json") {
@@ -722,7 +854,7 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
     if (cmd == "describe") {
         Args a(outputFlagFirst(argv), {}, {"--output"}, {{"-o", "--output"}});
         if (!a.error.empty() || a.positional.size() != 1) return failWith("describe: expected a service name");
-        auto m = ask<orchestrator::DescribeReply>(socket, "GET", "/v1/services/" + a.positional[0], "");
+        auto m = ask<orchestrator::DescribeReply>(t, "GET", "/v1/services/" + a.positional[0], "");
         if (!m) return 1;
         json::Value v = orchestrator::outputJson(*m);
         if (a.get("--output", "table") == "json") std::printf("%s\n", v.dump(true).c_str());
@@ -730,19 +862,19 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
         return 0;
     }
     if (cmd == "metrics") {
-        auto r = call(socket, "GET", "/metrics", "");
+        auto r = call(t, "GET", "/metrics", "");
         if (!r) return 1;
         std::printf("%s", r->c_str());
         return 0;
     }
     if (cmd == "delete") {
         if (argv.size() != 1) return failWith("delete: expected a service name");
-        return ask<orchestrator::DeleteReply>(socket, "DELETE", "/v1/services/" + argv[0], "") ? 0 : 1;
+        return ask<orchestrator::DeleteReply>(t, "DELETE", "/v1/services/" + argv[0], "") ? 0 : 1;
     }
     if (cmd == "scale") {
         auto n = argv.size() == 2 ? wholeNumber(argv[1]) : std::nullopt;
         if (!n || *n < 0) return failWith("scale: expected SERVICE REPLICAS");
-        return ask<orchestrator::ScaleReply>(socket, "POST", "/v1/services/" + argv[0] + "/scale",
+        return ask<orchestrator::ScaleReply>(t, "POST", "/v1/services/" + argv[0] + "/scale",
                                                         orchestrator::encode(orchestrator::ScaleRequest{*n}))
                    ? 0
                    : 1;
@@ -801,7 +933,7 @@ int overlayCmd(const std::vector<std::string>& rest) {
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
-    std::string state, runDir;
+    std::string state, runDir, config;
     bool debug = false;
     size_t i = 0;
     for (; i < args.size() && args[i].rfind("--", 0) == 0; ++i) {
@@ -809,6 +941,8 @@ int main(int argc, char** argv) {
         else if (args[i] == "--state-dir" && i + 1 < args.size()) state = args[++i];
         else if (args[i].rfind("--state-dir=", 0) == 0) state = args[i].substr(12);
         else if (args[i] == "--run-dir" && i + 1 < args.size()) runDir = args[++i];
+        else if (args[i] == "--config" && i + 1 < args.size()) config = args[++i];
+        else if (args[i].rfind("--config=", 0) == 0) config = args[i].substr(9);
         else if (args[i] == "--version") args[i] = "version";
         else if (args[i] == "--help") {
             std::printf("%s", kUsage);
@@ -835,11 +969,13 @@ int main(int argc, char** argv) {
         const char* env = std::getenv("HULL_RUN_DIR");
         runDir = env && *env ? env : (!state.empty() || std::getenv("HULL_STATE_DIR")) ? stateDir(state) + "/run" : "/run/hull";
     }
+    // The agent, the master and the API's verbs need no engine here (a CLI
+    // speaking to a master may be on a machine that runs no containers).
+    if (cmd == "node" || cmd == "master" || cmd == "cluster" || cmd == "apply" || cmd == "get" || cmd == "describe" ||
+        cmd == "events" || cmd == "delete" || cmd == "scale" || cmd == "metrics")
+        return nodeCmd(stateDir(state), runDir, config, cmd, rest);
     auto engine = runtime::Engine::open(stateDir(state), runDir);
     if (!engine) return failWith(engine.error().message());
-    if (cmd == "node" || cmd == "apply" || cmd == "get" || cmd == "describe" || cmd == "events" || cmd == "delete" ||
-        cmd == "scale" || cmd == "metrics")
-        return nodeCmd(stateDir(state), runDir, cmd, rest);
     if (cmd == "_cleanup") {
         // Run by hull-monitor when a detached container has ended.
         if (rest.size() != 1) return 2;

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cmath>
 
-#include "netns/portmap.hpp"
 #include "orchestrator/core/constraints.hpp"
 #include "orchestrator/core/lifecycle.hpp"
 #include "orchestrator/core/scheduler.hpp"
@@ -18,13 +17,10 @@ namespace {
 
 Error storeError(const Error& e) { return Error::plain(EIO, "store: " + e.message()); }
 
-/// The host sides of a service's ports ("8080/tcp", "127.0.0.1:8080/tcp"): what two services cannot share.
+/// The host sides of a service's ports (validated when it was applied).
 std::vector<std::string> hostPorts(const Service& s) {
-    std::vector<std::string> out;
-    for (const auto& spec : s.ports)
-        if (auto p = netns::parsePortMapping(spec))
-            out.push_back((p->hostIp ? p->hostIp->str() + ":" : std::string()) + std::to_string(p->hostPort) + "/" + p->protocol);
-    return out;
+    auto h = core::hostPorts(s.ports);
+    return h ? *h : std::vector<std::string>{};
 }
 
 /// The scheduler's view of a service; its placement rules were checked at apply.
@@ -35,7 +31,7 @@ core::ServiceDemand demandOf(const Service& s) {
     d.memory = s.requests.memory;
     for (const auto& c : s.placement.constraints)
         if (auto parsed = core::parseConstraint(c)) d.constraints.push_back(*parsed);
-    if (auto key = core::parseSpreadKey(s.placement.spread)) d.spreadLabel = *key == "node" ? "" : key->substr(12);
+    if (auto key = core::parseSpreadKey(s.placement.spread)) d.spreadLabel = *key;
     d.strategy = s.placement.strategy == "binpack" ? core::ServiceDemand::Strategy::Binpack : core::ServiceDemand::Strategy::Spread;
     d.hostPorts = hostPorts(s);
     return d;
@@ -146,7 +142,7 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
     auto old = services_.find(svc->name);
     if (old == services_.end()) {
         r.generation = 1;
-    } else if (specWithoutReplicas(old->second.spec) == specWithoutReplicas(*svc)) {
+    } else if (sameTemplate(old->second.spec, *svc)) {
         // The same file again, or only the replica count changed: running
         // replicas stay as they are.
         r.generation = old->second.generation;

@@ -112,10 +112,5 @@ Result<std::pair<std::string, int>> placementKey(const std::string& key) {
     return std::make_pair(rest.substr(0, slash), slot);
 }
 
-std::string specWithoutReplicas(const Service& s) {
-    Service copy = s;
-    copy.replicas = 0;
-    return serviceJson(copy);
-}
 
 }  // namespace hull::orchestrator::master

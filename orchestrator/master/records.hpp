@@ -46,8 +46,4 @@ std::string encodePlacement(const core::SlotPlacement& p);
 /// "/hull/placements/web/3" -> ("web", 3).
 [[nodiscard]] Result<std::pair<std::string, int>> placementKey(const std::string& key);
 
-/// The service's spec with replicas left out: what decides whether a change is a
-/// new generation (a scale is not).
-std::string specWithoutReplicas(const Service& s);
-
 }  // namespace hull::orchestrator::master

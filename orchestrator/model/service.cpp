@@ -141,7 +141,7 @@ public:
         Service s;
         if (!root.IsMap()) return fail(err(root, "", std::string("a service file must be a mapping, not ") + describe(root)));
         TRY(checkKeys(root, "", {"name", "image", "command", "env", "replicas", "resources", "ports", "volumes",
-                                 "restart", "backoff", "probes", "maxAge", "stopGracePeriod"}));
+                                 "restart", "backoff", "probes", "maxAge", "stopGracePeriod", "placement"}));
         auto name = TRY(required(root, "", "name"));
         s.name = TRY(string(name, "name"));
         if (!validName(s.name))
@@ -193,6 +193,18 @@ public:
             if (s.maxAge->count() == 0) return fail(err(n, "maxAge", "must be more than 0 (omit it for never)"));
         }
         if (auto n = root["stopGracePeriod"]) s.stopGracePeriod = TRY(duration(n, "stopGracePeriod"));
+        if (auto n = root["placement"]) {
+            TRY(checkKeys(n, "placement", {"constraints", "spread", "strategy"}));
+            if (auto c = n["constraints"])
+                for (const auto& item : TRY(list(c, "placement.constraints")))
+                    s.placement.constraints.push_back(TRY(string(item, "placement.constraints")));
+            if (auto sp = n["spread"]) s.placement.spread = TRY(string(sp, "placement.spread"));
+            if (auto st = n["strategy"]) {
+                s.placement.strategy = TRY(string(st, "placement.strategy"));
+                if (s.placement.strategy != "spread" && s.placement.strategy != "binpack")
+                    return fail(err(st, "placement.strategy", "\"" + s.placement.strategy + "\" is not one of spread, binpack"));
+            }
+        }
         return s;
     }
 
@@ -578,7 +590,7 @@ public:
             if (strict_) return s;
         }
         known(o, "", {"version", "name", "image", "command", "env", "replicas", "resources", "ports", "volumes", "restart",
-                      "backoff", "probes", "maxAge", "stopGracePeriod"});
+                      "backoff", "probes", "maxAge", "stopGracePeriod", "placement"});
         if (const json::Value* v = required(o, "", "name", json::Type::String)) s.name = v->asString();
         if (const json::Value* v = required(o, "", "image", json::Type::String)) s.image = v->asString();
         strings(o, "", "command", s.command);
@@ -616,6 +628,12 @@ public:
             if (m->isNumber()) s.maxAge = age;
         }
         millis(o, "", "stopGracePeriod", s.stopGracePeriod);
+        if (const json::Value* p = get(o, "", "placement", json::Type::Object)) {
+            known(*p, "placement", {"constraints", "spread", "strategy"});
+            strings(*p, "placement", "constraints", s.placement.constraints);
+            if (const json::Value* v = get(*p, "placement", "spread", json::Type::String)) s.placement.spread = v->asString();
+            if (const json::Value* v = get(*p, "placement", "strategy", json::Type::String)) s.placement.strategy = v->asString();
+        }
         return s;
     }
 
@@ -672,6 +690,15 @@ std::string serviceJson(const Service& s) {
     o.set("probes", probes);
     o.set("maxAge", s.maxAge ? ms(*s.maxAge) : json::Value());
     o.set("stopGracePeriod", ms(s.stopGracePeriod));
+    // Written only when set: the canonical JSON of a spec without placement is
+    // what it was before placement existed (stored specs compare equal).
+    if (!(s.placement == Placement{})) {
+        json::Value p = json::Value::object();
+        p.set("constraints", strings(s.placement.constraints));
+        p.set("spread", s.placement.spread);
+        p.set("strategy", s.placement.strategy);
+        o.set("placement", p);
+    }
     return o.dump();
 }
 

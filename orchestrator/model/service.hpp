@@ -21,6 +21,10 @@
 //     startup:   {exec: ["cat", "/tmp/ready"], period: 200ms, failureThreshold: 30, initialDelay: 0s}
 //   maxAge: 1h                                             # the phoenix cycle; absent = never
 //   stopGracePeriod: 10s
+//   placement:                                             # a master's only; a standalone agent refuses it
+//     constraints: ["node.labels.zone == a", "node.name != n3"]
+//     spread: node.labels.zone                             # default: node
+//     strategy: spread                                     # or binpack
 //
 // Parsing is strict: an unknown key, a value of the wrong type or out of range
 // is an error naming the key and its line and column ("web.yaml:7:3: replicas:
@@ -61,6 +65,15 @@ struct Resources {
     bool operator==(const Resources&) const = default;
 };
 
+/// Where a master may place a service's replicas (core/scheduler.hpp). The
+/// model checks only the shape; the master checks the constraint syntax.
+struct Placement {
+    std::vector<std::string> constraints;  // "node.name == n1", "node.labels.zone != b"
+    std::string spread;                    // "" (or "node"): over nodes; "node.labels.KEY": over its values
+    std::string strategy = "spread";       // or "binpack"
+    bool operator==(const Placement&) const = default;
+};
+
 struct Service {
     std::string name;   // [a-z0-9][a-z0-9-]{0,62}: becomes part of container names
     std::string image;
@@ -75,6 +88,7 @@ struct Service {
     std::optional<Probe> liveness, readiness, startup;
     std::optional<Millis> maxAge;
     Millis stopGracePeriod{10000};
+    Placement placement;
     bool operator==(const Service&) const = default;
 };
 

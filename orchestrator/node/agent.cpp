@@ -242,6 +242,10 @@ Result<void> AgentImpl::run() {
     if (int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC); null >= 0) ::dup2(null, 0), ::close(null);
     // The API is served between rounds, each connection on its own deadline: a
     // client that sends nothing, or a byte at a time, holds up nothing.
+    // Joined to a master: the credentials first (a wrong token ends the agent
+    // here, with the master's reason), the session once the loop runs.
+    std::optional<node::NodeCredentials> creds;
+    if (o_.join) creds = TRY(node::ensureJoined(*o_.join));
     auto api = TRY(ApiServer::listen(ioc_, o_.socketPath,
                                      [this](const std::string& method, const std::string& target, const std::string& body,
                                             ApiServer::Respond respond) { handle(method, target, body, std::move(respond)); }));
@@ -289,9 +293,60 @@ Result<void> AgentImpl::run() {
     watchExitsLater = watchExits;
     readExits();
     tick();
+    if (creds)
+        link_ = node::MasterLink::start(ioc_, *o_.join, *creds,
+                                        {[this](const json::Value& m) { assign(m); },
+                                         [this] { return ContainerList{containers()}; }});
     ioc_.run();
+    if (link_) link_->stop();
     if (ino >= 0) inotify.close();
     return {};
+}
+
+void AgentImpl::assign(const json::Value& m) {
+    int64_t now = nowMs();
+    std::set<std::string> assigned = [&] {
+        auto keep = json::stringsOf(m.find("keep"));  // the master cannot read them: left as they are
+        return std::set<std::string>(keep.begin(), keep.end());
+    }();
+    if (const json::Value* list = m.find("services"); list && list->isArray())
+        for (const auto& a : list->asArray()) {
+            std::string name = json::stringOf(a, "name");
+            const json::Value* specJson = a.find("spec");
+            auto spec = specJson ? serviceFromJson(specJson->dump()) : Result<Service>(failInvalid("no spec"));
+            assigned.insert(name);
+            if (!spec || spec->name != name) {
+                log::errorf("node: assignment of %s unreadable: %s", name.c_str(),
+                            spec ? "another service's spec" : spec.error().message().c_str());
+                continue;
+            }
+            std::vector<int> slots;
+            if (const json::Value* s = a.find("slots"); s && s->isArray())
+                for (const auto& x : s->asArray()) {
+                    int64_t slot = -1;
+                    if (x.toInt64(slot) && slot >= 0 && slot < 1000000) slots.push_back(int(slot));
+                }
+            auto row = store_.getService(name);
+            auto g = Store::Generation::Bump;
+            if (row && *row)
+                if (auto old = serviceFromJson((*row)->spec); old && sameTemplate(*old, *spec)) g = Store::Generation::Keep;
+            auto gen = store_.putService(name, serviceJson(*spec), g, slots);
+            if (!gen) {
+                log::errorf("node: storing the assignment of %s: %s", name.c_str(), gen.error().message().c_str());
+                continue;
+            }
+            if (!row || !*row || (*row)->generation != *gen || (*row)->slots != std::optional<std::vector<int>>(slots)) {
+                std::string list;
+                for (int s : slots) list += (list.empty() ? "" : ",") + std::to_string(s);
+                (void)store_.addEvent({0, now, "assign", name, "", "slots " + (list.empty() ? "none" : list) + ", generation " +
+                                                                        std::to_string(*gen)});
+            }
+        }
+    if (auto rows = store_.listServices())
+        for (const auto& r : *rows)
+            if (!assigned.count(r.name) && store_.deleteService(r.name).value_or(false))
+                (void)store_.addEvent({0, now, "unassign", r.name, "", "no longer assigned to this node"});
+    wake();
 }
 
 std::string AgentImpl::hostSide(const std::string& spec) {
@@ -506,26 +561,5 @@ Result<std::unique_ptr<Agent>> Agent::open(const AgentOptions& opts) {
     return std::unique_ptr<Agent>(new AgentImpl(o, std::move(engine), std::move(store)));
 }
 
-Result<std::pair<int, std::string>> apiRequest(const std::string& socketPath, const std::string& method,
-                                               const std::string& target, const std::string& body) {
-    asio::io_context ioc;
-    local::socket sock(ioc);
-    beast::error_code ec;
-    sock.connect(local::endpoint(socketPath), ec);
-    if (ec) return fail(Error::plain(ECONNREFUSED, "cannot reach the node agent at " + socketPath + ": " + ec.message() +
-                                                       " (is `hull node` running?)"));
-    http::request<http::string_body> req{http::string_to_verb(method), target, 11};
-    req.set(http::field::host, "hull-node");
-    req.set(http::field::content_type, "application/json");
-    req.body() = body;
-    req.prepare_payload();
-    http::write(sock, req, ec);
-    if (ec) return fail(Error::plain(EIO, "node agent: " + ec.message()));
-    beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(sock, buf, res, ec);
-    if (ec && ec != http::error::end_of_stream) return fail(Error::plain(EIO, "node agent: " + ec.message()));
-    return std::make_pair(int(res.result_int()), res.body());
-}
 
 }  // namespace hull::orchestrator

@@ -10,9 +10,11 @@
 // agent adopts them from their labels.
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "orchestrator/node/link.hpp"
 #include "sys/error.hpp"
 
 namespace hull::orchestrator {
@@ -23,6 +25,9 @@ struct AgentOptions {
     std::string socketPath;  // the API socket (default STATE/node.sock)
     std::chrono::milliseconds tick{50};
     std::vector<std::string> insecureRegistries;  // HOST:PORT spoken to over plain HTTP, for pulls
+    /// Joined to a master (`hull node --join`): the master assigns what runs
+    /// here and the local API only reads. None: a standalone agent.
+    std::optional<node::LinkOptions> join;
 };
 
 class Agent {
@@ -35,9 +40,5 @@ public:
     [[nodiscard]] virtual Result<void> reconcileOnce() = 0;
 };
 
-/// The API's one client: an HTTP request over the agent's socket; returns the
-/// status and the body ("hull apply" and friends).
-[[nodiscard]] Result<std::pair<int, std::string>> apiRequest(const std::string& socketPath, const std::string& method,
-                                                             const std::string& target, const std::string& body = "");
 
 }  // namespace hull::orchestrator

@@ -24,6 +24,10 @@ Event eventOf(const EventRow& r) { return {r.id, r.timeMs, r.kind, r.service, r.
 
 void AgentImpl::handle(const std::string& method, const std::string& target, const std::string& body,
                        ApiServer::Respond respond) {
+    // Joined to a master, the master says what runs here: the local API reads.
+    if (o_.join && method != "GET")
+        return respond(apiError(409, "this node is joined to the master at " + o_.join->masterUrl +
+                                         ": send changes there (hull --config admin.conf ...)"));
     if (method == "POST" && target == "/v1/services") return apply(body, std::move(respond));
     respond(answer(method, target, body));
 }
@@ -35,11 +39,17 @@ ApiReply AgentImpl::answer(const std::string& method, const std::string& target,
         auto rows = store_.listServices();
         if (!rows) return apiError(500, rows.error().message());
         ServiceList list;
+        std::map<std::string, int64_t> ready;
+        for (const auto& c : containers())
+            if (c.ready) ++ready[c.service];
         // One whose spec cannot be read is listed all the same, as far as it
         // can be read (its error is in its events, and `hull describe`).
         for (const auto& r : *rows) {
             auto spec = serviceFromJson(r.spec);
-            list.services.push_back({r.name, r.generation, spec ? std::move(*spec) : serviceFromJsonLenient(r.spec, r.name)});
+            ServiceEntry e{r.name, r.generation, spec ? std::move(*spec) : serviceFromJsonLenient(r.spec, r.name)};
+            e.desired = r.slots ? int64_t(r.slots->size()) : e.spec.replicas;
+            e.ready = ready[r.name];
+            list.services.push_back(std::move(e));
         }
         return {200, encode(list)};
     }
@@ -77,6 +87,10 @@ void AgentImpl::apply(const std::string& body, ApiServer::Respond respond) {
     std::string source = req->source.empty() ? "<input>" : req->source;
     auto svc = parseService(req->text, source);
     if (!svc) return respond(apiError(400, svc.error().message()));
+    // A master's field, refused rather than ignored: a standalone agent places nothing.
+    if (!(svc->placement == Placement{}))
+        return respond(apiError(400, source + ": placement: only a cluster master places replicas; this agent is "
+                                              "standalone (apply it to a master: hull --config admin.conf apply)"));
     // An image the node does not have and cannot pull would only make every
     // start fail: refused, before anything is stored. A pull may take long:
     // the answer waits for it, the loop does not.

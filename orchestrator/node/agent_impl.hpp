@@ -63,6 +63,11 @@ private:
     void forget(const std::string& id);
     bool isStopping(const std::string& id);
 
+    // ---- the master's link (agent.cpp) ----
+    /// The master's assignments: stored (so they survive the master's absence,
+    /// our restarts and reboots), services no longer assigned deleted.
+    void assign(const json::Value& m);
+
     // ---- the API (agent_api.cpp) ----
     void handle(const std::string& method, const std::string& target, const std::string& body, ApiServer::Respond respond);
     ApiReply answer(const std::string& method, const std::string& target, const std::string& body);
@@ -90,6 +95,7 @@ private:
     boost::asio::steady_timer timer_;  // the next round
     Prober prober_;
     ImagePuller puller_;
+    std::shared_ptr<node::MasterLink> link_;  // when joined to a master
 
     /// The exit of a container, once seen.
     struct ExitTrack {

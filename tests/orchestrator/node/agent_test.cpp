@@ -13,6 +13,8 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+
+#include "orchestrator/api/client.hpp"
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -930,7 +932,7 @@ TEST_CASE("node: the API answers a message it cannot read with 400 and an ErrorR
     node.start();
     std::string sock = node.state / "node.sock";
     auto errorFor = [&](const std::string& method, const std::string& target, const std::string& body) {
-        auto r = orchestrator::apiRequest(sock, method, target, body);
+        auto r = orchestrator::api::unixRequest(sock, method, target, body);
         REQUIRE(r);
         CHECK(r->first == 400);
         auto e = orchestrator::decode<orchestrator::ErrorReply>(r->second);
@@ -957,7 +959,7 @@ TEST_CASE("node: the API answers a message it cannot read with 400 and an ErrorR
     CHECK(errorFor("POST", "/v1/services/a/scale", orchestrator::encode(orchestrator::ScaleRequest{1001})) ==
           "replicas: expected a number from 0 to 1000");
     // A version-2 message from another client (curl, the master) works.
-    auto ok = orchestrator::apiRequest(sock, "POST", "/v1/services/a/scale",
+    auto ok = orchestrator::api::unixRequest(sock, "POST", "/v1/services/a/scale",
                                        R"({"ScaleRequest": {"schemaVersion": 2, "replicas": 0}})");
     REQUIRE(ok);
     CHECK(ok->first == 200);

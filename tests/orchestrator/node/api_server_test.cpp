@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include "orchestrator/api/client.hpp"
 #include <chrono>
 #include <cstring>
 #include <future>
@@ -95,11 +97,11 @@ struct Running {
 
 TEST_CASE("api server: answers requests, one per connection", "[api_server]") {
     Running r(ApiLimits{});
-    auto ok = apiRequest(r.path, "POST", "/v1/things", "body");
+    auto ok = orchestrator::api::unixRequest(r.path, "POST", "/v1/things", "body");
     REQUIRE(ok);
     CHECK(ok->first == 200);
     CHECK(ok->second == "POST /v1/things body");
-    auto missing = apiRequest(r.path, "GET", "/missing");
+    auto missing = orchestrator::api::unixRequest(r.path, "GET", "/missing");
     REQUIRE(missing);
     CHECK(missing->first == 404);
     // The content type is the handler's; the connection is closed after the answer.
@@ -121,7 +123,7 @@ TEST_CASE("api server: idle and slow clients are closed at the deadline, and hol
     for (int i = 0; i < 10; ++i) idle.push_back(connectTo(r.path));
     UniqueFd slow = connectTo(r.path);
     // While they are attached, a request is answered.
-    auto ok = apiRequest(r.path, "GET", "/v1/services");
+    auto ok = orchestrator::api::unixRequest(r.path, "GET", "/v1/services");
     REQUIRE(ok);
     CHECK(ok->first == 200);
     // The slow client sends a byte every 50 ms: still not a whole request at the deadline.
@@ -140,13 +142,13 @@ TEST_CASE("api server: an answer that comes later holds up neither other request
     Running r(ApiLimits{milliseconds(200), 64});
     // Asked, and not answered until /release: longer than the deadline, which bounds the client alone.
     std::promise<Result<std::pair<int, std::string>>> later;
-    std::thread asker([&] { later.set_value(apiRequest(r.path, "GET", "/later")); });
+    std::thread asker([&] { later.set_value(orchestrator::api::unixRequest(r.path, "GET", "/later")); });
     REQUIRE(r.connectionsReach(1));
     std::this_thread::sleep_for(milliseconds(400));
-    auto other = apiRequest(r.path, "GET", "/v1/services");
+    auto other = orchestrator::api::unixRequest(r.path, "GET", "/v1/services");
     REQUIRE(other);
     CHECK(other->first == 200);
-    auto released = apiRequest(r.path, "GET", "/release");
+    auto released = orchestrator::api::unixRequest(r.path, "GET", "/release");
     REQUIRE(released);
     asker.join();
     auto answer = later.get_future().get();
@@ -167,7 +169,7 @@ TEST_CASE("api server: past the cap a connection is closed at once", "[api_serve
     // One held connection goes away: there is room again.
     held.pop_back();
     REQUIRE(r.connectionsReach(3));
-    auto ok = apiRequest(r.path, "GET", "/v1/services");
+    auto ok = orchestrator::api::unixRequest(r.path, "GET", "/v1/services");
     REQUIRE(ok);
     CHECK(ok->first == 200);
 }
