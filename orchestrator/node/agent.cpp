@@ -192,6 +192,7 @@ Result<void> AgentImpl::reconcileOnce() {
         const Service& s = specs.at(a.service).spec;
         // An image not made sure of yet is pulled in the background first: a
         // pull can take long, and the other services' supervision goes on.
+        // (One removed since it was made sure of is pulled by the start itself.)
         std::optional<Error> pullError;
         if (!puller_.known(s.image)) {
             pullError = puller_.takeFailure(s.image);

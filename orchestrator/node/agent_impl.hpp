@@ -7,8 +7,9 @@
 // with the probes in prober.cpp, the API's connections in api_server.cpp and
 // pulls in image_puller.cpp.
 // Everything runs on one thread, the io_context's: a reconcile round, an API
-// request and a probe's completion never overlap (background stops are the
-// one exception, and share only stopping_, under its mutex).
+// request and a probe's completion never overlap. The exceptions: background
+// stops share only stopping_, under its mutex; pulls share nothing and post
+// their results back to the io_context.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
