@@ -27,3 +27,14 @@ _hull_run_cleanups() {
 trap _hull_run_cleanups EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# Poll until a command succeeds: wait_until SECONDS CMD [ARGS...]. Runs CMD every
+# 0.2 s (its output is the caller's to silence); returns 1 when SECONDS pass first.
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
