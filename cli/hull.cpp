@@ -737,10 +737,10 @@ int clusterCmd(const orchestrator::api::ApiTarget& t, const std::vector<std::str
 }
 
 int masterCmd(const std::string& state, const std::vector<std::string>& argv) {
-    Args a(argv, {}, {"--listen", "--advertise", "--name", "--heartbeat", "--grace"}, {});
+    Args a(argv, {}, {"--state-dir", "--listen", "--advertise", "--name", "--heartbeat", "--grace"}, {});
     if (!a.error.empty() || !a.positional.empty()) return failWith("master: " + (a.error.empty() ? "unexpected " + a.positional[0] : a.error));
     orchestrator::master::MasterOptions o;
-    o.stateDir = state;
+    o.stateDir = a.get("--state-dir", state);  // `hull master --state-dir D` as well as `hull --state-dir D master`
     o.listen = a.get("--listen", o.listen);
     o.advertise = a.all("--advertise");
     o.name = a.get("--name");
@@ -832,18 +832,25 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
             return f->dump();
         };
         if (what == "services") {
-            std::printf("%-20s %-10s %-40s %s\n", "NAME", "GENERATION", "IMAGE", "REPLICAS");
+            std::printf("%-20s %-10s %-40s %s\n", "NAME", "GENERATION", "IMAGE", "READY");
             for (const auto& x : v->asArray()) {
                 const json::Value* spec = x.find("spec");
                 std::printf("%-20s %-10s %-40s %s\n", s(x, "name").c_str(), s(x, "generation").c_str(),
-                            spec ? s(*spec, "image").c_str() : "", spec ? s(*spec, "replicas").c_str() : "");
+                            spec ? s(*spec, "image").c_str() : "", (s(x, "ready") + "/" + s(x, "replicas")).c_str());
             }
         } else if (what == "containers") {
-            std::printf("%-24s %-16s %-5s %-9s %-6s %-9s %s\n", "NAME", "SERVICE", "SLOT", "STATUS", "READY", "RESTARTS", "IP");
-            for (const auto& x : v->asArray())
-                std::printf("%-24s %-16s %-5s %-9s %-6s %-9s %s\n", s(x, "name").c_str(), s(x, "service").c_str(),
-                            s(x, "slot").c_str(), s(x, "status").c_str(), s(x, "ready").c_str(), s(x, "restarts").c_str(),
+            // NODE only where there are nodes (a master's answer).
+            bool nodes = false;
+            for (const auto& x : v->asArray()) nodes |= !s(x, "node").empty();
+            std::printf("%-24s %-16s %-5s %s%-9s %-6s %-9s %s\n", "NAME", "SERVICE", "SLOT", nodes ? "NODE         " : "", "STATUS",
+                        "READY", "RESTARTS", "IP");
+            for (const auto& x : v->asArray()) {
+                char node[32] = "";
+                if (nodes) std::snprintf(node, sizeof node, "%-12s ", s(x, "node").c_str());
+                std::printf("%-24s %-16s %-5s %s%-9s %-6s %-9s %s\n", s(x, "name").c_str(), s(x, "service").c_str(),
+                            s(x, "slot").c_str(), node, s(x, "status").c_str(), s(x, "ready").c_str(), s(x, "restarts").c_str(),
                             s(x, "ip").c_str());
+            }
         } else {
             for (const auto& x : v->asArray())
                 std::printf("%-6s %-8s %-16s %-14s %s\n", s(x, "id").c_str(), s(x, "kind").c_str(), s(x, "service").c_str(),

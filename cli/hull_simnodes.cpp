@@ -9,6 +9,8 @@
 // Nodes are named sim-1..sim-N and labelled sim=true. Runs until SIGINT/SIGTERM.
 #include <signal.h>
 
+#include <utility>  // before Boost.Asio: its awaitable.hpp uses std::exchange
+
 #include <boost/asio.hpp>
 #include <cstdio>
 #include <map>

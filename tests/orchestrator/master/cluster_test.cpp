@@ -22,6 +22,7 @@
 using namespace hull;
 using namespace hull::test;
 using json::Value;
+namespace api = hull::orchestrator::api;
 
 namespace {
 
