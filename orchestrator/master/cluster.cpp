@@ -380,7 +380,7 @@ void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value
     }
     l.session = s;
     l.lastHeartbeat = now;
-    l.sent.clear();  // push its assignments on this session
+    l.sent.reset();  // push its assignments on this session, even an empty one
     sessions_[s.get()] = name;
     Value welcome = Value::object();
     welcome.set("type", "welcome");

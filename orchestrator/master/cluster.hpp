@@ -13,6 +13,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -71,7 +72,7 @@ private:
         int64_t lastHeartbeat = 0;
         bool down = true;
         std::vector<ContainerEntry> containers;  // as last reported
-        std::string sent;                        // signature of the assignments last pushed
+        std::optional<std::string> sent;         // signature of the assignments last pushed (none: push)
     };
 
     Cluster(std::unique_ptr<state::Store> s, ClusterOptions o) : store_(std::move(s)), o_(o) {}
