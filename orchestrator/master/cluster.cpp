@@ -125,17 +125,10 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
     if (!svc) return fail(Error::invalid(svc.error().message()));
     TRY(checkPlacement(*svc, source));
     // Two services cannot share a host port: every node publishes both.
-    auto mine = hostPorts(*svc);
-    for (const auto& [name, other] : services_) {
-        if (name == svc->name) continue;
-        for (const auto& p : hostPorts(other.spec))
-            for (const auto& q : mine) {
-                auto portOf = [](const std::string& x) { return x.substr(x.rfind(':') == std::string::npos ? 0 : x.rfind(':') + 1); };
-                bool anyAddr = p.find(':') == std::string::npos || q.find(':') == std::string::npos;
-                if (p == q || (anyAddr && portOf(p) == portOf(q)))
-                    return failInvalid(source + ": ports: " + portOf(q) + " is published by service \"" + name + "\" already");
-            }
-    }
+    for (const auto& [name, other] : services_)
+        if (name != svc->name)
+            if (auto clash = portClash(*svc, other.spec); !clash.empty())
+                return failInvalid(source + ": ports: " + clash + " is published by service \"" + name + "\" already");
     ServiceRecord r;
     r.spec = *svc;
     r.updated = now;

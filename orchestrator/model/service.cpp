@@ -720,6 +720,17 @@ Service serviceFromJsonLenient(const std::string& text, const std::string& name)
     return s;
 }
 
+std::string portClash(const Service& a, const Service& b) {
+    for (const auto& x : a.ports)
+        for (const auto& y : b.ports) {
+            auto p = netns::parsePortMapping(x), q = netns::parsePortMapping(y);
+            if (p && q && p->protocol == q->protocol && p->hostPort == q->hostPort &&
+                (!p->hostIp || !q->hostIp || p->hostIp == q->hostIp))
+                return std::to_string(p->hostPort) + "/" + p->protocol;
+        }
+    return "";
+}
+
 bool sameTemplate(const Service& a, const Service& b) {
     Service c = b;
     c.replicas = a.replicas;

@@ -119,6 +119,11 @@ Service serviceFromJsonLenient(const std::string& json, const std::string& name)
 /// generation, which containers are compared against, changes only when not).
 bool sameTemplate(const Service& a, const Service& b);
 
+/// A host port of A that B publishes too ("8080/tcp"), or "": the same
+/// protocol and port, on the same host address or on every address. Two
+/// services cannot share one (on a cluster, every node publishes both).
+std::string portClash(const Service& a, const Service& b);
+
 /// The words a service file uses: "always", "on-failure", "never"; "exec", "http", "tcp".
 const char* restartName(Service::Restart r);
 const char* probeCheckName(Probe::Kind k);

@@ -358,17 +358,6 @@ std::string AgentImpl::hostSide(const std::string& spec) {
 }
 
 /// The same protocol and port, on the same host address or on every address.
-std::string AgentImpl::portClash(const Service& a, const Service& b) {
-    for (const auto& x : a.ports)
-        for (const auto& y : b.ports) {
-            auto p = netns::parsePortMapping(x), q = netns::parsePortMapping(y);
-            if (p && q && p->protocol == q->protocol && p->hostPort == q->hostPort &&
-                (!p->hostIp || !q->hostIp || p->hostIp == q->hostIp))
-                return std::to_string(p->hostPort) + "/" + p->protocol;
-        }
-    return "";
-}
-
 /// An adopted container (started before this agent) whose probes have not
 /// said anything yet: it keeps its place behind the service's ports until
 /// they do, so an agent restart does not cut a running service off.

@@ -86,8 +86,6 @@ private:
     /// "[IP:]PORT:PORT/PROTO": a port spec's host side, the same for every
     /// spelling of it ("8080:80" and "0.0.0.0:8080:81/tcp" are one host port).
     static std::string hostSide(const std::string& spec);
-    /// A host port of A that B publishes too ("8080/tcp"), or "".
-    static std::string portClash(const Service& a, const Service& b);
 
     boost::asio::io_context ioc_;  // first: what runs on it may use every member below
     AgentOptions o_;

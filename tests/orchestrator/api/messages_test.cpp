@@ -400,8 +400,8 @@ TEST_CASE("messages: garbage, another message, a wrong type or another version i
     std::string text = encode(ServiceList{{{"web", 1, fullService()}}});
     e = errorOf<ServiceList>(replaced(text, "\"on-failure\"", "\"sometimes\""));
     CHECK(e == "bad ServiceList message: services[0].spec: restart: unknown \"sometimes\"");
-    e = errorOf<ServiceList>(replaced(text, "\"cpus\":", "\"cpus\":\"lots\",\"was\":"));
-    CHECK(e == "bad ServiceList message: services[0].spec: resources.requests.cpus: must be a number, not a string");
+    e = errorOf<ServiceList>(replaced(text, "\"restart\":\"on-failure\"", "\"restart\":7"));
+    CHECK(e == "bad ServiceList message: services[0].spec: restart: must be a string, not a number");
     e = errorOf<ServiceList>(replaced(text, "\"spec\":", "\"spec\":\"web\",\"was\":"));
     CHECK(e == "bad ServiceList message: services[0].spec: expected an object");
     // Unversioned, and cereal's encoding (version 1): refused, saying so.

@@ -238,6 +238,7 @@ TEST_CASE("cluster: a master or a node agent SIGKILLed and restarted restarts no
     REQUIRE(restarted.status == 0);
     REQUIRE(eventually([&] { return c.ready("web").size() == 6; }));
     std::this_thread::sleep_for(std::chrono::seconds(2));
+    INFO(c.hull({"events"}).out);
     CHECK(c.idsBySlot("web") == before);
     for (const auto& ctr : c.ready("web")) {
         int64_t restarts = -1;

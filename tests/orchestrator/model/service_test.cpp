@@ -444,9 +444,9 @@ TEST_CASE("service: a stored spec newer than this hull, or with a field it does 
     // Even when every field of it would read.
     CHECK_FALSE(serviceFromJson(R"({"version":7,"name":"a","image":"b"})"));
     std::string extra = json;
-    extra.replace(extra.find(R"("name")"), 6, R"("placement":{"spread":"zone"},"name")");
+    extra.replace(extra.find(R"("name")"), 6, R"("rollout":{"parallelism":2},"name")");
     CHECK(serviceFromJson(extra).error().message() ==
-          "service JSON: placement: unknown field (written by a newer hull?)");
+          "service JSON: rollout: unknown field (written by a newer hull?)");
     std::string nested = json;
     nested.replace(nested.find(R"("factor")"), 8, R"("jitter":0.1,"factor")");
     CHECK(serviceFromJson(nested).error().message() ==
@@ -458,7 +458,7 @@ TEST_CASE("service: a stored spec newer than this hull, or with a field it does 
 TEST_CASE("service: the lenient read shows what it can of a spec it refuses", "[service]") {
     Service full = parseOk(kExample);
     std::string newer = serviceJson(full);
-    newer.replace(newer.find(R"("version":1,)"), 12, R"("version":2,"placement":{"spread":"zone"},)");
+    newer.replace(newer.find(R"("version":1,)"), 12, R"("version":2,"rollout":{"parallelism":2},)");
     REQUIRE_FALSE(serviceFromJson(newer));
     CHECK(serviceFromJsonLenient(newer, "web") == full);
     // A field it cannot read keeps its default; the name is the one given.

@@ -1,0 +1,220 @@
+// The master's model and its round, without a network: node sessions are
+// recording stand-ins for the WebSocket, the store is the real SQLite one in a
+// temp dir, and the clock is made up.
+#include <catch2/catch.hpp>
+
+#include "orchestrator/master/cluster.hpp"
+#include "support.hpp"
+
+using namespace hull;
+using namespace hull::orchestrator;
+using namespace hull::orchestrator::master;
+using hull::test::TempDir;
+using json::Value;
+
+namespace {
+
+/// What the master sent a node, and whether it closed the session.
+class FakeSession : public api::WebSocketSession {
+public:
+    explicit FakeSession(std::string name) {
+        peer_.certCommonName = std::move(name);
+        peer_.certOrganization = "hull:node";
+    }
+    void send(std::string text) override { sent.push_back(std::move(text)); }
+    void close() override { closed = true; }
+    const api::Peer& peer() const override { return peer_; }
+
+    /// The slots of SERVICE in the last assignments message (none: -1 entries).
+    std::vector<int> slots(const std::string& service) const {
+        for (auto it = sent.rbegin(); it != sent.rend(); ++it) {
+            auto m = Value::parse(*it);
+            if (!m || json::stringOf(*m, "type") != "assignments") continue;
+            std::vector<int> out;
+            for (const auto& s : m->find("services")->asArray())
+                if (json::stringOf(s, "name") == service)
+                    for (const auto& x : s.find("slots")->asArray()) {
+                        int64_t n = 0;
+                        x.toInt64(n);
+                        out.push_back(int(n));
+                    }
+            return out;
+        }
+        return {-1};
+    }
+    std::vector<std::string> sent;
+    bool closed = false;
+
+private:
+    api::Peer peer_;
+};
+
+struct Master {
+    TempDir dir{"hull-master"};
+    std::unique_ptr<Cluster> cluster;
+    std::map<std::string, std::shared_ptr<FakeSession>> nodes;
+    int64_t now = 1'000'000;
+
+    Master() { open(); }
+    void open() {
+        cluster.reset();
+        auto store = state::openSqlite(dir / "state.db");
+        REQUIRE(store);
+        auto c = Cluster::open(std::move(*store), {}, now);
+        REQUIRE(c);
+        cluster = std::move(*c);
+    }
+    void join(const std::string& name, const std::string& labels = "{}") {
+        REQUIRE(cluster->registerNode(name, "10.0.0.1", now));
+        connect(name, labels);
+    }
+    void connect(const std::string& name, const std::string& labels = "{}") {
+        auto s = std::make_shared<FakeSession>(name);
+        nodes[name] = s;
+        cluster->sessionMessage(s, R"({"type":"hello","name":")" + name + R"(","cpus":2,"memory":1000000000,"labels":)" + labels + "}",
+                                now);
+    }
+    void heartbeat(const std::string& name) { cluster->sessionMessage(nodes[name], R"({"type":"heartbeat"})", now); }
+    /// NAME reports every slot it was assigned running and ready.
+    void reportReady(const std::string& name, const std::string& service) {
+        ContainerList list;
+        for (int slot : nodes[name]->slots(service)) {
+            ContainerEntry c;
+            c.id = name + "-" + std::to_string(slot);
+            c.service = service;
+            c.slot = slot;
+            c.status = "running";
+            c.ready = true;
+            list.containers.push_back(c);
+        }
+        Value m = Value::object();
+        m.set("type", "status");
+        m.set("containers", *Value::parse(encode(list)));
+        cluster->sessionMessage(nodes[name], m.dump(), now);
+    }
+    void apply(const std::string& yaml) {
+        auto r = cluster->apply("test.yaml", yaml, now);
+        INFO((r ? "" : r.error().message()));
+        REQUIRE(r);
+    }
+    void tick(int64_t ms = 100) {
+        now += ms;
+        cluster->reconcile(now);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("master: replicas are spread over the nodes that said hello, and each node is sent its slots", "[master]") {
+    Master m;
+    for (auto n : {"n1", "n2", "n3"}) m.join(n);
+    m.apply("name: web\nimage: x\nreplicas: 6\n");
+    m.tick();
+    for (auto n : {"n1", "n2", "n3"}) CHECK(m.nodes[n]->slots("web").size() == 2);
+    auto list = m.cluster->nodeList(m.now);
+    REQUIRE(list.nodes.size() == 3);
+    for (const auto& n : list.nodes) CHECK(n.status == "ready");
+}
+
+TEST_CASE("master: a scale changes the slots and nothing else, and the generation stays", "[master]") {
+    Master m;
+    for (auto n : {"n1", "n2"}) m.join(n);
+    m.apply("name: web\nimage: x\nreplicas: 2\n");
+    m.tick();
+    auto before = m.nodes["n1"]->slots("web");
+    auto s = m.cluster->scale("web", 4, m.now);
+    REQUIRE(s);
+    CHECK(s->generation == 1);
+    m.tick();
+    auto after = m.nodes["n1"]->slots("web");
+    for (int slot : before) CHECK(std::find(after.begin(), after.end(), slot) != after.end());
+    CHECK(m.nodes["n1"]->slots("web").size() + m.nodes["n2"]->slots("web").size() == 4);
+    // A changed template is a new generation.
+    m.apply("name: web\nimage: y\nreplicas: 4\n");
+    CHECK(m.cluster->serviceList().services[0].generation == 2);
+}
+
+TEST_CASE("master: a node silent beyond its grace period is down and its slots go elsewhere; back, it is sent none",
+          "[master]") {
+    Master m;
+    for (auto n : {"n1", "n2"}) m.join(n);
+    m.apply("name: web\nimage: x\nreplicas: 4\n");
+    m.tick();
+    REQUIRE(m.nodes["n2"]->slots("web").size() == 2);
+    // n1 heartbeats, n2 is silent for longer than 1.2 s.
+    for (int i = 0; i < 14; ++i) {
+        m.heartbeat("n1");
+        m.tick();
+    }
+    CHECK(m.nodes["n1"]->slots("web").size() == 4);
+    for (const auto& n : m.cluster->nodeList(m.now).nodes) CHECK(n.status == (n.name == "n2" ? "down" : "ready"));
+    // n2 comes back: it is told it runs nothing of web (an empty assignment is sent too).
+    m.cluster->sessionClosed(m.nodes["n2"], m.now);
+    m.connect("n2");
+    m.tick();
+    CHECK(m.nodes["n2"]->slots("web").empty());
+}
+
+TEST_CASE("master: a drained node's slots move start-first: it keeps them until the new copies are ready", "[master]") {
+    Master m;
+    for (auto n : {"n1", "n2"}) m.join(n);
+    m.apply("name: web\nimage: x\nreplicas: 2\n");
+    m.tick();
+    REQUIRE(m.nodes["n1"]->slots("web").size() == 1);
+    REQUIRE(m.cluster->drain("n1", true, m.now));
+    m.tick();
+    CHECK(m.nodes["n2"]->slots("web").size() == 2);
+    CHECK(m.nodes["n1"]->slots("web").size() == 1);  // retiring: still running it
+    m.reportReady("n2", "web");
+    m.tick();
+    CHECK(m.nodes["n1"]->slots("web").empty());
+    CHECK(m.cluster->nodeList(m.now).nodes[0].status == "drained");
+}
+
+TEST_CASE("master: a replica that fits nowhere is pending with its reason; bad placement rules are refused", "[master]") {
+    Master m;
+    m.join("n1", R"({"zone":"a"})");
+    m.apply("name: web\nimage: x\nreplicas: 1\nplacement: {constraints: [\"node.labels.zone == b\"]}\n");
+    m.tick();
+    auto d = m.cluster->describe("web");
+    REQUIRE(d);
+    REQUIRE(d->pending.size() == 1);
+    CHECK(d->pending[0].reason.find("node.labels.zone == b") != std::string::npos);
+    // A label makes it fit.
+    REQUIRE(m.cluster->label("n1", {{"zone", "b"}}, {}, m.now));
+    m.tick();
+    CHECK(m.nodes["n1"]->slots("web") == std::vector<int>{0});
+    CHECK(m.cluster->describe("web")->pending.empty());
+    auto bad = m.cluster->apply("bad.yaml", "name: odd\nimage: x\nplacement: {constraints: [\"zone = a\"]}\n", m.now);
+    REQUIRE(!bad);
+    CHECK(bad.error().message().find("bad.yaml: placement.constraints[0]") != std::string::npos);
+    CHECK(m.cluster->serviceCount() == 1);
+}
+
+TEST_CASE("master: a restarted master reads its placements back and moves nothing while nodes say hello again",
+          "[master]") {
+    Master m;
+    for (auto n : {"n1", "n2", "n3"}) m.join(n);
+    m.apply("name: web\nimage: x\nreplicas: 6\n");
+    m.tick();
+    std::map<std::string, std::vector<int>> before;
+    for (auto n : {"n1", "n2", "n3"}) before[n] = m.nodes[n]->slots("web");
+    m.open();
+    m.nodes.clear();
+    m.tick(500);  // within the grace period, before anyone said hello
+    for (auto n : {"n1", "n2", "n3"}) m.connect(n);
+    m.tick();
+    for (auto n : {"n1", "n2", "n3"}) CHECK(m.nodes[n]->slots("web") == before[n]);
+    CHECK(m.cluster->serviceList().services.at(0).generation == 1);
+}
+
+TEST_CASE("master: a session whose hello names another node is closed", "[master]") {
+    Master m;
+    m.join("n1");
+    auto s = std::make_shared<FakeSession>("n1");
+    m.cluster->sessionMessage(s, R"({"type":"hello","name":"n2"})", m.now);
+    CHECK(s->closed);
+    auto early = std::make_shared<FakeSession>("n3");
+    m.cluster->sessionMessage(early, R"({"type":"status","containers":{}})", m.now);
+    CHECK(early->closed);
+}
