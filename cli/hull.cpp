@@ -33,7 +33,7 @@ namespace {
 
 const char* kUsage = R"(hull: containers and networks without a daemon
 
-usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
+usage: hull [--state-dir DIR] [--run-dir DIR] [--config FILE] [--debug] COMMAND ...
 
   version
   image pull [--insecure-registry HOST:PORT]... [--credentials FILE] REF
@@ -52,9 +52,15 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
   exec [-i] [-t] [-e K=V] [--user U] CONTAINER CMD...
   inspect CONTAINER
   node [--socket PATH] [--insecure-registry HOST:PORT]...
+       [--join URL --token TOKEN [--name N] [--label K=V]... [--address IP]]
                                        the node agent: keeps applied services running (pulling
-                                       from those registries over plain HTTP)
-  apply -f FILE                        declare a service (YAML or JSON) to the agent
+                                       from those registries over plain HTTP); with --join, what
+                                       a master assigns it
+  master [--listen 0.0.0.0:7443] [--advertise ADDR]... [--name N] [--heartbeat 300ms] [--grace 1.2s]
+                                       the cluster's master: STATE/admin.conf and STATE/join-token
+  node ls | drain NODE | activate NODE | label NODE K=V... K-   [--output table|json]   (a master's)
+  cluster join-token [--rotate] | status [--output table|json]                          (a master's)
+  apply -f FILE                        declare a service (YAML or JSON) to the agent or the master
   get services|containers [--output table|json]
   describe SERVICE [--output table|json]   spec, containers and recent events of one service
   scale SERVICE N;  delete SERVICE;  events [--output table|json];  metrics (Prometheus text)
@@ -69,6 +75,9 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--debug] COMMAND ...
   overlay del-peer [--dev hull.vx] --subnet CIDR --underlay IP --mac MAC
   overlay down [--dev hull.vx]
 
+apply, get, describe, scale, delete, events, metrics, node ls... and cluster go to a master when
+--config FILE, $HULL_CONFIG or ~/.config/hull/config names one (a master's admin.conf), else to
+the local agent's socket.
 The state directory is --state-dir, else $HULL_STATE_DIR, else /var/lib/hull; runtime
 state is under --run-dir, else $HULL_RUN_DIR, else STATE/run when the state dir was moved,
 else /run/hull.

@@ -102,10 +102,11 @@ Result<void> Cluster::load(int64_t now) {
         }
         placements_[*key] = std::move(*p);
     }
-    // Nodes are down until they say hello: a master restart restarts no container
-    // (nodes keep running what they have), and a node's slots move only if it
-    // stays away beyond its grace period from now.
-    for (const auto& [name, r] : nodes_) live_[name].lastHeartbeat = now;
+    // A master restart restarts no container: known nodes count as heard from
+    // now, with restartGrace (not grace) to find this master again; a node's
+    // slots move only if it stays away longer.
+    for (const auto& [name, r] : nodes_)
+        live_[name].lastHeartbeat = now + std::max<int64_t>(0, (o_.restartGrace - o_.grace).count());
     for (auto& [name, l] : live_) l.down = false;
     log::infof("master: %zu services, %zu nodes, %zu placements", services_.size(), nodes_.size(), placements_.size());
     return {};

@@ -30,6 +30,10 @@ namespace hull::orchestrator::master {
 
 struct ClusterOptions {
     std::chrono::milliseconds heartbeat{300}, grace{1200};
+    /// After a master (re)start, how long known nodes have to say hello again
+    /// before they count as down: they look for a master that is back with a
+    /// backoff (up to 1 s), and a master restart must move nothing.
+    std::chrono::milliseconds restartGrace{5000};
     size_t events = 2000;  // kept in memory, newest last
 };
 

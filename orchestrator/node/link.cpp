@@ -191,9 +191,10 @@ private:
         if (stopped_) return;
         if (was || !said_) log::warnf("node: link to %s: %s; retrying (running what it has)", o_.masterUrl.c_str(), why.c_str());
         said_ = true;
-        // Capped backoff: a master that is away is not hammered, one that is back is found within a second or two.
+        // Capped backoff: a master that is away is not hammered, one that is back is found within a second
+        // (well within the master's restartGrace).
         retry_.expires_after(backoff_);
-        backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(2000));
+        backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(1000));
         std::weak_ptr<Link> self = shared_from_this();
         retry_.async_wait([self](auto ec) {
             if (auto s = self.lock(); s && !ec) s->connect();
