@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "netns/ip.hpp"
-#include "netns/portmap.hpp"
+#include "netns/port_spec.hpp"
 
 namespace hull::orchestrator::core {
 

@@ -10,7 +10,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "netns/portmap.hpp"
+#include "netns/port_spec.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 
