@@ -9,6 +9,7 @@
 #include <vector>
 
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -44,6 +45,18 @@ using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+/// "localhost" has an address here (the cgroup v2 VM has no /etc/hosts: the
+/// hostname checks that dial it by name are left out there, with a warning).
+bool localhostResolves() {
+    addrinfo* res = nullptr;
+    if (::getaddrinfo("localhost", nullptr, nullptr, &res) != 0) {
+        WARN("\"localhost\" does not resolve here: hostname mismatch not checked");
+        return false;
+    }
+    ::freeaddrinfo(res);
+    return true;
+}
 
 /// A cluster's credentials, and some that are not the cluster's.
 struct Pki {
@@ -328,6 +341,7 @@ TEST_CASE("https: routes, bearer tokens and client certificates reach the handle
         CHECK(calls == 3);
     }
     SECTION("a host the server certificate does not name") {
+        if (!localhostResolves()) return;
         auto bad = httpsRequest("GET", "https://localhost:" + std::to_string(ts.port()) + "/v1/whoami", "", adminClient());
         REQUIRE_FALSE(bad);
         CHECK(bad.error().message().find(": certificate verify failed: hostname mismatch") != std::string::npos);
@@ -372,10 +386,12 @@ TEST_CASE("https: pinning the CA by its hash, as a joining node does", "[tls]") 
 
     // The right CA, but the address is not the server certificate's.
     o.pinCaSha256 = *certFingerprint(pki().ca.cert);
-    bad = httpsRequest("POST", "https://localhost:" + std::to_string(ts.port()) + "/v1/join", "{}", o);
-    REQUIRE_FALSE(bad);
-    CHECK(bad.error().message().find("certificate verify failed: hostname mismatch") != std::string::npos);
-    CHECK(joins == 1);
+    if (localhostResolves()) {
+        bad = httpsRequest("POST", "https://localhost:" + std::to_string(ts.port()) + "/v1/join", "{}", o);
+        REQUIRE_FALSE(bad);
+        CHECK(bad.error().message().find("certificate verify failed: hostname mismatch") != std::string::npos);
+        CHECK(joins == 1);
+    }
 
     o.pinCaSha256 = "abc";
     CHECK(httpsRequest("POST", ts.url("/v1/join"), "{}", o).error().message().find("not 64 hex digits") != std::string::npos);

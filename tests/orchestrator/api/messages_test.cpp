@@ -311,7 +311,7 @@ TEST_CASE("messages: the wire is one JSON object under the message's name, each 
     CHECK(intOf(entry, "schemaVersion") == 2);
 }
 
-TEST_CASE("messages: a message written by hand decodes; fields in any order, unknown ones ignored", "[messages]") {
+TEST_CASE("messages: a message written by hand decodes, fields in any order, unknown ones ignored", "[messages]") {
     auto apply = decode<ApplyRequest>(R"({"ApplyRequest": {"schemaVersion": 2, "source": "a.yaml", "text": "name: a"}})");
     REQUIRE(apply);
     CHECK(apply->source == "a.yaml");

@@ -74,7 +74,7 @@ TEST_CASE("bad constraints name the text and what was expected", "[scheduler]") 
     }
 }
 
-TEST_CASE("constraints match names and labels; a missing label equals nothing", "[scheduler]") {
+TEST_CASE("constraints match names and labels, a missing label equals nothing", "[scheduler]") {
     NodeInfo n{"n1", {{"zone", "a"}, {"ssd", "true"}}};
     CHECK(matches(parsed("node.name == n1"), n));
     CHECK_FALSE(matches(parsed("node.name != n1"), n));

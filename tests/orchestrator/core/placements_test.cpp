@@ -22,7 +22,7 @@ TEST_CASE("placements: every slot of a new service needs a node", "[placements]"
     CHECK(c.updates.empty());
 }
 
-TEST_CASE("placements: a placed slot on a ready node is left alone; scale-down and deletion remove placements",
+TEST_CASE("placements: a placed slot on a ready node is left alone, scale-down and deletion remove placements",
           "[placements]") {
     PlacementMap cur{{{"web", 0}, {"n1", {}}}, {{"web", 1}, {"n2", {}}}, {{"web", 2}, {"n1", {}}}, {{"old", 0}, {"n1", {}}}};
     std::map<std::string, NodeView> nodes{{"n1", {true, false}}, {"n2", {true, false}}};

@@ -134,7 +134,7 @@ TEST_CASE("master: a scale changes the slots and nothing else, and the generatio
     CHECK(m.cluster->serviceList().services[0].generation == 2);
 }
 
-TEST_CASE("master: a node silent beyond its grace period is down and its slots go elsewhere; back, it is sent none",
+TEST_CASE("master: a node silent beyond its grace period is down and its slots go elsewhere, back, it is sent none",
           "[master]") {
     Master m;
     for (auto n : {"n1", "n2"}) m.join(n);
@@ -171,7 +171,7 @@ TEST_CASE("master: a drained node's slots move start-first: it keeps them until 
     CHECK(m.cluster->nodeList(m.now).nodes[0].status == "drained");
 }
 
-TEST_CASE("master: a replica that fits nowhere is pending with its reason; bad placement rules are refused", "[master]") {
+TEST_CASE("master: a replica that fits nowhere is pending with its reason, bad placement rules are refused", "[master]") {
     Master m;
     m.join("n1", R"({"zone":"a"})");
     m.apply("name: web\nimage: x\nreplicas: 1\nplacement: {constraints: [\"node.labels.zone == b\"]}\n");

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "orchestrator/api/https_client.hpp"
+#include "orchestrator/api/pki.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 #include "support.hpp"
@@ -299,6 +300,21 @@ TEST_CASE("cluster: bad tokens, foreign certificates, missing credentials and ba
     res = api::httpsRequest("POST", url + "/v1/nodes/n1/drain", "", node);
     REQUIRE(res);
     CHECK(res->status == 403);
+
+    // A node certificate from another cluster's CA: refused at the handshake.
+    auto foreignCa = api::makeCa("another cluster");
+    REQUIRE(foreignCa);
+    std::string foreignKey;
+    auto csr = api::makeKeyAndCsr("n1", foreignKey);
+    REQUIRE(csr);
+    auto foreign = api::signNodeCsr(*foreignCa, *csr, "n1");
+    REQUIRE(foreign);
+    api::ClientOptions stranger;
+    stranger.caPem = ca;
+    stranger.certPem = *foreign;
+    stranger.keyPem = foreignKey;
+    res = api::httpsRequest("GET", url + "/v1/nodes", "", stranger);
+    CHECK(!res);
 
     // Malformed and oversized requests; an unknown constraint syntax.
     api::ClientOptions adm;

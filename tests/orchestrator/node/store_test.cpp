@@ -146,7 +146,7 @@ TEST_CASE("store: putService generations", "[store]") {
     CHECK(ok(s.putService("web", "B")) == 1);  // a new service again
 }
 
-TEST_CASE("store: a spec changed only in replicas keeps its generation; slots are kept with it", "[store]") {
+TEST_CASE("store: a spec changed only in replicas keeps its generation, slots are kept with it", "[store]") {
     test::TempDir dir("hull-store");
     Store s = openOrFail(dir / "node.db");
     using G = Store::Generation;

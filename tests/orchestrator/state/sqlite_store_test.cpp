@@ -392,7 +392,7 @@ TEST_CASE("state: watch from an old revision replays history, then goes live", "
     CHECK(got[0].revision == 9);
 }
 
-TEST_CASE("state: compaction drops history; older reads and watches fail", "[state]") {
+TEST_CASE("state: compaction drops history, older reads and watches fail", "[state]") {
     test::TempDir dir("hull-state");
     auto s = openOrFail(dir / "state.db");
     ok(s->put("/c/a", "1"));     // 2
@@ -584,7 +584,7 @@ TEST_CASE("state: a newer schema is refused", "[state]") {
     CHECK(s.error().message().find("newer") != std::string::npos);
 }
 
-TEST_CASE("state: callbacks may write and cancel; their writes come after", "[state]") {
+TEST_CASE("state: callbacks may write and cancel, their writes come after", "[state]") {
     test::TempDir dir("hull-state");
     auto s = openOrFail(dir / "state.db");
     std::vector<std::string> seen;
