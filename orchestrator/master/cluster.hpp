@@ -69,6 +69,8 @@ public:
 
     /// Lifecycle, placement, scheduling, assignments: one round.
     void reconcile(int64_t now);
+    /// Something changed that the next round must see (run one soon rather than at the next tick).
+    bool changed() const { return dirty_; }
 
 private:
     struct Live {

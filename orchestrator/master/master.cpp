@@ -116,7 +116,9 @@ private:
             std::string m = methods.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
             s.route(m, path, [this, handler](const Request& r) {
                 if (auto refused = admin(r)) return *refused;
-                return handler(r);
+                auto res = handler(r);
+                kick();
+                return res;
             });
             if (bar == std::string::npos) break;
             start = bar + 1;
@@ -212,6 +214,7 @@ private:
                 [&](std::shared_ptr<api::WebSocketSession>) {},
                 [&](const std::shared_ptr<api::WebSocketSession>& s, std::string text) {
                     c.sessionMessage(s, text, nowMs());
+                    kick();
                 },
                 [&](const std::shared_ptr<api::WebSocketSession>& s) { c.sessionClosed(s, nowMs()); },
             });
@@ -238,6 +241,19 @@ private:
         return reply(200, v.dump());
     }
 
+    /// A round as soon as the loop is free when something changed (an apply,
+    /// a drain, a node's report): placements need not wait for the tick. Many
+    /// changes in a burst share one round.
+    void kick() {
+        if (kicked_ || !cluster_->changed()) return;
+        kicked_ = true;
+        asio::post(ioc_, [this] {
+            kicked_ = false;
+            cluster_->reconcile(nowMs());
+        });
+    }
+
+    bool kicked_ = false;
     MasterOptions o_;
     Credentials creds_;
     std::unique_ptr<Cluster> cluster_;
