@@ -187,7 +187,7 @@ TEST_CASE("reconcile: explicit slots: exactly those run here, whatever replicas 
     CHECK(plan({none}, {}, milliseconds(1000)).empty());
 }
 
-TEST_CASE("reconcile: a slot no longer assigned is stopped as \"unassigned\"; the others are left alone", "[reconcile]") {
+TEST_CASE("reconcile: a slot no longer assigned is stopped as \"unassigned\", the others are left alone", "[reconcile]") {
     auto d = svc(10);
     d.slots = std::vector<int>{5};
     std::vector<Observed> obs = {running("a", 5, 0), running("b", 9, 0), exited("c", 2, 0, 10, 0)};
