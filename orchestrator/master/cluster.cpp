@@ -114,7 +114,8 @@ Result<void> Cluster::load(int64_t now) {
 
 void Cluster::event(const std::string& kind, const std::string& service, const std::string& container,
                     const std::string& msg, int64_t now) {
-    events_.push_back({nextEvent_++, now, kind, service, container, msg});
+    (void)now;
+    events_.push_back({nextEvent_++, o_.wallMs(), kind, service, container, msg});
     while (events_.size() > o_.events) events_.pop_front();
     log::infof("master: %s %s%s%s", kind.c_str(), service.c_str(), service.empty() ? "" : ": ", msg.c_str());
 }
@@ -132,7 +133,7 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
                 return failInvalid(source + ": ports: " + clash + " is published by service \"" + name + "\" already");
     ServiceRecord r;
     r.spec = *svc;
-    r.updated = now;
+    r.updated = o_.wallMs();
     auto old = services_.find(svc->name);
     if (old == services_.end()) {
         r.generation = 1;
@@ -159,7 +160,7 @@ Result<ScaleReply> Cluster::scale(const std::string& name, int64_t replicas, int
     if (replicas < 0 || replicas > 100000) return failInvalid("replicas: expected a number from 0 to 100000");
     ServiceRecord r = it->second;
     r.spec.replicas = int(replicas);
-    r.updated = now;
+    r.updated = o_.wallMs();
     if (auto put = store_->put(keys::service(name), encodeService(r)); !put) return fail(storeError(put.error()));
     it->second = r;
     dirty_ = true;
@@ -183,29 +184,32 @@ Result<void> Cluster::remove(const std::string& name, int64_t now) {
     return {};
 }
 
-int64_t Cluster::readySlots(const std::string& service) const {
-    std::set<int> ready;
+std::map<std::string, int64_t> Cluster::readySlots() const {
+    std::set<std::pair<std::string, int>> ready;
     for (const auto& [node, l] : live_)
         for (const auto& c : l.containers)
-            if (c.service == service && c.ready && c.status == "running") {
-                auto p = placements_.find({service, c.slot});
+            if (c.ready && c.status == "running") {
+                auto p = placements_.find({c.service, c.slot});
                 if (p != placements_.end() &&
                     (p->second.node == node ||
                      std::find(p->second.retiring.begin(), p->second.retiring.end(), node) != p->second.retiring.end()))
-                    ready.insert(c.slot);
+                    ready.insert({c.service, c.slot});
             }
-    return int64_t(ready.size());
+    std::map<std::string, int64_t> out;
+    for (const auto& [svc, slot] : ready) ++out[svc];
+    return out;
 }
 
 ServiceList Cluster::serviceList() const {
     ServiceList out;
+    auto ready = readySlots();
     for (const auto& [name, r] : services_) {
         ServiceEntry e;
         e.name = name;
         e.generation = r.generation;
         e.spec = r.spec;
         e.desired = r.spec.replicas;
-        e.ready = readySlots(name);
+        e.ready = ready[name];
         out.services.push_back(std::move(e));
     }
     return out;
@@ -235,7 +239,7 @@ Result<DescribeReply> Cluster::describe(const std::string& name) const {
     d.spec = it->second.spec;
     d.containers = containers(name).containers;
     d.replicas.desired = d.spec.replicas;
-    d.replicas.ready = readySlots(name);
+    d.replicas.ready = readySlots()[name];
     if (auto p = pending_.find(name); p != pending_.end())
         for (const auto& [slot, why] : p->second) d.pending.push_back({slot, why});
     std::vector<Event> mine;
@@ -254,7 +258,7 @@ EventList Cluster::events(int64_t sinceId) const {
 
 // ---- nodes ----
 
-NodeEntry Cluster::nodeEntry(const std::string& name, int64_t) const {
+NodeEntry Cluster::nodeEntry(const std::string& name, int64_t now) const {
     const NodeRecord& r = nodes_.at(name);
     NodeEntry e;
     e.name = name;
@@ -268,7 +272,7 @@ NodeEntry Cluster::nodeEntry(const std::string& name, int64_t) const {
     e.version = r.version;
     if (l != live_.end()) {
         e.containers = int64_t(l->second.containers.size());
-        e.lastSeen = l->second.lastHeartbeat;
+        e.lastSeen = o_.wallMs() - std::max<int64_t>(0, now - l->second.lastHeartbeat);
     }
     return e;
 }
@@ -327,7 +331,7 @@ Result<void> Cluster::registerNode(const std::string& name, const std::string& a
     NodeRecord r;
     r.name = name;
     r.address = address;
-    r.joined = now;
+    r.joined = o_.wallMs();
     TRY(putNode(r));
     live_[name];  // down until its session says hello
     event("join", "", "", "node " + name + " joined", now);
@@ -352,7 +356,7 @@ void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value
     if (auto it = nodes_.find(name); it != nodes_.end()) r = it->second;
     bool first = r.name.empty() || r.cpus == 0;
     r.name = name;
-    if (r.joined == 0) r.joined = now;
+    if (r.joined == 0) r.joined = o_.wallMs();
     r.address = json::stringOf(m, "address", r.address);
     r.version = json::stringOf(m, "version");
     if (const Value* c = m.find("cpus"); c && c->isNumber()) r.cpus = c->asDouble();
@@ -448,6 +452,14 @@ void Cluster::reconcile(int64_t now) {
     core::LifecycleOptions lo;
     lo.heartbeatMs = o_.heartbeat.count();
     lo.graceMs = o_.grace.count();
+    // The master itself stalled (a long write, a swapped-out process): the
+    // heartbeats that came meanwhile are still unread in the sockets. That
+    // says nothing of the nodes: they start their grace period again.
+    bool stalled = lastRound_ && now - lastRound_ > o_.grace.count() / 2;
+    lastRound_ = now;
+    if (stalled)
+        for (auto& c : clocks)
+            if (c.connected) c.lastHeartbeatMs = live_[c.name].lastHeartbeat = std::max(c.lastHeartbeatMs, now);
     for (const auto& t : core::nodeTransitions(clocks, now, lo)) {
         bool down = t.to == core::Transition::To::Down;
         live_[t.node].down = down;
@@ -512,24 +524,21 @@ void Cluster::reconcile(int64_t now) {
                 event("rescheduled", p.service, "", "slot " + std::to_string(p.slot) + " to " + p.node + " (" + why[key] + ")", now);
         }
         for (const auto& p : plan.pending) {
-            auto& slot = pending_[p.service][p.slot];
-            if (slot != p.reason) {
-                // Said once per service and reason, not once per slot.
-                bool said = false;
-                for (const auto& [s, r] : pending_[p.service]) said |= s != p.slot && r == p.reason;
-                if (!said) event("pending", p.service, "", "slot " + std::to_string(p.slot) + ": " + p.reason, now);
-                slot = p.reason;
-            }
+            pending_[p.service][p.slot] = p.reason;
+            // Said once per service and reason, not once per slot.
+            if (saidPending_[p.service].insert(p.reason).second)
+                event("pending", p.service, "", "slot " + std::to_string(p.slot) + ": " + p.reason, now);
         }
     }
     for (auto it = pending_.begin(); it != pending_.end();) {
         auto r = replicas.find(it->first);
-        if (r == replicas.end()) {
+        if (r != replicas.end()) std::erase_if(it->second, [&](const auto& s) { return s.first >= r->second; });
+        if (r == replicas.end() || it->second.empty()) {
+            saidPending_.erase(it->first);
             it = pending_.erase(it);
             continue;
         }
-        std::erase_if(it->second, [&](const auto& s) { return s.first >= r->second; });
-        it = it->second.empty() ? pending_.erase(it) : std::next(it);
+        ++it;
     }
     if (!updates.empty()) {
         std::vector<state::Op> ops;
@@ -614,8 +623,9 @@ std::string Cluster::metrics(int64_t now) const {
     for (const auto& [name, r] : services_)
         out += "hull_service_replicas_desired{service=\"" + name + "\"} " + std::to_string(r.spec.replicas) + "\n";
     out += "# HELP hull_service_replicas_ready Slots with a ready replica.\n# TYPE hull_service_replicas_ready gauge\n";
+    auto ready = readySlots();
     for (const auto& [name, r] : services_)
-        out += "hull_service_replicas_ready{service=\"" + name + "\"} " + std::to_string(readySlots(name)) + "\n";
+        out += "hull_service_replicas_ready{service=\"" + name + "\"} " + std::to_string(ready[name]) + "\n";
     size_t pending = 0;
     for (const auto& [s, slots] : pending_) pending += slots.size();
     out += "# HELP hull_replicas_pending Replicas no node fits.\n# TYPE hull_replicas_pending gauge\nhull_replicas_pending " +

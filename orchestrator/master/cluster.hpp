@@ -11,6 +11,7 @@
 //    pushes each connected node its assignments when they changed.
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -35,6 +36,12 @@ struct ClusterOptions {
     /// backoff (up to 1 s), and a master restart must move nothing.
     std::chrono::milliseconds restartGrace{5000};
     size_t events = 2000;  // kept in memory, newest last
+    /// Unix ms, for what users read as dates (events, updated, joined). Every
+    /// `now` passed to Cluster is another clock: monotonic ms, for heartbeats
+    /// and grace periods, which a wall clock set by NTP must not move.
+    std::function<int64_t()> wallMs = [] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    };
 };
 
 class Cluster {
@@ -87,8 +94,8 @@ private:
     NodeEntry nodeEntry(const std::string& name, int64_t now) const;
     void hello(const std::shared_ptr<api::WebSocketSession>& s, const json::Value& m, int64_t now);
     void pushAssignments();
-    /// Distinct slots of SERVICE with a ready container on a node that holds them.
-    int64_t readySlots(const std::string& service) const;
+    /// Distinct slots with a ready container on a node that holds them, by service (one pass).
+    std::map<std::string, int64_t> readySlots() const;
     std::string nodeOf(const api::WebSocketSession* s) const;
 
     std::unique_ptr<state::Store> store_;
@@ -106,6 +113,8 @@ private:
     // Figures for /metrics.
     uint64_t placed_ = 0, rounds_ = 0;
     int64_t lastCompact_ = 0;
+    int64_t lastRound_ = 0;  // when reconcile last ran (a gap: the master itself stalled)
+    std::map<std::string, std::set<std::string>> saidPending_;  // service -> pending reasons already in events
     double lastRoundMs_ = 0;
 };
 

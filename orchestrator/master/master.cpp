@@ -24,8 +24,10 @@ using json::Value;
 
 namespace {
 
+/// The cluster's clock for heartbeats and grace periods: monotonic, so an NTP
+/// step on an edge host marks no node down (dates come from ClusterOptions::wallMs).
 int64_t nowMs() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 Response reply(int status, std::string body) {
@@ -75,13 +77,13 @@ public:
         so.certPem = creds_.server.cert;
         so.keyPem = creds_.server.key;
         so.caPem = creds_.ca.cert;
+        // Nodes heartbeat every few hundred ms; a session silent for 2 s is
+        // pinged, for 4 s closed (its node is down by then anyway).
+        so.wsPingEvery = std::chrono::milliseconds(2000);
         auto server = TRY(api::HttpsServer::create(ioc_, so));
         routes(*server);
         asio::signal_set signals(ioc_, SIGINT, SIGTERM);
-        signals.async_wait([&](auto, int) {
-            server->stop();
-            ioc_.stop();
-        });
+        signals.async_wait([&](auto, int) { ioc_.stop(); });
         asio::steady_timer timer(ioc_);
         std::function<void()> tick = [&] {
             cluster_->reconcile(nowMs());
@@ -93,6 +95,12 @@ public:
         log::infof("master: serving https://%s, state in %s", o_.listen.c_str(), o_.stateDir.c_str());
         tick();
         ioc_.run();
+        // Stopped: the sessions' close handlers run now, while the server and
+        // the cluster that hold them still exist.
+        timer.cancel();
+        server->stop();
+        ioc_.restart();
+        ioc_.poll();
         return {};
     }
 
@@ -253,11 +261,12 @@ private:
         });
     }
 
+    // First: destroyed last, after everything that holds sockets or sessions on it.
+    asio::io_context ioc_;
     bool kicked_ = false;
     MasterOptions o_;
     Credentials creds_;
     std::unique_ptr<Cluster> cluster_;
-    asio::io_context ioc_;
 };
 
 }  // namespace

@@ -734,6 +734,7 @@ std::string portClash(const Service& a, const Service& b) {
 bool sameTemplate(const Service& a, const Service& b) {
     Service c = b;
     c.replicas = a.replicas;
+    c.placement = a.placement;  // where replicas run, not what they are
     return a == c;
 }
 

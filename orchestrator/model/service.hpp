@@ -115,7 +115,7 @@ std::string serviceJson(const Service& s);
 /// checked, a field that cannot be read keeps its default, and the name is NAME.
 Service serviceFromJsonLenient(const std::string& json, const std::string& name);
 
-/// A and B differ at most in replicas: the same containers (the node agent's
+/// A and B differ at most in replicas and placement: the same containers (the node agent's
 /// generation, which containers are compared against, changes only when not).
 bool sameTemplate(const Service& a, const Service& b);
 

@@ -48,6 +48,9 @@ int64_t AgentImpl::labelInt(const runtime::ContainerInfo& c, const char* key) {
 
 namespace {
 
+/// Container starts one reconcile round makes at most (the rest come in the next round, at once).
+constexpr int kStartsPerRound = 8;
+
 /// When the monitor wrote exit.json: the exit's time to the millisecond (the
 /// file's own "finished" has seconds), also for an exit while no agent ran.
 int64_t exitTimeMs(const runtime::ContainerInfo& c, int64_t now) {
@@ -156,6 +159,12 @@ Result<void> AgentImpl::reconcileOnce() {
     std::erase_if(startFailures_, [&](const auto& f) { return !keeps(f.first.first, f.first.second); });
 
     std::map<std::string, int> stops;  // containers to stop this round: grace seconds, by id
+    // Starts wait for their containers to be created (some 35 ms each): a round
+    // makes a few and leaves the rest to the next, at once, so that the API,
+    // probes and the master's heartbeats are served in between (a node given
+    // 60 replicas at once must not fall silent for two seconds and be taken
+    // for dead).
+    int starts = 0;
     for (const auto& a : plan(desired, observed, std::chrono::milliseconds(now), unreadable)) {
         if (a.kind == Action::Kind::Stop) {
             if (a.reason == "liveness" || a.reason == "startup")
@@ -189,6 +198,10 @@ Result<void> AgentImpl::reconcileOnce() {
             wakeBy(f->second.retryAt);
             continue;
         }
+        if (starts >= kStartsPerRound) {
+            wakeBy(now);
+            continue;
+        }
         const Service& s = specs.at(a.service).spec;
         // An image not made sure of yet is pulled in the background first: a
         // pull can take long, and the other services' supervision goes on.
@@ -205,7 +218,7 @@ Result<void> AgentImpl::reconcileOnce() {
         // holds the slot's restart count, which the next try carries on.
         bool started = false;
         if (pullError) startFailed(s, a, *pullError, now);
-        else started = start(s, a, now);
+        else started = start(s, a, now), ++starts;
         if (!started) {
             auto& f = startFailures_[slotKey];
             f.generation = a.generation;
