@@ -1,8 +1,8 @@
 // hull-simnodes: N simulated nodes for scale tests and benchmarks. Each joins
 // the master with the token (the real join: CA pinning, a CSR, a node
 // certificate), holds the real node session over mutual TLS, heartbeats, and
-// answers every assignment by reporting the assigned replicas running and
-// ready, without starting anything.
+// reports every assigned replica running and ready (at its next heartbeat,
+// as a real node reports changes), without starting anything.
 //
 //   hull-simnodes --join URL --token TOKEN --count N [--prefix sim-] [--cpus 64] [--memory 256g]
 //
@@ -108,32 +108,45 @@ private:
     void message(const std::string& text) {
         auto m = Value::parse(text);
         if (!m || json::stringOf(*m, "type") != "assignments") return;
-        // Every assigned slot runs and is ready, at once.
-        ContainerList list;
+        // The whole set, or the services whose part changed and those removed.
+        const Value* full = m->find("full");
+        if (!full || !full->isBool() || full->asBool()) assigned_.clear();
+        for (const auto& name : json::stringsOf(m->find("removed"))) assigned_.erase(name);
         if (const Value* svcs = m->find("services"); svcs && svcs->isArray())
             for (const auto& s : svcs->asArray()) {
-                std::string svc = json::stringOf(s, "name");
-                int64_t gen = 0;
-                if (const Value* g = s.find("generation")) g->toInt64(gen);
+                auto& a = assigned_[json::stringOf(s, "name")];
+                a.slots.clear();
+                if (const Value* g = s.find("generation")) g->toInt64(a.generation);
                 if (const Value* slots = s.find("slots"); slots && slots->isArray())
                     for (const auto& x : slots->asArray()) {
                         int64_t slot = 0;
-                        x.toInt64(slot);
-                        ContainerEntry c;
-                        c.id = name_ + "-" + svc + "-" + std::to_string(slot);
-                        c.name = svc + "-" + std::to_string(slot);
-                        c.service = svc;
-                        c.slot = int(slot);
-                        c.generation = gen;
-                        c.status = "running";
-                        c.ready = true;
-                        list.containers.push_back(std::move(c));
+                        if (x.toInt64(slot)) a.slots.push_back(int(slot));
                     }
+            }
+        changed_ = true;
+    }
+
+    /// Every assigned slot runs and is ready, at once: reported at most once
+    /// per heartbeat, as a real node does (a burst of assignments, one report).
+    void report() {
+        ContainerList list;
+        for (const auto& [svc, a] : assigned_)
+            for (int slot : a.slots) {
+                ContainerEntry c;
+                c.id = name_ + "-" + svc + "-" + std::to_string(slot);
+                c.name = svc + "-" + std::to_string(slot);
+                c.service = svc;
+                c.slot = slot;
+                c.generation = a.generation;
+                c.status = "running";
+                c.ready = true;
+                list.containers.push_back(std::move(c));
             }
         Value st = Value::object();
         st.set("type", "status");
         st.set("containers", *Value::parse(encode(list)));
         ws_->send(st.dump());
+        changed_ = false;
     }
 
     void closed(const std::string& why) {
@@ -148,7 +161,8 @@ private:
 
     void beat() {
         if (!open_) return;
-        ws_->send(R"({"type":"heartbeat"})");
+        if (changed_) report();
+        else ws_->send(R"({"type":"heartbeat"})");
         timer_.expires_after(o_.heartbeat);
         std::weak_ptr<SimNode> self = shared_from_this();
         timer_.async_wait([self](auto ec) {
@@ -162,7 +176,12 @@ private:
     api::ClientOptions creds_;
     asio::steady_timer timer_;
     std::shared_ptr<api::WebSocketClient> ws_;
-    bool open_ = false;
+    bool open_ = false, changed_ = false;
+    struct Assigned {
+        int64_t generation = 0;
+        std::vector<int> slots;
+    };
+    std::map<std::string, Assigned> assigned_;  // what the master assigned this node
 };
 
 }  // namespace

@@ -574,42 +574,50 @@ void Cluster::pushAssignments() {
         for (const auto& n : p.retiring) byNode[n][key.first].push_back(key.second);
     }
     std::map<std::string, Value> specs;  // each service's spec JSON, made once per round
+    auto entry = [&](const std::string& svc, const ServiceRecord& r, const std::vector<int>& slots) {
+        auto spec = specs.find(svc);
+        if (spec == specs.end()) spec = specs.emplace(svc, *Value::parse(serviceJson(r.spec))).first;
+        Value a = Value::object();
+        a.set("name", svc);
+        a.set("generation", r.generation);
+        a.set("spec", spec->second);
+        Value s = Value::array();
+        for (int x : slots) s.push(x);
+        a.set("slots", s);
+        return a;
+    };
     for (auto& [node, l] : live_) {
         if (!l.session) continue;
         const auto& mine = byNode[node];
-        // What the node has been sent, in a few bytes per service: sent again only when it changes.
-        std::string sig;
+        // What the node was sent, per service in a few bytes: a new session
+        // gets the whole set, then only the services whose part changed.
+        std::map<std::string, std::string> now;
         for (const auto& [svc, slots] : mine) {
             auto r = services_.find(svc);
-            sig += svc + "@" + std::to_string(r == services_.end() ? -1 : r->second.generation) + ":";
+            std::string sig = std::to_string(r == services_.end() ? -1 : r->second.generation) + ":";
             for (int s : slots) sig += std::to_string(s) + ",";
-            sig += ";";
+            now[svc] = std::move(sig);
         }
-        if (sig == l.sent) continue;
-        Value list = Value::array();
-        for (const auto& [svc, slots] : mine) {
+        bool full = !l.sent;
+        Value list = Value::array(), keep = Value::array(), removed = Value::array();
+        for (const auto& [svc, sig] : now) {
+            if (!full && l.sent->count(svc) && l.sent->at(svc) == sig) continue;
             auto r = services_.find(svc);
-            if (r == services_.end()) continue;  // unreadable: the node keeps what it has of it
-            auto spec = specs.find(svc);
-            if (spec == specs.end()) spec = specs.emplace(svc, *Value::parse(serviceJson(r->second.spec))).first;
-            Value a = Value::object();
-            a.set("name", svc);
-            a.set("generation", r->second.generation);
-            a.set("spec", spec->second);
-            Value s = Value::array();
-            for (int x : slots) s.push(x);
-            a.set("slots", s);
-            list.push(a);
+            if (r == services_.end()) keep.push(svc);  // unreadable here: the node keeps what it has of it
+            else list.push(entry(svc, r->second, mine.at(svc)));
         }
-        Value keep = Value::array();
-        for (const auto& [svc, slots] : mine)
-            if (!services_.count(svc)) keep.push(svc);
+        if (!full)
+            for (const auto& [svc, sig] : *l.sent)
+                if (!now.count(svc)) removed.push(svc);
+        if (!full && list.asArray().empty() && keep.asArray().empty() && removed.asArray().empty()) continue;
         Value m = Value::object();
         m.set("type", "assignments");
+        m.set("full", full);
         m.set("services", list);
         m.set("keep", keep);
+        m.set("removed", removed);
         l.session->send(m.dump());
-        l.sent = sig;
+        l.sent = std::move(now);
     }
 }
 

@@ -85,7 +85,7 @@ private:
         int64_t lastHeartbeat = 0;
         bool down = true;
         std::vector<ContainerEntry> containers;  // as last reported
-        std::optional<std::string> sent;         // signature of the assignments last pushed (none: push)
+        std::optional<std::map<std::string, std::string>> sent;  // per service, what was pushed (none: push all)
     };
 
     Cluster(std::unique_ptr<state::Store> s, ClusterOptions o) : store_(std::move(s)), o_(o) {}

@@ -319,6 +319,8 @@ Result<void> AgentImpl::run() {
 
 void AgentImpl::assign(const json::Value& m) {
     int64_t now = nowMs();
+    // The whole set (a new session), or the services whose part changed.
+    bool full = !m.find("full") || !m.find("full")->isBool() || m.find("full")->asBool();
     std::set<std::string> assigned = [&] {
         auto keep = json::stringsOf(m.find("keep"));  // the master cannot read them: left as they are
         return std::set<std::string>(keep.begin(), keep.end());
@@ -356,10 +358,15 @@ void AgentImpl::assign(const json::Value& m) {
                                                                         std::to_string(*gen)});
             }
         }
-    if (auto rows = store_.listServices())
+    auto unassign = [&](const std::string& name) {
+        if (store_.deleteService(name).value_or(false))
+            (void)store_.addEvent({0, now, "unassign", name, "", "no longer assigned to this node"});
+    };
+    if (!full)
+        for (const auto& name : json::stringsOf(m.find("removed"))) unassign(name);
+    else if (auto rows = store_.listServices())
         for (const auto& r : *rows)
-            if (!assigned.count(r.name) && store_.deleteService(r.name).value_or(false))
-                (void)store_.addEvent({0, now, "unassign", r.name, "", "no longer assigned to this node"});
+            if (!assigned.count(r.name)) unassign(r.name);
     wake();
 }
 

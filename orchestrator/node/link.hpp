@@ -39,7 +39,9 @@ struct NodeCredentials {
 class MasterLink {
 public:
     struct Hooks {
-        /// The master's "assignments" message: {services: [{name, generation, spec, slots}], keep: [names]}.
+        /// The master's "assignments" message: {full, services: [{name, generation, spec, slots}],
+        /// keep: [names], removed: [names]}: the whole set when full (a new session), else the
+        /// services whose part changed and those no longer assigned.
         std::function<void(const json::Value&)> assign;
         /// The node's containers now (for status reports).
         std::function<ContainerList()> containers;

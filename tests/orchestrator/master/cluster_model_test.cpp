@@ -25,22 +25,36 @@ public:
     void close() override { closed = true; }
     const api::Peer& peer() const override { return peer_; }
 
-    /// The slots of SERVICE in the last assignments message (none: -1 entries).
+    /// What the master has assigned this node so far, by service: the whole set
+    /// on a full message, then changes and removals.
     std::vector<int> slots(const std::string& service) const {
-        for (auto it = sent.rbegin(); it != sent.rend(); ++it) {
-            auto m = Value::parse(*it);
+        std::map<std::string, std::vector<int>> assigned;
+        for (const auto& text : sent) {
+            auto m = Value::parse(text);
             if (!m || json::stringOf(*m, "type") != "assignments") continue;
-            std::vector<int> out;
-            for (const auto& s : m->find("services")->asArray())
-                if (json::stringOf(s, "name") == service)
-                    for (const auto& x : s.find("slots")->asArray()) {
-                        int64_t n = 0;
-                        x.toInt64(n);
-                        out.push_back(int(n));
-                    }
-            return out;
+            if (m->find("full")->asBool()) assigned.clear();
+            for (const auto& name : json::stringsOf(m->find("removed"))) assigned.erase(name);
+            for (const auto& s : m->find("services")->asArray()) {
+                auto& slots = assigned[json::stringOf(s, "name")];
+                slots.clear();
+                for (const auto& x : s.find("slots")->asArray()) {
+                    int64_t n = 0;
+                    x.toInt64(n);
+                    slots.push_back(int(n));
+                }
+            }
         }
-        return {-1};
+        auto it = assigned.find(service);
+        return it == assigned.end() ? std::vector<int>{} : it->second;
+    }
+    /// Assignment messages sent, and how many of them were whole sets.
+    size_t assignments(bool fullOnly) const {
+        size_t n = 0;
+        for (const auto& text : sent) {
+            auto m = Value::parse(text);
+            if (m && json::stringOf(*m, "type") == "assignments" && (!fullOnly || m->find("full")->asBool())) ++n;
+        }
+        return n;
     }
     std::vector<std::string> sent;
     bool closed = false;
@@ -225,4 +239,39 @@ TEST_CASE("master: a session whose hello names another node is closed", "[master
     auto early = std::make_shared<FakeSession>("n3");
     m.cluster->sessionMessage(early, R"({"type":"status","containers":{}})", m.now);
     CHECK(early->closed);
+}
+
+TEST_CASE("master: a session gets the whole set once, then only the services whose part changed", "[master]") {
+    Master m;
+    m.join("n1");
+    m.apply("name: a\nimage: x\nreplicas: 1\n");
+    m.apply("name: b\nimage: x\nreplicas: 1\n");
+    m.tick();
+    auto& s = *m.nodes["n1"];
+    size_t before = s.sent.size();
+    REQUIRE(s.assignments(true) == 1);
+    // Scaling b sends b alone.
+    REQUIRE(m.cluster->scale("b", 2, m.now));
+    m.tick();
+    REQUIRE(s.sent.size() == before + 1);
+    auto last = *Value::parse(s.sent.back());
+    CHECK_FALSE(last.find("full")->asBool());
+    REQUIRE(last.find("services")->asArray().size() == 1);
+    CHECK(json::stringOf(last.find("services")->asArray()[0], "name") == "b");
+    // Deleting a sends its removal; nothing changed, nothing sent.
+    REQUIRE(m.cluster->remove("a", m.now));
+    m.tick();
+    CHECK(json::stringsOf(Value::parse(s.sent.back())->find("removed")) == std::vector<std::string>{"a"});
+    size_t quiet = s.sent.size();
+    m.heartbeat("n1");
+    m.tick();
+    CHECK(s.sent.size() == quiet);
+    CHECK(s.slots("a").empty());
+    CHECK(s.slots("b") == std::vector<int>{0, 1});
+    // A new session gets the whole set again.
+    m.cluster->sessionClosed(m.nodes["n1"], m.now);
+    m.connect("n1");
+    m.tick();
+    CHECK(m.nodes["n1"]->assignments(true) == 1);
+    CHECK(m.nodes["n1"]->slots("b") == std::vector<int>{0, 1});
 }
