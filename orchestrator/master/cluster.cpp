@@ -148,7 +148,7 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
     if (auto put = store_->put(keys::service(svc->name), encodeService(r)); !put) return fail(storeError(put.error()));
     services_[svc->name] = r;
     unreadable_.erase(svc->name);
-    dirty_ = true;
+    dirtyServices_.insert(svc->name);
     event("apply", svc->name, "", "generation " + std::to_string(r.generation) + ", " + std::to_string(svc->replicas) + " replicas",
           now);
     return ApplyReply{svc->name, r.generation};
@@ -163,7 +163,7 @@ Result<ScaleReply> Cluster::scale(const std::string& name, int64_t replicas, int
     r.updated = o_.wallMs();
     if (auto put = store_->put(keys::service(name), encodeService(r)); !put) return fail(storeError(put.error()));
     it->second = r;
-    dirty_ = true;
+    dirtyServices_.insert(name);
     event("scale", name, "", std::to_string(replicas) + " replicas", now);
     return ScaleReply{name, r.generation, replicas};
 }
@@ -179,7 +179,8 @@ Result<void> Cluster::remove(const std::string& name, int64_t now) {
     pending_.erase(name);
     for (auto it = placements_.lower_bound({name, 0}); it != placements_.end() && it->first.first == name;)
         it = placements_.erase(it);
-    dirty_ = true;
+    // Its nodes are told; what it held is free for the pending ones (retried every round).
+    dirtyServices_.insert(name);
     event("delete", name, "", "deleted", now);
     return {};
 }
@@ -409,13 +410,15 @@ void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, co
         }
         // A new round only when what placement looks at changed: which slots are ready where.
         auto readyOf = [](const std::vector<ContainerEntry>& cs) {
-            std::vector<std::pair<std::string, int>> r;
+            std::set<std::pair<std::string, int>> r;
             for (const auto& c : cs)
-                if (c.ready && c.status == "running") r.push_back({c.service, c.slot});
-            std::sort(r.begin(), r.end());
+                if (c.ready && c.status == "running") r.insert({c.service, c.slot});
             return r;
         };
-        if (readyOf(l.containers) != readyOf(list->containers)) dirty_ = true;
+        auto before = readyOf(l.containers), after = readyOf(list->containers);
+        std::vector<std::pair<std::string, int>> diff;
+        std::set_symmetric_difference(before.begin(), before.end(), after.begin(), after.end(), std::back_inserter(diff));
+        for (const auto& [svc, slot] : diff) dirtyServices_.insert(svc);
         l.containers = std::move(list->containers);
         for (auto& c : l.containers) c.node = node;
         return;
@@ -467,14 +470,33 @@ void Cluster::reconcile(int64_t now) {
         event(down ? "node-down" : "node-up", "", "", "node " + t.node + (down ? " down: " : " up: ") + t.reason, now);
         dirty_ = true;
     }
-    if (!dirty_) return;
+    if (!changed()) return;
+    // The services this round looks at: every one after a change of nodes (or
+    // a failed write), else those that changed, and those with replicas
+    // pending (what a change freed may fit them now). A round costs what its
+    // services hold, not what the cluster holds.
+    std::optional<std::set<std::string>> scope;
+    if (!dirty_) {
+        scope = std::move(dirtyServices_);
+        for (const auto& [svc, slots] : pending_) scope->insert(svc);
+    }
     dirty_ = false;
+    dirtyServices_.clear();
+    auto inScope = [&](const std::string& svc) { return !scope || scope->count(svc); };
     auto started = std::chrono::steady_clock::now();
 
     std::map<std::string, int> replicas;
-    for (const auto& [name, r] : services_) replicas[name] = r.spec.replicas;
+    for (const auto& [name, r] : services_)
+        if (inScope(name)) replicas[name] = r.spec.replicas;
+    core::PlacementMap current;
+    if (scope)
+        for (const auto& svc : *scope)
+            for (auto it = placements_.lower_bound({svc, 0}); it != placements_.end() && it->first.first == svc; ++it)
+                current.insert(*it);
+    const core::PlacementMap& considered = scope ? current : placements_;
     // A service this hull cannot read keeps the slots it has.
     for (const auto& name : unreadable_) {
+        if (!inScope(name)) continue;
         int n = 0;
         for (auto it = placements_.lower_bound({name, 0}); it != placements_.end() && it->first.first == name; ++it)
             n = std::max(n, it->first.second + 1);
@@ -485,10 +507,10 @@ void Cluster::reconcile(int64_t now) {
     std::vector<core::ReadyReplica> ready;
     for (const auto& [node, l] : live_)
         for (const auto& c : l.containers)
-            if (c.ready && c.status == "running") ready.push_back({c.service, c.slot, node});
+            if (c.ready && c.status == "running" && inScope(c.service)) ready.push_back({c.service, c.slot, node});
     std::sort(ready.begin(), ready.end());
 
-    auto changes = core::planPlacements(replicas, placements_, view, ready);
+    auto changes = core::planPlacements(replicas, considered, view, ready);
     core::PlacementMap updates = std::move(changes.updates);
     std::map<std::string, int> placedPer;
     if (!changes.needs.empty()) {
@@ -531,6 +553,10 @@ void Cluster::reconcile(int64_t now) {
         }
     }
     for (auto it = pending_.begin(); it != pending_.end();) {
+        if (!inScope(it->first)) {
+            ++it;
+            continue;
+        }
         auto r = replicas.find(it->first);
         if (r != replicas.end()) std::erase_if(it->second, [&](const auto& s) { return s.first >= r->second; });
         if (r == replicas.end() || it->second.empty()) {
@@ -561,17 +587,28 @@ void Cluster::reconcile(int64_t now) {
         placed_ += uint64_t(n);
         event("scheduled", svc, "", std::to_string(n) + " replica(s) placed", now);
     }
-    pushAssignments();
+    pushAssignments(scope ? &*scope : nullptr);
     ++rounds_;
     lastRoundMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
 }
 
-void Cluster::pushAssignments() {
+void Cluster::pushAssignments(const std::set<std::string>* only) {
+    // A session that has had nothing yet needs the whole set: every service.
+    if (only)
+        for (const auto& [node, l] : live_)
+            if (l.session && !l.sent) only = nullptr;
     // node -> service -> slots (a retiring copy is assigned too, until released).
     std::map<std::string, std::map<std::string, std::vector<int>>> byNode;
-    for (const auto& [key, p] : placements_) {
+    auto add = [&](const std::pair<std::string, int>& key, const core::SlotPlacement& p) {
         if (!p.node.empty()) byNode[p.node][key.first].push_back(key.second);
         for (const auto& n : p.retiring) byNode[n][key.first].push_back(key.second);
+    };
+    if (only) {
+        for (const auto& svc : *only)
+            for (auto it = placements_.lower_bound({svc, 0}); it != placements_.end() && it->first.first == svc; ++it)
+                add(it->first, it->second);
+    } else {
+        for (const auto& [key, p] : placements_) add(key, p);
     }
     std::map<std::string, Value> specs;  // each service's spec JSON, made once per round
     auto entry = [&](const std::string& svc, const ServiceRecord& r, const std::vector<int>& slots) {
@@ -586,30 +623,58 @@ void Cluster::pushAssignments() {
         a.set("slots", s);
         return a;
     };
+    auto sigOf = [&](const std::string& svc, const std::vector<int>& slots) {
+        auto r = services_.find(svc);
+        std::string sig = std::to_string(r == services_.end() ? -1 : r->second.generation) + ":";
+        for (int s : slots) sig += std::to_string(s) + ",";
+        return sig;
+    };
+    static const std::map<std::string, std::vector<int>> kNone;
     for (auto& [node, l] : live_) {
         if (!l.session) continue;
-        const auto& mine = byNode[node];
+        auto found = byNode.find(node);
+        const auto& mine = found == byNode.end() ? kNone : found->second;
         // What the node was sent, per service in a few bytes: a new session
         // gets the whole set, then only the services whose part changed.
-        std::map<std::string, std::string> now;
-        for (const auto& [svc, slots] : mine) {
-            auto r = services_.find(svc);
-            std::string sig = std::to_string(r == services_.end() ? -1 : r->second.generation) + ":";
-            for (int s : slots) sig += std::to_string(s) + ",";
-            now[svc] = std::move(sig);
-        }
         bool full = !l.sent;
         Value list = Value::array(), keep = Value::array(), removed = Value::array();
-        for (const auto& [svc, sig] : now) {
-            if (!full && l.sent->count(svc) && l.sent->at(svc) == sig) continue;
+        auto include = [&](const std::string& svc, const std::vector<int>& slots) {
             auto r = services_.find(svc);
             if (r == services_.end()) keep.push(svc);  // unreadable here: the node keeps what it has of it
-            else list.push(entry(svc, r->second, mine.at(svc)));
+            else list.push(entry(svc, r->second, slots));
+        };
+        if (full) {
+            l.sent.emplace();
+            for (const auto& [svc, slots] : mine) {
+                (*l.sent)[svc] = sigOf(svc, slots);
+                include(svc, slots);
+            }
+        } else {
+            auto visit = [&](const std::string& svc) {
+                auto s = mine.find(svc);
+                auto old = l.sent->find(svc);
+                if (s == mine.end()) {
+                    if (old != l.sent->end()) {
+                        removed.push(svc);
+                        l.sent->erase(old);
+                    }
+                    return;
+                }
+                std::string sig = sigOf(svc, s->second);
+                if (old != l.sent->end() && old->second == sig) return;
+                (*l.sent)[svc] = std::move(sig);
+                include(svc, s->second);
+            };
+            if (only) {
+                for (const auto& svc : *only) visit(svc);
+            } else {
+                std::set<std::string> all;
+                for (const auto& [svc, slots] : mine) all.insert(svc);
+                for (const auto& [svc, sig] : *l.sent) all.insert(svc);
+                for (const auto& svc : all) visit(svc);
+            }
+            if (list.asArray().empty() && keep.asArray().empty() && removed.asArray().empty()) continue;
         }
-        if (!full)
-            for (const auto& [svc, sig] : *l.sent)
-                if (!now.count(svc)) removed.push(svc);
-        if (!full && list.asArray().empty() && keep.asArray().empty() && removed.asArray().empty()) continue;
         Value m = Value::object();
         m.set("type", "assignments");
         m.set("full", full);
@@ -617,7 +682,6 @@ void Cluster::pushAssignments() {
         m.set("keep", keep);
         m.set("removed", removed);
         l.session->send(m.dump());
-        l.sent = std::move(now);
     }
 }
 

@@ -77,7 +77,7 @@ public:
     /// Lifecycle, placement, scheduling, assignments: one round.
     void reconcile(int64_t now);
     /// Something changed that the next round must see (run one soon rather than at the next tick).
-    bool changed() const { return dirty_; }
+    bool changed() const { return dirty_ || !dirtyServices_.empty(); }
 
 private:
     struct Live {
@@ -93,7 +93,8 @@ private:
     [[nodiscard]] Result<void> putNode(const NodeRecord& r);
     NodeEntry nodeEntry(const std::string& name, int64_t now) const;
     void hello(const std::shared_ptr<api::WebSocketSession>& s, const json::Value& m, int64_t now);
-    void pushAssignments();
+    /// ONLY: the services whose placements may have changed (none: all).
+    void pushAssignments(const std::set<std::string>* only = nullptr);
     /// Distinct slots with a ready container on a node that holds them, by service (one pass).
     std::map<std::string, int64_t> readySlots() const;
     std::string nodeOf(const api::WebSocketSession* s) const;
@@ -109,7 +110,8 @@ private:
     std::map<std::string, std::map<int, std::string>> pending_;  // service -> slot -> why it has no node
     std::deque<Event> events_;
     int64_t nextEvent_ = 1;
-    bool dirty_ = true;  // something changed that the placement round must see
+    bool dirty_ = true;                     // a change every service's round must see (nodes, a failed write)
+    std::set<std::string> dirtyServices_;  // services changed since the last round
     // Figures for /metrics.
     uint64_t placed_ = 0, rounds_ = 0;
     int64_t lastCompact_ = 0;
