@@ -20,8 +20,8 @@
 
 #include "cli/args.hpp"
 #include "orchestrator/api/https_client.hpp"
+#include "orchestrator/api/join.hpp"
 #include "orchestrator/api/messages.hpp"
-#include "orchestrator/api/pki.hpp"
 #include "orchestrator/model/service.hpp"
 #include "sys/json.hpp"
 #include "sys/log.hpp"
@@ -47,22 +47,11 @@ struct SimOptions {
 
 /// The node certificate, as a real node gets it.
 Result<api::ClientOptions> join(const SimOptions& o, const std::string& name) {
-    auto token = TRY(api::parseJoinToken(o.token));
-    std::string key;
-    std::string csr = TRY(api::makeKeyAndCsr(name, key));
-    api::ClientOptions pin;
-    pin.pinCaSha256 = token.caHash;
-    Value body = Value::object();
-    body.set("token", o.token);
-    body.set("name", name);
-    body.set("csr", csr);
-    auto r = TRY(api::httpsRequest("POST", o.url + "/v1/join", body.dump(), pin));
-    if (r.status != 200) return failInvalid("join " + name + ": " + r.body);
-    auto v = TRY(Value::parse(r.body));
+    auto creds = TRY(api::requestJoin(o.url, o.token, name));
     api::ClientOptions c;
-    c.caPem = json::stringOf(v, "ca");
-    c.certPem = json::stringOf(v, "certificate");
-    c.keyPem = key;
+    c.caPem = creds.ca;
+    c.certPem = creds.cert;
+    c.keyPem = creds.key;
     return c;
 }
 

@@ -10,7 +10,7 @@
 #include <chrono>
 
 #include "orchestrator/api/https_client.hpp"
-#include "orchestrator/api/pki.hpp"
+#include "orchestrator/api/join.hpp"
 #include "sys/fs.hpp"
 #include "sys/log.hpp"
 #include "sys/unique_fd.hpp"
@@ -50,10 +50,6 @@ std::string addressTowards(const std::string& host) {
     return out;
 }
 
-std::string errorOf(const std::string& body) {
-    auto e = decode<ErrorReply>(body);
-    return e ? e->message : body;
-}
 
 }  // namespace
 
@@ -71,25 +67,9 @@ Result<NodeCredentials> ensureJoined(LinkOptions& o) {
     }
     if (o.token.empty())
         return failInvalid("node: not joined to " + o.masterUrl + " yet: --token TOKEN is needed (hull cluster join-token on the master)");
-    auto token = TRY(api::parseJoinToken(o.token));
-    std::string key;
-    std::string csr = TRY(api::makeKeyAndCsr(o.name, key));
-    // The master proves itself first: its CA must hash to the token's before the
-    // secret leaves this host.
-    api::ClientOptions co;
-    co.pinCaSha256 = token.caHash;
-    Value body = Value::object();
-    body.set("token", o.token);
-    body.set("name", o.name);
-    body.set("csr", csr);
-    auto r = api::httpsRequest("POST", o.masterUrl + "/v1/join", body.dump(), co);
-    if (!r) return fail(std::move(r).error().context("node: join " + o.masterUrl));
-    if (r->status != 200) return failInvalid("node: join " + o.masterUrl + ": refused: " + errorOf(r->body));
-    auto reply = Value::parse(r->body);
-    if (!reply || !reply->isObject()) return failInvalid("node: join: the master's answer is not JSON");
-    NodeCredentials c{json::stringOf(*reply, "ca"), json::stringOf(*reply, "certificate"), key};
-    if (c.cert.empty() || c.ca.empty()) return failInvalid("node: join: the master's answer has no certificate");
-    if (TRY(api::certFingerprint(c.ca)) != token.caHash) return failInvalid("node: join: the master sent another CA than the token's");
+    auto joined = api::requestJoin(o.masterUrl, o.token, o.name);
+    if (!joined) return fail(std::move(joined).error().context("node"));
+    const NodeCredentials& c = *joined;
     TRY(sys::mkdirAll(dir, 0700));
     TRY(sys::writeFileAtomic(dir + "/ca.pem", c.ca, 0644));
     TRY(sys::writeFileAtomic(dir + "/node.key", c.key, 0600));

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 
+#include "orchestrator/api/join.hpp"
 #include "orchestrator/api/messages.hpp"
 #include "sys/error.hpp"
 #include "sys/json.hpp"
@@ -27,9 +28,7 @@ struct LinkOptions {
     std::map<std::string, std::string> labels;
 };
 
-struct NodeCredentials {
-    std::string ca, cert, key;  // PEM
-};
+using api::NodeCredentials;
 
 /// The node's credentials for this master: read from STATE/cluster/, or got by
 /// joining (and then kept there). A token whose CA hash does not match the
