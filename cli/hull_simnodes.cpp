@@ -22,6 +22,7 @@
 #include "orchestrator/api/https_client.hpp"
 #include "orchestrator/api/join.hpp"
 #include "orchestrator/api/messages.hpp"
+#include "orchestrator/api/status_report.hpp"
 #include "orchestrator/model/service.hpp"
 #include "sys/json.hpp"
 #include "sys/log.hpp"
@@ -91,6 +92,8 @@ private:
         m.set("labels", labels);
         m.set("version", "sim");
         ws_->send(m.dump());
+        reporter_.reset();
+        changed_ = true;  // the first report: every container (none yet)
         beat();
     }
 
@@ -116,9 +119,10 @@ private:
     }
 
     /// Every assigned slot runs and is ready, at once: reported at most once
-    /// per heartbeat, as a real node does (a burst of assignments, one report).
+    /// per heartbeat, as a real node does (a burst of assignments, one report
+    /// of what changed).
     void report() {
-        ContainerList list;
+        std::vector<ContainerEntry> list;
         for (const auto& [svc, a] : assigned_)
             for (int slot : a.slots) {
                 ContainerEntry c;
@@ -129,12 +133,10 @@ private:
                 c.generation = a.generation;
                 c.status = "running";
                 c.ready = true;
-                list.containers.push_back(std::move(c));
+                list.push_back(std::move(c));
             }
-        Value st = Value::object();
-        st.set("type", "status");
-        st.set("containers", *Value::parse(encode(list)));
-        ws_->send(st.dump());
+        if (auto r = reporter_.next(list)) ws_->send(api::statusMessage(*r));
+        else ws_->send(R"({"type":"heartbeat"})");
         changed_ = false;
     }
 
@@ -171,6 +173,7 @@ private:
         std::vector<int> slots;
     };
     std::map<std::string, Assigned> assigned_;  // what the master assigned this node
+    api::StatusReporter reporter_;
 };
 
 }  // namespace

@@ -147,9 +147,24 @@ Result<T> decode(const std::string& text) {
     return message;
 }
 
-#define HULL_WIRE(T)                       \
-    template std::string encode(const T&); \
-    template Result<T> decode(const std::string&);
+template <class T>
+json::Value encodeBody(const T& message) {
+    return wire::Io::write(message);
+}
+
+template <class T>
+Result<T> decodeBody(const json::Value& body) {
+    T message;
+    if (std::string wrong = wire::Io::readBody(body, message); !wrong.empty())
+        return fail(Error::invalid(std::string("bad ") + T::kName + " message: " + wrong));
+    return message;
+}
+
+#define HULL_WIRE(T)                                  \
+    template std::string encode(const T&);            \
+    template Result<T> decode(const std::string&);    \
+    template json::Value encodeBody(const T&);        \
+    template Result<T> decodeBody(const json::Value&);
 HULL_WIRE(ErrorReply)
 HULL_WIRE(ApplyRequest)
 HULL_WIRE(ApplyReply)
@@ -172,6 +187,7 @@ HULL_WIRE(NodeReply)
 HULL_WIRE(JoinTokenReply)
 HULL_WIRE(MasterEntry)
 HULL_WIRE(ClusterStatus)
+HULL_WIRE(StatusReport)
 #undef HULL_WIRE
 
 // ---- the CLI's JSON ----

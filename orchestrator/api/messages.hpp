@@ -43,6 +43,12 @@ template <class T>
 /// MESSAGE as JSON, one line.
 template <class T>
 std::string encode(const T& message);
+/// The message's body alone ({"schemaVersion": 2, ...}, without its name), as
+/// one part of a larger document; and back, checked as decode() checks.
+template <class T>
+json::Value encodeBody(const T& message);
+template <class T>
+[[nodiscard]] Result<T> decodeBody(const json::Value& body);
 
 namespace wire {
 
@@ -266,6 +272,7 @@ struct ContainerEntry {
                   "restarts", restarts, "status", status, "exitCode", exitCode, "ready", ready, "ip", ip, "started",
                   started);
     }
+    bool operator==(const ContainerEntry&) const = default;
 };
 
 /// GET /v1/containers.
@@ -274,6 +281,19 @@ struct ContainerList {
     static constexpr int kVersion = 2;
     std::vector<ContainerEntry> containers;
     void fields(wire::Io& io) { io.fields("containers", containers); }
+};
+
+/// A node's containers, over its session to the master ({"type": "status",
+/// "report": {...}}): every one on a new session (full), then only those whose
+/// entry changed and the ids of those gone. The session is ordered and a new
+/// one starts with a full report, so the master's copy never drifts.
+struct StatusReport {
+    static constexpr const char* kName = "StatusReport";
+    static constexpr int kVersion = 2;
+    bool full = true;
+    std::vector<ContainerEntry> containers;  // full: all; else the new and the changed
+    std::vector<std::string> gone;           // ids no longer there (never with full)
+    void fields(wire::Io& io) { io.fields("full", full, "containers", containers, "gone", gone); }
 };
 
 struct Event {

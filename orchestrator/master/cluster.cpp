@@ -186,19 +186,77 @@ Result<void> Cluster::remove(const std::string& name, int64_t now) {
 }
 
 std::map<std::string, int64_t> Cluster::readySlots() const {
-    std::set<std::pair<std::string, int>> ready;
-    for (const auto& [node, l] : live_)
-        for (const auto& c : l.containers)
-            if (c.ready && c.status == "running") {
-                auto p = placements_.find({c.service, c.slot});
-                if (p != placements_.end() &&
-                    (p->second.node == node ||
-                     std::find(p->second.retiring.begin(), p->second.retiring.end(), node) != p->second.retiring.end()))
-                    ready.insert({c.service, c.slot});
-            }
     std::map<std::string, int64_t> out;
-    for (const auto& [svc, slot] : ready) ++out[svc];
+    for (const auto& [key, where] : readyAt_) {
+        auto p = placements_.find(key);
+        if (p == placements_.end()) continue;
+        for (const auto& [node, n] : where) {
+            auto l = live_.find(node);
+            if (l == live_.end() || l->second.down) continue;
+            if (p->second.node == node ||
+                std::find(p->second.retiring.begin(), p->second.retiring.end(), node) != p->second.retiring.end()) {
+                ++out[key.first];
+                break;
+            }
+        }
+    }
     return out;
+}
+
+std::vector<core::ReadyReplica> Cluster::readyReplicas(const std::set<std::string>* scope) const {
+    std::vector<core::ReadyReplica> out;
+    auto add = [&](const std::pair<std::string, int>& key, const std::map<std::string, int>& where) {
+        for (const auto& [node, n] : where)
+            if (auto l = live_.find(node); l != live_.end() && !l->second.down) out.push_back({key.first, key.second, node});
+    };
+    if (!scope) {
+        for (const auto& [key, where] : readyAt_) add(key, where);
+    } else {
+        for (const auto& svc : *scope)
+            for (auto it = readyAt_.lower_bound({svc, 0}); it != readyAt_.end() && it->first.first == svc; ++it)
+                add(it->first, it->second);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+void Cluster::countReady(const std::string& node, const ContainerEntry& c, int delta) {
+    if (!c.ready || c.status != "running") return;
+    std::pair<std::string, int> key{c.service, c.slot};
+    auto& where = readyAt_[key];
+    if ((where[node] += delta) <= 0) where.erase(node);
+    if (where.empty()) readyAt_.erase(key);
+    // What placement looks at changed: which slots are ready where.
+    dirtyServices_.insert(c.service);
+}
+
+void Cluster::applyReport(const std::string& node, Live& l, StatusReport r) {
+    if (r.full) forgetContainers(node, l);
+    for (const auto& id : r.gone)
+        if (auto it = l.containers.find(id); it != l.containers.end()) {
+            countReady(node, it->second, -1);
+            l.containers.erase(it);
+        }
+    for (auto& c : r.containers) {
+        c.node = node;
+        auto [it, fresh] = l.containers.try_emplace(c.id);
+        if (!fresh) {
+            bool wasReady = it->second.ready && it->second.status == "running";
+            bool isReady = c.ready && c.status == "running";
+            if (wasReady && isReady && it->second.service == c.service && it->second.slot == c.slot) {
+                it->second = std::move(c);  // still counted where it was
+                continue;
+            }
+            countReady(node, it->second, -1);
+        }
+        it->second = std::move(c);
+        countReady(node, it->second, +1);
+    }
+}
+
+void Cluster::forgetContainers(const std::string& node, Live& l) {
+    for (const auto& [id, c] : l.containers) countReady(node, c, -1);
+    l.containers.clear();
 }
 
 ServiceList Cluster::serviceList() const {
@@ -219,11 +277,11 @@ ServiceList Cluster::serviceList() const {
 ContainerList Cluster::containers(const std::string& service) const {
     ContainerList out;
     for (const auto& [node, l] : live_)
-        for (const auto& c : l.containers)
-            if (service.empty() || c.service == service) {
-                out.containers.push_back(c);
-                out.containers.back().node = node;
-            }
+        for (const auto& [id, c] : l.containers)
+            if (service.empty() || c.service == service) out.containers.push_back(c);
+    std::sort(out.containers.begin(), out.containers.end(), [](const ContainerEntry& a, const ContainerEntry& b) {
+        return std::tie(a.service, a.slot, a.node, a.name) < std::tie(b.service, b.slot, b.node, b.name);
+    });
     return out;
 }
 
@@ -402,25 +460,13 @@ void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, co
     l.lastHeartbeat = now;
     if (type == "heartbeat") return;
     if (type == "status") {
-        const Value* body = m->find("containers");
-        auto list = body ? decode<ContainerList>(body->dump()) : Result<ContainerList>(failInvalid("no containers"));
-        if (!list) {
-            log::warnf("master: status of %s: %s", node.c_str(), list.error().message().c_str());
+        const Value* body = m->find("report");
+        auto report = body ? decodeBody<StatusReport>(*body) : Result<StatusReport>(failInvalid("no report"));
+        if (!report) {
+            log::warnf("master: status of %s: %s", node.c_str(), report.error().message().c_str());
             return;
         }
-        // A new round only when what placement looks at changed: which slots are ready where.
-        auto readyOf = [](const std::vector<ContainerEntry>& cs) {
-            std::set<std::pair<std::string, int>> r;
-            for (const auto& c : cs)
-                if (c.ready && c.status == "running") r.insert({c.service, c.slot});
-            return r;
-        };
-        auto before = readyOf(l.containers), after = readyOf(list->containers);
-        std::vector<std::pair<std::string, int>> diff;
-        std::set_symmetric_difference(before.begin(), before.end(), after.begin(), after.end(), std::back_inserter(diff));
-        for (const auto& [svc, slot] : diff) dirtyServices_.insert(svc);
-        l.containers = std::move(list->containers);
-        for (auto& c : l.containers) c.node = node;
+        applyReport(node, l, std::move(*report));
         return;
     }
     log::warnf("master: %s sent an unknown message \"%s\"", node.c_str(), type.c_str());
@@ -431,8 +477,11 @@ void Cluster::sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int
     sessions_.erase(s.get());
     if (node.empty()) return;
     Live& l = live_[node];
-    if (l.session == s) l.session.reset();
-    // Down only once its grace period is over: a reconnect within it moves nothing.
+    if (l.session != s) return;
+    l.session.reset();
+    // Down only once its grace period is over: a reconnect within it moves
+    // nothing. Already down: nothing more will come of what it reported.
+    if (l.down) forgetContainers(node, l);
 }
 
 // ---- the round ----
@@ -468,7 +517,9 @@ void Cluster::reconcile(int64_t now) {
     for (const auto& t : core::nodeTransitions(clocks, now, lo)) {
         bool down = t.to == core::Transition::To::Down;
         live_[t.node].down = down;
-        if (down) live_[t.node].containers.clear();  // what it ran is no longer known
+        // What it ran is no longer known, unless its session is still open:
+        // what comes on it then applies to what the master has.
+        if (Live& l = live_[t.node]; down && !l.session) forgetContainers(t.node, l);
         event(down ? "node-down" : "node-up", "", "", "node " + t.node + (down ? " down: " : " up: ") + t.reason, now);
         dirty_ = true;
     }
@@ -506,11 +557,7 @@ void Cluster::reconcile(int64_t now) {
     }
     std::map<std::string, core::NodeView> view;
     for (const auto& [name, r] : nodes_) view[name] = {!live_[name].down, r.drained};
-    std::vector<core::ReadyReplica> ready;
-    for (const auto& [node, l] : live_)
-        for (const auto& c : l.containers)
-            if (c.ready && c.status == "running" && inScope(c.service)) ready.push_back({c.service, c.slot, node});
-    std::sort(ready.begin(), ready.end());
+    std::vector<core::ReadyReplica> ready = readyReplicas(scope ? &*scope : nullptr);
 
     auto changes = core::planPlacements(replicas, considered, view, ready);
     core::PlacementMap updates = std::move(changes.updates);
@@ -535,6 +582,7 @@ void Cluster::reconcile(int64_t now) {
         for (const auto& n : changes.needs) wants.push_back({n.service, n.slot, n.avoid});
         auto plan = core::schedule(infos, demands, existing, wants);
         std::map<std::pair<std::string, int>, std::string> why;
+        std::map<std::pair<std::string, std::string>, std::vector<std::string>> moved;  // (service, why) -> "slot 3 to n2"
         for (const auto& n : changes.needs) why[{n.service, n.slot}] = n.why;
         for (const auto& p : plan.placed) {
             std::pair<std::string, int> key{p.service, p.slot};
@@ -544,8 +592,15 @@ void Cluster::reconcile(int64_t now) {
             updates[key] = core::placedOn(before, p.node, view);
             if (auto pend = pending_.find(p.service); pend != pending_.end()) pend->second.erase(p.slot);
             ++placedPer[p.service];
-            if (why[key] != "new")
-                event("rescheduled", p.service, "", "slot " + std::to_string(p.slot) + " to " + p.node + " (" + why[key] + ")", now);
+            if (why[key] != "new") moved[{p.service, why[key]}].push_back("slot " + std::to_string(p.slot) + " to " + p.node);
+        }
+        // One event per service and reason, not one per slot: a node that goes
+        // down with a thousand replicas makes a few lines, not a thousand.
+        for (const auto& [what, slots] : moved) {
+            std::string msg = std::to_string(slots.size()) + " replica(s) (" + what.second + "): ";
+            for (size_t i = 0; i < slots.size() && i < 5; ++i) msg += (i ? ", " : "") + slots[i];
+            if (slots.size() > 5) msg += ", ...";
+            event("rescheduled", what.first, "", msg, now);
         }
         for (const auto& p : plan.pending) {
             pending_[p.service][p.slot] = p.reason;

@@ -84,7 +84,10 @@ private:
         std::shared_ptr<api::WebSocketSession> session;
         int64_t lastHeartbeat = 0;
         bool down = true;
-        std::vector<ContainerEntry> containers;  // as last reported
+        /// id -> as reported: the session's first report, then what changed.
+        /// Kept while the node is away with its session open (what comes on it
+        /// still applies); dropped when it is down with no session.
+        std::map<std::string, ContainerEntry> containers;
         std::optional<std::map<std::string, std::string>> sent;  // per service, what was pushed (none: push all)
     };
 
@@ -98,6 +101,14 @@ private:
     /// Distinct slots with a ready container on a node that holds them, by service (one pass).
     std::map<std::string, int64_t> readySlots() const;
     std::string nodeOf(const api::WebSocketSession* s) const;
+    /// REPORT from NODE applied to what the master knows of its containers.
+    void applyReport(const std::string& node, Live& l, StatusReport report);
+    /// What the master knew of NODE's containers is gone (it is down, without a session).
+    void forgetContainers(const std::string& node, Live& l);
+    /// C, on NODE, counted (+1) or no longer (-1) in readyAt_ if it is ready.
+    void countReady(const std::string& node, const ContainerEntry& c, int delta);
+    /// The ready replicas of the services SCOPE names (none: all) on nodes that are up, sorted.
+    std::vector<core::ReadyReplica> readyReplicas(const std::set<std::string>* scope) const;
 
     std::unique_ptr<state::Store> store_;
     ClusterOptions o_;
@@ -106,6 +117,9 @@ private:
     std::map<std::string, NodeRecord> nodes_;
     std::map<std::string, Live> live_;
     std::map<const api::WebSocketSession*, std::string> sessions_;  // session -> node, once it said hello
+    /// (service, slot) -> node -> its ready, running containers of that slot:
+    /// kept as reports come, so that a round reads its services' part only.
+    std::map<std::pair<std::string, int>, std::map<std::string, int>> readyAt_;
     core::PlacementMap placements_;
     std::map<std::string, std::map<int, std::string>> pending_;  // service -> slot -> why it has no node
     std::deque<Event> events_;

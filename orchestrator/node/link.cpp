@@ -11,6 +11,7 @@
 
 #include "orchestrator/api/https_client.hpp"
 #include "orchestrator/api/join.hpp"
+#include "orchestrator/api/status_report.hpp"
 #include "sys/fs.hpp"
 #include "sys/log.hpp"
 #include "sys/unique_fd.hpp"
@@ -95,7 +96,7 @@ public:
     }
 
     void poke() override {
-        if (open_) report(false);
+        if (open_) report();
     }
 
     void stop() override {
@@ -151,8 +152,8 @@ private:
         m.set("labels", labels);
         m.set("version", "0.1.0");
         ws_->send(m.dump());
-        lastStatus_.clear();
-        report(true);
+        reporter_.reset();  // a new session starts with every container
+        report();
     }
 
     void message(const std::string& text) {
@@ -184,20 +185,14 @@ private:
         });
     }
 
-    /// The containers, sent when they changed (or every few seconds anyway);
-    /// otherwise a heartbeat when one is due.
-    void report(bool force) {
-        auto list = h_.containers();
-        Value m = Value::object();
-        m.set("type", "status");
-        m.set("containers", *Value::parse(encode(list)));
-        std::string text = m.dump();
+    /// What changed in the containers, when something did; otherwise a
+    /// heartbeat when one is due (any message is one to the master).
+    void report() {
         auto now = std::chrono::steady_clock::now();
-        if (force || text != lastStatus_ || now - lastSent_ > std::chrono::seconds(5)) {
-            ws_->send(text);
-            lastStatus_ = std::move(text);
+        if (auto r = reporter_.next(h_.containers().containers)) {
+            ws_->send(api::statusMessage(*r));
             lastSent_ = now;
-        } else if (now - lastSent_ >= heartbeat_) {
+        } else if (now - lastSent_ >= heartbeat_ / 2) {  // half: a tick a little early skips no beat
             ws_->send(R"({"type":"heartbeat"})");
             lastSent_ = now;
         }
@@ -205,7 +200,7 @@ private:
 
     void tick() {
         if (stopped_) return;
-        if (open_) report(false);
+        if (open_) report();
         // Status changes are seen within a heartbeat period (sooner when the
         // agent pokes), and a status report is a heartbeat too.
         timer_.expires_after(heartbeat_);
@@ -223,7 +218,7 @@ private:
     std::shared_ptr<api::WebSocketClient> ws_;
     bool open_ = false, stopped_ = false, said_ = false;
     std::chrono::milliseconds heartbeat_{300}, backoff_{200};
-    std::string lastStatus_;
+    api::StatusReporter reporter_;
     std::chrono::steady_clock::time_point lastSent_{};
 };
 

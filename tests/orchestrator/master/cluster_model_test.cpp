@@ -3,6 +3,7 @@
 // temp dir, and the clock is made up.
 #include <catch2/catch.hpp>
 
+#include "orchestrator/api/status_report.hpp"
 #include "orchestrator/master/cluster.hpp"
 #include "support.hpp"
 
@@ -67,6 +68,7 @@ struct Master {
     TempDir dir{"hull-master"};
     std::unique_ptr<Cluster> cluster;
     std::map<std::string, std::shared_ptr<FakeSession>> nodes;
+    std::map<std::string, std::vector<ContainerEntry>> reported;  // node -> what it reported last
     int64_t now = 1'000'000;
 
     Master() { open(); }
@@ -89,22 +91,24 @@ struct Master {
                                 now);
     }
     void heartbeat(const std::string& name) { cluster->sessionMessage(nodes[name], R"({"type":"heartbeat"})", now); }
-    /// NAME reports every slot it was assigned running and ready.
+    /// NAME reports every slot of SERVICE it was assigned running and ready
+    /// (a full report: what it reported of other services stays in it).
     void reportReady(const std::string& name, const std::string& service) {
-        ContainerList list;
+        auto& mine = reported[name];
+        std::erase_if(mine, [&](const ContainerEntry& c) { return c.service == service; });
         for (int slot : nodes[name]->slots(service)) {
             ContainerEntry c;
-            c.id = name + "-" + std::to_string(slot);
+            c.id = name + "-" + service + "-" + std::to_string(slot);
             c.service = service;
             c.slot = slot;
             c.status = "running";
             c.ready = true;
-            list.containers.push_back(c);
+            mine.push_back(c);
         }
-        Value m = Value::object();
-        m.set("type", "status");
-        m.set("containers", *Value::parse(encode(list)));
-        cluster->sessionMessage(nodes[name], m.dump(), now);
+        StatusReport r;
+        r.full = true;
+        r.containers = mine;
+        cluster->sessionMessage(nodes[name], api::statusMessage(r), now);
     }
     void apply(const std::string& yaml) {
         auto r = cluster->apply("test.yaml", yaml, now);
@@ -274,4 +278,83 @@ TEST_CASE("master: a session gets the whole set once, then only the services who
     m.tick();
     CHECK(m.nodes["n1"]->assignments(true) == 1);
     CHECK(m.nodes["n1"]->slots("b") == std::vector<int>{0, 1});
+}
+
+TEST_CASE("master: status reports after the first carry changes only, and the master's view follows them", "[master]") {
+    Master m;
+    m.join("n1");
+    m.apply("name: web\nimage: busybox\nreplicas: 2\ncommand: [sleep, '1000']\n");
+    m.tick();
+    REQUIRE(m.nodes["n1"]->slots("web") == std::vector<int>{0, 1});
+    auto entry = [](int slot, bool ready) {
+        ContainerEntry c;
+        c.id = "c" + std::to_string(slot);
+        c.service = "web";
+        c.slot = slot;
+        c.status = "running";
+        c.ready = ready;
+        return c;
+    };
+    // The node's side: a reporter over what it runs.
+    api::StatusReporter reporter;
+    auto send = [&](const std::vector<ContainerEntry>& now) {
+        auto r = reporter.next(now);
+        if (r) m.cluster->sessionMessage(m.nodes["n1"], api::statusMessage(*r), m.now);
+        return r;
+    };
+    auto first = send({entry(0, false), entry(1, false)});
+    REQUIRE(first);
+    CHECK(first->full);
+    m.tick();
+    CHECK(m.cluster->serviceList().services.at(0).ready == 0);
+    CHECK(m.cluster->containers("web").containers.size() == 2);
+    // One turns ready: one entry travels.
+    auto second = send({entry(0, true), entry(1, false)});
+    REQUIRE(second);
+    CHECK_FALSE(second->full);
+    CHECK(second->containers.size() == 1);
+    m.tick();
+    CHECK(m.cluster->serviceList().services.at(0).ready == 1);
+    CHECK_FALSE(send({entry(0, true), entry(1, false)}));  // nothing changed, nothing sent
+    // One is gone: its id travels, and the master forgets it.
+    auto third = send({entry(0, true)});
+    REQUIRE(third);
+    CHECK(third->gone == std::vector<std::string>{"c1"});
+    CHECK(third->containers.empty());
+    m.tick();
+    auto list = m.cluster->containers("web").containers;
+    REQUIRE(list.size() == 1);
+    CHECK(list[0].id == "c0");
+    CHECK(list[0].node == "n1");
+    CHECK(m.cluster->serviceList().services.at(0).ready == 1);
+    // A report that is not one is refused and changes nothing.
+    m.cluster->sessionMessage(m.nodes["n1"], R"({"type":"status","report":{"schemaVersion":2,"full":true}})", m.now);
+    CHECK(m.cluster->containers("web").containers.size() == 1);
+}
+
+TEST_CASE("master: a node down with its session open keeps its containers for when it is back, without one it loses them",
+          "[master]") {
+    Master m;
+    m.join("n1");
+    m.join("n2");
+    m.apply("name: web\nimage: busybox\nreplicas: 2\ncommand: [sleep, '1000']\n");
+    m.tick();
+    m.reportReady("n1", "web");
+    m.reportReady("n2", "web");
+    m.tick();
+    REQUIRE(m.cluster->serviceList().services.at(0).ready == 2);
+    // n1 goes silent past its grace period with its session open: down, its
+    // replica is not counted, but what it reported stays.
+    for (int i = 0; i < 20; ++i) {
+        m.heartbeat("n2");
+        m.tick();
+    }
+    auto nodes = m.cluster->nodeList(m.now).nodes;
+    REQUIRE(nodes.at(0).status == "down");
+    CHECK(nodes.at(0).containers == 1);
+    CHECK(m.cluster->serviceList().services.at(0).ready == 1);
+    // Its session ends: now nothing of it is known.
+    m.cluster->sessionClosed(m.nodes["n1"], m.now);
+    CHECK(m.cluster->nodeList(m.now).nodes.at(0).containers == 0);
+    CHECK(m.cluster->containers("web").containers.size() == 1);
 }
