@@ -149,6 +149,7 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
     services_[svc->name] = r;
     unreadable_.erase(svc->name);
     dirtyServices_.insert(svc->name);
+    specChanged_.insert(svc->name);
     event("apply", svc->name, "", "generation " + std::to_string(r.generation) + ", " + std::to_string(svc->replicas) + " replicas",
           now);
     return ApplyReply{svc->name, r.generation};
@@ -181,40 +182,58 @@ Result<void> Cluster::remove(const std::string& name, int64_t now) {
         it = placements_.erase(it);
     // Its nodes are told; what it held is free for the pending ones (retried every round).
     dirtyServices_.insert(name);
+    specChanged_.insert(name);
     event("delete", name, "", "deleted", now);
     return {};
 }
 
-std::map<std::string, int64_t> Cluster::readySlots() const {
+std::map<std::string, int64_t> Cluster::readySlots(const std::string* only) const {
+    std::set<std::string> down;  // few, usually none
+    for (const auto& [node, l] : live_)
+        if (l.down) down.insert(node);
     std::map<std::string, int64_t> out;
-    for (const auto& [key, where] : readyAt_) {
-        auto p = placements_.find(key);
-        if (p == placements_.end()) continue;
-        for (const auto& [node, n] : where) {
-            auto l = live_.find(node);
-            if (l == live_.end() || l->second.down) continue;
-            if (p->second.node == node ||
-                std::find(p->second.retiring.begin(), p->second.retiring.end(), node) != p->second.retiring.end()) {
-                ++out[key.first];
-                break;
-            }
+    auto r = only ? readyAt_.lower_bound({*only, 0, ""}) : readyAt_.begin();
+    auto p = only ? placements_.lower_bound({*only, 0}) : placements_.begin();
+    const std::string* counting = nullptr;  // the service whose slots are being counted
+    int64_t n = 0, lastSlot = -1;
+    for (; r != readyAt_.end(); ++r) {
+        const auto& [svc, slot, node] = r->first;
+        if (only && svc != *only) break;
+        if (!counting || *counting != svc) {
+            if (counting) out[*counting] = n;
+            counting = &svc;
+            n = 0;
+            lastSlot = -1;
+        }
+        if (slot == lastSlot || down.count(node)) continue;  // that slot counted already
+        // Both maps are in (service, slot) order: P catches up with R.
+        while (p != placements_.end() && (p->first.first < svc || (p->first.first == svc && p->first.second < slot))) ++p;
+        if (p == placements_.end() || p->first.first != svc || p->first.second != slot) continue;
+        const core::SlotPlacement& at = p->second;
+        if (at.node == node || std::find(at.retiring.begin(), at.retiring.end(), node) != at.retiring.end()) {
+            ++n;
+            lastSlot = slot;
         }
     }
+    if (counting) out[*counting] = n;
     return out;
 }
 
 std::vector<core::ReadyReplica> Cluster::readyReplicas(const std::set<std::string>* scope) const {
     std::vector<core::ReadyReplica> out;
-    auto add = [&](const std::pair<std::string, int>& key, const std::map<std::string, int>& where) {
-        for (const auto& [node, n] : where)
-            if (auto l = live_.find(node); l != live_.end() && !l->second.down) out.push_back({key.first, key.second, node});
+    std::set<std::string> down;
+    for (const auto& [node, l] : live_)
+        if (l.down) down.insert(node);
+    auto add = [&](const std::tuple<std::string, int, std::string>& key) {
+        const auto& [svc, slot, node] = key;
+        if (!down.count(node)) out.push_back({svc, slot, node});
     };
     if (!scope) {
-        for (const auto& [key, where] : readyAt_) add(key, where);
+        for (const auto& [key, n] : readyAt_) add(key);
     } else {
         for (const auto& svc : *scope)
-            for (auto it = readyAt_.lower_bound({svc, 0}); it != readyAt_.end() && it->first.first == svc; ++it)
-                add(it->first, it->second);
+            for (auto it = readyAt_.lower_bound({svc, 0, ""}); it != readyAt_.end() && std::get<0>(it->first) == svc; ++it)
+                add(it->first);
     }
     std::sort(out.begin(), out.end());
     return out;
@@ -222,10 +241,8 @@ std::vector<core::ReadyReplica> Cluster::readyReplicas(const std::set<std::strin
 
 void Cluster::countReady(const std::string& node, const ContainerEntry& c, int delta) {
     if (!c.ready || c.status != "running") return;
-    std::pair<std::string, int> key{c.service, c.slot};
-    auto& where = readyAt_[key];
-    if ((where[node] += delta) <= 0) where.erase(node);
-    if (where.empty()) readyAt_.erase(key);
+    auto [it, fresh] = readyAt_.try_emplace({c.service, c.slot, node}, 0);
+    if ((it->second += delta) <= 0) readyAt_.erase(it);
     // What placement looks at changed: which slots are ready where.
     dirtyServices_.insert(c.service);
 }
@@ -298,7 +315,7 @@ Result<DescribeReply> Cluster::describe(const std::string& name) const {
     d.spec = it->second.spec;
     d.containers = containers(name).containers;
     d.replicas.desired = d.spec.replicas;
-    d.replicas.ready = readySlots()[name];
+    d.replicas.ready = readySlots(&name)[name];
     if (auto p = pending_.find(name); p != pending_.end())
         for (const auto& [slot, why] : p->second) d.pending.push_back({slot, why});
     std::vector<Event> mine;
@@ -424,12 +441,14 @@ void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value
         if (const Value* l = m.find("labels"); l && l->isObject())
             for (const auto& [k, v] : l->asObject())
                 if (v.isString()) r.labels[k] = v.asString();
-    if (!nodes_.count(name) || !(nodes_.at(name) == r))
+    if (!nodes_.count(name) || !(nodes_.at(name) == r)) {
         if (auto put = putNode(r); !put) {
             log::errorf("master: node %s: %s", name.c_str(), put.error().message().c_str());
             s->close();
             return;
         }
+        dirty_ = true;  // its capacity or labels changed: every service's round sees it
+    }
     Live& l = live_[name];
     if (l.session && l.session != s) {
         sessions_.erase(l.session.get());
@@ -443,7 +462,10 @@ void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value
     welcome.set("type", "welcome");
     welcome.set("heartbeatMs", int64_t(o_.heartbeat.count()));
     s->send(welcome.dump());
-    dirty_ = true;
+    // The next round pushes it its whole set. A node that was down comes up
+    // there (node lifecycle: a change every service sees); one back within its
+    // grace period moves nothing.
+    freshSession_ = true;
 }
 
 void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, const std::string& text, int64_t now) {
@@ -568,14 +590,32 @@ void Cluster::reconcile(int64_t now) {
             infos.push_back({name, r.labels, view[name].up && !r.drained, r.cpus, r.memory});
         std::vector<core::ServiceDemand> demands;
         for (const auto& [name, r] : services_) demands.push_back(demandOf(r.spec));
-        std::set<std::pair<std::string, int>> moving;
-        for (const auto& n : changes.needs) moving.insert({n.service, n.slot});
+        // What is placed already, of the services it matters for: those wanted
+        // now (their spread), and those whose replicas take resources or host
+        // ports from a node. A service with neither leaves nothing to count, so
+        // a round reads what its services hold, not all the cluster's placements.
+        std::set<std::string> counted;
+        for (const auto& d : demands)
+            if (d.cpus > 0 || d.memory > 0 || !d.hostPorts.empty()) counted.insert(d.name);
+        std::vector<std::pair<std::string, int>> moving;
+        for (const auto& n : changes.needs) {
+            counted.insert(n.service);
+            moving.push_back({n.service, n.slot});
+        }
+        std::sort(moving.begin(), moving.end());
         std::vector<core::Existing> existing;
-        for (const auto& [key, p] : placements_) {
-            auto u = updates.find(key);
-            const core::SlotPlacement& now = u == updates.end() ? p : u->second;
-            if (!now.node.empty() && !moving.count(key)) existing.push_back({key.first, key.second, now.node});
-            for (const auto& n : now.retiring) existing.push_back({key.first, key.second, n});
+        for (const auto& svc : counted) {
+            // Three maps in (service, slot) order walked side by side: no lookups.
+            auto u = updates.lower_bound({svc, 0});
+            auto m = std::lower_bound(moving.begin(), moving.end(), std::pair<std::string, int>{svc, 0});
+            for (auto it = placements_.lower_bound({svc, 0}); it != placements_.end() && it->first.first == svc; ++it) {
+                const auto& key = it->first;
+                while (u != updates.end() && u->first < key) ++u;
+                while (m != moving.end() && *m < key) ++m;
+                const core::SlotPlacement& now = u != updates.end() && u->first == key ? u->second : it->second;
+                if (!now.node.empty() && !(m != moving.end() && *m == key)) existing.push_back({svc, key.second, now.node});
+                for (const auto& n : now.retiring) existing.push_back({svc, key.second, n});
+            }
         }
         std::vector<core::Want> wants;
         wants.reserve(changes.needs.size());
@@ -623,6 +663,7 @@ void Cluster::reconcile(int64_t now) {
         }
         ++it;
     }
+    std::set<std::string> placedServices;  // those whose placements this round changed
     if (!updates.empty()) {
         std::vector<state::Op> ops;
         ops.reserve(updates.size());
@@ -636,6 +677,7 @@ void Cluster::reconcile(int64_t now) {
             return;
         }
         for (auto& [key, p] : updates) {
+            placedServices.insert(key.first);
             if (p.node.empty() && p.retiring.empty()) placements_.erase(key);
             else placements_[key] = std::move(p);
         }
@@ -644,29 +686,39 @@ void Cluster::reconcile(int64_t now) {
         placed_ += uint64_t(n);
         event("scheduled", svc, "", std::to_string(n) + " replica(s) placed", now);
     }
-    pushAssignments(scope ? &*scope : nullptr);
+    // Nodes hear of the services whose placements or spec changed; a round
+    // that only saw replicas turn ready sends nothing.
+    std::set<std::string> touched = std::move(specChanged_);
+    specChanged_.clear();
+    touched.insert(placedServices.begin(), placedServices.end());
+    pushAssignments(touched);
+    freshSession_ = false;
     ++rounds_;
     lastRoundMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
 }
 
-void Cluster::pushAssignments(const std::set<std::string>* only) {
-    // A session that has had nothing yet needs the whole set: every service.
-    if (only)
-        for (const auto& [node, l] : live_)
-            if (l.session && !l.sent) only = nullptr;
+void Cluster::pushAssignments(const std::set<std::string>& touched) {
     // node -> service -> slots (a retiring copy is assigned too, until released).
     std::map<std::string, std::map<std::string, std::vector<int>>> byNode;
-    auto add = [&](const std::pair<std::string, int>& key, const core::SlotPlacement& p) {
-        if (!p.node.empty()) byNode[p.node][key.first].push_back(key.second);
-        for (const auto& n : p.retiring) byNode[n][key.first].push_back(key.second);
-    };
-    if (only) {
-        for (const auto& svc : *only)
-            for (auto it = placements_.lower_bound({svc, 0}); it != placements_.end() && it->first.first == svc; ++it)
-                add(it->first, it->second);
-    } else {
-        for (const auto& [key, p] : placements_) add(key, p);
-    }
+    // A session that has had nothing yet needs the whole set: one pass over
+    // every placement, only when there is such a session.
+    std::set<std::string> fresh;
+    for (const auto& [node, l] : live_)
+        if (l.session && !l.sent) fresh.insert(node);
+    if (!fresh.empty())
+        for (const auto& [key, p] : placements_) {
+            if (fresh.count(p.node)) byNode[p.node][key.first].push_back(key.second);
+            for (const auto& n : p.retiring)
+                if (fresh.count(n)) byNode[n][key.first].push_back(key.second);
+        }
+    // The others: the part of the services that changed.
+    for (const auto& svc : touched)
+        for (auto it = placements_.lower_bound({svc, 0}); it != placements_.end() && it->first.first == svc; ++it) {
+            const auto& [key, p] = *it;
+            if (!p.node.empty() && !fresh.count(p.node)) byNode[p.node][svc].push_back(key.second);
+            for (const auto& n : p.retiring)
+                if (!fresh.count(n)) byNode[n][svc].push_back(key.second);
+        }
     std::map<std::string, Value> specs;  // each service's spec JSON, made once per round
     auto entry = [&](const std::string& svc, const ServiceRecord& r, const std::vector<int>& slots) {
         auto spec = specs.find(svc);
@@ -707,7 +759,7 @@ void Cluster::pushAssignments(const std::set<std::string>* only) {
                 include(svc, slots);
             }
         } else {
-            auto visit = [&](const std::string& svc) {
+            for (const auto& svc : touched) {
                 auto s = mine.find(svc);
                 auto old = l.sent->find(svc);
                 if (s == mine.end()) {
@@ -715,20 +767,12 @@ void Cluster::pushAssignments(const std::set<std::string>* only) {
                         removed.push(svc);
                         l.sent->erase(old);
                     }
-                    return;
+                    continue;
                 }
                 std::string sig = sigOf(svc, s->second);
-                if (old != l.sent->end() && old->second == sig) return;
+                if (old != l.sent->end() && old->second == sig) continue;
                 (*l.sent)[svc] = std::move(sig);
                 include(svc, s->second);
-            };
-            if (only) {
-                for (const auto& svc : *only) visit(svc);
-            } else {
-                std::set<std::string> all;
-                for (const auto& [svc, slots] : mine) all.insert(svc);
-                for (const auto& [svc, sig] : *l.sent) all.insert(svc);
-                for (const auto& svc : all) visit(svc);
             }
             if (list.asArray().empty() && keep.asArray().empty() && removed.asArray().empty()) continue;
         }

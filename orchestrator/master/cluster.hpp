@@ -17,6 +17,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "orchestrator/api/https_server.hpp"
@@ -77,7 +78,7 @@ public:
     /// Lifecycle, placement, scheduling, assignments: one round.
     void reconcile(int64_t now);
     /// Something changed that the next round must see (run one soon rather than at the next tick).
-    bool changed() const { return dirty_ || !dirtyServices_.empty(); }
+    bool changed() const { return dirty_ || freshSession_ || !dirtyServices_.empty(); }
 
 private:
     struct Live {
@@ -96,10 +97,12 @@ private:
     [[nodiscard]] Result<void> putNode(const NodeRecord& r);
     NodeEntry nodeEntry(const std::string& name, int64_t now) const;
     void hello(const std::shared_ptr<api::WebSocketSession>& s, const json::Value& m, int64_t now);
-    /// ONLY: the services whose placements may have changed (none: all).
-    void pushAssignments(const std::set<std::string>* only = nullptr);
-    /// Distinct slots with a ready container on a node that holds them, by service (one pass).
-    std::map<std::string, int64_t> readySlots() const;
+    /// Each session's assignments: the whole set to a new one, else the part of
+    /// the TOUCHED services (placements or spec changed) that changed for it.
+    void pushAssignments(const std::set<std::string>& touched);
+    /// Distinct slots with a ready container on an up node that holds them, by
+    /// service (ONLY: that one). One pass over readyAt_ beside placements_.
+    std::map<std::string, int64_t> readySlots(const std::string* only = nullptr) const;
     std::string nodeOf(const api::WebSocketSession* s) const;
     /// REPORT from NODE applied to what the master knows of its containers.
     void applyReport(const std::string& node, Live& l, StatusReport report);
@@ -117,15 +120,18 @@ private:
     std::map<std::string, NodeRecord> nodes_;
     std::map<std::string, Live> live_;
     std::map<const api::WebSocketSession*, std::string> sessions_;  // session -> node, once it said hello
-    /// (service, slot) -> node -> its ready, running containers of that slot:
-    /// kept as reports come, so that a round reads its services' part only.
-    std::map<std::pair<std::string, int>, std::map<std::string, int>> readyAt_;
+    /// (service, slot, node) -> its ready, running containers of that slot
+    /// there: kept as reports come, so that a round reads its services' part
+    /// only, and in placements' order, so that counting is one merged pass.
+    std::map<std::tuple<std::string, int, std::string>, int> readyAt_;
     core::PlacementMap placements_;
     std::map<std::string, std::map<int, std::string>> pending_;  // service -> slot -> why it has no node
     std::deque<Event> events_;
     int64_t nextEvent_ = 1;
     bool dirty_ = true;                     // a change every service's round must see (nodes, a failed write)
     std::set<std::string> dirtyServices_;  // services changed since the last round
+    std::set<std::string> specChanged_;    // applied or deleted since the last push: every node hears
+    bool freshSession_ = false;            // a session said hello: the next round pushes its whole set
     // Figures for /metrics.
     uint64_t placed_ = 0, rounds_ = 0;
     int64_t lastCompact_ = 0;
