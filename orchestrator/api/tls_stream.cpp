@@ -26,8 +26,6 @@ namespace {
 // with its header.
 constexpr size_t kMinIn = 2 << 10;
 constexpr size_t kMaxIn = 17 << 10;
-// Ciphertext to send: a buffer that grew past this is freed once flushed.
-constexpr size_t kKeepOut = 2 << 10;
 
 }  // namespace
 
@@ -191,6 +189,12 @@ void TlsStream::Impl::driveHandshake(bool immediate) {
 
 void TlsStream::Impl::driveRead(bool immediate) {
     if (!readOp) return;
+    if (inBeg == inEnd && !SSL_has_pending(ssl)) {
+        // Nothing to decrypt: SSL_read would only allocate its record buffer to wait in.
+        if (readError) return finish(readOp, readError, 0, immediate);
+        if (eof) return finish(readOp, asio::ssl::error::stream_truncated, 0, immediate);
+        return startSocketRead();
+    }
     ERR_clear_error();
     int r = SSL_read(ssl, readBuf.data(), int(std::min(readBuf.size(), size_t(INT_MAX))));
     startFlush();  // a KeyUpdate's answer, an alert
@@ -207,6 +211,9 @@ void TlsStream::Impl::driveRead(bool immediate) {
 
 void TlsStream::Impl::startSocketRead() {
     if (socketReading || readError || eof) return;
+    // The wait may be long (an idle session): the SSL object's record buffers
+    // (some 34 KiB) go back now, unless they hold part of a record.
+    SSL_free_buffers(ssl);
     if (inBeg == inEnd) inBeg = inEnd = 0;
     if (inBeg == inEnd && nextInCap != inCap) {
         in.reset(new unsigned char[nextInCap]);
@@ -253,16 +260,14 @@ void TlsStream::Impl::startFlush() {
 
 void TlsStream::Impl::onFlushed(const error_code& ec) {
     socketWriting = false;
-    if (outFlight.capacity() > kKeepOut)
-        std::vector<unsigned char>().swap(outFlight);
-    else
-        outFlight.clear();
+    // Freed, not kept: an idle session would keep its largest flight (a
+    // handshake's is over a KiB) for nothing; a busy one allocates once a flush.
+    std::vector<unsigned char>().swap(outFlight);
     if (ec) {
         writeError = ec;
         std::vector<unsigned char>().swap(outPending);
     }
     if (!outPending.empty()) return startFlush();
-    if (outPending.capacity() > kKeepOut) std::vector<unsigned char>().swap(outPending);
     // Everything is out (or cannot be): the waiters' turn. A handler may start
     // operations that wait in turn: they join a fresh list.
     std::vector<Waiter> done;
@@ -271,7 +276,8 @@ void TlsStream::Impl::onFlushed(const error_code& ec) {
     for (auto& w : done) close = close || w.close;
     if (close) closeSocket();
     for (auto& w : done) {
-        error_code result = w.ec ? w.ec : writeError;
+        // A teardown's close_notify is a courtesy: the socket is closed whatever became of it.
+        error_code result = w.close ? error_code() : w.ec ? w.ec : writeError;
         w.op.release()->complete(result, result ? 0 : w.n, false);
     }
 }
@@ -281,7 +287,7 @@ void TlsStream::Impl::afterFlush(std::unique_ptr<Completion> op, const error_cod
     startFlush();
     if (!socketWriting) {
         if (close) closeSocket();
-        error_code result = ec ? ec : writeError;
+        error_code result = close ? error_code() : ec ? ec : writeError;
         op.release()->complete(result, result ? 0 : n, immediate);
         return;
     }
