@@ -54,6 +54,8 @@ struct TlsStream::Impl : std::enable_shared_from_this<Impl> {
     void afterFlush(std::unique_ptr<Completion> op, const error_code& ec, size_t n, bool immediate, bool close = false);
     /// The error of a failed SSL call whose SSL_get_error() was ERR.
     error_code sslError(int err);
+    /// Destroy the pending operations' handlers uncalled (the io_context is going).
+    void dropOps();
     void closeSocket() {
         error_code ignored;
         tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
@@ -82,6 +84,34 @@ struct TlsStream::Impl : std::enable_shared_from_this<Impl> {
     std::unique_ptr<Completion> handshakeOp, readOp;
     asio::mutable_buffer readBuf;
 };
+
+namespace {
+
+/// The Impl, held by a socket operation's handler. A handler destroyed
+/// uninvoked (its io_context destroyed first) drops the pending operations:
+/// their handlers often own the stream, a cycle through the Impl otherwise.
+class Hold {
+public:
+    explicit Hold(std::shared_ptr<TlsStream::Impl> impl) : impl_(std::move(impl)) {}
+    Hold(Hold&&) noexcept = default;
+    Hold& operator=(Hold&&) = delete;
+    ~Hold() {
+        if (impl_) impl_->dropOps();
+    }
+    /// For the invocation: the handler is done with it.
+    std::shared_ptr<TlsStream::Impl> take() { return std::move(impl_); }
+
+private:
+    std::shared_ptr<TlsStream::Impl> impl_;
+};
+
+}  // namespace
+
+void TlsStream::Impl::dropOps() {
+    auto hs = std::move(handshakeOp);
+    auto rd = std::move(readOp);
+    auto ws = std::move(waiters);
+}
 
 // ---------------------------------------------------------------------------
 // The BIO: the SSL object's view of our buffers
@@ -230,7 +260,9 @@ void TlsStream::Impl::startSocketRead() {
     }
     socketReading = true;
     tcp.async_read_some(asio::buffer(in.get() + inEnd, inCap - inEnd),
-                        [self = shared_from_this()](const error_code& ec, size_t n) { self->onSocketRead(ec, n); });
+                        [hold = Hold(shared_from_this())](const error_code& ec, size_t n) mutable {
+                            hold.take()->onSocketRead(ec, n);
+                        });
 }
 
 void TlsStream::Impl::onSocketRead(const error_code& ec, size_t n) {
@@ -255,7 +287,9 @@ void TlsStream::Impl::startFlush() {
     std::swap(outFlight, outPending);
     socketWriting = true;
     asio::async_write(tcp, asio::buffer(outFlight),
-                      [self = shared_from_this()](const error_code& ec, size_t) { self->onFlushed(ec); });
+                      [hold = Hold(shared_from_this())](const error_code& ec, size_t) mutable {
+                          hold.take()->onFlushed(ec);
+                      });
 }
 
 void TlsStream::Impl::onFlushed(const error_code& ec) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -353,6 +354,29 @@ TEST_CASE("tls stream: the tcp_stream's deadline cuts a stalled read and a stall
         REQUIRE(runUntil(p.ioc, [&] { return hs.has_value(); }, 10s));
         CHECK(*hs == beast::error::timeout);
     }
+}
+
+TEST_CASE("tls stream: an io_context destroyed with a read pending frees the stream its handler owns", "[api]") {
+    auto sctx = serverContext();
+    auto cctx = clientContext(creds().ca.cert);
+    static char byte;
+    std::weak_ptr<TlsStream> weak;
+    {
+        Pair p(*sctx, *cctx);
+        auto [sh, ch] = p.handshake();
+        REQUIRE_FALSE(sh);
+        REQUIRE_FALSE(ch);
+        // As a session does: the handler holds what owns the stream.
+        auto owned = std::make_shared<TlsStream>(std::move(*p.server));
+        p.server.reset();
+        weak = owned;
+        owned->async_read_some(asio::buffer(&byte, 1), [owned](beast::error_code, size_t) {});
+        owned.reset();
+        p.ioc.restart();
+        p.ioc.poll();
+        REQUIRE_FALSE(weak.expired());
+    }  // the io_context goes with the read pending
+    CHECK(weak.expired());
 }
 
 namespace {
