@@ -18,9 +18,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 
 #include "orchestrator/api/openssl_util.hpp"
+#include "orchestrator/api/tls_stream.hpp"
 #include "orchestrator/api/ws_channel.hpp"
 #include "sys/json.hpp"
 #include "sys/log.hpp"
@@ -33,7 +33,6 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 using Clock = std::chrono::steady_clock;
 
 // ---------------------------------------------------------------------------

@@ -12,13 +12,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
+
+#include "orchestrator/api/tls_stream.hpp"
 
 namespace hull::orchestrator::api {
 
-using WsStream = boost::beast::websocket::stream<boost::beast::ssl_stream<boost::beast::tcp_stream>>;
+using WsStream = boost::beast::websocket::stream<TlsStream>;
 
 struct WsLimits {
     std::chrono::milliseconds handshakeTimeout{10000};  // the upgrade; the close handshake
