@@ -78,6 +78,9 @@ void WsChannel::read() {
         if (ec) return self->end(ec);
         std::string text = beast::buffers_to_string(self->buf_.data());
         self->buf_.consume(self->buf_.size());
+        // A big message (a node's first report) leaves no big buffer behind on
+        // a session that then carries heartbeats for hours.
+        if (self->buf_.capacity() > 8192) self->buf_.shrink_to_fit();
         if (self->events_.onMessage) {
             try {
                 self->events_.onMessage(std::move(text));

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cmath>
 
+#include <malloc.h>
+
 #include "orchestrator/core/constraints.hpp"
 #include "orchestrator/core/lifecycle.hpp"
 #include "orchestrator/core/scheduler.hpp"
@@ -517,6 +519,14 @@ void Cluster::reconcile(int64_t now) {
             // kCompacted: nothing was written since the last compaction, so there is nothing to drop.
             if (auto r = store_->compact(rev - 1000); !r && r.error().errnum() != state::kCompacted)
                 log::warnf("master: compact: %s", r.error().message().c_str());
+    }
+    // A burst of work (a thousand replicas placed, a node's sessions coming
+    // back) frees memory in the middle of the heap, where malloc keeps it:
+    // given back to the system every ten seconds after rounds ran.
+    if (rounds_ != trimmedAt_ && now - lastTrim_ > 10000) {
+        lastTrim_ = now;
+        trimmedAt_ = rounds_;
+        ::malloc_trim(0);
     }
     // Node lifecycle: heartbeats against the grace period.
     std::vector<core::NodeClock> clocks;

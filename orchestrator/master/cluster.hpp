@@ -135,6 +135,8 @@ private:
     // Figures for /metrics.
     uint64_t placed_ = 0, rounds_ = 0;
     int64_t lastCompact_ = 0;
+    int64_t lastTrim_ = 0;
+    uint64_t trimmedAt_ = 0;  // rounds_ at the last malloc_trim
     int64_t lastRound_ = 0;  // when reconcile last ran (a gap: the master itself stalled)
     std::map<std::string, std::set<std::string>> saidPending_;  // service -> pending reasons already in events
     double lastRoundMs_ = 0;

@@ -773,9 +773,10 @@ Result<void> SqliteStore::open() {
     TRY(exec("PRAGMA synchronous=FULL", "synchronous=FULL"));
     // A large txn grows the WAL; truncate it back after checkpoints.
     TRY(exec("PRAGMA journal_size_limit=67108864", "journal_size_limit"));
-    // 32 MiB of page cache (default 2 MiB): a scheduling round rewrites every
-    // placement, and its index pages should stay in memory.
-    TRY(exec("PRAGMA cache_size=-32768", "cache_size"));
+    // 8 MiB of page cache (default 2 MiB): a round writes its placements in
+    // one transaction, and the index pages it walks should stay in memory. The
+    // master reads the store once, at start; what it serves is in its memory.
+    TRY(exec("PRAGMA cache_size=-8192", "cache_size"));
     TRY(migrate());
     stmts_.clear();  // the pragmas' statements are used once; do not keep them
     rev_ = TRY(getMeta("revision"));
