@@ -764,6 +764,22 @@ int masterCmd(const std::string& state, const std::vector<std::string>& argv) {
     return check((*m)->run());
 }
 
+int clusterLogs(const orchestrator::api::ApiTarget& t, const std::vector<std::string>& argv) {
+    Args a(argv, {"--follow"}, {"--tail"}, {{"-f", "--follow"}});
+    if (!a.error.empty() || a.positional.size() != 1) return failWith("logs: expected one container");
+    long tail = -1;
+    if (a.has("--tail")) {
+        auto n = wholeNumber(a.get("--tail"));
+        if (!n || *n < 0) return failWith("logs: --tail \"" + a.get("--tail") + "\": expected a number of lines");
+        tail = long(*n);
+    }
+    auto r = orchestrator::api::streamLogs(t, a.positional[0], tail, a.has("--follow"), [](std::string_view bytes) {
+        std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+        std::fflush(stdout);
+    });
+    return r ? 0 : failWith(r.error().message());
+}
+
 int nodeCmd(const std::string& state, const std::string& runDir, const std::string& config, const std::string& cmd,
             const std::vector<std::string>& argv) {
     std::string socket = state + "/node.sock";
@@ -990,6 +1006,9 @@ int main(int argc, char** argv) {
     if (cmd == "node" || cmd == "master" || cmd == "cluster" || cmd == "apply" || cmd == "get" || cmd == "describe" ||
         cmd == "events" || cmd == "delete" || cmd == "scale" || cmd == "metrics")
         return nodeCmd(stateDir(state), runDir, config, cmd, rest);
+    // `hull logs` against a master: fetched from the node that holds the container.
+    if (cmd == "logs")
+        if (auto t = orchestrator::api::resolveTarget(config, ""); t && t->master()) return clusterLogs(*t, rest);
     auto engine = runtime::Engine::open(stateDir(state), runDir);
     if (!engine) return failWith(engine.error().message());
     if (cmd == "_cleanup") {

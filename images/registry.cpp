@@ -26,6 +26,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "sys/base64.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 #include "sys/log.hpp"
@@ -278,14 +279,6 @@ std::string urlEncode(std::string_view s) {
             out += hex[c & 15];
         }
     }
-    return out;
-}
-
-std::string base64(std::string_view s) {
-    std::string out(4 * ((s.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(s.data()), int(s.size()));
-    out.resize(size_t(n));
     return out;
 }
 
@@ -547,7 +540,7 @@ Result<std::string> loadCredentials(const std::string& file, const std::string& 
         if (auto* a = entry.find("auth"); a && a->isString() && !a->asString().empty()) return sys::trim(a->asString());
         auto* u = entry.find("username");
         auto* p = entry.find("password");
-        if (u && p && u->isString() && p->isString()) return base64(u->asString() + ":" + p->asString());
+        if (u && p && u->isString() && p->isString()) return sys::base64Encode(u->asString() + ":" + p->asString());
     }
     return std::string();
 }

@@ -735,20 +735,25 @@ Result<void> Engine::remove(const std::string& q, bool force) {
     return sys::removeAll(c.dir);
 }
 
+std::string readLog(const std::string& dir) {
+    return sys::readFile(dir + "/ctr.log.1").value_or("") + sys::readFile(dir + "/ctr.log").value_or("");
+}
+
+std::string tailLines(std::string text, long tail) {
+    if (tail < 0) return text;
+    size_t pos = text.size();
+    long lines = 0;
+    if (pos > 0 && text[pos - 1] == '\n') --pos;
+    while (pos > 0 && lines < tail) {
+        if (text[pos - 1] == '\n') ++lines;
+        if (lines < tail) --pos;
+    }
+    return text.substr(tail == 0 ? text.size() : pos);
+}
+
 Result<void> Engine::logs(const std::string& q, bool follow, long tail, int fd) {
     auto c = TRY(inspect(q));
-    std::string text = sys::readFile(c.dir + "/ctr.log.1").value_or("") + sys::readFile(c.dir + "/ctr.log").value_or("");
-    if (tail == 0) text.clear();
-    if (tail > 0) {
-        size_t pos = text.size();
-        long lines = 0;
-        if (pos > 0 && text[pos - 1] == '\n') --pos;
-        while (pos > 0 && lines < tail) {
-            if (text[pos - 1] == '\n') ++lines;
-            if (lines < tail) --pos;
-        }
-        text = text.substr(pos);
-    }
+    std::string text = tailLines(readLog(c.dir), tail);
     (void)!::write(fd, text.data(), text.size());
     if (!follow) return {};
     // Follow ctr.log from where we are until the container has ended and the log stops growing.

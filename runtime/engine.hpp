@@ -129,4 +129,9 @@ std::string shortId(const std::string& id);
 /// "64m", "1g", "512k", "1048576" -> bytes; -1 on error.
 int64_t parseMemory(const std::string& s);
 
+/// A container's log as its directory DIR keeps it: the rotated part (ctr.log.1), then ctr.log.
+std::string readLog(const std::string& dir);
+/// The last TAIL lines of TEXT: all of it when TAIL is negative, nothing when 0.
+std::string tailLines(std::string text, long tail);
+
 }  // namespace hull::runtime

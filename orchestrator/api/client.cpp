@@ -6,8 +6,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cstdlib>
+#include <optional>
 
 #include "orchestrator/api/https_client.hpp"
+#include "sys/base64.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 
@@ -77,6 +79,55 @@ Result<std::pair<int, std::string>> unixRequest(const std::string& socketPath, c
     http::read(sock, buf, res, ec);
     if (ec && ec != http::error::end_of_stream) return fail(Error::plain(EIO, "node agent: " + ec.message()));
     return std::make_pair(int(res.result_int()), res.body());
+}
+
+Result<void> streamLogs(const ApiTarget& t, const std::string& query, long tail, bool follow,
+                        const std::function<void(std::string_view)>& out) {
+    if (!t.master()) return failInvalid("logs: not a master target");
+    ClientOptions o;
+    o.caPem = t.ca;
+    o.bearerToken = t.token;
+    // A master that dies while a follow is quiet is noticed within seconds.
+    o.wsPingEvery = std::chrono::milliseconds(5000);
+    std::string url = t.url;
+    url.replace(0, url.find("://"), "wss");
+    asio::io_context ioc;
+    std::optional<Error> failure;
+    bool ended = false;
+    std::shared_ptr<WebSocketClient> ws;
+    ws = WebSocketClient::create(
+        ioc, url + "/v1/logs", o,
+        {[&] {
+             json::Value req = json::Value::object();
+             req.set("container", query);
+             req.set("tail", int64_t(tail));
+             req.set("follow", follow);
+             ws->send(req.dump());
+         },
+         [&](std::string text) {
+             auto m = json::Value::parse(text);
+             if (!m || !m->isObject()) return;
+             if (const json::Value* d = m->find("data"); d && d->isString()) {
+                 auto bytes = sys::base64Decode(d->asString());
+                 if (bytes) out(*bytes);
+                 else failure = Error::plain(EPROTO, "logs: the master sent bad data: " + bytes.error().message());
+                 return;
+             }
+             if (const json::Value* e = m->find("end"); e && e->isBool()) {
+                 ended = true;
+                 if (std::string why = json::stringOf(*m, "error"); !why.empty()) failure = Error::plain(ENOENT, why);
+                 ws->close();
+             }
+         },
+         [&](const std::string& why) {
+             if (!ended && !failure)
+                 failure = Error::plain(EIO, "logs: the stream ended early: " + why + " (" + t.config + ")");
+         }});
+    ws->connect();
+    ioc.run();
+    ws.reset();
+    if (failure) return fail(*failure);
+    return {};
 }
 
 }  // namespace hull::orchestrator::api

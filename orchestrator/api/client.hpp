@@ -4,7 +4,9 @@
 //
 // The target is, in order: --config FILE, $HULL_CONFIG, ~/.config/hull/config
 // (when it exists), else the agent's socket (standalone).
+#include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "sys/error.hpp"
@@ -28,5 +30,12 @@ struct ApiTarget {
 /// A request over a unix socket (the node agent's API).
 [[nodiscard]] Result<std::pair<int, std::string>> unixRequest(const std::string& socketPath, const std::string& method,
                                                               const std::string& target, const std::string& body = "");
+
+/// `hull logs` against a master T: the container QUERY's (id, unique id prefix
+/// or name) last TAIL lines (all when negative) and, with FOLLOW, what it
+/// writes until it ends; each piece to OUT as it comes. The master relays them
+/// from the node that holds the container (WebSocket /v1/logs).
+[[nodiscard]] Result<void> streamLogs(const ApiTarget& t, const std::string& query, long tail, bool follow,
+                                      const std::function<void(std::string_view)>& out);
 
 }  // namespace hull::orchestrator::api

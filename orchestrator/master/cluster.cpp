@@ -493,7 +493,32 @@ void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, co
         applyReport(node, l, std::move(*report));
         return;
     }
+    if (type == "logs-data" || type == "logs-end") {
+        if (relay_) relay_(node, *m);
+        return;
+    }
     log::warnf("master: %s sent an unknown message \"%s\"", node.c_str(), type.c_str());
+}
+
+Result<std::pair<std::string, std::string>> Cluster::locate(const std::string& query) const {
+    if (query.empty()) return failInvalid("no container named");
+    std::vector<std::pair<std::string, std::string>> found;
+    for (const auto& [node, l] : live_)
+        for (const auto& [id, c] : l.containers) {
+            if (id == query || c.name == query) return std::pair{node, id};
+            if (query.size() >= 4 && id.compare(0, query.size(), query) == 0) found.push_back({node, id});
+        }
+    if (found.size() == 1) return found[0];
+    if (found.empty())
+        return fail(Error::plain(ENOENT, "no container \"" + query + "\" on a node (hull get containers lists them)"));
+    return failInvalid("container \"" + query + "\" is ambiguous: " + std::to_string(found.size()) + " ids start with it");
+}
+
+bool Cluster::sendToNode(const std::string& node, std::string text) {
+    auto l = live_.find(node);
+    if (l == live_.end() || !l->second.session) return false;
+    l->second.session->send(std::move(text));
+    return true;
 }
 
 void Cluster::sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t) {

@@ -75,6 +75,15 @@ public:
     void sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, const std::string& text, int64_t now);
     void sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t now);
 
+    /// The container QUERY names (its id, a unique prefix of it, or its name)
+    /// as nodes reported it: {node, full id}. ENOENT, or EINVAL when ambiguous.
+    [[nodiscard]] Result<std::pair<std::string, std::string>> locate(const std::string& query) const;
+    /// TEXT on NODE's session; false when it has none.
+    bool sendToNode(const std::string& node, std::string text);
+    /// Where node messages for someone else go (logs-data, logs-end: a log
+    /// stream's relay in master.cpp), with the node that sent them.
+    void onRelay(std::function<void(const std::string& node, const json::Value& message)> f) { relay_ = std::move(f); }
+
     /// Lifecycle, placement, scheduling, assignments: one round.
     void reconcile(int64_t now);
     /// Something changed that the next round must see (run one soon rather than at the next tick).
@@ -115,6 +124,7 @@ private:
 
     std::unique_ptr<state::Store> store_;
     ClusterOptions o_;
+    std::function<void(const std::string&, const json::Value&)> relay_;
     std::map<std::string, ServiceRecord> services_;
     std::set<std::string> unreadable_;  // stored services this hull cannot read: their placements stay as they are
     std::map<std::string, NodeRecord> nodes_;

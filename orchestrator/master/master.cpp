@@ -224,8 +224,106 @@ private:
                     c.sessionMessage(s, text, nowMs());
                     kick();
                 },
-                [&](const std::shared_ptr<api::WebSocketSession>& s) { c.sessionClosed(s, nowMs()); },
+                [&](const std::shared_ptr<api::WebSocketSession>& s) {
+                    c.sessionClosed(s, nowMs());
+                    if (s->peer().certCommonName) endStreamsOf(*s->peer().certCommonName);
+                },
             });
+        // `hull logs`: the client's WebSocket, relayed to and from the node
+        // that holds the container over that node's session.
+        c.onRelay([this](const std::string& node, const Value& m) { relay(node, m); });
+        s.webSocket("/v1/logs", [this](const Request& r) { return admin(r); },
+                    api::WebSocketHandlers{
+                        [](std::shared_ptr<api::WebSocketSession>) {},
+                        [this](const std::shared_ptr<api::WebSocketSession>& client, std::string text) { openStream(client, text); },
+                        [this](const std::shared_ptr<api::WebSocketSession>& client) { closeStream(client); },
+                    });
+    }
+
+    // ---- log streams ----
+
+    /// CLIENT's first message: {"container": Q, "tail": N, "follow": B}.
+    void openStream(const std::shared_ptr<api::WebSocketSession>& client, const std::string& text) {
+        if (streamOf_.count(client.get())) return;  // one request per session
+        auto refuse = [&](const std::string& why) {
+            Value v = Value::object();
+            v.set("end", true);
+            v.set("error", why);
+            client->send(v.dump());
+            client->close();
+        };
+        auto req = Value::parse(text);
+        if (!req || !req->isObject()) return refuse("logs: expected {\"container\": ..., \"tail\": N, \"follow\": BOOL}");
+        auto where = cluster_->locate(json::stringOf(*req, "container"));
+        if (!where) return refuse(where.error().message());
+        int64_t tail = -1;
+        if (const Value* t = req->find("tail")) t->toInt64(tail);
+        const Value* follow = req->find("follow");
+        int64_t id = nextStream_++;
+        Value ask = Value::object();
+        ask.set("type", "logs");
+        ask.set("stream", id);
+        ask.set("container", where->second);
+        ask.set("tail", tail);
+        ask.set("follow", follow && follow->isBool() && follow->asBool());
+        if (!cluster_->sendToNode(where->first, ask.dump()))
+            return refuse("node " + where->first + " is not connected: its logs cannot be read now");
+        streams_[id] = {client, where->first};
+        streamOf_[client.get()] = id;
+    }
+
+    /// The client went away: the node stops reading.
+    void closeStream(const std::shared_ptr<api::WebSocketSession>& client) {
+        auto it = streamOf_.find(client.get());
+        if (it == streamOf_.end()) return;
+        int64_t id = it->second;
+        streamOf_.erase(it);
+        auto s = streams_.find(id);
+        if (s == streams_.end()) return;
+        Value cancel = Value::object();
+        cancel.set("type", "logs-cancel");
+        cancel.set("stream", id);
+        cluster_->sendToNode(s->second.node, cancel.dump());
+        streams_.erase(s);
+    }
+
+    /// A node's logs-data or logs-end, for the client of its stream (a node feeds only its own streams).
+    void relay(const std::string& node, const Value& m) {
+        int64_t id = 0;
+        if (const Value* v = m.find("stream"); !v || !v->toInt64(id)) return;
+        auto s = streams_.find(id);
+        if (s == streams_.end() || s->second.node != node) return;
+        Value out = Value::object();
+        if (json::stringOf(m, "type") == "logs-data") {
+            out.set("data", json::stringOf(m, "data"));
+            s->second.client->send(out.dump());
+            return;
+        }
+        out.set("end", true);
+        out.set("error", json::stringOf(m, "error"));
+        auto client = s->second.client;
+        streamOf_.erase(client.get());
+        streams_.erase(s);
+        client->send(out.dump());
+        client->close();
+    }
+
+    /// NODE's session ended: its streams end with that said.
+    void endStreamsOf(const std::string& node) {
+        for (auto it = streams_.begin(); it != streams_.end();) {
+            if (it->second.node != node) {
+                ++it;
+                continue;
+            }
+            Value out = Value::object();
+            out.set("end", true);
+            out.set("error", "node " + node + " went away");
+            auto client = it->second.client;
+            streamOf_.erase(client.get());
+            it = streams_.erase(it);
+            client->send(out.dump());
+            client->close();
+        }
     }
 
     Response join(const Request& r, int64_t now) {
@@ -264,6 +362,13 @@ private:
     // First: destroyed last, after everything that holds sockets or sessions on it.
     asio::io_context ioc_;
     bool kicked_ = false;
+    struct LogStream {
+        std::shared_ptr<api::WebSocketSession> client;
+        std::string node;
+    };
+    std::map<int64_t, LogStream> streams_;
+    std::map<const api::WebSocketSession*, int64_t> streamOf_;
+    int64_t nextStream_ = 1;
     MasterOptions o_;
     Credentials creds_;
     std::unique_ptr<Cluster> cluster_;

@@ -310,7 +310,11 @@ Result<void> AgentImpl::run() {
     if (creds)
         link_ = node::MasterLink::start(ioc_, *o_.join, *creds,
                                         {[this](const json::Value& m) { assign(m); },
-                                         [this] { return ContainerList{containers()}; }});
+                                         [this] { return ContainerList{containers()}; },
+                                         [this](const std::string& id) -> Result<std::string> {
+                                             auto c = TRY(engine_.inspect(id));
+                                             return c.dir;
+                                         }});
     ioc_.run();
     if (link_) link_->stop();
     if (ino >= 0) inotify.close();

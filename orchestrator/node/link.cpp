@@ -12,6 +12,7 @@
 #include "orchestrator/api/https_client.hpp"
 #include "orchestrator/api/join.hpp"
 #include "orchestrator/api/status_report.hpp"
+#include "orchestrator/node/log_streams.hpp"
 #include "sys/fs.hpp"
 #include "sys/log.hpp"
 #include "sys/unique_fd.hpp"
@@ -88,7 +89,10 @@ namespace {
 class Link final : public MasterLink, public std::enable_shared_from_this<Link> {
 public:
     Link(asio::io_context& ioc, LinkOptions o, NodeCredentials c, Hooks h)
-        : ioc_(ioc), o_(std::move(o)), c_(std::move(c)), h_(std::move(h)), timer_(ioc), retry_(ioc) {}
+        : ioc_(ioc), o_(std::move(o)), c_(std::move(c)), h_(std::move(h)), timer_(ioc), retry_(ioc),
+          logs_(ioc, [this](std::string text) {
+              if (open_ && ws_) ws_->send(std::move(text));
+          }) {}
 
     void begin() {
         connect();
@@ -103,6 +107,7 @@ public:
         stopped_ = true;
         timer_.cancel();
         retry_.cancel();
+        logs_.cancelAll();
         if (ws_) ws_->close();
     }
 
@@ -166,12 +171,24 @@ private:
                 heartbeat_ = std::chrono::milliseconds(hb);
         } else if (type == "assignments") {
             h_.assign(*m);
+        } else if (type == "logs" || type == "logs-cancel") {
+            int64_t stream = 0;
+            if (const Value* v = m->find("stream"); !v || !v->toInt64(stream)) return;
+            if (type == "logs-cancel") return logs_.cancel(stream);
+            int64_t tail = -1;
+            if (const Value* v = m->find("tail")) v->toInt64(tail);
+            const Value* follow = m->find("follow");
+            auto dir = h_.containerDir ? h_.containerDir(json::stringOf(*m, "container"))
+                                       : Result<std::string>(failInvalid("this node serves no logs"));
+            if (!dir) return logs_.refuse(stream, dir.error().message());
+            logs_.start(stream, *dir, long(tail), follow && follow->isBool() && follow->asBool());
         }
     }
 
     void closed(const std::string& why) {
         bool was = open_;
         open_ = false;
+        logs_.cancelAll();  // their readers were on that session
         if (stopped_) return;
         if (was || !said_) log::warnf("node: link to %s: %s; retrying (running what it has)", o_.masterUrl.c_str(), why.c_str());
         said_ = true;
@@ -219,6 +236,7 @@ private:
     bool open_ = false, stopped_ = false, said_ = false;
     std::chrono::milliseconds heartbeat_{300}, backoff_{200};
     api::StatusReporter reporter_;
+    LogStreams logs_;
     std::chrono::steady_clock::time_point lastSent_{};
 };
 

@@ -44,6 +44,9 @@ public:
         std::function<void(const json::Value&)> assign;
         /// The node's containers now (for status reports).
         std::function<ContainerList()> containers;
+        /// The directory of the container ID (full or unique prefix, or name)
+        /// whose logs the master asks for (LogStreams reads them from there).
+        std::function<Result<std::string>(const std::string& id)> containerDir;
     };
     /// Connect now, and again after every loss (with a capped backoff), until stop().
     static std::shared_ptr<MasterLink> start(boost::asio::io_context& ioc, LinkOptions o, NodeCredentials c, Hooks h);

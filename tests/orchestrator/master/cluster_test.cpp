@@ -331,3 +331,37 @@ TEST_CASE("cluster: bad tokens, foreign certificates, missing credentials and ba
     CHECK(c.json({"get", "services"}).asArray().empty());  // nothing half-applied
     CHECK(c.hull({"cluster", "status"}).status == 0);       // and the master serves on
 }
+
+TEST_CASE("cluster: hull logs reads a container's log from the node that holds it, with --tail and -f", "[root][net][cluster]") {
+    REQUIRE_ROOT();
+    Cluster c(2);
+    REQUIRE(c.apply("ticker", "replicas: 1\ncommand: [sh, -c, 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.5; done']\n"
+                              "stopGracePeriod: 1s\n")
+                .status == 0);
+    REQUIRE(eventually([&] { return c.ready("ticker").size() == 1; }));
+    Value ctr = c.ready("ticker")[0];
+    const std::string id = json::stringOf(ctr, "id"), name = json::stringOf(ctr, "name");
+    REQUIRE(eventually([&] { return c.hull({"logs", id}).out.find("tick 2\n") != std::string::npos; }));
+    // Whole, from the start; by name and by a prefix of the id too.
+    auto all = c.hull({"logs", id.substr(0, 12)});
+    INFO(all.out << all.err);
+    REQUIRE(all.status == 0);
+    CHECK(all.out.rfind("tick 0\ntick 1\ntick 2\n", 0) == 0);
+    CHECK(c.hull({"logs", name}).out.rfind("tick 0\n", 0) == 0);
+    // The last line only.
+    auto last = c.hull({"logs", "--tail", "1", id});
+    CHECK(last.status == 0);
+    CHECK(std::count(last.out.begin(), last.out.end(), '\n') == 1);
+    CHECK(last.out.rfind("tick ", 0) == 0);
+    // Followed: what it writes while we read (the client is stopped after 3 s).
+    auto followed = run({"/usr/bin/timeout", "3", binPath("hull"), "--config", c.config(), "logs", "-f", "--tail", "0", id});
+    CHECK(followed.status == 124);
+    CHECK(std::count(followed.out.begin(), followed.out.end(), '\n') >= 3);
+    CHECK(followed.out.rfind("tick ", 0) == 0);
+    // What is not there is said so.
+    auto none = c.hull({"logs", "no-such-container"});
+    CHECK(none.status != 0);
+    CHECK(none.err.find("no container \"no-such-container\"") != std::string::npos);
+    // The master serves on after clients that went away mid-stream.
+    CHECK(c.hull({"logs", "--tail", "1", id}).status == 0);
+}
