@@ -295,6 +295,7 @@ private:
         if (!cert || SSL_get_verify_result(ssl) != X509_V_OK) return;
         peer_.certCommonName = ossl::subjectEntry(cert, NID_commonName);
         peer_.certOrganization = ossl::subjectEntry(cert, NID_organizationName);
+        if (std::string fp = ossl::fingerprint(cert); !fp.empty()) peer_.certSha256 = fp;
     }
 
     void readRequest(bool first) {

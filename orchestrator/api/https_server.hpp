@@ -34,6 +34,9 @@ struct Peer {
     /// it verified against the server's CA (a certificate that does not verify
     /// fails the handshake; these are then simply absent without one).
     std::optional<std::string> certCommonName, certOrganization;
+    /// The client certificate's sha256 (lowercase hex): which certificate, of
+    /// several issued under one name, this peer holds.
+    std::optional<std::string> certSha256;
     /// From "Authorization: Bearer TOKEN"; empty without one.
     std::string bearerToken;
 };

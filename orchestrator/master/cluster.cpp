@@ -401,15 +401,25 @@ Result<NodeEntry> Cluster::label(const std::string& node, const std::map<std::st
     return nodeEntry(node, now);
 }
 
-Result<void> Cluster::registerNode(const std::string& name, const std::string& address, int64_t now) {
-    if (nodes_.count(name)) {
-        event("join", "", "", "node " + name + " joined again", now);
+Result<void> Cluster::registerNode(const std::string& name, const std::string& address, int64_t now,
+                                   const std::string& certSha256) {
+    if (auto it = nodes_.find(name); it != nodes_.end()) {
+        auto l = live_.find(name);
+        if (l != live_.end() && l->second.session && !l->second.down)
+            return fail(Error::plain(EEXIST, "join: node \"" + name +
+                                                 "\" is up and connected: another machine cannot join under its name (stop "
+                                                 "it first, or join with another --name)"));
+        NodeRecord r = it->second;
+        r.certSha256 = certSha256;
+        if (!(r == it->second)) TRY(putNode(r));
+        event("join", "", "", "node " + name + " joined again (a new certificate; the one before no longer holds its session)", now);
         return {};
     }
     NodeRecord r;
     r.name = name;
     r.address = address;
     r.joined = o_.wallMs();
+    r.certSha256 = certSha256;
     TRY(putNode(r));
     live_[name];  // down until its session says hello
     event("join", "", "", "node " + name + " joined", now);
@@ -432,6 +442,15 @@ void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value
     // on its first hello only, so `hull node label` is not undone by a restart.
     NodeRecord r;
     if (auto it = nodes_.find(name); it != nodes_.end()) r = it->second;
+    // The certificate of its last join only: one from an earlier join of that
+    // name (a machine replaced, a copied key) holds no session.
+    const std::string cert = s->peer().certSha256.value_or("");
+    if (!r.certSha256.empty() && cert != r.certSha256) {
+        log::warnf("master: session of %s with a certificate from an earlier join: closed", name.c_str());
+        s->close();
+        return;
+    }
+    if (r.certSha256.empty()) r.certSha256 = cert;  // a record from before fingerprints: the first one holds
     bool first = r.name.empty() || r.cpus == 0;
     r.name = name;
     if (r.joined == 0) r.joined = o_.wallMs();

@@ -70,8 +70,12 @@ public:
                int64_t now);
 
     // Nodes.
-    /// A node joined (or joined again): its record exists from now on.
-    [[nodiscard]] Result<void> registerNode(const std::string& name, const std::string& address, int64_t now);
+    /// A node joined (or joined again) with the certificate whose sha256 is
+    /// CERT: its record exists from now on, and only that certificate holds its
+    /// session. EEXIST while a node of that name is up: a second machine cannot
+    /// take a live node's name (a reinstalled one joins again once it is down).
+    [[nodiscard]] Result<void> registerNode(const std::string& name, const std::string& address, int64_t now,
+                                            const std::string& certSha256 = "");
     void sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, const std::string& text, int64_t now);
     void sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t now);
 

@@ -340,7 +340,10 @@ private:
             return error(400, "join: node name \"" + name + "\": expected [a-z0-9][a-z0-9.-]{0,62}");
         auto cert = api::signNodeCsr(creds_.ca, json::stringOf(*body, "csr"), name);
         if (!cert) return error(400, "join: " + cert.error().message());
-        if (auto reg = cluster_->registerNode(name, r.peer.address, now); !reg) return error(500, reg.error().message());
+        auto fp = api::certFingerprint(*cert);
+        if (!fp) return error(500, fp.error().message());
+        if (auto reg = cluster_->registerNode(name, r.peer.address, now, *fp); !reg)
+            return error(reg.error().errnum() == EEXIST ? 409 : 500, reg.error().message());
         Value v = Value::object();
         v.set("certificate", *cert);
         v.set("ca", creds_.ca.cert);

@@ -65,6 +65,7 @@ std::string encodeNode(const NodeRecord& r) {
     v.set("memory", r.memory);
     v.set("drained", r.drained);
     v.set("joined", r.joined);
+    v.set("certSha256", r.certSha256);
     return v.dump();
 }
 
@@ -82,6 +83,7 @@ Result<NodeRecord> decodeNode(const std::string& text) {
     r.memory = intOf(v, "memory");
     if (const Value* d = v.find("drained"); d && d->isBool()) r.drained = d->asBool();
     r.joined = intOf(v, "joined");
+    r.certSha256 = json::stringOf(v, "certSha256");  // absent in an older hull's records
     return r;
 }
 

@@ -27,6 +27,9 @@ struct NodeRecord {
     int64_t memory = 0;  // bytes
     bool drained = false;
     int64_t joined = 0;  // unix ms
+    /// The sha256 of the certificate its last join got: only that one may hold
+    /// its session ("" in records of an older hull: the first session's is taken).
+    std::string certSha256;
     bool operator==(const NodeRecord&) const = default;
 };
 

@@ -18,9 +18,10 @@ namespace {
 /// What the master sent a node, and whether it closed the session.
 class FakeSession : public api::WebSocketSession {
 public:
-    explicit FakeSession(std::string name) {
+    explicit FakeSession(std::string name, std::string cert = "") {
         peer_.certCommonName = std::move(name);
         peer_.certOrganization = "hull:node";
+        if (!cert.empty()) peer_.certSha256 = std::move(cert);
     }
     void send(std::string text) override { sent.push_back(std::move(text)); }
     void close() override { closed = true; }
@@ -357,4 +358,35 @@ TEST_CASE("master: a node down with its session open keeps its containers for wh
     m.cluster->sessionClosed(m.nodes["n1"], m.now);
     CHECK(m.cluster->nodeList(m.now).nodes.at(0).containers == 0);
     CHECK(m.cluster->containers("web").containers.size() == 1);
+}
+
+TEST_CASE("master: a name is held by the certificate of its last join, and a node that is up cannot be joined again",
+          "[master]") {
+    Master m;
+    REQUIRE(m.cluster->registerNode("n1", "10.0.0.1", m.now, "aaaa"));
+    auto first = std::make_shared<FakeSession>("n1", "aaaa");
+    m.cluster->sessionMessage(first, R"({"type":"hello","name":"n1","cpus":2,"memory":1000000000})", m.now);
+    m.tick();
+    REQUIRE(m.cluster->nodeList(m.now).nodes.at(0).status == "ready");
+    // Up: a second join under its name is refused, and changes nothing.
+    auto again = m.cluster->registerNode("n1", "10.0.0.2", m.now, "bbbb");
+    REQUIRE_FALSE(again);
+    CHECK(again.error().errnum() == EEXIST);
+    auto stale = std::make_shared<FakeSession>("n1", "bbbb");
+    m.cluster->sessionMessage(stale, R"({"type":"hello","name":"n1","cpus":2,"memory":1000000000})", m.now);
+    CHECK(stale->closed);
+    CHECK_FALSE(first->closed);
+    // Down (its machine replaced): the new join takes the name, and the old certificate holds nothing.
+    m.cluster->sessionClosed(first, m.now);
+    for (int i = 0; i < 20; ++i) m.tick();
+    REQUIRE(m.cluster->nodeList(m.now).nodes.at(0).status == "down");
+    REQUIRE(m.cluster->registerNode("n1", "10.0.0.2", m.now, "bbbb"));
+    auto old = std::make_shared<FakeSession>("n1", "aaaa");
+    m.cluster->sessionMessage(old, R"({"type":"hello","name":"n1","cpus":2,"memory":1000000000})", m.now);
+    CHECK(old->closed);
+    auto fresh = std::make_shared<FakeSession>("n1", "bbbb");
+    m.cluster->sessionMessage(fresh, R"({"type":"hello","name":"n1","cpus":2,"memory":1000000000})", m.now);
+    CHECK_FALSE(fresh->closed);
+    m.tick();
+    CHECK(m.cluster->nodeList(m.now).nodes.at(0).status == "ready");
 }

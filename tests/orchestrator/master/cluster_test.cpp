@@ -276,6 +276,11 @@ TEST_CASE("cluster: bad tokens, foreign certificates, missing credentials and ba
     CHECK(r.status != 0);
     CHECK(r.err.find("does not match") != std::string::npos);
     CHECK(c.json({"node", "ls"}).asArray().size() == 1);
+    // The right token, but the name of a node that is up: a second machine cannot take it over.
+    r = run({binPath("hull"), "--state-dir", n.path(), "node", "--join", url, "--token", token, "--name", "n1"});
+    CHECK(r.status != 0);
+    CHECK(r.err.find("node \"n1\" is up and connected") != std::string::npos);
+    CHECK(c.json({"node", "ls"}).asArray().size() == 1);
 
     // No token, a wrong token: 401.
     api::ClientOptions none;
