@@ -76,6 +76,29 @@ Result<void> writeFileAtomic(const std::string& path, std::string_view data, mod
     return {};
 }
 
+Result<void> writeFileDurable(const std::string& path, std::string_view data, mode_t mode) {
+    std::string tmp = path + ".tmp";
+    {
+        auto fd = TRY(openFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
+        TRY_CTX("write " + tmp, writeAll(fd.get(), data));
+        if (::fsync(fd.get()) < 0) {
+            int e = errno;
+            ::unlink(tmp.c_str());
+            return failErrno("fsync " + tmp, e);
+        }
+    }
+    if (::rename(tmp.c_str(), path.c_str()) < 0) {
+        int e = errno;
+        ::unlink(tmp.c_str());
+        return failErrno("rename " + tmp, e);
+    }
+    auto slash = path.find_last_of('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    auto d = TRY(openFile(dir, O_RDONLY | O_DIRECTORY));
+    if (::fsync(d.get()) < 0) return failErrno("fsync " + dir);
+    return {};
+}
+
 Result<void> mkdirAll(const std::string& path, mode_t mode) {
     if (path.empty()) return {};
     if (::mkdir(path.c_str(), mode) == 0 || errno == EEXIST) {

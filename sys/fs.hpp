@@ -22,6 +22,10 @@ namespace hull::sys {
 [[nodiscard]] Result<void> writeFile(const std::string& path, std::string_view data, mode_t mode = 0644);
 /// Write to PATH.tmp, fsync-free rename over PATH: readers see old or new, never half.
 [[nodiscard]] Result<void> writeFileAtomic(const std::string& path, std::string_view data, mode_t mode = 0644);
+/// As writeFileAtomic, and on disk when it returns: the file fsynced before the
+/// rename, its directory after. For what a power cut must not take back
+/// (credentials issued, keys): slower, so not for per-container state.
+[[nodiscard]] Result<void> writeFileDurable(const std::string& path, std::string_view data, mode_t mode = 0644);
 [[nodiscard]] Result<void> writeAll(int fd, std::string_view data);
 /// mkdir -p; existing directories are fine.
 [[nodiscard]] Result<void> mkdirAll(const std::string& path, mode_t mode = 0755);

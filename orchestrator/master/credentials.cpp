@@ -18,7 +18,7 @@ Result<std::string> readTrimmed(const std::string& path) {
 }
 
 Result<void> writeSecret(const std::string& path, const std::string& text) {
-    return sys::writeFileAtomic(path, text + "\n", 0600);
+    return sys::writeFileDurable(path, text + "\n", 0600);
 }
 
 Result<void> writeAdminConf(const std::string& stateDir, const Credentials& c, const std::string& url) {
@@ -41,7 +41,7 @@ Result<Credentials> loadOrMakeCredentials(const std::string& stateDir, const std
         // The server certificate is made anew at every start, for the addresses
         // given this time (a master moved to another address needs no manual step).
         c.server = TRY(api::makeServerCert(c.ca, "hull master", sans));
-        TRY(sys::writeFileAtomic(pki + "/server.pem", c.server.cert, 0644));
+        TRY(sys::writeFileDurable(pki + "/server.pem", c.server.cert, 0644));
         TRY(writeSecret(pki + "/server.key", c.server.key));
         c.adminToken = TRY(readTrimmed(pki + "/admin-token"));
         c.joinSecret = TRY(readTrimmed(pki + "/join-secret"));
@@ -54,13 +54,13 @@ Result<Credentials> loadOrMakeCredentials(const std::string& stateDir, const std
     c.adminToken = api::randomSecret(32);
     c.joinSecret = api::randomSecret(16);
     TRY(writeSecret(pki + "/ca.key", c.ca.key));
-    TRY(sys::writeFileAtomic(pki + "/server.pem", c.server.cert, 0644));
+    TRY(sys::writeFileDurable(pki + "/server.pem", c.server.cert, 0644));
     TRY(writeSecret(pki + "/server.key", c.server.key));
     TRY(writeSecret(pki + "/admin-token", c.adminToken));
     TRY(writeSecret(pki + "/join-secret", c.joinSecret));
     TRY(writeAdminConf(stateDir, c, url));
     TRY(writeSecret(stateDir + "/join-token", c.joinToken()));
-    TRY(sys::writeFileAtomic(pki + "/ca.pem", c.ca.cert, 0644));
+    TRY(sys::writeFileDurable(pki + "/ca.pem", c.ca.cert, 0644));
     log::infof("master: made a cluster CA, %s/admin.conf and a join token", stateDir.c_str());
     return c;
 }

@@ -73,13 +73,13 @@ Result<NodeCredentials> ensureJoined(LinkOptions& o) {
     if (!joined) return fail(std::move(joined).error().context("node"));
     const NodeCredentials& c = *joined;
     TRY(sys::mkdirAll(dir, 0700));
-    TRY(sys::writeFileAtomic(dir + "/ca.pem", c.ca, 0644));
-    TRY(sys::writeFileAtomic(dir + "/node.key", c.key, 0600));
-    TRY(sys::writeFileAtomic(dir + "/node.pem", c.cert, 0644));
+    TRY(sys::writeFileDurable(dir + "/ca.pem", c.ca, 0644));
+    TRY(sys::writeFileDurable(dir + "/node.key", c.key, 0600));
+    TRY(sys::writeFileDurable(dir + "/node.pem", c.cert, 0644));
     Value m = Value::object();
     m.set("url", o.masterUrl);
     m.set("name", o.name);
-    TRY(sys::writeFileAtomic(dir + "/master.json", m.dump(true) + "\n", 0644));
+    TRY(sys::writeFileDurable(dir + "/master.json", m.dump(true) + "\n", 0644));
     log::infof("node: joined %s as %s", o.masterUrl.c_str(), o.name.c_str());
     return c;
 }
