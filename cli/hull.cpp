@@ -792,7 +792,8 @@ int clusterExec(const orchestrator::api::ApiTarget& t, const std::vector<std::st
     x.tty = a.has("--tty");
     x.interactive = a.has("--interactive");
     // As ssh -t does when forced: the command gets its terminal, ours stays as it is.
-    if (x.tty && !::isatty(0)) std::fprintf(stderr, "hull: exec -t: stdin is not a terminal (the command gets one all the same)\n");
+    if (x.tty && !::isatty(0))
+        std::fprintf(stderr, "hull: exec -t: stdin is not a terminal (the command gets one all the same)\n");
     auto r = orchestrator::api::execRemote(t, x);
     if (!r) return failWith(r.error().message());
     return *r;
