@@ -77,7 +77,7 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--config FILE] [--debug] COMMAND 
 
 apply, get, describe, scale, delete, events, metrics, node ls... and cluster go to a master when
 --config FILE, $HULL_CONFIG or ~/.config/hull/config names one (a master's admin.conf), else to
-the local agent's socket.
+the local agent's socket; logs and exec then run on the node that holds the container.
 The state directory is --state-dir, else $HULL_STATE_DIR, else /var/lib/hull; runtime
 state is under --run-dir, else $HULL_RUN_DIR, else STATE/run when the state dir was moved,
 else /run/hull.
@@ -780,6 +780,25 @@ int clusterLogs(const orchestrator::api::ApiTarget& t, const std::vector<std::st
     return r ? 0 : failWith(r.error().message());
 }
 
+int clusterExec(const orchestrator::api::ApiTarget& t, const std::vector<std::string>& argv) {
+    Args a(argv, {"--tty", "--interactive"}, {"--env", "--user"},
+           {{"-t", "--tty"}, {"-i", "--interactive"}, {"-e", "--env"}, {"-u", "--user"}});
+    if (!a.error.empty() || a.positional.size() < 2) return failWith("exec: expected CONTAINER CMD...");
+    orchestrator::api::RemoteExec x;
+    x.container = a.positional[0];
+    x.args.assign(a.positional.begin() + 1, a.positional.end());
+    x.env = a.all("--env");
+    x.user = a.get("--user");
+    x.tty = a.has("--tty");
+    x.interactive = a.has("--interactive");
+    // As ssh -t does when forced: the command gets its terminal, ours stays as it is.
+    if (x.tty && !::isatty(0))
+        std::fprintf(stderr, "hull: exec -t: stdin is not a terminal (the command gets one all the same)\n");
+    auto r = orchestrator::api::execRemote(t, x);
+    if (!r) return failWith(r.error().message());
+    return *r;
+}
+
 int nodeCmd(const std::string& state, const std::string& runDir, const std::string& config, const std::string& cmd,
             const std::vector<std::string>& argv) {
     std::string socket = state + "/node.sock";
@@ -1006,9 +1025,10 @@ int main(int argc, char** argv) {
     if (cmd == "node" || cmd == "master" || cmd == "cluster" || cmd == "apply" || cmd == "get" || cmd == "describe" ||
         cmd == "events" || cmd == "delete" || cmd == "scale" || cmd == "metrics")
         return nodeCmd(stateDir(state), runDir, config, cmd, rest);
-    // `hull logs` against a master: fetched from the node that holds the container.
-    if (cmd == "logs")
-        if (auto t = orchestrator::api::resolveTarget(config, ""); t && t->master()) return clusterLogs(*t, rest);
+    // `hull logs` and `hull exec` against a master: on the node that holds the container.
+    if (cmd == "logs" || cmd == "exec")
+        if (auto t = orchestrator::api::resolveTarget(config, ""); t && t->master())
+            return cmd == "logs" ? clusterLogs(*t, rest) : clusterExec(*t, rest);
     auto engine = runtime::Engine::open(stateDir(state), runDir);
     if (!engine) return failWith(engine.error().message());
     if (cmd == "_cleanup") {

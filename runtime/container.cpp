@@ -626,7 +626,8 @@ Result<int> Runtime::run(const CreateOptions& opts, bool detach) {
             runHooksLogged(spec->hooks.poststart, hs, "poststart");
         }
     }
-    int status = waitForwardingSignals(created.pid, created.pidfd.get());
+    int status = waitForwardingSignals(created.pid, created.pidfd.get(),
+                                       created.consoleMaster ? created.consoleMaster.get() : -1);
     if (!opts.keep) TRY(remove(opts.id, true));
     return status;
 }

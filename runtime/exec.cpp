@@ -254,7 +254,7 @@ Result<int> Runtime::exec(const std::string& id, const ExecOptions& o) {
     int stop[2];
     if (::pipe2(stop, O_CLOEXEC) < 0) return failErrno("pipe");
     std::thread proxy(proxyConsole, master.get(), stop[0]);
-    int status = waitForwardingSignals(child, childFd.get());
+    int status = waitForwardingSignals(child, childFd.get(), master.get());
     (void)!::write(stop[1], "x", 1);
     proxy.join();
     ::close(stop[0]);

@@ -267,7 +267,7 @@ Result<void> execProcess(const ProcessPlan& p, const std::string& path) {
 
 namespace hull::runtime {
 
-int waitForwardingSignals(pid_t pid, int pidfd) {
+int waitForwardingSignals(pid_t pid, int pidfd, int consoleMaster) {
     sigset_t mask, old;
     sigemptyset(&mask);
     for (int sg : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) sigaddset(&mask, sg);
@@ -279,8 +279,13 @@ int waitForwardingSignals(pid_t pid, int pidfd) {
         if (::poll(p, sigFd ? 2 : 1, -1) < 0 && errno != EINTR) break;
         if (sigFd && (p[1].revents & POLLIN)) {
             struct signalfd_siginfo si;
-            if (::read(sigFd.get(), &si, sizeof si) == sizeof si)
-                ::syscall(SYS_pidfd_send_signal, pidfd, int(si.ssi_signo), nullptr, 0);
+            if (::read(sigFd.get(), &si, sizeof si) == sizeof si) {
+                struct winsize ws;
+                if (si.ssi_signo != SIGWINCH || consoleMaster < 0)
+                    ::syscall(SYS_pidfd_send_signal, pidfd, int(si.ssi_signo), nullptr, 0);
+                else if (::ioctl(0, TIOCGWINSZ, &ws) == 0)
+                    ::ioctl(consoleMaster, TIOCSWINSZ, &ws);
+            }
         }
         if (p[0].revents & POLLIN) break;
     }
@@ -295,6 +300,12 @@ int waitForwardingSignals(pid_t pid, int pidfd) {
 /// terminal, if stdin is one, is raw meanwhile: the container's line discipline
 /// does the echoing and editing, as with runc.
 void proxyConsole(int master, int stopFd) {
+    // The signals waitForwardingSignals takes are not this thread's: one
+    // delivered here would be lost (SIGWINCH) or end us (SIGTERM) unforwarded.
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int sg : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH}) sigaddset(&mask, sg);
+    ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
     struct termios saved;
     bool raw = ::isatty(0) && ::tcgetattr(0, &saved) == 0;
     if (raw) {

@@ -77,6 +77,9 @@ void proxyConsole(int master, int stopFd);
 
 namespace hull::runtime {
 /// Wait for our child, forwarding SIGINT/TERM/HUP/QUIT/USR1/USR2/WINCH to it;
-/// returns its exit status (128+signal when killed).
-int waitForwardingSignals(pid_t pid, int pidfd);
+/// returns its exit status (128+signal when killed). With CONSOLE_MASTER (a
+/// pty we proxy to our stdin), SIGWINCH copies our terminal's size to it
+/// instead: the kernel then signals the child's terminal itself, and the
+/// child reads the new size there.
+int waitForwardingSignals(pid_t pid, int pidfd, int consoleMaster = -1);
 }  // namespace hull::runtime

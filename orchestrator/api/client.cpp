@@ -1,5 +1,11 @@
 #include "orchestrator/api/client.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -12,6 +18,7 @@
 #include "sys/base64.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
+#include "sys/unique_fd.hpp"
 
 namespace hull::orchestrator::api {
 
@@ -128,6 +135,215 @@ Result<void> streamLogs(const ApiTarget& t, const std::string& query, long tail,
     ws.reset();
     if (failure) return fail(*failure);
     return {};
+}
+
+namespace {
+
+/// Our terminal (fd 0) and stdin's file flags as they were, put back on destruction:
+/// asio's reads turn on O_NONBLOCK, which the shell shares with us.
+class TerminalGuard {
+public:
+    explicit TerminalGuard(bool raw) {
+        flags_ = ::fcntl(0, F_GETFL);
+        if (raw && ::tcgetattr(0, &saved_) == 0) {
+            struct termios t = saved_;
+            ::cfmakeraw(&t);
+            raw_ = ::tcsetattr(0, TCSADRAIN, &t) == 0;
+        }
+        struct sigaction ign {};
+        ign.sa_handler = SIG_IGN;
+        ::sigaction(SIGPIPE, &ign, &pipe_);  // a closed stdout is an EPIPE we handle, not our death
+    }
+    ~TerminalGuard() {
+        if (raw_) ::tcsetattr(0, TCSADRAIN, &saved_);
+        if (flags_ >= 0) ::fcntl(0, F_SETFL, flags_);
+        ::sigaction(SIGPIPE, &pipe_, nullptr);
+    }
+    TerminalGuard(const TerminalGuard&) = delete;
+    TerminalGuard& operator=(const TerminalGuard&) = delete;
+
+private:
+    struct termios saved_ {};
+    struct sigaction pipe_ {};
+    bool raw_ = false;
+    int flags_ = -1;
+};
+
+/// All of DATA to FD, waiting when it is non-blocking and full; false on an error (EPIPE).
+bool writeAll(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n > 0) {
+            data.remove_prefix(size_t(n));
+        } else if (n < 0 && errno == EAGAIN) {
+            struct pollfd p = {fd, POLLOUT, 0};
+            ::poll(&p, 1, -1);
+        } else if (n < 0 && errno != EINTR) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::pair<int, int> terminalSize(int fd) {
+    struct winsize ws {};
+    if (::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row > 0 && ws.ws_col > 0) return {ws.ws_row, ws.ws_col};
+    return {0, 0};
+}
+
+}  // namespace
+
+Result<int> execRemote(const ApiTarget& t, const RemoteExec& x) {
+    if (!t.master()) return failInvalid("exec: not a master target");
+    ClientOptions o;
+    o.caPem = t.ca;
+    o.bearerToken = t.token;
+    o.wsPingEvery = std::chrono::milliseconds(5000);  // a master that dies while the command is quiet is noticed
+    std::string url = t.url;
+    url.replace(0, url.find("://"), "wss");
+    asio::io_context ioc;
+    // The signals first: from here on SIGINT, SIGTERM and SIGHUP end the
+    // session through the path that restores the terminal.
+    asio::signal_set sigs(ioc, SIGINT, SIGTERM, SIGHUP);
+    sigs.add(SIGWINCH);
+    const bool terminal = ::isatty(0) == 1;
+    TerminalGuard guard(x.tty && terminal);
+
+    std::optional<Error> failure;
+    std::optional<int> exitCode;
+    int signalled = 0;
+    std::shared_ptr<WebSocketClient> ws;
+    asio::posix::stream_descriptor in(ioc);
+    UniqueFd plainIn;  // stdin as a regular file or device that epoll refuses: plain reads
+    std::string inBuf(64 << 10, '\0');
+    bool done = false;
+
+    auto sendStdin = [&](std::string_view bytes) {
+        json::Value m = json::Value::object();
+        m.set("stdin", sys::base64Encode(bytes));
+        ws->send(m.dump());
+    };
+    auto sendEof = [&] { ws->send(R"({"eof":true})"); };
+    std::function<void()> readIn = [&] {
+        in.async_read_some(asio::buffer(inBuf), [&](boost::system::error_code ec, size_t n) {
+            if (done) return;
+            if (n > 0) sendStdin(std::string_view(inBuf).substr(0, n));
+            if (ec) return sendEof();
+            readIn();
+        });
+    };
+    // One chunk a turn of the loop: the session's messages go on meanwhile.
+    std::function<void()> readPlain = [&] {
+        if (done) return;
+        ssize_t n = ::read(plainIn.get(), inBuf.data(), inBuf.size());
+        if (n < 0 && errno == EINTR) return asio::post(ioc, readPlain);
+        if (n <= 0) return sendEof();
+        sendStdin(std::string_view(inBuf).substr(0, size_t(n)));
+        asio::post(ioc, readPlain);
+    };
+    auto startInput = [&]() -> Result<void> {
+        struct stat st {};
+        if (::fstat(0, &st) < 0) return failErrno("exec: stdin");
+        int fd = ::fcntl(0, F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) return failErrno("exec: stdin");
+        if (S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && !terminal)) {
+            plainIn.reset(fd);
+            asio::post(ioc, readPlain);
+            return {};
+        }
+        boost::system::error_code ec;
+        in.assign(fd, ec);
+        if (ec) {
+            ::close(fd);
+            return fail(Error::plain(EIO, "exec: stdin: " + ec.message()));
+        }
+        readIn();
+        return {};
+    };
+    auto stop = [&] {
+        done = true;
+        boost::system::error_code ignored;
+        sigs.cancel(ignored);
+        in.close(ignored);
+    };
+    std::function<void()> waitSignal = [&] {
+        sigs.async_wait([&](boost::system::error_code ec, int sig) {
+            if (ec || done) return;
+            if (sig == SIGWINCH) {
+                if (auto [rows, cols] = terminalSize(0); x.tty && rows > 0) {
+                    json::Value m = json::Value::object();
+                    json::Value size = json::Value::array();
+                    size.push(int64_t(rows));
+                    size.push(int64_t(cols));
+                    m.set("resize", size);
+                    ws->send(m.dump());
+                }
+                return waitSignal();
+            }
+            signalled = sig;  // the master cancels the exec when we go
+            ws->close();
+        });
+    };
+    ws = WebSocketClient::create(
+        ioc, url + "/v1/exec", o,
+        {[&] {
+             json::Value req = json::Value::object();
+             req.set("container", x.container);
+             req.set("args", json::stringArray(x.args));
+             req.set("env", json::stringArray(x.env));
+             req.set("user", x.user);
+             req.set("tty", x.tty);
+             req.set("interactive", x.interactive);
+             auto [rows, cols] = terminalSize(terminal ? 0 : 1);
+             req.set("rows", int64_t(rows));
+             req.set("cols", int64_t(cols));
+             ws->send(req.dump());
+             if (x.interactive)
+                 if (auto r = startInput(); !r) {
+                     failure = r.error();
+                     ws->close();
+                 }
+         },
+         [&](std::string text) {
+             auto m = json::Value::parse(text);
+             if (!m || !m->isObject() || done) return;
+             for (const char* key : {"data", "stderr"})
+                 if (const json::Value* d = m->find(key); d && d->isString()) {
+                     auto bytes = sys::base64Decode(d->asString());
+                     if (!bytes) {
+                         failure = Error::plain(EPROTO, "exec: the master sent bad data: " + bytes.error().message());
+                         return ws->close();
+                     }
+                     if (!writeAll(key[0] == 'd' ? 1 : 2, *bytes)) {
+                         signalled = SIGPIPE;  // as if it had killed us, but with the terminal put back
+                         return ws->close();
+                     }
+                     return;
+                 }
+             int64_t code = 0;
+             if (const json::Value* e = m->find("exit"); e && e->toInt64(code)) {
+                 exitCode = int(code);
+                 return ws->close();
+             }
+             if (m->find("end")) {
+                 std::string why = json::stringOf(*m, "error");
+                 failure = Error::plain(EINVAL, why.empty() ? "exec: ended without an exit code" : why);
+                 ws->close();
+             }
+         },
+         [&](const std::string& why) {
+             if (!exitCode && !failure && !signalled)
+                 failure = Error::plain(EIO, "exec: the session ended early: " + why + " (" + t.config + ")");
+             stop();
+         }});
+    waitSignal();
+    ws->connect();
+    ioc.run();
+    ws.reset();
+    if (signalled) return 128 + signalled;
+    if (failure) return fail(*failure);
+    if (!exitCode) return fail(Error::plain(EIO, "exec: no exit code"));
+    return *exitCode;
 }
 
 }  // namespace hull::orchestrator::api

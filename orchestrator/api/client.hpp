@@ -6,6 +6,7 @@
 // (when it exists), else the agent's socket (standalone).
 #include <functional>
 #include <string>
+#include <vector>
 #include <string_view>
 #include <utility>
 
@@ -37,5 +38,23 @@ struct ApiTarget {
 /// from the node that holds the container (WebSocket /v1/logs).
 [[nodiscard]] Result<void> streamLogs(const ApiTarget& t, const std::string& query, long tail, bool follow,
                                       const std::function<void(std::string_view)>& out);
+
+/// `hull exec` against a master T.
+struct RemoteExec {
+    std::string container;  // id, unique id prefix or name
+    std::vector<std::string> args, env;
+    std::string user;
+    bool tty = false, interactive = false;
+};
+
+/// Runs X on the node that holds its container (WebSocket /v1/exec, relayed
+/// over that node's session): with X.interactive our stdin goes to the
+/// command, its output comes to our stdout (and, without a tty, its stderr to
+/// ours). With X.tty and a terminal on stdin, that terminal is raw meanwhile
+/// (restored on every way out, SIGINT, SIGTERM and SIGHUP included, which end
+/// the command) and its size follows SIGWINCH. The command's exit code; an
+/// error when it could not run (unknown container, one that does not run, its
+/// node away).
+[[nodiscard]] Result<int> execRemote(const ApiTarget& t, const RemoteExec& x);
 
 }  // namespace hull::orchestrator::api

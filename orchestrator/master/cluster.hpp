@@ -84,8 +84,8 @@ public:
     [[nodiscard]] Result<std::pair<std::string, std::string>> locate(const std::string& query) const;
     /// TEXT on NODE's session; false when it has none.
     bool sendToNode(const std::string& node, std::string text);
-    /// Where node messages for someone else go (logs-data, logs-end: a log
-    /// stream's relay in master.cpp), with the node that sent them.
+    /// Where node messages for someone else go (logs-data, logs-end, exec-data,
+    /// exec-exit: a stream's relay in master.cpp), with the node that sent them.
     void onRelay(std::function<void(const std::string& node, const json::Value& message)> f) { relay_ = std::move(f); }
 
     /// Lifecycle, placement, scheduling, assignments: one round.

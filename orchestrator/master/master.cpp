@@ -238,6 +238,13 @@ private:
                         [this](const std::shared_ptr<api::WebSocketSession>& client, std::string text) { openStream(client, text); },
                         [this](const std::shared_ptr<api::WebSocketSession>& client) { closeStream(client); },
                     });
+        // `hull exec`: likewise, both ways (stdin, resizes in; output, the exit out).
+        s.webSocket("/v1/exec", [this](const Request& r) { return admin(r); },
+                    api::WebSocketHandlers{
+                        [](std::shared_ptr<api::WebSocketSession>) {},
+                        [this](const std::shared_ptr<api::WebSocketSession>& client, std::string text) { execMessage(client, text); },
+                        [this](const std::shared_ptr<api::WebSocketSession>& client) { closeStream(client); },
+                    });
     }
 
     // ---- log streams ----
@@ -268,11 +275,59 @@ private:
         ask.set("follow", follow && follow->isBool() && follow->asBool());
         if (!cluster_->sendToNode(where->first, ask.dump()))
             return refuse("node " + where->first + " is not connected: its logs cannot be read now");
-        streams_[id] = {client, where->first};
+        streams_[id] = {client, where->first, false};
         streamOf_[client.get()] = id;
     }
 
-    /// The client went away: the node stops reading.
+    /// An exec CLIENT's message: the first {"container", "args": [..], "tty", "interactive", "env": [..],
+    /// "user", "rows", "cols"}; then {"stdin": BASE64}, {"eof": true}, {"resize": [rows, cols]}.
+    void execMessage(const std::shared_ptr<api::WebSocketSession>& client, const std::string& text) {
+        auto req = Value::parse(text);
+        if (auto it = streamOf_.find(client.get()); it != streamOf_.end()) {
+            auto s = streams_.find(it->second);
+            if (!req || !req->isObject() || s == streams_.end()) return;
+            Value out = Value::object();
+            out.set("stream", it->second);
+            if (const Value* d = req->find("stdin"); d && d->isString()) {
+                out.set("type", "exec-input");
+                out.set("data", d->asString());
+            } else if (const Value* e = req->find("eof"); e && e->isBool()) {
+                out.set("type", "exec-input");
+                out.set("eof", e->asBool());
+            } else if (const Value* r = req->find("resize"); r && r->isArray() && r->asArray().size() == 2) {
+                out.set("type", "exec-resize");
+                out.set("rows", r->asArray()[0]);
+                out.set("cols", r->asArray()[1]);
+            } else {
+                return;
+            }
+            cluster_->sendToNode(s->second.node, out.dump());
+            return;
+        }
+        auto refuse = [&](const std::string& why) {
+            Value v = Value::object();
+            v.set("end", true);
+            v.set("error", why);
+            client->send(v.dump());
+            client->close();
+        };
+        if (!req || !req->isObject() || !req->find("args"))
+            return refuse("exec: expected {\"container\": ..., \"args\": [...], \"tty\": BOOL, \"interactive\": BOOL}");
+        auto where = cluster_->locate(json::stringOf(*req, "container"));
+        if (!where) return refuse(where.error().message());
+        int64_t id = nextStream_++;
+        // As the client asked, with the container's full id and our stream's.
+        Value ask = *req;
+        ask.set("type", "exec");
+        ask.set("stream", id);
+        ask.set("container", where->second);
+        if (!cluster_->sendToNode(where->first, ask.dump()))
+            return refuse("node " + where->first + " is not connected: cannot exec there now");
+        streams_[id] = {client, where->first, true};
+        streamOf_[client.get()] = id;
+    }
+
+    /// The client went away: the node stops reading (or ends the exec).
     void closeStream(const std::shared_ptr<api::WebSocketSession>& client) {
         auto it = streamOf_.find(client.get());
         if (it == streamOf_.end()) return;
@@ -281,26 +336,36 @@ private:
         auto s = streams_.find(id);
         if (s == streams_.end()) return;
         Value cancel = Value::object();
-        cancel.set("type", "logs-cancel");
+        cancel.set("type", s->second.exec ? "exec-cancel" : "logs-cancel");
         cancel.set("stream", id);
         cluster_->sendToNode(s->second.node, cancel.dump());
         streams_.erase(s);
     }
 
-    /// A node's logs-data or logs-end, for the client of its stream (a node feeds only its own streams).
+    /// A node's logs-data, logs-end, exec-data or exec-exit, for the client of its
+    /// stream (a node feeds only its own streams).
     void relay(const std::string& node, const Value& m) {
         int64_t id = 0;
         if (const Value* v = m.find("stream"); !v || !v->toInt64(id)) return;
         auto s = streams_.find(id);
         if (s == streams_.end() || s->second.node != node) return;
+        std::string type = json::stringOf(m, "type");
         Value out = Value::object();
-        if (json::stringOf(m, "type") == "logs-data") {
-            out.set("data", json::stringOf(m, "data"));
+        if (type == "logs-data" || type == "exec-data") {
+            const Value* e = m.find("stderr");
+            out.set(e && e->isBool() && e->asBool() ? "stderr" : "data", json::stringOf(m, "data"));
             s->second.client->send(out.dump());
             return;
         }
-        out.set("end", true);
-        out.set("error", json::stringOf(m, "error"));
+        int64_t code = 0;
+        const Value* c = m.find("code");
+        std::string error = json::stringOf(m, "error");
+        if (type == "exec-exit" && error.empty() && c && c->toInt64(code)) {
+            out.set("exit", code);
+        } else {
+            out.set("end", true);
+            out.set("error", error);
+        }
         auto client = s->second.client;
         streamOf_.erase(client.get());
         streams_.erase(s);
@@ -368,6 +433,7 @@ private:
     struct LogStream {
         std::shared_ptr<api::WebSocketSession> client;
         std::string node;
+        bool exec = false;  // a `hull exec` (else `hull logs`)
     };
     std::map<int64_t, LogStream> streams_;
     std::map<const api::WebSocketSession*, int64_t> streamOf_;

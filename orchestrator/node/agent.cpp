@@ -314,7 +314,8 @@ Result<void> AgentImpl::run() {
                                          [this](const std::string& id) -> Result<std::string> {
                                              auto c = TRY(engine_.inspect(id));
                                              return c.dir;
-                                         }});
+                                         },
+                                         [this](const node::ExecRequest& r) { return execCommand(r); }});
     ioc_.run();
     if (link_) link_->stop();
     if (ino >= 0) inotify.close();
@@ -372,6 +373,23 @@ void AgentImpl::assign(const json::Value& m) {
         for (const auto& r : *rows)
             if (!assigned.count(r.name)) unassign(r.name);
     wake();
+}
+
+Result<std::vector<std::string>> AgentImpl::execCommand(const node::ExecRequest& r) {
+    auto c = TRY(engine_.inspect(r.container));
+    if (c.status != "running")
+        return failInvalid("exec: container " + c.name + " is " + c.status + " (exec needs a running container)");
+    // /proc/self/exe: the agent's own binary even when the file was replaced since.
+    std::vector<std::string> argv{"/proc/self/exe", "--state-dir", o_.stateDir};
+    if (!o_.runDir.empty()) argv.insert(argv.end(), {"--run-dir", o_.runDir});
+    argv.push_back("exec");
+    if (r.tty) argv.push_back("--tty");
+    if (r.interactive) argv.push_back("--interactive");
+    for (const auto& e : r.env) argv.insert(argv.end(), {"--env", e});
+    if (!r.user.empty()) argv.insert(argv.end(), {"--user", r.user});
+    argv.insert(argv.end(), {"--", c.id});
+    argv.insert(argv.end(), r.args.begin(), r.args.end());
+    return argv;
 }
 
 std::string AgentImpl::hostSide(const std::string& spec) {

@@ -68,6 +68,9 @@ private:
     /// The master's assignments: stored (so they survive the master's absence,
     /// our restarts and reboots), services no longer assigned deleted.
     void assign(const json::Value& m);
+    /// The master's "exec": this very binary as `hull exec` on our state and
+    /// run dirs (entered as a local exec enters), for a container that runs here.
+    [[nodiscard]] Result<std::vector<std::string>> execCommand(const node::ExecRequest& r);
 
     // ---- the API (agent_api.cpp) ----
     void handle(const std::string& method, const std::string& target, const std::string& body, ApiServer::Respond respond);

@@ -92,7 +92,10 @@ public:
         : ioc_(ioc), o_(std::move(o)), c_(std::move(c)), h_(std::move(h)), timer_(ioc), retry_(ioc),
           logs_(ioc, [this](std::string text) {
               if (open_ && ws_) ws_->send(std::move(text));
-          }) {}
+          }),
+          execs_(ioc, [this](std::string text) {
+              if (open_ && ws_) ws_->send(std::move(text));
+          }, h_.execCommand) {}
 
     void begin() {
         connect();
@@ -108,6 +111,7 @@ public:
         timer_.cancel();
         retry_.cancel();
         logs_.cancelAll();
+        execs_.cancelAll();
         if (ws_) ws_->close();
     }
 
@@ -182,6 +186,8 @@ private:
                                        : Result<std::string>(failInvalid("this node serves no logs"));
             if (!dir) return logs_.refuse(stream, dir.error().message());
             logs_.start(stream, *dir, long(tail), follow && follow->isBool() && follow->asBool());
+        } else {
+            execs_.handle(type, *m);  // exec, exec-input, exec-resize, exec-cancel
         }
     }
 
@@ -189,6 +195,7 @@ private:
         bool was = open_;
         open_ = false;
         logs_.cancelAll();  // their readers were on that session
+        execs_.cancelAll();
         if (stopped_) return;
         if (was || !said_) log::warnf("node: link to %s: %s; retrying (running what it has)", o_.masterUrl.c_str(), why.c_str());
         said_ = true;
@@ -237,6 +244,7 @@ private:
     std::chrono::milliseconds heartbeat_{300}, backoff_{200};
     api::StatusReporter reporter_;
     LogStreams logs_;
+    ExecSessions execs_;
     std::chrono::steady_clock::time_point lastSent_{};
 };
 

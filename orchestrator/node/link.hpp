@@ -14,6 +14,7 @@
 
 #include "orchestrator/api/join.hpp"
 #include "orchestrator/api/messages.hpp"
+#include "orchestrator/node/exec_sessions.hpp"
 #include "sys/error.hpp"
 #include "sys/json.hpp"
 
@@ -47,6 +48,9 @@ public:
         /// The directory of the container ID (full or unique prefix, or name)
         /// whose logs the master asks for (LogStreams reads them from there).
         std::function<Result<std::string>(const std::string& id)> containerDir;
+        /// The command line that runs the master's "exec" request here (ExecSessions runs
+        /// it); an unknown container or one that does not run is an error that says so.
+        ExecSessions::Command execCommand;
     };
     /// Connect now, and again after every loss (with a capped backoff), until stop().
     static std::shared_ptr<MasterLink> start(boost::asio::io_context& ioc, LinkOptions o, NodeCredentials c, Hooks h);

@@ -370,3 +370,64 @@ TEST_CASE("cluster: hull logs reads a container's log from the node that holds i
     // The master serves on after clients that went away mid-stream.
     CHECK(c.hull({"logs", "--tail", "1", id}).status == 0);
 }
+
+TEST_CASE("cluster: hull exec runs a command in a container on the node that holds it: output, stdin, a tty, the exit code",
+          "[root][net][cluster]") {
+    REQUIRE_ROOT();
+    Cluster c(2);
+    REQUIRE(c.apply("shell", std::string("replicas: 1\n") + kSleep).status == 0);
+    REQUIRE(eventually([&] { return c.ready("shell").size() == 1; }));
+    Value ctr = c.ready("shell")[0];
+    const std::string id = json::stringOf(ctr, "id"), name = json::stringOf(ctr, "name");
+    auto hull = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {binPath("hull"), "--config", c.config()});
+        return args;
+    };
+    // Its output, its stderr apart, its exit code as ours.
+    auto hi = c.hull({"exec", id, "sh", "-c", "echo hi; echo oops >&2; exit 3"});
+    INFO(hi.out << hi.err);
+    CHECK(hi.status == 3);
+    CHECK(hi.out == "hi\n");
+    CHECK(hi.err == "oops\n");
+    // Stdin relayed with -i (by name and by an id prefix), from a pipe and from a regular file.
+    auto cat = run(hull({"exec", "-i", name, "cat"}), "data\nmore\n");
+    CHECK(cat.status == 0);
+    CHECK(cat.out == "data\nmore\n");
+    TempDir d("hull-exec");
+    writeFileOrThrow(d / "big", std::string(300 << 10, 'z'));
+    auto wc = run({"/bin/sh", "-c", "\"$0\" --config \"$1\" exec -i \"$2\" wc -c < \"$3\"", binPath("hull"), c.config(),
+                   id.substr(0, 12), d / "big"});
+    INFO(wc.err);
+    CHECK(wc.status == 0);
+    CHECK(wc.out.find(std::to_string(300 << 10)) != std::string::npos);
+    // Without -i the command's stdin is empty.
+    auto noIn = run(hull({"exec", id, "cat"}), "not read\n");
+    CHECK(noIn.status == 0);
+    CHECK(noIn.out.empty());
+    // A tty: the command's own, though ours is none (said so on stderr).
+    auto tty = c.hull({"exec", "-t", id, "tty"});
+    INFO(tty.out << tty.err);
+    CHECK(tty.status == 0);
+    CHECK(tty.out.find("/dev/pts/") != std::string::npos);
+    CHECK(tty.err.find("not a terminal") != std::string::npos);
+    CHECK(c.hull({"exec", "-t", id, "sh", "-c", "exit 4"}).status == 4);
+    // Killed by a signal: 128 + its number, as a shell says it.
+    CHECK(c.hull({"exec", id, "sh", "-c", "kill -9 $$"}).status == 137);
+    // A client that goes away (SIGTERM) takes its command with it.
+    auto gone = run({"/usr/bin/timeout", "2", binPath("hull"), "--config", c.config(), "exec", id, "sleep", "4242"});
+    CHECK(gone.status == 124);
+    CHECK(eventually([&] {
+        auto ps = c.hull({"exec", id, "ps"});
+        return ps.status == 0 && ps.out.find("4242") == std::string::npos;
+    }, 10000));
+    // What cannot run is said so.
+    auto none = c.hull({"exec", "no-such-container", "true"});
+    CHECK(none.status == 1);
+    CHECK(none.err.find("no container \"no-such-container\"") != std::string::npos);
+    auto missing = c.hull({"exec", id, "/no/such/command"});
+    INFO(missing.err);
+    CHECK(missing.status != 0);
+    CHECK(missing.err.find("/no/such/command") != std::string::npos);
+    // The master and the node serve on.
+    CHECK(c.hull({"exec", id, "true"}).status == 0);
+}
