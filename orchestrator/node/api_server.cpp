@@ -1,8 +1,16 @@
 #include "orchestrator/node/api_server.hpp"
 
 #include <grp.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <fcntl.h>
+#include <vector>
 
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -10,6 +18,9 @@
 #include <boost/beast/http.hpp>
 
 #include "sys/log.hpp"
+#include "sys/unique_fd.hpp"
+
+extern char** environ;
 
 namespace hull::orchestrator {
 
@@ -101,6 +112,83 @@ void ApiServer::Impl::accept() {
     });
 }
 
+std::optional<gid_t> groupIdInFile(const std::string& groupFile, const std::string& name) {
+    FILE* f = std::fopen(groupFile.c_str(), "re");
+    if (!f) return std::nullopt;
+    std::optional<gid_t> out;
+    struct group g {};
+    struct group* found = nullptr;
+    std::vector<char> buf(4096);
+    for (;;) {
+        int r = ::fgetgrent_r(f, &g, buf.data(), buf.size(), &found);
+        if (r == ERANGE && buf.size() < (1u << 20)) {
+            buf.resize(buf.size() * 2);  // a group with many members: the same line again, with room
+            continue;
+        }
+        if (r != 0 || !found) break;
+        if (name == found->gr_name) {
+            out = found->gr_gid;
+            break;
+        }
+    }
+    std::fclose(f);
+    return out;
+}
+
+std::optional<gid_t> groupIdFromGetent(const std::string& name) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return std::nullopt;
+    UniqueFd readEnd(fds[0]), writeEnd(fds[1]);
+    posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    ::posix_spawn_file_actions_adddup2(&actions, writeEnd.get(), STDOUT_FILENO);
+    ::posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+    std::string argGroup = "group";
+    std::string argName = name;
+    char* argv[] = {const_cast<char*>("getent"), argGroup.data(), argName.data(), nullptr};
+    pid_t pid = -1;
+    int err = ::posix_spawnp(&pid, "getent", &actions, nullptr, argv, environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    writeEnd.reset();
+    if (err != 0) return std::nullopt;  // no getent: no NSS-only groups either
+    std::string text;
+    char chunk[512];
+    for (ssize_t n; (n = ::read(readEnd.get(), chunk, sizeof chunk)) != 0;) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 || text.size() > (1u << 20)) break;
+        text.append(chunk, size_t(n));
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return std::nullopt;
+    // name:password:gid:members
+    size_t a = text.find(':'), b = a == std::string::npos ? a : text.find(':', a + 1);
+    size_t c = b == std::string::npos ? b : text.find(':', b + 1);
+    if (c == std::string::npos || text.compare(0, a, name) != 0 || c == b + 1) return std::nullopt;
+    std::string gid = text.substr(b + 1, c - b - 1);
+    if (gid.find_first_not_of("0123456789") != std::string::npos || gid.size() > 10) return std::nullopt;
+    unsigned long v = std::strtoul(gid.c_str(), nullptr, 10);
+    if (v > 0xfffffffeul) return std::nullopt;
+    return gid_t(v);
+}
+
+namespace {
+
+/// The gid of the group NAME. /etc/group is read directly: that is where
+/// groupadd and systemd-sysusers put a service's group, and what NSS's `files`
+/// source (first on every distribution's nsswitch.conf) answers. Only a group
+/// that is not there (LDAP, SSSD, systemd-userdb) is asked of NSS, by
+/// `getent group` in a child, as dockerd does for its socket's group: getgrnam
+/// here would map NSS's modules (libnss_systemd and what it links, ~300 KiB)
+/// into the agent for the months it runs, for one lookup at start.
+std::optional<gid_t> groupId(const std::string& name) {
+    if (auto gid = groupIdInFile("/etc/group", name)) return gid;
+    return groupIdFromGetent(name);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<ApiServer>> ApiServer::listen(asio::io_context& ioc, const std::string& path, Handler handler,
                                                      ApiLimits limits) {
     auto impl = std::make_shared<Impl>(ioc, path, std::move(handler), limits);
@@ -112,7 +200,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::listen(asio::io_context& ioc, cons
     if (ec) return fail(Error::plain(ec.value(), "node: listen on " + path + ": " + ec.message()));
     // root and the hull group only.
     ::chmod(path.c_str(), 0660);
-    if (struct group* g = ::getgrnam("hull")) (void)!::chown(path.c_str(), 0, g->gr_gid);
+    if (auto gid = groupId("hull")) (void)!::chown(path.c_str(), 0, *gid);
     impl->accept();
     return std::unique_ptr<ApiServer>(new ApiServer(std::move(impl)));
 }

@@ -9,7 +9,10 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include <sys/types.h>
 
 #include <boost/asio/io_context.hpp>
 
@@ -27,6 +30,13 @@ struct ApiLimits {
     std::chrono::milliseconds deadline{5000};  // to send the request (headers and body), and to take the answer
     size_t maxConnections = 64;                // open at once; more are closed as soon as accepted
 };
+
+/// The gid of the group NAME in GROUPFILE (the format of /etc/group), read
+/// directly, without NSS; nullopt when it is not there or cannot be read.
+[[nodiscard]] std::optional<gid_t> groupIdInFile(const std::string& groupFile, const std::string& name);
+/// The gid of the group NAME as `getent group NAME` prints it: NSS's answer,
+/// from a child, so that NSS's modules are loaded there and not here.
+[[nodiscard]] std::optional<gid_t> groupIdFromGetent(const std::string& name);
 
 class ApiServer {
 public:

@@ -192,3 +192,26 @@ TEST_CASE("api server: the socket file is replaced when stale and removed at the
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message().find("no/such/dir/api.sock") != std::string::npos);
 }
+
+TEST_CASE("api server: the socket's group is read from a group file without NSS", "[api_server]") {
+    test::TempDir dir{"hull-grp"};
+    std::string many(20000, 'm');  // a member list longer than the first buffer
+    for (size_t i = 1; i < many.size(); i += 2) many[i] = ',';
+    test::writeFileOrThrow(dir / "group", "root:x:0:\n"
+                                          "big:x:77:" + many + "\n"
+                                          "hullish:x:1001:\n"
+                                          "hull:x:998:alice,bob\n"
+                                          "other:x:999:\n");
+    CHECK(groupIdInFile(dir / "group", "hull") == std::optional<gid_t>(998));
+    CHECK(groupIdInFile(dir / "group", "big") == std::optional<gid_t>(77));
+    CHECK(groupIdInFile(dir / "group", "other") == std::optional<gid_t>(999));
+    CHECK_FALSE(groupIdInFile(dir / "group", "hul"));
+    CHECK_FALSE(groupIdInFile(dir / "group", "nobody-here"));
+    CHECK_FALSE(groupIdInFile(dir / "missing", "hull"));
+}
+
+TEST_CASE("api server: a group not in /etc/group is asked of NSS through getent", "[api_server]") {
+    // root is in every NSS source's answer; the made-up name in none.
+    CHECK(groupIdFromGetent("root") == std::optional<gid_t>(0));
+    CHECK_FALSE(groupIdFromGetent("hull-no-such-group-here"));
+}
