@@ -381,6 +381,24 @@ json::Value containerJson(const runtime::ContainerInfo& c) {
     return v;
 }
 
+/// `hull logs [-f] [--tail N] CONTAINER`, on one host or through a master.
+struct LogsArgs {
+    std::string container;
+    bool follow = false;
+    long tail = -1;  // all
+};
+Result<LogsArgs> parseLogsArgs(const std::vector<std::string>& argv) {
+    Args a(argv, {"--follow"}, {"--tail"}, {{"-f", "--follow"}});
+    if (!a.error.empty() || a.positional.size() != 1) return failInvalid("logs: expected one container");
+    LogsArgs l{a.positional[0], a.has("--follow"), -1};
+    if (a.has("--tail")) {
+        auto n = wholeNumber(a.get("--tail"));
+        if (!n || *n < 0) return failInvalid("logs: --tail \"" + a.get("--tail") + "\": expected a number of lines");
+        l.tail = long(*n);
+    }
+    return l;
+}
+
 int containerCmd(runtime::Engine& e, const std::string& cmd, const std::vector<std::string>& argv) {
     if (cmd == "run") {
         Args a(argv, {"--detach", "--rm", "--tty", "--interactive"},
@@ -451,15 +469,9 @@ int containerCmd(runtime::Engine& e, const std::string& cmd, const std::vector<s
         return 0;
     }
     if (cmd == "logs") {
-        Args a(argv, {"--follow"}, {"--tail"}, {{"-f", "--follow"}});
-        if (!a.error.empty() || a.positional.size() != 1) return failWith("logs: expected one container");
-        long tail = -1;
-        if (a.has("--tail")) {
-            auto n = wholeNumber(a.get("--tail"));
-            if (!n || *n < 0) return failWith("logs: --tail \"" + a.get("--tail") + "\": expected a number of lines");
-            tail = long(*n);
-        }
-        return check(e.logs(a.positional[0], a.has("--follow"), tail, 1));
+        auto l = parseLogsArgs(argv);
+        if (!l) return failWith(l.error().message());
+        return check(e.logs(l->container, l->follow, l->tail, 1));
     }
     if (cmd == "stop" || cmd == "kill" || cmd == "rm") {
         Args a(argv, {"--force"}, {"--time", "--signal"}, {{"-t", "--time"}, {"-s", "--signal"}, {"-f", "--force"}});
@@ -765,15 +777,9 @@ int masterCmd(const std::string& state, const std::vector<std::string>& argv) {
 }
 
 int clusterLogs(const orchestrator::api::ApiTarget& t, const std::vector<std::string>& argv) {
-    Args a(argv, {"--follow"}, {"--tail"}, {{"-f", "--follow"}});
-    if (!a.error.empty() || a.positional.size() != 1) return failWith("logs: expected one container");
-    long tail = -1;
-    if (a.has("--tail")) {
-        auto n = wholeNumber(a.get("--tail"));
-        if (!n || *n < 0) return failWith("logs: --tail \"" + a.get("--tail") + "\": expected a number of lines");
-        tail = long(*n);
-    }
-    auto r = orchestrator::api::streamLogs(t, a.positional[0], tail, a.has("--follow"), [](std::string_view bytes) {
+    auto l = parseLogsArgs(argv);
+    if (!l) return failWith(l.error().message());
+    auto r = orchestrator::api::streamLogs(t, l->container, l->tail, l->follow, [](std::string_view bytes) {
         std::fwrite(bytes.data(), 1, bytes.size(), stdout);
         std::fflush(stdout);
     });

@@ -249,16 +249,19 @@ private:
 
     // ---- log streams ----
 
+    /// The last message of CLIENT's stream, {"end": true, "error": WHY}, and the close.
+    static void endClient(const std::shared_ptr<api::WebSocketSession>& client, const std::string& why) {
+        Value v = Value::object();
+        v.set("end", true);
+        v.set("error", why);
+        client->send(v.dump());
+        client->close();
+    }
+
     /// CLIENT's first message: {"container": Q, "tail": N, "follow": B}.
     void openStream(const std::shared_ptr<api::WebSocketSession>& client, const std::string& text) {
         if (streamOf_.count(client.get())) return;  // one request per session
-        auto refuse = [&](const std::string& why) {
-            Value v = Value::object();
-            v.set("end", true);
-            v.set("error", why);
-            client->send(v.dump());
-            client->close();
-        };
+        auto refuse = [&](const std::string& why) { endClient(client, why); };
         auto req = Value::parse(text);
         if (!req || !req->isObject()) return refuse("logs: expected {\"container\": ..., \"tail\": N, \"follow\": BOOL}");
         auto where = cluster_->locate(json::stringOf(*req, "container"));
@@ -304,13 +307,7 @@ private:
             cluster_->sendToNode(s->second.node, out.dump());
             return;
         }
-        auto refuse = [&](const std::string& why) {
-            Value v = Value::object();
-            v.set("end", true);
-            v.set("error", why);
-            client->send(v.dump());
-            client->close();
-        };
+        auto refuse = [&](const std::string& why) { endClient(client, why); };
         if (!req || !req->isObject() || !req->find("args"))
             return refuse("exec: expected {\"container\": ..., \"args\": [...], \"tty\": BOOL, \"interactive\": BOOL}");
         auto where = cluster_->locate(json::stringOf(*req, "container"));
@@ -380,14 +377,10 @@ private:
                 ++it;
                 continue;
             }
-            Value out = Value::object();
-            out.set("end", true);
-            out.set("error", "node " + node + " went away");
             auto client = it->second.client;
             streamOf_.erase(client.get());
             it = streams_.erase(it);
-            client->send(out.dump());
-            client->close();
+            endClient(client, "node " + node + " went away");
         }
     }
 
