@@ -447,6 +447,12 @@ void WebSocketClient::connect() {
     });
 }
 
+size_t WebSocketClient::queuedBytes() const {
+    size_t n = 0;
+    for (const auto& text : s_->early) n += text.size();
+    return n + (s_->channel ? s_->channel->queuedBytes() : 0);
+}
+
 void WebSocketClient::send(std::string text) {
     asio::dispatch(s_->ioc, [self = shared_from_this(), text = std::move(text)]() mutable {
         State& s = *self->s_;

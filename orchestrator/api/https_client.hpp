@@ -86,6 +86,8 @@ public:
     void send(std::string text);
     /// Flush the queue and close; onClose("closed"). While connecting: give up. Any thread.
     void close();
+    /// Bytes queued and not yet written (on the io_context only).
+    size_t queuedBytes() const;
 
     struct State;
 

@@ -241,9 +241,9 @@ void TlsStream::Impl::driveRead(bool immediate) {
 
 void TlsStream::Impl::startSocketRead() {
     if (socketReading || readError || eof) return;
-    // The wait may be long (an idle session): the SSL object's record buffers
-    // (some 34 KiB) go back now, unless they hold part of a record.
-    SSL_free_buffers(ssl);
+    // The SSL object's record buffers go back by themselves between records
+    // (SSL_MODE_RELEASE_BUFFERS); SSL_free_buffers here bought nothing, and on
+    // OpenSSL before 3.0.14 it is CVE-2024-4741's use-after-free.
     if (inBeg == inEnd) inBeg = inEnd = 0;
     if (inBeg == inEnd && nextInCap != inCap) {
         in.reset(new unsigned char[nextInCap]);

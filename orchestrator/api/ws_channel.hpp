@@ -49,6 +49,9 @@ public:
     void close();
     /// Cut the connection now (on the io_context); the read ends, onEnd runs.
     void abort();
+    /// Bytes queued and not yet written (on the io_context): a producer that
+    /// can wait (a log reader, an exec's output) waits while this is large.
+    size_t queuedBytes() const { return queuedBytes_; }
 
 private:
     void read();

@@ -411,8 +411,20 @@ Result<void> Cluster::registerNode(const std::string& name, const std::string& a
                                                  "it first, or join with another --name)"));
         NodeRecord r = it->second;
         r.certSha256 = certSha256;
-        if (!(r == it->second)) TRY(putNode(r));
-        event("join", "", "", "node " + name + " joined again (a new certificate; the one before no longer holds its session)", now);
+        if (r == it->second) {
+            event("join", "", "", "node " + name + " joined again", now);
+            return {};
+        }
+        TRY(putNode(r));
+        // A session of the certificate before (a partition the TCP stack has
+        // not noticed) holds the name no longer.
+        if (l != live_.end() && l->second.session) {
+            sessions_.erase(l->second.session.get());
+            l->second.session->close();
+            l->second.session.reset();
+            forgetContainers(name, l->second);
+        }
+        event("join", "", "", "node " + name + " joined again with a new certificate: the one before holds nothing", now);
         return {};
     }
     NodeRecord r;
@@ -499,14 +511,30 @@ void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, co
         s->close();
         return;
     }
+    if (!m || !m->isObject()) {
+        // What it says next builds on what it said: a message lost would leave
+        // the master's copy wrong for the session's life. A new session starts
+        // over with a full report.
+        log::warnf("master: %s sent a message that is not a JSON object: session closed", node.c_str());
+        s->close();
+        return;
+    }
     Live& l = live_[node];
     l.lastHeartbeat = now;
     if (type == "heartbeat") return;
     if (type == "status") {
-        const Value* body = m->find("report");
-        auto report = body ? decodeBody<StatusReport>(*body) : Result<StatusReport>(failInvalid("no report"));
+        Result<StatusReport> report = failInvalid("no report");
+        if (const Value* body = m->find("report")) {
+            report = decodeBody<StatusReport>(*body);
+        } else if (const Value* list = m->find("containers"); list && list->isObject()) {
+            // A node of the hull before deltas: its whole list, every time.
+            if (const Value* inner = list->find("ContainerList"))
+                if (auto old = decodeBody<ContainerList>(*inner)) report = StatusReport{true, std::move(old->containers), {}};
+        }
         if (!report) {
-            log::warnf("master: status of %s: %s", node.c_str(), report.error().message().c_str());
+            log::warnf("master: status of %s: %s: session closed (a new one starts with a full report)", node.c_str(),
+                       report.error().message().c_str());
+            s->close();
             return;
         }
         applyReport(node, l, std::move(*report));
@@ -540,16 +568,17 @@ bool Cluster::sendToNode(const std::string& node, std::string text) {
     return true;
 }
 
-void Cluster::sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t) {
+bool Cluster::sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t) {
     std::string node = nodeOf(s.get());
     sessions_.erase(s.get());
-    if (node.empty()) return;
+    if (node.empty()) return false;
     Live& l = live_[node];
-    if (l.session != s) return;
+    if (l.session != s) return false;
     l.session.reset();
     // Down only once its grace period is over: a reconnect within it moves
     // nothing. Already down: nothing more will come of what it reported.
     if (l.down) forgetContainers(node, l);
+    return true;
 }
 
 // ---- the round ----

@@ -77,7 +77,8 @@ public:
     [[nodiscard]] Result<void> registerNode(const std::string& name, const std::string& address, int64_t now,
                                             const std::string& certSha256 = "");
     void sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, const std::string& text, int64_t now);
-    void sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t now);
+    /// True when S was its node's session (not one replaced, refused or never said hello).
+    bool sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t now);
 
     /// The container QUERY names (its id, a unique prefix of it, or its name)
     /// as nodes reported it: {node, full id}. ENOENT, or EINVAL when ambiguous.

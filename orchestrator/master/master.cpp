@@ -225,8 +225,8 @@ private:
                     kick();
                 },
                 [&](const std::shared_ptr<api::WebSocketSession>& s) {
-                    c.sessionClosed(s, nowMs());
-                    if (s->peer().certCommonName) endStreamsOf(*s->peer().certCommonName);
+                    // Streams end with the node's session, not with a session refused or replaced.
+                    if (c.sessionClosed(s, nowMs()) && s->peer().certCommonName) endStreamsOf(*s->peer().certCommonName);
                 },
             });
         // `hull logs`: the client's WebSocket, relayed to and from the node

@@ -158,6 +158,7 @@ std::optional<gid_t> groupIdFromGetent(const std::string& name) {
         if (n < 0 || text.size() > (1u << 20)) break;
         text.append(chunk, size_t(n));
     }
+    readEnd.reset();  // a getent with more to say gets EPIPE rather than waiting on us forever
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }

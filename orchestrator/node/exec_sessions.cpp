@@ -230,8 +230,9 @@ struct ExecSessions::Exec {
     Desc& writer() { return tty ? out : in; }
 };
 
-ExecSessions::ExecSessions(asio::io_context& ioc, Send send, Command command)
-    : ioc_(ioc), send_(std::move(send)), command_(std::move(command)), life_(std::make_shared<int>(0)) {}
+ExecSessions::ExecSessions(asio::io_context& ioc, Send send, Command command, std::function<size_t()> backlog)
+    : ioc_(ioc), send_(std::move(send)), command_(std::move(command)), backlog_(std::move(backlog)),
+      life_(std::make_shared<int>(0)) {}
 
 ExecSessions::~ExecSessions() {
     life_.reset();
@@ -351,7 +352,19 @@ void ExecSessions::readFrom(Exec& e, Desc& d, bool isErr) {
             (isErr ? e->errOpen : e->outOpen) = false;
             return maybeFinish(*e);
         }
-        readFrom(*e, isErr ? e->err : e->out, isErr);
+        readWhenRoom(serial, isErr);
+    });
+}
+
+void ExecSessions::readWhenRoom(uint64_t serial, bool isErr) {
+    Exec* e = find(serial);
+    if (!e || e->cancelled) return;
+    if (!backlog_ || backlog_() <= kMaxBacklog) return readFrom(*e, isErr ? e->err : e->out, isErr);
+    // Its output waits in the pipe (and the command, once that is full) until the session catches up.
+    auto wait = std::make_shared<asio::steady_timer>(ioc_, std::chrono::milliseconds(20));
+    std::weak_ptr<int> life = life_;
+    wait->async_wait([this, life, wait, serial, isErr](boost::system::error_code ec) {
+        if (!ec && life.lock()) readWhenRoom(serial, isErr);
     });
 }
 

@@ -62,7 +62,11 @@ public:
     /// The command line (argv[0] the program) that runs REQUEST.
     using Command = std::function<Result<std::vector<std::string>>(const ExecRequest&)>;
 
-    ExecSessions(boost::asio::io_context& ioc, Send send, Command command);
+    /// Unsent bytes on the session beyond which the command's output waits
+    /// unread (the session's queue has a hard limit that cuts it off).
+    static constexpr size_t kMaxBacklog = 1 << 20;
+    /// BACKLOG: the session's unsent bytes (none: never wait).
+    ExecSessions(boost::asio::io_context& ioc, Send send, Command command, std::function<size_t()> backlog = {});
     /// Kills what still runs and reaps it (a child exits at once on SIGKILL).
     ~ExecSessions();
 
@@ -87,6 +91,8 @@ private:
     struct Exec;
     using Desc = boost::asio::posix::stream_descriptor;
     void readFrom(Exec& e, Desc& d, bool isErr);
+    /// readFrom once the session has room (a command that writes faster than the link carries waits).
+    void readWhenRoom(uint64_t serial, bool isErr);
     void writeInput(Exec& e);
     void exited(Exec& e);
     void maybeFinish(Exec& e);
@@ -101,6 +107,7 @@ private:
     boost::asio::io_context& ioc_;
     Send send_;
     Command command_;
+    std::function<size_t()> backlog_;
     uint64_t nextSerial_ = 1;
     std::map<uint64_t, std::unique_ptr<Exec>> execs_;  // by serial: a stream id may come again
     /// Handlers hold it weakly: one that completed before our destruction runs into nothing.

@@ -92,10 +92,10 @@ public:
         : ioc_(ioc), o_(std::move(o)), c_(std::move(c)), h_(std::move(h)), timer_(ioc), retry_(ioc),
           logs_(ioc, [this](std::string text) {
               if (open_ && ws_) ws_->send(std::move(text));
-          }),
+          }, [this] { return backlog(); }),
           execs_(ioc, [this](std::string text) {
               if (open_ && ws_) ws_->send(std::move(text));
-          }, h_.execCommand) {}
+          }, h_.execCommand, [this] { return backlog(); }) {}
 
     void begin() {
         connect();
@@ -118,6 +118,10 @@ public:
     bool connected() const override { return open_; }
 
 private:
+    /// What the session has not written yet: log and exec output wait above a
+    /// MiB of it, so that status and heartbeats are never stuck behind them.
+    size_t backlog() const { return ws_ ? ws_->queuedBytes() : 0; }
+
     void connect() {
         if (stopped_) return;
         api::ClientOptions co;

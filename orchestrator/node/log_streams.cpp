@@ -17,10 +17,25 @@ void LogStreams::start(int64_t stream, const std::string& dir, long tail, bool f
     auto s = std::make_unique<Stream>(ioc_);
     s->dir = dir;
     s->follow = follow;
-    struct stat st {};
-    // What is there now is the tail; what comes after is followed from the end of ctr.log.
-    if (::stat((dir + "/ctr.log").c_str(), &st) == 0) s->offset = st.st_size;
-    s->pending = runtime::tailLines(runtime::readLog(dir), tail);
+    // What is there now is the tail, read up to the size seen once; a follow
+    // goes on from exactly there (a line written meanwhile comes once).
+    std::string text = sys::readFile(dir + "/ctr.log.1").value_or("");
+    if (UniqueFd f(::open((dir + "/ctr.log").c_str(), O_RDONLY | O_CLOEXEC)); f) {
+        struct stat st {};
+        if (::fstat(f.get(), &st) == 0 && st.st_size > 0) {
+            std::string now(size_t(st.st_size), '\0');
+            ssize_t got = 0;
+            while (got < st.st_size) {
+                ssize_t n = ::pread(f.get(), now.data() + got, size_t(st.st_size - got), got);
+                if (n <= 0) break;
+                got += n;
+            }
+            now.resize(size_t(got));
+            s->offset = got;
+            text += now;
+        }
+    }
+    s->pending = runtime::tailLines(std::move(text), tail);
     streams_[stream] = std::move(s);
     step(stream);
 }
@@ -49,6 +64,14 @@ void LogStreams::step(int64_t stream) {
     auto it = streams_.find(stream);
     if (it == streams_.end()) return;
     Stream& s = *it->second;
+    if (backlog_ && backlog_() > kMaxBacklog) {
+        // The session is behind: wait for it rather than grow its queue.
+        s.timer.expires_after(kPeriod);
+        s.timer.async_wait([this, stream](auto ec) {
+            if (!ec) step(stream);
+        });
+        return;
+    }
     bool ended = false;
     if (s.pending.empty() && s.follow) {
         // Checked before reading: what the container wrote before its end is read now, then the stream ends.

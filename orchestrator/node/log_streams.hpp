@@ -6,9 +6,10 @@
 // {"type": "logs-end", "stream": N, "error": ""}. The master may send
 // {"type": "logs-cancel", "stream": N} (its client went away).
 //
-// Everything runs on the agent's loop in small steps: at most kChunk bytes
-// per stream every kPeriod, so a container that logs a lot neither stalls
-// supervision nor fills the session's send queue.
+// Everything runs on the agent's loop in small steps of kChunk bytes: a
+// backlog is sent chunk after chunk while the session keeps up (less than
+// kMaxBacklog unsent), a follow is polled every kPeriod. A container that logs
+// a lot neither stalls supervision nor fills the session's send queue.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -26,8 +27,14 @@ public:
     static constexpr size_t kChunk = 64 << 10;
     static constexpr auto kPeriod = std::chrono::milliseconds(100);
 
+    /// Unsent bytes on the session beyond which a stream waits (the session's
+    /// queue has a hard limit that cuts the whole session off).
+    static constexpr size_t kMaxBacklog = 1 << 20;
+
     using Send = std::function<void(std::string)>;
-    LogStreams(boost::asio::io_context& ioc, Send send) : ioc_(ioc), send_(std::move(send)) {}
+    /// BACKLOG: the session's unsent bytes (none: never wait).
+    LogStreams(boost::asio::io_context& ioc, Send send, std::function<size_t()> backlog = {})
+        : ioc_(ioc), send_(std::move(send)), backlog_(std::move(backlog)) {}
     ~LogStreams() { cancelAll(); }
 
     /// Stream STREAM: the last TAIL lines of the log in the container directory
@@ -54,6 +61,7 @@ private:
 
     boost::asio::io_context& ioc_;
     Send send_;
+    std::function<size_t()> backlog_;
     std::map<int64_t, std::unique_ptr<Stream>> streams_;
 };
 

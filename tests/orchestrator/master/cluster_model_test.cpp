@@ -377,10 +377,13 @@ TEST_CASE("master: a name is held by the certificate of its last join, and a nod
     CHECK(stale->closed);
     CHECK_FALSE(first->closed);
     // Down (its machine replaced): the new join takes the name, and the old certificate holds nothing.
-    m.cluster->sessionClosed(first, m.now);
+    // Silent past its grace period with its session still open (a partition TCP has not noticed).
     for (int i = 0; i < 20; ++i) m.tick();
     REQUIRE(m.cluster->nodeList(m.now).nodes.at(0).status == "down");
+    REQUIRE_FALSE(first->closed);
     REQUIRE(m.cluster->registerNode("n1", "10.0.0.2", m.now, "bbbb"));
+    CHECK(first->closed);  // the session of the certificate before is cut
+    CHECK_FALSE(m.cluster->sessionClosed(first, m.now));  // and no longer counts as n1's
     auto old = std::make_shared<FakeSession>("n1", "aaaa");
     m.cluster->sessionMessage(old, R"({"type":"hello","name":"n1","cpus":2,"memory":1000000000})", m.now);
     CHECK(old->closed);
@@ -389,4 +392,37 @@ TEST_CASE("master: a name is held by the certificate of its last join, and a nod
     CHECK_FALSE(fresh->closed);
     m.tick();
     CHECK(m.cluster->nodeList(m.now).nodes.at(0).status == "ready");
+}
+
+TEST_CASE("master: a status report it cannot read ends the session (the next starts over), an older node's whole list is read",
+          "[master]") {
+    Master m;
+    m.join("n1");
+    m.apply("name: web\nimage: busybox\nreplicas: 1\ncommand: [sleep, '1000']\n");
+    m.tick();
+    m.reportReady("n1", "web");
+    m.tick();
+    REQUIRE(m.cluster->serviceList().services.at(0).ready == 1);
+    m.cluster->sessionMessage(m.nodes["n1"], R"({"type":"status","report":{"schemaVersion":2,"full":false,"containers":[],"gone":[7]}})",
+                              m.now);
+    CHECK(m.nodes["n1"]->closed);
+    m.cluster->sessionMessage(m.nodes["n1"], "not json", m.now);
+    // A node of the hull before deltas says hello and sends its whole list the old way.
+    auto old = std::make_shared<FakeSession>("n1");
+    m.nodes["n1"] = old;
+    m.cluster->sessionMessage(old, R"({"type":"hello","name":"n1","cpus":2,"memory":1000000000})", m.now);
+    ContainerEntry c;
+    c.id = "c0";
+    c.service = "web";
+    c.slot = 0;
+    c.status = "running";
+    c.ready = true;
+    Value msg = Value::object();
+    msg.set("type", "status");
+    msg.set("containers", *Value::parse(encode(ContainerList{{c}})));
+    m.cluster->sessionMessage(old, msg.dump(), m.now);
+    CHECK_FALSE(old->closed);
+    m.tick();
+    CHECK(m.cluster->containers("web").containers.size() == 1);
+    CHECK(m.cluster->serviceList().services.at(0).ready == 1);
 }

@@ -184,7 +184,7 @@ TEST_CASE("exec sessions: a tty is the command's controlling terminal, its size 
     CHECK(resized.code == 0);
 }
 
-TEST_CASE("exec sessions: a cancel ends the command and what it started; nothing more is sent", "[node][exec]") {
+TEST_CASE("exec sessions: a cancel ends the command and what it started, and nothing more is sent", "[node][exec]") {
     for (bool tty : {false, true}) {
         DYNAMIC_SECTION("tty " << tty) {
             boost::asio::io_context ioc;
@@ -210,7 +210,7 @@ TEST_CASE("exec sessions: a cancel ends the command and what it started; nothing
     }
 }
 
-TEST_CASE("exec sessions: the session's end cancels all; destruction kills and reaps", "[node][exec]") {
+TEST_CASE("exec sessions: the session's end cancels all, and destruction kills and reaps", "[node][exec]") {
     boost::asio::io_context ioc;
     Collected got;
     pid_t pid = 0;

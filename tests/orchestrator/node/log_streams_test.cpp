@@ -101,3 +101,21 @@ TEST_CASE("log streams: a follow sends what is appended and ends with the contai
     CHECK(cancelled.messages == 0);
     CHECK(more.active() == 0);
 }
+
+TEST_CASE("log streams: nothing is sent while the session is behind, and all of it once it catches up", "[node][logs]") {
+    TempDir dir("hull-logs");
+    hull::test::writeFileOrThrow(dir / "ctr.log", std::string(300 << 10, 'y'));
+    boost::asio::io_context ioc;
+    Collected got;
+    size_t backlog = 2 << 20;  // the session has 2 MiB unsent
+    node::LogStreams streams(ioc, [&](std::string t) { got.take(t); }, [&] { return backlog; });
+    streams.start(1, dir.path(), -1, false);
+    ioc.run_for(std::chrono::milliseconds(350));
+    CHECK(got.messages == 0);
+    CHECK(streams.active() == 1);
+    backlog = 0;
+    ioc.restart();
+    ioc.run_for(std::chrono::seconds(2));
+    CHECK(got.data == std::string(300 << 10, 'y'));
+    CHECK(got.ends == 1);
+}
