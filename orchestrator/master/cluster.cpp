@@ -97,9 +97,21 @@ Result<void> Cluster::load(int64_t now) {
     if (!placements) return fail(storeError(placements.error()));
     for (const auto& kv : placements->kvs) {
         auto key = placementKey(kv.key);
-        auto p = key ? decodePlacement(kv.value) : Result<core::SlotPlacement>(fail(key.error()));
+        if (!key) {
+            log::errorf("master: %s: %s", kv.key.c_str(), key.error().message().c_str());
+            continue;
+        }
+        auto p = decodePlacement(kv.value);
         if (!p) {
-            log::errorf("master: %s: %s", kv.key.c_str(), p.error().message().c_str());
+            // Its slot cannot be known, so its service is left as it is, like
+            // one whose spec cannot be read: rounds skip it, nothing rewrites
+            // the record, and nodes keep what they run of it.
+            if (unreadable_.insert(key->first).second) {
+                services_.erase(key->first);
+                event("error", key->first, "", "stored placement of slot " + std::to_string(key->second) +
+                                                   " unreadable, the service's replicas are left as they are: " + p.error().message(),
+                      now);
+            }
             continue;
         }
         placements_[*key] = std::move(*p);
@@ -307,7 +319,7 @@ ContainerList Cluster::containers(const std::string& service) const {
 Result<DescribeReply> Cluster::describe(const std::string& name) const {
     auto it = services_.find(name);
     if (it == services_.end()) {
-        if (unreadable_.count(name)) return fail(Error::plain(EIO, "service " + name + ": stored spec unreadable (see events)"));
+        if (unreadable_.count(name)) return fail(Error::plain(EIO, "service " + name + ": stored records unreadable, left as they are (see events)"));
         return fail(Error::plain(ENOENT, "no service \"" + name + "\" (hull get services lists them)"));
     }
     DescribeReply d;
@@ -636,8 +648,18 @@ void Cluster::reconcile(int64_t now) {
     std::optional<std::set<std::string>> scope;
     if (!dirty_) {
         scope = std::move(dirtyServices_);
-        for (const auto& [svc, slots] : pending_) scope->insert(svc);
+    } else {
+        scope.emplace();
+        for (const auto& [name, r] : services_) scope->insert(name);
+        // And what has placements without a service (nothing should): the planner clears them.
+        for (auto it = placements_.begin(); it != placements_.end(); it = placements_.lower_bound({it->first.first + '\0', 0}))
+            scope->insert(it->first.first);
     }
+    for (const auto& [svc, slots] : pending_) scope->insert(svc);
+    // A service this hull cannot read is left as it is: its nodes keep running
+    // it, and no round moves or rewrites its slots (another node could not be
+    // given its spec anyway).
+    for (const auto& name : unreadable_) scope->erase(name);
     dirty_ = false;
     dirtyServices_.clear();
     auto inScope = [&](const std::string& svc) { return !scope || scope->count(svc); };
@@ -652,14 +674,6 @@ void Cluster::reconcile(int64_t now) {
             for (auto it = placements_.lower_bound({svc, 0}); it != placements_.end() && it->first.first == svc; ++it)
                 current.insert(*it);
     const core::PlacementMap& considered = scope ? current : placements_;
-    // A service this hull cannot read keeps the slots it has.
-    for (const auto& name : unreadable_) {
-        if (!inScope(name)) continue;
-        int n = 0;
-        for (auto it = placements_.lower_bound({name, 0}); it != placements_.end() && it->first.first == name; ++it)
-            n = std::max(n, it->first.second + 1);
-        replicas[name] = n;
-    }
     std::map<std::string, core::NodeView> view;
     for (const auto& [name, r] : nodes_) view[name] = {!live_[name].down, r.drained};
     std::vector<core::ReadyReplica> ready = readyReplicas(scope ? &*scope : nullptr);
@@ -841,6 +855,10 @@ void Cluster::pushAssignments(const std::set<std::string>& touched) {
                 (*l.sent)[svc] = sigOf(svc, slots);
                 include(svc, slots);
             }
+            // What this hull cannot read stays on every node as it is, whether
+            // or not a placement it could read names the node.
+            for (const auto& svc : unreadable_)
+                if (!mine.count(svc)) keep.push(svc);
         } else {
             for (const auto& svc : touched) {
                 auto s = mine.find(svc);

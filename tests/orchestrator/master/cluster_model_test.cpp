@@ -426,3 +426,49 @@ TEST_CASE("master: a status report it cannot read ends the session (the next sta
     CHECK(m.cluster->containers("web").containers.size() == 1);
     CHECK(m.cluster->serviceList().services.at(0).ready == 1);
 }
+
+TEST_CASE("master: a service with a stored placement it cannot read is left as it is: not moved, not rewritten, kept on nodes",
+          "[master]") {
+    Master m;
+    for (auto n : {"n1", "n2"}) m.join(n);
+    m.apply("name: web\nimage: x\nreplicas: 4\n");
+    m.apply("name: api\nimage: x\nreplicas: 2\n");
+    m.tick();
+    REQUIRE(m.nodes["n1"]->slots("web").size() == 2);
+    // A newer hull wrote slot 1's record in a shape this one cannot read.
+    m.cluster.reset();
+    {
+        auto store = state::openSqlite(m.dir / "state.db");
+        REQUIRE(store);
+        REQUIRE((*store)->put(keys::placement("web", 1), R"({"version": 99, "node": "n9"})"));
+    }
+    m.open();
+    m.nodes.clear();
+    for (auto n : {"n1", "n2"}) m.connect(n);
+    m.tick();
+    // Every node keeps web as it runs it; api is served as before.
+    for (auto n : {"n1", "n2"}) {
+        auto last = Value::parse(m.nodes[n]->sent.back());
+        REQUIRE(last);
+        CHECK(json::stringsOf(last->find("keep")) == std::vector<std::string>{"web"});
+        CHECK(m.nodes[n]->slots("api").size() == 1);
+    }
+    auto events = m.cluster->events(0).events;
+    CHECK(std::any_of(events.begin(), events.end(), [](const Event& e) {
+        return e.kind == "error" && e.service == "web" && e.message.find("slot 1 unreadable") != std::string::npos;
+    }));
+    CHECK_FALSE(m.cluster->describe("web"));
+    // n2 goes down: api's slot moves, web's do not, and the record stays as it was written.
+    for (int i = 0; i < 60; ++i) {
+        m.heartbeat("n1");
+        m.tick();
+    }
+    CHECK(m.nodes["n1"]->slots("api").size() == 2);
+    m.cluster.reset();
+    auto store = state::openSqlite(m.dir / "state.db");
+    REQUIRE(store);
+    auto rec = (*store)->range(keys::placement("web", 1), "");
+    REQUIRE(rec);
+    REQUIRE(rec->kvs.size() == 1);
+    CHECK(rec->kvs[0].value == R"({"version": 99, "node": "n9"})");
+}
