@@ -218,10 +218,17 @@ Result<int> execRemote(const ApiTarget& t, const RemoteExec& x) {
     std::string inBuf(64 << 10, '\0');
     bool done = false;
 
+    // Flow control: at most kWindow bytes of stdin on their way; the node
+    // credits back what the command took ({"credit": N}), and reading waits
+    // meanwhile (so does whoever writes into our stdin).
+    constexpr size_t kWindow = 1 << 20;
+    size_t inFlight = 0;
+    std::function<void()> resume;  // reading stopped for the window: how to go on
     auto sendStdin = [&](std::string_view bytes) {
         json::Value m = json::Value::object();
         m.set("stdin", sys::base64Encode(bytes));
         ws->send(m.dump());
+        inFlight += bytes.size();
     };
     auto sendEof = [&] { ws->send(R"({"eof":true})"); };
     std::function<void()> readIn = [&] {
@@ -229,12 +236,14 @@ Result<int> execRemote(const ApiTarget& t, const RemoteExec& x) {
             if (done) return;
             if (n > 0) sendStdin(std::string_view(inBuf).substr(0, n));
             if (ec) return sendEof();
+            if (inFlight >= kWindow) return void(resume = readIn);
             readIn();
         });
     };
     // One chunk a turn of the loop: the session's messages go on meanwhile.
     std::function<void()> readPlain = [&] {
         if (done) return;
+        if (inFlight >= kWindow) return void(resume = [&] { asio::post(ioc, readPlain); });
         ssize_t n = ::read(plainIn.get(), inBuf.data(), inBuf.size());
         if (n < 0 && errno == EINTR) return asio::post(ioc, readPlain);
         if (n <= 0) return sendEof();
@@ -307,6 +316,12 @@ Result<int> execRemote(const ApiTarget& t, const RemoteExec& x) {
          [&](std::string text) {
              auto m = json::Value::parse(text);
              if (!m || !m->isObject() || done) return;
+             if (const json::Value* c = m->find("credit")) {
+                 int64_t n = 0;
+                 if (c->toInt64(n) && n > 0) inFlight -= std::min(inFlight, size_t(n));
+                 if (resume && inFlight < kWindow) std::exchange(resume, nullptr)();
+                 return;
+             }
              for (const char* key : {"data", "stderr"})
                  if (const json::Value* d = m->find(key); d && d->isString()) {
                      auto bytes = sys::base64Decode(d->asString());

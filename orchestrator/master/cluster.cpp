@@ -552,7 +552,7 @@ void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, co
         applyReport(node, l, std::move(*report));
         return;
     }
-    if (type == "logs-data" || type == "logs-end" || type == "exec-data" || type == "exec-exit") {
+    if (type == "logs-data" || type == "logs-end" || type == "exec-data" || type == "exec-exit" || type == "exec-credit") {
         if (relay_) relay_(node, *m);
         return;
     }

@@ -348,6 +348,11 @@ private:
         if (s == streams_.end() || s->second.node != node) return;
         std::string type = json::stringOf(m, "type");
         Value out = Value::object();
+        if (type == "exec-credit") {  // the command took BYTES of stdin: the client may send as many more
+            out.set("credit", m.find("bytes") ? *m.find("bytes") : Value(int64_t(0)));
+            s->second.client->send(out.dump());
+            return;
+        }
         if (type == "logs-data" || type == "exec-data") {
             const Value* e = m.find("stderr");
             out.set(e && e->isBool() && e->asBool() ? "stderr" : "data", json::stringOf(m, "data"));

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "sys/base64.hpp"
+#include "sys/scope_exit.hpp"
 #include "sys/unique_fd.hpp"
 
 #ifndef P_PIDFD
@@ -391,10 +392,24 @@ void ExecSessions::closeInput(int64_t stream) {
 
 void ExecSessions::writeInput(Exec& e) {
     if (e.writing || !e.writer().is_open()) return;
+    // What the command took (or what was dropped after it closed its input) is
+    // credited back: the client sends at most a window ahead of it.
+    size_t taken = 0;
+    auto credit = [&] {
+        if (taken == 0 || e.cancelled) return;
+        Value m = Value::object();
+        m.set("type", "exec-credit");
+        m.set("stream", e.stream);
+        m.set("bytes", int64_t(taken));
+        send_(m.dump());
+        taken = 0;
+    };
+    ScopeExit sendCredit([&] { credit(); });
     while (!e.pending.empty()) {
         ssize_t n = writeNoSigpipe(e.writer().native_handle(), e.pending.data(), std::min(e.pending.size(), kChunk));
         if (n > 0) {
             e.pending.erase(0, size_t(n));
+            taken += size_t(n);
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
@@ -411,6 +426,7 @@ void ExecSessions::writeInput(Exec& e) {
             return;
         }
         // EPIPE: the command closed its input; what is left is dropped.
+        taken += e.pending.size();
         e.pending.clear();
         if (!e.tty) e.in.close();
         return;

@@ -394,12 +394,12 @@ TEST_CASE("cluster: hull exec runs a command in a container on the node that hol
     CHECK(cat.status == 0);
     CHECK(cat.out == "data\nmore\n");
     TempDir d("hull-exec");
-    writeFileOrThrow(d / "big", std::string(300 << 10, 'z'));
+    writeFileOrThrow(d / "big", std::string(5 << 20, 'z'));  // 5 MiB: beyond the 1 MiB window, so credits must come back
     auto wc = run({"/bin/sh", "-c", "\"$0\" --config \"$1\" exec -i \"$2\" wc -c < \"$3\"", binPath("hull"), c.config(),
                    id.substr(0, 12), d / "big"});
     INFO(wc.err);
     CHECK(wc.status == 0);
-    CHECK(wc.out.find(std::to_string(300 << 10)) != std::string::npos);
+    CHECK(wc.out.find(std::to_string(5 << 20)) != std::string::npos);
     // Without -i the command's stdin is empty.
     auto noIn = run(hull({"exec", id, "cat"}), "not read\n");
     CHECK(noIn.status == 0);

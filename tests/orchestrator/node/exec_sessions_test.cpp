@@ -23,6 +23,7 @@ namespace {
 struct Collected {
     std::string out, err, error;
     int exits = 0;
+    int64_t credited = 0;  // stdin bytes the command took, as credited back
     int64_t code = -100;
     std::function<void()> onData;
     void take(const std::string& text) {
@@ -37,6 +38,11 @@ struct Collected {
             const json::Value* e = m->find("stderr");
             (e && e->isBool() && e->asBool() ? err : out) += *bytes;
             if (onData) onData();
+        } else if (type == "exec-credit") {
+            int64_t n = 0;
+            REQUIRE((m->find("bytes") && m->find("bytes")->toInt64(n)));
+            REQUIRE(n > 0);
+            credited += n;
         } else {
             REQUIRE(type == "exec-exit");
             ++exits;
@@ -98,6 +104,8 @@ TEST_CASE("exec sessions: stdin relayed in, its end closes the command's input",
     CHECK(got.out == "hello\n" + big + "done\n");
     CHECK(got.code == 0);
     CHECK(got.exits == 1);
+    // Every byte the command took was credited back (the client's window moves on).
+    CHECK(got.credited == int64_t(6 + big.size()));
 }
 
 TEST_CASE("exec sessions: messages from the master, through the command builder", "[node][exec]") {
