@@ -682,9 +682,12 @@ void Cluster::reconcile(int64_t now) {
     core::PlacementMap updates = std::move(changes.updates);
     std::map<std::string, int> placedPer;
     if (!changes.needs.empty()) {
+        // New work goes to nodes that are up and connected now: one within its
+        // grace period without a session (reconnecting, or not yet back after
+        // a master restart, maybe never) keeps what it has and gets nothing new.
         std::vector<core::NodeInfo> infos;
         for (const auto& [name, r] : nodes_)
-            infos.push_back({name, r.labels, view[name].up && !r.drained, r.cpus, r.memory});
+            infos.push_back({name, r.labels, view[name].up && !r.drained && bool(live_[name].session), r.cpus, r.memory});
         std::vector<core::ServiceDemand> demands;
         for (const auto& [name, r] : services_) demands.push_back(demandOf(r.spec));
         // What is placed already, of the services it matters for: those wanted

@@ -472,3 +472,16 @@ TEST_CASE("master: a service with a stored placement it cannot read is left as i
     REQUIRE(rec->kvs.size() == 1);
     CHECK(rec->kvs[0].value == R"({"version": 99, "node": "n9"})");
 }
+
+TEST_CASE("master: after a restart, new replicas go only to nodes that said hello again", "[master]") {
+    Master m;
+    for (auto n : {"n1", "n2"}) m.join(n);
+    m.tick();
+    m.open();  // n2 never comes back; within the restart grace it is not down yet
+    m.nodes.clear();
+    m.connect("n1");
+    m.apply("name: web\nimage: x\nreplicas: 4\n");
+    m.tick();
+    CHECK(m.nodes["n1"]->slots("web").size() == 4);
+    for (const auto& n : m.cluster->nodeList(m.now).nodes) CHECK(n.status == "ready");  // n2: not down, just not chosen
+}
