@@ -735,8 +735,24 @@ Result<void> Engine::remove(const std::string& q, bool force) {
     return sys::removeAll(c.dir);
 }
 
-std::string readLog(const std::string& dir) {
-    return sys::readFile(dir + "/ctr.log.1").value_or("") + sys::readFile(dir + "/ctr.log").value_or("");
+LogRead readLog(const std::string& dir) {
+    LogRead out{sys::readFile(dir + "/ctr.log.1").value_or(""), 0};
+    // ctr.log up to the size seen once: a follow goes on from exactly there, so
+    // a line written meanwhile comes once, neither lost nor twice.
+    UniqueFd f(::open((dir + "/ctr.log").c_str(), O_RDONLY | O_CLOEXEC));
+    struct stat st {};
+    if (!f || ::fstat(f.get(), &st) != 0 || st.st_size <= 0) return out;
+    std::string now(size_t(st.st_size), '\0');
+    int64_t got = 0;
+    while (got < st.st_size) {
+        ssize_t n = ::pread(f.get(), now.data() + got, size_t(st.st_size - got), got);
+        if (n <= 0) break;
+        got += n;
+    }
+    now.resize(size_t(got));
+    out.text += now;
+    out.offset = got;
+    return out;
 }
 
 std::string tailLines(std::string text, long tail) {
@@ -753,15 +769,12 @@ std::string tailLines(std::string text, long tail) {
 
 Result<void> Engine::logs(const std::string& q, bool follow, long tail, int fd) {
     auto c = TRY(inspect(q));
-    std::string text = tailLines(readLog(c.dir), tail);
+    LogRead log = readLog(c.dir);
+    std::string text = tailLines(std::move(log.text), tail);
     (void)!::write(fd, text.data(), text.size());
     if (!follow) return {};
     // Follow ctr.log from where we are until the container has ended and the log stops growing.
-    off_t offset = 0;
-    {
-        struct stat st;
-        if (::stat((c.dir + "/ctr.log").c_str(), &st) == 0) offset = st.st_size;
-    }
+    off_t offset = log.offset;
     for (;;) {
         bool done = sys::exists(c.dir + "/exit.json") || !sys::exists(c.dir);
         UniqueFd f(::open((c.dir + "/ctr.log").c_str(), O_RDONLY | O_CLOEXEC));

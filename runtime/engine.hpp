@@ -129,8 +129,14 @@ std::string shortId(const std::string& id);
 /// "64m", "1g", "512k", "1048576" -> bytes; -1 on error.
 int64_t parseMemory(const std::string& s);
 
-/// A container's log as its directory DIR keeps it: the rotated part (ctr.log.1), then ctr.log.
-std::string readLog(const std::string& dir);
+/// A container's log as its directory DIR keeps it: the rotated part
+/// (ctr.log.1), then ctr.log as far as it went when read; OFFSET is that far,
+/// where a follow of ctr.log goes on.
+struct LogRead {
+    std::string text;
+    int64_t offset = 0;
+};
+LogRead readLog(const std::string& dir);
 /// The last TAIL lines of TEXT: all of it when TAIL is negative, nothing when 0.
 std::string tailLines(std::string text, long tail);
 

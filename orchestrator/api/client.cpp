@@ -88,22 +88,33 @@ Result<std::pair<int, std::string>> unixRequest(const std::string& socketPath, c
     return std::make_pair(int(res.result_int()), res.body());
 }
 
-Result<void> streamLogs(const ApiTarget& t, const std::string& query, long tail, bool follow,
-                        const std::function<void(std::string_view)>& out) {
-    if (!t.master()) return failInvalid("logs: not a master target");
+namespace {
+
+/// A stream WebSocket to the master T (its CA, the admin token): PATH's URL and the options.
+std::pair<std::string, ClientOptions> masterStream(const ApiTarget& t, const std::string& path) {
     ClientOptions o;
     o.caPem = t.ca;
     o.bearerToken = t.token;
-    // A master that dies while a follow is quiet is noticed within seconds.
+    // A master that dies while the stream is quiet (a follow, a command that
+    // prints nothing) is noticed within seconds.
     o.wsPingEvery = std::chrono::milliseconds(5000);
     std::string url = t.url;
     url.replace(0, url.find("://"), "wss");
+    return {url + path, o};
+}
+
+}  // namespace
+
+Result<void> streamLogs(const ApiTarget& t, const std::string& query, long tail, bool follow,
+                        const std::function<void(std::string_view)>& out) {
+    if (!t.master()) return failInvalid("logs: not a master target");
+    auto [url, o] = masterStream(t, "/v1/logs");
     asio::io_context ioc;
     std::optional<Error> failure;
     bool ended = false;
     std::shared_ptr<WebSocketClient> ws;
     ws = WebSocketClient::create(
-        ioc, url + "/v1/logs", o,
+        ioc, url, o,
         {[&] {
              json::Value req = json::Value::object();
              req.set("container", query);
@@ -195,12 +206,7 @@ std::pair<int, int> terminalSize(int fd) {
 
 Result<int> execRemote(const ApiTarget& t, const RemoteExec& x) {
     if (!t.master()) return failInvalid("exec: not a master target");
-    ClientOptions o;
-    o.caPem = t.ca;
-    o.bearerToken = t.token;
-    o.wsPingEvery = std::chrono::milliseconds(5000);  // a master that dies while the command is quiet is noticed
-    std::string url = t.url;
-    url.replace(0, url.find("://"), "wss");
+    auto [url, o] = masterStream(t, "/v1/exec");
     asio::io_context ioc;
     // The signals first: from here on SIGINT, SIGTERM and SIGHUP end the
     // session through the path that restores the terminal.
@@ -294,7 +300,7 @@ Result<int> execRemote(const ApiTarget& t, const RemoteExec& x) {
         });
     };
     ws = WebSocketClient::create(
-        ioc, url + "/v1/exec", o,
+        ioc, url, o,
         {[&] {
              json::Value req = json::Value::object();
              req.set("container", x.container);

@@ -201,10 +201,15 @@ Result<void> Cluster::remove(const std::string& name, int64_t now) {
     return {};
 }
 
-std::map<std::string, int64_t> Cluster::readySlots(const std::string* only) const {
-    std::set<std::string> down;  // few, usually none
+std::set<std::string> Cluster::downNodes() const {
+    std::set<std::string> down;
     for (const auto& [node, l] : live_)
         if (l.down) down.insert(node);
+    return down;
+}
+
+std::map<std::string, int64_t> Cluster::readySlots(const std::string* only) const {
+    const std::set<std::string> down = downNodes();
     std::map<std::string, int64_t> out;
     auto r = only ? readyAt_.lower_bound({*only, 0, ""}) : readyAt_.begin();
     auto p = only ? placements_.lower_bound({*only, 0}) : placements_.begin();
@@ -235,9 +240,7 @@ std::map<std::string, int64_t> Cluster::readySlots(const std::string* only) cons
 
 std::vector<core::ReadyReplica> Cluster::readyReplicas(const std::set<std::string>* scope) const {
     std::vector<core::ReadyReplica> out;
-    std::set<std::string> down;
-    for (const auto& [node, l] : live_)
-        if (l.down) down.insert(node);
+    const std::set<std::string> down = downNodes();
     auto add = [&](const std::tuple<std::string, int, std::string>& key) {
         const auto& [svc, slot, node] = key;
         if (!down.count(node)) out.push_back({svc, slot, node});

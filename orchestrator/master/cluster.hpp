@@ -124,6 +124,8 @@ private:
     void forgetContainers(const std::string& node, Live& l);
     /// C, on NODE, counted (+1) or no longer (-1) in readyAt_ if it is ready.
     void countReady(const std::string& node, const ContainerEntry& c, int delta);
+    /// The nodes taken for down (few, usually none): their readiness does not count.
+    std::set<std::string> downNodes() const;
     /// The ready replicas of the services SCOPE names (none: all) on nodes that are up, sorted.
     std::vector<core::ReadyReplica> readyReplicas(const std::set<std::string>* scope) const;
 

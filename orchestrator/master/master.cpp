@@ -269,16 +269,24 @@ private:
         int64_t tail = -1;
         if (const Value* t = req->find("tail")) t->toInt64(tail);
         const Value* follow = req->find("follow");
-        int64_t id = nextStream_++;
         Value ask = Value::object();
-        ask.set("type", "logs");
-        ask.set("stream", id);
-        ask.set("container", where->second);
         ask.set("tail", tail);
         ask.set("follow", follow && follow->isBool() && follow->asBool());
-        if (!cluster_->sendToNode(where->first, ask.dump()))
-            return refuse("node " + where->first + " is not connected: its logs cannot be read now");
-        streams_[id] = {client, where->first, false};
+        startStream(client, *where, "logs", std::move(ask), "its logs cannot be read now");
+    }
+
+    /// ASK, of TYPE, to the node that holds the container WHERE names, under a
+    /// new stream number for CLIENT; refused (UNREACHABLE said) when that node
+    /// has no session.
+    void startStream(const std::shared_ptr<api::WebSocketSession>& client, const std::pair<std::string, std::string>& where,
+                     const char* type, Value ask, const std::string& unreachable) {
+        int64_t id = nextStream_++;
+        ask.set("type", type);
+        ask.set("stream", id);
+        ask.set("container", where.second);  // the full id
+        if (!cluster_->sendToNode(where.first, ask.dump()))
+            return endClient(client, "node " + where.first + " is not connected: " + unreachable);
+        streams_[id] = {client, where.first, std::string(type) == "exec"};
         streamOf_[client.get()] = id;
     }
 
@@ -312,16 +320,8 @@ private:
             return refuse("exec: expected {\"container\": ..., \"args\": [...], \"tty\": BOOL, \"interactive\": BOOL}");
         auto where = cluster_->locate(json::stringOf(*req, "container"));
         if (!where) return refuse(where.error().message());
-        int64_t id = nextStream_++;
         // As the client asked, with the container's full id and our stream's.
-        Value ask = *req;
-        ask.set("type", "exec");
-        ask.set("stream", id);
-        ask.set("container", where->second);
-        if (!cluster_->sendToNode(where->first, ask.dump()))
-            return refuse("node " + where->first + " is not connected: cannot exec there now");
-        streams_[id] = {client, where->first, true};
-        streamOf_[client.get()] = id;
+        startStream(client, *where, "exec", *req, "cannot exec there now");
     }
 
     /// The client went away: the node stops reading (or ends the exec).

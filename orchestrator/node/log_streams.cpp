@@ -17,25 +17,10 @@ void LogStreams::start(int64_t stream, const std::string& dir, long tail, bool f
     auto s = std::make_unique<Stream>(ioc_);
     s->dir = dir;
     s->follow = follow;
-    // What is there now is the tail, read up to the size seen once; a follow
-    // goes on from exactly there (a line written meanwhile comes once).
-    std::string text = sys::readFile(dir + "/ctr.log.1").value_or("");
-    if (UniqueFd f(::open((dir + "/ctr.log").c_str(), O_RDONLY | O_CLOEXEC)); f) {
-        struct stat st {};
-        if (::fstat(f.get(), &st) == 0 && st.st_size > 0) {
-            std::string now(size_t(st.st_size), '\0');
-            ssize_t got = 0;
-            while (got < st.st_size) {
-                ssize_t n = ::pread(f.get(), now.data() + got, size_t(st.st_size - got), got);
-                if (n <= 0) break;
-                got += n;
-            }
-            now.resize(size_t(got));
-            s->offset = got;
-            text += now;
-        }
-    }
-    s->pending = runtime::tailLines(std::move(text), tail);
+    // What is there now is the tail; a follow goes on from where that read ended.
+    runtime::LogRead log = runtime::readLog(dir);
+    s->offset = log.offset;
+    s->pending = runtime::tailLines(std::move(log.text), tail);
     streams_[stream] = std::move(s);
     step(stream);
 }
