@@ -112,6 +112,12 @@ struct Pair {
         REQUIRE(runUntil(ioc, [&] { return s && c; }));
         return {*s, *c};
     }
+    /// Both handshakes, which must succeed.
+    void connect() {
+        auto [s, c] = handshake();
+        REQUIRE_FALSE(s);
+        REQUIRE_FALSE(c);
+    }
 
     asio::io_context ioc;
     std::optional<TlsStream> server, client;
@@ -140,9 +146,7 @@ TEST_CASE("tls stream: several MiB both ways at once arrive whole, at most 64 Ki
     auto sctx = serverContext();
     auto cctx = clientContext(creds().ca.cert);
     Pair p(*sctx, *cctx);
-    auto [sh, ch] = p.handshake();
-    REQUIRE_FALSE(sh);
-    REQUIRE_FALSE(ch);
+    p.connect();
     // The client's certificate reached the server.
     REQUIRE(SSL_get0_peer_certificate(p.server->native_handle()) != nullptr);
 
@@ -183,9 +187,7 @@ TEST_CASE("tls stream: a WebSocket carries many small messages and a large one e
     auto sctx = serverContext();
     auto cctx = clientContext(creds().ca.cert);
     Pair p(*sctx, *cctx);
-    auto [sh, ch] = p.handshake();
-    REQUIRE_FALSE(sh);
-    REQUIRE_FALSE(ch);
+    p.connect();
     websocket::stream<TlsStream> server(std::move(*p.server)), client(std::move(*p.client));
     p.server.reset();
     p.client.reset();
@@ -262,9 +264,7 @@ TEST_CASE("tls stream: the end of a stream: eof after close_notify, a truncation
 
     SECTION("close_notify, then the socket closed: eof") {
         Pair p(*sctx, *cctx);
-        auto [sh, ch] = p.handshake();
-        REQUIRE_FALSE(sh);
-        REQUIRE_FALSE(ch);
+        p.connect();
         std::optional<beast::error_code> read, shut;
         // A read is pending on the client while the server shuts down: it is not waited for.
         p.client->async_read_some(asio::buffer(&byte, 1), [&](beast::error_code ec, size_t) { read = ec; });
@@ -277,9 +277,7 @@ TEST_CASE("tls stream: the end of a stream: eof after close_notify, a truncation
     }
     SECTION("the socket closed without close_notify: stream_truncated") {
         Pair p(*sctx, *cctx);
-        auto [sh, ch] = p.handshake();
-        REQUIRE_FALSE(sh);
-        REQUIRE_FALSE(ch);
+        p.connect();
         std::optional<beast::error_code> read;
         p.client->async_read_some(asio::buffer(&byte, 1), [&](beast::error_code ec, size_t) { read = ec; });
         p.server->next_layer().close();
@@ -289,9 +287,7 @@ TEST_CASE("tls stream: the end of a stream: eof after close_notify, a truncation
     }
     SECTION("the handle destroyed: a pending read ends with operation_aborted; a moved stream keeps working") {
         Pair p(*sctx, *cctx);
-        auto [sh, ch] = p.handshake();
-        REQUIRE_FALSE(sh);
-        REQUIRE_FALSE(ch);
+        p.connect();
         std::optional<beast::error_code> read, moved;
         p.client->async_read_some(asio::buffer(&byte, 1), [&](beast::error_code ec, size_t) { read = ec; });
         char got = 0;
@@ -337,9 +333,7 @@ TEST_CASE("tls stream: the tcp_stream's deadline cuts a stalled read and a stall
 
     SECTION("a read") {
         Pair p(*sctx, *cctx);
-        auto [sh, ch] = p.handshake();
-        REQUIRE_FALSE(sh);
-        REQUIRE_FALSE(ch);
+        p.connect();
         std::optional<beast::error_code> read;
         beast::get_lowest_layer(*p.client).expires_after(200ms);
         p.client->async_read_some(asio::buffer(&byte, 1), [&](beast::error_code ec, size_t) { read = ec; });
@@ -363,9 +357,7 @@ TEST_CASE("tls stream: an io_context destroyed with a read pending frees the str
     std::weak_ptr<TlsStream> weak;
     {
         Pair p(*sctx, *cctx);
-        auto [sh, ch] = p.handshake();
-        REQUIRE_FALSE(sh);
-        REQUIRE_FALSE(ch);
+        p.connect();
         // As a session does: the handler holds what owns the stream.
         auto owned = std::make_shared<TlsStream>(std::move(*p.server));
         p.server.reset();
