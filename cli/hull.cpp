@@ -57,6 +57,7 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--config FILE] [--debug] COMMAND 
                                        from those registries over plain HTTP); with --join, what
                                        a master assigns it
   master [--listen 0.0.0.0:7443] [--advertise ADDR]... [--name N] [--heartbeat 300ms] [--grace 1.2s]
+         [--failover-after 10s]
                                        the cluster's master: STATE/admin.conf and STATE/join-token
   node ls | drain NODE | activate NODE | label NODE K=V... K-   [--output table|json]   (a master's)
   cluster join-token [--rotate] | status [--output table|json]                          (a master's)
@@ -758,18 +759,19 @@ int clusterCmd(const orchestrator::api::ApiTarget& t, const std::vector<std::str
 }
 
 int masterCmd(const std::string& state, const std::vector<std::string>& argv) {
-    Args a(argv, {}, {"--state-dir", "--listen", "--advertise", "--name", "--heartbeat", "--grace"}, {});
+    Args a(argv, {}, {"--state-dir", "--listen", "--advertise", "--name", "--heartbeat", "--grace", "--failover-after"}, {});
     if (!a.error.empty() || !a.positional.empty()) return failWith("master: " + (a.error.empty() ? "unexpected " + a.positional[0] : a.error));
     orchestrator::master::MasterOptions o;
     o.stateDir = a.get("--state-dir", state);  // `hull master --state-dir D` as well as `hull --state-dir D master`
     o.listen = a.get("--listen", o.listen);
     o.advertise = a.all("--advertise");
     o.name = a.get("--name");
-    for (const char* f : {"--heartbeat", "--grace"})
+    for (const char* f : {"--heartbeat", "--grace", "--failover-after"})
         if (a.has(f)) {
             auto d = orchestrator::parseDuration(a.get(f));
             if (!d || d->count() < 10) return failWith(std::string("master: ") + f + ": expected a duration such as 300ms");
-            (std::string(f) == "--heartbeat" ? o.heartbeat : o.grace) = *d;
+            std::string flag = f;
+            (flag == "--heartbeat" ? o.heartbeat : flag == "--grace" ? o.grace : o.failoverAfter) = *d;
         }
     auto m = orchestrator::master::Master::open(o);
     if (!m) return failWith(m.error().message());

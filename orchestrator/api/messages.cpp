@@ -188,6 +188,10 @@ HULL_WIRE(JoinTokenReply)
 HULL_WIRE(MasterEntry)
 HULL_WIRE(ClusterStatus)
 HULL_WIRE(StatusReport)
+HULL_WIRE(RolloutStatus)
+HULL_WIRE(RevisionEntry)
+HULL_WIRE(RolloutHistory)
+HULL_WIRE(UndoRequest)
 #undef HULL_WIRE
 
 // ---- the CLI's JSON ----

@@ -256,7 +256,7 @@ struct ServiceList {
 /// A container of a declared service, as the loop last saw it.
 struct ContainerEntry {
     static constexpr const char* kName = "ContainerEntry";
-    static constexpr int kVersion = 2;
+    static constexpr int kVersion = 3;
     std::string id, name, service;
     int slot = 0;
     std::string node;             // the node it runs on; "" on a standalone agent
@@ -267,10 +267,12 @@ struct ContainerEntry {
     bool ready = false;
     std::string ip;
     int64_t started = 0;  // unix ms
+    int64_t incarnation = 0;  // a fresh container of its slot at the same generation (the phoenix cycle): +1
     void fields(wire::Io& io) {
         io.fields("id", id, "name", name, "service", service, "slot", slot, "node", node, "generation", generation,
                   "restarts", restarts, "status", status, "exitCode", exitCode, "ready", ready, "ip", ip, "started",
                   started);
+        if (io.version() >= 3) io.field("incarnation", incarnation);
     }
     bool operator==(const ContainerEntry&) const = default;
 };
@@ -351,6 +353,61 @@ struct DescribeReply {
 };
 
 // ---- the cluster (the master's API) ----
+
+/// GET /v1/services/NAME/rollout (`hull rollout status`, `hull apply --wait`),
+/// POST /v1/services/NAME/undo's answer.
+struct RolloutStatus {
+    static constexpr const char* kName = "RolloutStatus";
+    static constexpr int kVersion = 2;
+    std::string name;
+    int64_t generation = 0;  // the service's now
+    std::string state;       // "updating", "paused", "completed", "rolled-back"; "" before any rollout
+    int64_t from = 0, to = 0;
+    int64_t started = 0, finished = 0;  // unix ms
+    int64_t failures = 0;
+    std::string reason;
+    int64_t desired = 0;
+    int64_t ready = 0;    // slots with a ready replica, of any generation
+    int64_t updated = 0;  // slots whose own replica runs the current generation and is ready
+    void fields(wire::Io& io) {
+        io.fields("name", name, "generation", generation, "state", state, "from", from, "to", to, "started", started,
+                  "finished", finished, "failures", failures, "reason", reason, "desired", desired, "ready", ready,
+                  "updated", updated);
+    }
+};
+
+/// One generation in GET /v1/services/NAME/history.
+struct RevisionEntry {
+    static constexpr const char* kName = "RevisionEntry";
+    static constexpr int kVersion = 2;
+    int64_t generation = 0;
+    int64_t applied = 0;  // unix ms
+    std::string cause;    // "apply", "undo", "rollback"
+    std::string outcome;  // of the rollout to it
+    std::string reason;
+    std::string image;
+    bool current = false;
+    void fields(wire::Io& io) {
+        io.fields("generation", generation, "applied", applied, "cause", cause, "outcome", outcome, "reason", reason,
+                  "image", image, "current", current);
+    }
+};
+
+struct RolloutHistory {
+    static constexpr const char* kName = "RolloutHistory";
+    static constexpr int kVersion = 2;
+    std::string name;
+    std::vector<RevisionEntry> revisions;  // oldest first
+    void fields(wire::Io& io) { io.fields("name", name, "revisions", revisions); }
+};
+
+/// POST /v1/services/NAME/undo (`hull rollout undo`): 0 is the generation before the current one.
+struct UndoRequest {
+    static constexpr const char* kName = "UndoRequest";
+    static constexpr int kVersion = 2;
+    int64_t toGeneration = 0;
+    void fields(wire::Io& io) { io.fields("toGeneration", toGeneration); }
+};
 
 /// A node as the master sees it.
 struct NodeEntry {

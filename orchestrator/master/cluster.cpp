@@ -8,6 +8,8 @@
 
 #include "orchestrator/core/constraints.hpp"
 #include "orchestrator/core/lifecycle.hpp"
+#include "orchestrator/core/phoenix.hpp"
+#include "orchestrator/core/rollout.hpp"
 #include "orchestrator/core/scheduler.hpp"
 #include "sys/log.hpp"
 
@@ -116,6 +118,27 @@ Result<void> Cluster::load(int64_t now) {
         }
         placements_[*key] = std::move(*p);
     }
+    auto history = store_->range(keys::kHistory, state::prefixEnd(keys::kHistory));
+    if (!history) return fail(storeError(history.error()));
+    for (const auto& kv : history->kvs) {
+        std::string rest = kv.key.substr(keys::kHistory.size());
+        std::string name = rest.substr(0, rest.rfind('/'));
+        if (auto h = decodeHistory(kv.value)) history_[name][h->generation] = std::move(*h);
+        else log::errorf("master: %s: %s", kv.key.c_str(), h.error().message().c_str());
+    }
+    // Records of a hull before generations in placements: the service's.
+    for (auto& [key, p] : placements_) {
+        auto svc = services_.find(key.first);
+        if (svc == services_.end()) continue;
+        if (!p.generation) p.generation = svc->second.generation;
+        for (auto& c : p.retiring)
+            if (!c.generation) c.generation = svc->second.generation;
+    }
+    // A rollout in progress goes on: its slots' new copies are watched from now.
+    for (const auto& [key, p] : placements_)
+        if (auto svc = services_.find(key.first);
+            svc != services_.end() && svc->second.rollout.state == "updating" && p.generation == svc->second.generation)
+            watches_[key].askedAt = now;
     // A master restart restarts no container: known nodes count as heard from
     // now, with restartGrace (not grace) to find this master again; a node's
     // slots move only if it stays away longer.
@@ -149,21 +172,52 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
     r.spec = *svc;
     r.updated = o_.wallMs();
     auto old = services_.find(svc->name);
+    bool rollout = false;
     if (old == services_.end()) {
-        r.generation = 1;
+        // A service applied before under this name (deleted since) starts over.
+        r.generation = r.lastGeneration = 1;
     } else if (sameTemplate(old->second.spec, *svc)) {
-        // The same file again, or only the replica count changed: running
-        // replicas stay as they are.
+        // The same file again, or only the replica count, placement, update or
+        // failover changed: running replicas stay as they are.
         r.generation = old->second.generation;
-        if (old->second.spec.replicas == svc->replicas) return ApplyReply{svc->name, r.generation};
+        r.lastGeneration = old->second.lastGeneration;
+        r.rollout = old->second.rollout;
+        if (old->second.spec == *svc) return ApplyReply{svc->name, r.generation};
     } else {
-        r.generation = old->second.generation + 1;
+        // A new template: rolled out slot by slot (core/rollout.hpp), from the
+        // generation the replicas run, or, during a rollout that has not
+        // completed, from the one it started from.
+        rollout = true;
+        r.generation = r.lastGeneration = old->second.lastGeneration + 1;
+        const RolloutRecord& was = old->second.rollout;
+        r.rollout.state = "updating";
+        r.rollout.from = was.state == "updating" || was.state == "paused" ? was.from : old->second.generation;
+        r.rollout.to = r.generation;
+        r.rollout.started = r.updated;
     }
-    if (auto put = store_->put(keys::service(svc->name), encodeService(r)); !put) return fail(storeError(put.error()));
+    std::vector<state::Op> ops{putOp(keys::service(svc->name), encodeService(r))};
+    std::optional<HistoryRecord> added;
+    std::vector<int64_t> dropped;  // generations of its history that go
+    if (r.generation != (old == services_.end() ? 0 : old->second.generation)) {
+        added = HistoryRecord{r.generation, r.spec, r.updated, rollout ? "updating" : "", "", "apply"};
+        dropped = historyOps(svc->name, *added, ops);
+    }
+    if (auto t = store_->txn({}, ops, {}); !t) return fail(storeError(t.error()));
+    if (added) history_[svc->name][added->generation] = std::move(*added);
+    for (int64_t g : dropped) history_[svc->name].erase(g);
     services_[svc->name] = r;
     unreadable_.erase(svc->name);
     dirtyServices_.insert(svc->name);
     specChanged_.insert(svc->name);
+    if (rollout) {
+        // Slots moved in the rollout before (to the generation now replaced) are watched afresh.
+        for (auto it = watches_.lower_bound({svc->name, 0}); it != watches_.end() && it->first.first == svc->name;)
+            it = watches_.erase(it);
+        event("rollout", svc->name, "", "started: generation " + std::to_string(r.rollout.from) + " -> " +
+                                              std::to_string(r.generation) + " (" + std::to_string(svc->update.parallelism) +
+                                              " at a time, " + orderName(svc->update.order) + ")",
+              now);
+    }
     event("apply", svc->name, "", "generation " + std::to_string(r.generation) + ", " + std::to_string(svc->replicas) + " replicas",
           now);
     return ApplyReply{svc->name, r.generation};
@@ -186,10 +240,13 @@ Result<ScaleReply> Cluster::scale(const std::string& name, int64_t replicas, int
 Result<void> Cluster::remove(const std::string& name, int64_t now) {
     if (!services_.count(name) && !unreadable_.count(name))
         return fail(Error::plain(ENOENT, "no service \"" + name + "\" (hull get services lists them)"));
-    std::string placements = keys::kPlacements + name + "/";
-    auto t = store_->txn({}, {deleteOp(keys::service(name)), deleteOp(placements, state::prefixEnd(placements))}, {});
+    std::string placements = keys::kPlacements + name + "/", history = keys::kHistory + name + "/";
+    auto t = store_->txn({}, {deleteOp(keys::service(name)), deleteOp(placements, state::prefixEnd(placements)),
+                              deleteOp(history, state::prefixEnd(history))}, {});
     if (!t) return fail(storeError(t.error()));
     services_.erase(name);
+    history_.erase(name);
+    for (auto it = watches_.lower_bound({name, 0}); it != watches_.end() && it->first.first == name;) it = watches_.erase(it);
     unreadable_.erase(name);
     pending_.erase(name);
     for (auto it = placements_.lower_bound({name, 0}); it != placements_.end() && it->first.first == name;)
@@ -211,12 +268,12 @@ std::set<std::string> Cluster::downNodes() const {
 std::map<std::string, int64_t> Cluster::readySlots(const std::string* only) const {
     const std::set<std::string> down = downNodes();
     std::map<std::string, int64_t> out;
-    auto r = only ? readyAt_.lower_bound({*only, 0, ""}) : readyAt_.begin();
+    auto r = only ? readyAt_.lower_bound({*only, 0, "", 0, 0}) : readyAt_.begin();
     auto p = only ? placements_.lower_bound({*only, 0}) : placements_.begin();
     const std::string* counting = nullptr;  // the service whose slots are being counted
     int64_t n = 0, lastSlot = -1;
     for (; r != readyAt_.end(); ++r) {
-        const auto& [svc, slot, node] = r->first;
+        const auto& [svc, slot, node, generation, incarnation] = r->first;
         if (only && svc != *only) break;
         if (!counting || *counting != svc) {
             if (counting) out[*counting] = n;
@@ -229,7 +286,7 @@ std::map<std::string, int64_t> Cluster::readySlots(const std::string* only) cons
         while (p != placements_.end() && (p->first.first < svc || (p->first.first == svc && p->first.second < slot))) ++p;
         if (p == placements_.end() || p->first.first != svc || p->first.second != slot) continue;
         const core::SlotPlacement& at = p->second;
-        if (at.node == node || std::find(at.retiring.begin(), at.retiring.end(), node) != at.retiring.end()) {
+        if (at.node == node || at.retiresOn(node)) {
             ++n;
             lastSlot = slot;
         }
@@ -241,15 +298,15 @@ std::map<std::string, int64_t> Cluster::readySlots(const std::string* only) cons
 std::vector<core::ReadyReplica> Cluster::readyReplicas(const std::set<std::string>* scope) const {
     std::vector<core::ReadyReplica> out;
     const std::set<std::string> down = downNodes();
-    auto add = [&](const std::tuple<std::string, int, std::string>& key) {
-        const auto& [svc, slot, node] = key;
-        if (!down.count(node)) out.push_back({svc, slot, node});
+    auto add = [&](const std::tuple<std::string, int, std::string, int64_t, int64_t>& key) {
+        const auto& [svc, slot, node, generation, incarnation] = key;
+        if (!down.count(node)) out.push_back({svc, slot, node, generation, incarnation});
     };
     if (!scope) {
         for (const auto& [key, n] : readyAt_) add(key);
     } else {
         for (const auto& svc : *scope)
-            for (auto it = readyAt_.lower_bound({svc, 0, ""}); it != readyAt_.end() && std::get<0>(it->first) == svc; ++it)
+            for (auto it = readyAt_.lower_bound({svc, 0, "", 0, 0}); it != readyAt_.end() && std::get<0>(it->first) == svc; ++it)
                 add(it->first);
     }
     std::sort(out.begin(), out.end());
@@ -258,7 +315,7 @@ std::vector<core::ReadyReplica> Cluster::readyReplicas(const std::set<std::strin
 
 void Cluster::countReady(const std::string& node, const ContainerEntry& c, int delta) {
     if (!c.ready || c.status != "running") return;
-    auto [it, fresh] = readyAt_.try_emplace({c.service, c.slot, node}, 0);
+    auto [it, fresh] = readyAt_.try_emplace({c.service, c.slot, node, c.generation, c.incarnation}, 0);
     if ((it->second += delta) <= 0) readyAt_.erase(it);
     // What placement looks at changed: which slots are ready where.
     dirtyServices_.insert(c.service);
@@ -277,7 +334,8 @@ void Cluster::applyReport(const std::string& node, Live& l, StatusReport r) {
         if (!fresh) {
             bool wasReady = it->second.ready && it->second.status == "running";
             bool isReady = c.ready && c.status == "running";
-            if (wasReady && isReady && it->second.service == c.service && it->second.slot == c.slot) {
+            if (wasReady && isReady && it->second.service == c.service && it->second.slot == c.slot &&
+                it->second.generation == c.generation && it->second.incarnation == c.incarnation) {
                 it->second = std::move(c);  // still counted where it was
                 continue;
             }
@@ -504,6 +562,7 @@ void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value
     }
     l.session = s;
     l.lastHeartbeat = now;
+    l.closedAt = 0;
     l.sent.reset();  // push its assignments on this session, even an empty one
     sessions_[s.get()] = name;
     Value welcome = Value::object();
@@ -583,13 +642,14 @@ bool Cluster::sendToNode(const std::string& node, std::string text) {
     return true;
 }
 
-bool Cluster::sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t) {
+bool Cluster::sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int64_t now) {
     std::string node = nodeOf(s.get());
     sessions_.erase(s.get());
     if (node.empty()) return false;
     Live& l = live_[node];
     if (l.session != s) return false;
     l.session.reset();
+    l.closedAt = now;
     // Down only once its grace period is over: a reconnect within it moves
     // nothing. Already down: nothing more will come of what it reported.
     if (l.down) forgetContainers(node, l);
@@ -643,6 +703,17 @@ void Cluster::reconcile(int64_t now) {
         event(down ? "node-down" : "node-up", "", "", "node " + t.node + (down ? " down: " : " up: ") + t.reason, now);
         dirty_ = true;
     }
+    // Timers: a rollout's clock, a replica coming due for the phoenix cycle,
+    // a lost node's failover delay. Each wakes the services it is for.
+    for (auto it = wakes_.begin(); it != wakes_.end();) {
+        if (it->second > now) {
+            ++it;
+            continue;
+        }
+        if (it->first.empty()) dirty_ = true;  // a failover delay: every service on the node
+        else dirtyServices_.insert(it->first);
+        it = wakes_.erase(it);
+    }
     if (!changed()) return;
     // The services this round looks at: every one after a change of nodes (or
     // a failed write), else those that changed, and those with replicas
@@ -669,8 +740,14 @@ void Cluster::reconcile(int64_t now) {
     auto started = std::chrono::steady_clock::now();
 
     std::map<std::string, int> replicas;
+    std::map<std::string, core::ServiceWant> wants;
     for (const auto& [name, r] : services_)
-        if (inScope(name)) replicas[name] = r.spec.replicas;
+        if (inScope(name)) {
+            replicas[name] = r.spec.replicas;
+            std::optional<int64_t> after;
+            if (r.spec.failover.after) after = r.spec.failover.after->count();
+            wants[name] = {r.spec.replicas, r.generation, after};
+        }
     core::PlacementMap current;
     if (scope)
         for (const auto& svc : *scope)
@@ -678,11 +755,36 @@ void Cluster::reconcile(int64_t now) {
                 current.insert(*it);
     const core::PlacementMap& considered = scope ? current : placements_;
     std::map<std::string, core::NodeView> view;
-    for (const auto& [name, r] : nodes_) view[name] = {!live_[name].down, r.drained};
+    core::FailoverOptions fo{o_.grace.count(), o_.failoverSilent.count()};
+    for (const auto& [name, r] : nodes_) {
+        const Live& l = live_[name];
+        core::NodeView v{!l.down, r.drained};
+        if (l.down) {
+            v.lostForMs = std::max<int64_t>(0, now - l.lastHeartbeat);
+            // Closed while it was still heard from: its host answered for it.
+            v.closed = l.closedAt && l.closedAt - l.lastHeartbeat < o_.grace.count();
+            // A round when its replicas come due to move, whichever delay applies to them.
+            std::set<int64_t> delays{core::failoverDelayMs(std::nullopt, v.closed, fo)};
+            for (const auto& [svc, w] : wants)
+                if (w.failoverAfterMs) delays.insert(core::failoverDelayMs(w.failoverAfterMs, v.closed, fo));
+            for (int64_t d : delays)
+                if (v.lostForMs < d) wake("", l.lastHeartbeat + d);
+        }
+        view[name] = v;
+    }
     std::vector<core::ReadyReplica> ready = readyReplicas(scope ? &*scope : nullptr);
 
-    auto changes = core::planPlacements(replicas, considered, view, ready);
+    auto changes = core::planPlacements(wants, considered, view, ready, fo);
     core::PlacementMap updates = std::move(changes.updates);
+    // Rollouts move slots to their new generation (or back), then the phoenix
+    // cycle asks for fresh replicas of what has grown old.
+    stepRollouts(*scope, updates, now);
+    {
+        std::set<std::pair<std::string, int>> needed;
+        for (const auto& n : changes.needs) needed.insert({n.service, n.slot});
+        for (auto& n : phoenixNeeds(*scope, updates, now))
+            if (!needed.count({n.service, n.slot})) changes.needs.push_back(std::move(n));
+    }
     std::map<std::string, int> placedPer;
     if (!changes.needs.empty()) {
         // New work goes to nodes that are up and connected now: one within its
@@ -717,7 +819,7 @@ void Cluster::reconcile(int64_t now) {
                 while (m != moving.end() && *m < key) ++m;
                 const core::SlotPlacement& now = u != updates.end() && u->first == key ? u->second : it->second;
                 if (!now.node.empty() && !(m != moving.end() && *m == key)) existing.push_back({svc, key.second, now.node});
-                for (const auto& n : now.retiring) existing.push_back({svc, key.second, n});
+                for (const auto& n : now.retiring) existing.push_back({svc, key.second, n.node});
             }
         }
         std::vector<core::Want> wants;
@@ -725,14 +827,28 @@ void Cluster::reconcile(int64_t now) {
         for (const auto& n : changes.needs) wants.push_back({n.service, n.slot, n.avoid});
         auto plan = core::schedule(infos, demands, existing, wants);
         std::map<std::pair<std::string, int>, std::string> why;
+        std::map<std::pair<std::string, int>, const core::PlacementChanges::Need*> needOf;
         std::map<std::pair<std::string, std::string>, std::vector<std::string>> moved;  // (service, why) -> "slot 3 to n2"
-        for (const auto& n : changes.needs) why[{n.service, n.slot}] = n.why;
+        for (const auto& n : changes.needs) {
+            why[{n.service, n.slot}] = n.why;
+            needOf[{n.service, n.slot}] = &n;
+        }
         for (const auto& p : plan.placed) {
             std::pair<std::string, int> key{p.service, p.slot};
             auto u = updates.find(key);
             auto cur = placements_.find(key);
             core::SlotPlacement before = u != updates.end() ? u->second : cur != placements_.end() ? cur->second : core::SlotPlacement{};
-            updates[key] = core::placedOn(before, p.node, view);
+            const core::PlacementChanges::Need* need = needOf[key];
+            auto svcRec = services_.find(p.service);
+            updates[key] = core::placedOn(before, p.node, view, svcRec == services_.end() ? 0 : svcRec->second.generation,
+                                          need && need->fresh());
+            if (need && need->cause == core::PlacementChanges::Need::Cause::Lost) ++failovers_;
+            if (need && need->fresh()) {
+                ++phoenixes_;
+                event("phoenix", p.service, "", "slot " + std::to_string(p.slot) + " replaced on " + p.node + " (" + need->why + ")",
+                      now);
+                continue;
+            }
             if (auto pend = pending_.find(p.service); pend != pending_.end()) pend->second.erase(p.slot);
             ++placedPer[p.service];
             if (why[key] != "new") moved[{p.service, why[key]}].push_back("slot " + std::to_string(p.slot) + " to " + p.node);
@@ -746,6 +862,11 @@ void Cluster::reconcile(int64_t now) {
             event("rescheduled", what.first, "", msg, now);
         }
         for (const auto& p : plan.pending) {
+            // A fresh replica that fits nowhere now: the old one runs on, and the cycle tries again later.
+            if (const auto* n = needOf[{p.service, p.slot}]; n && n->fresh()) {
+                wake(p.service, now + 5000);
+                continue;
+            }
             pending_[p.service][p.slot] = p.reason;
             // Said once per service and reason, not once per slot.
             if (saidPending_[p.service].insert(p.reason).second)
@@ -800,57 +921,426 @@ void Cluster::reconcile(int64_t now) {
     lastRoundMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
 }
 
+// ---- generations, rollouts, the phoenix cycle ----
+
+void Cluster::wake(const std::string& service, int64_t at) {
+    auto [it, fresh] = wakes_.try_emplace(service, at);
+    if (!fresh) it->second = std::min(it->second, at);
+}
+
+const Service* Cluster::specOf(const std::string& service, int64_t generation) const {
+    if (auto s = services_.find(service); s != services_.end() && s->second.generation == generation) return &s->second.spec;
+    if (auto h = history_.find(service); h != history_.end())
+        if (auto g = h->second.find(generation); g != h->second.end()) return &g->second.spec;
+    return nullptr;
+}
+
+std::vector<int64_t> Cluster::historyOps(const std::string& service, const HistoryRecord& h, std::vector<state::Op>& ops) {
+    ops.push_back(putOp(keys::history(service, h.generation), encodeHistory(h)));
+    // Kept: the newest ones, and any a placement or the rollout still names.
+    std::set<int64_t> needed{h.generation};
+    for (auto it = placements_.lower_bound({service, 0}); it != placements_.end() && it->first.first == service; ++it) {
+        needed.insert(it->second.generation);
+        for (const auto& c : it->second.retiring) needed.insert(c.generation);
+    }
+    if (auto s = services_.find(service); s != services_.end()) needed.insert({s->second.generation, s->second.rollout.from});
+    std::vector<int64_t> dropped;
+    auto hist = history_.find(service);
+    if (hist == history_.end()) return dropped;
+    size_t keep = o_.history > 0 ? o_.history - 1 : 0;  // H is one
+    for (auto g = hist->second.rbegin(); g != hist->second.rend(); ++g) {
+        if (g->first == h.generation) continue;
+        if (keep > 0) {
+            --keep;
+            continue;
+        }
+        if (needed.count(g->first)) continue;
+        ops.push_back(deleteOp(keys::history(service, g->first)));
+        dropped.push_back(g->first);
+    }
+    return dropped;
+}
+
+Result<void> Cluster::putService(const std::string& service, const ServiceRecord& r, int64_t) {
+    std::vector<state::Op> ops{putOp(keys::service(service), encodeService(r))};
+    // The outcome of the rollout to R's target, in its history too.
+    std::optional<HistoryRecord> h;
+    if (!r.rollout.state.empty() && r.rollout.to)
+        if (auto hist = history_.find(service); hist != history_.end())
+            if (auto g = hist->second.find(r.rollout.to); g != hist->second.end()) {
+                h = g->second;
+                h->outcome = r.rollout.state;
+                h->reason = r.rollout.reason;
+                if (h->outcome == g->second.outcome && h->reason == g->second.reason) h.reset();
+                else ops.push_back(putOp(keys::history(service, h->generation), encodeHistory(*h)));
+            }
+    if (auto t = store_->txn({}, ops, {}); !t) return fail(storeError(t.error()));
+    services_[service] = r;
+    if (h) history_[service][h->generation] = std::move(*h);
+    return {};
+}
+
+const core::SlotPlacement* Cluster::placementOf(const std::string& service, int slot, const core::PlacementMap& updates) const {
+    if (auto u = updates.find({service, slot}); u != updates.end())
+        return u->second.node.empty() && u->second.retiring.empty() ? nullptr : &u->second;
+    auto p = placements_.find({service, slot});
+    return p == placements_.end() ? nullptr : &p->second;
+}
+
+std::map<std::tuple<int, std::string, int64_t, int64_t>, Cluster::CopyState> Cluster::copiesOf(const std::string& service) const {
+    std::set<std::string> nodes;
+    for (auto it = placements_.lower_bound({service, 0}); it != placements_.end() && it->first.first == service; ++it) {
+        nodes.insert(it->second.node);
+        for (const auto& c : it->second.retiring) nodes.insert(c.node);
+    }
+    std::map<std::tuple<int, std::string, int64_t, int64_t>, CopyState> out;
+    for (const auto& node : nodes) {
+        auto l = live_.find(node);
+        if (l == live_.end()) continue;
+        for (const auto& [id, c] : l->second.containers) {
+            if (c.service != service) continue;
+            CopyState& st = out[{c.slot, node, c.generation, c.incarnation}];
+            const bool ready = c.ready && c.status == "running";
+            if (c.status == "exited" || c.restarts > 0) st.exited = true;
+            if (ready && (!st.ready || c.started > st.started)) st.started = c.started;
+            else if (!st.ready && c.started > st.started) st.started = c.started;
+            st.ready = st.ready || ready;
+        }
+    }
+    return out;
+}
+
+void Cluster::stepRollouts(const std::set<std::string>& scope, core::PlacementMap& updates, int64_t now) {
+    for (const auto& name : scope) {
+        auto it = services_.find(name);
+        if (it == services_.end() || it->second.rollout.state != "updating") continue;
+        const ServiceRecord& r = it->second;
+        const int64_t target = r.generation;
+        const auto copies = copiesOf(name);
+        std::vector<core::RolloutSlot> slots;
+        int64_t failures = 0;
+        for (int slot = 0; slot < r.spec.replicas; ++slot) {
+            const core::SlotPlacement* p = placementOf(name, slot, updates);
+            if (!p || p->node.empty()) continue;  // not placed yet: it gets the target when it is
+            auto view = live_.find(p->node);
+            core::RolloutSlot rs;
+            rs.slot = slot;
+            rs.generation = p->generation;
+            rs.movable = view != live_.end() && !view->second.down && view->second.session;
+            if (p->generation == target) {
+                Watch& w = watches_[{name, slot}];
+                if (!w.askedAt) w.askedAt = now;  // placed at the target (new, or moved) since
+                if (auto c = copies.find({slot, p->node, target, p->incarnation}); c != copies.end()) {
+                    if (!w.seenAt) w.seenAt = now;
+                    if (c->second.ready && !w.firstReadyAt) w.firstReadyAt = now;
+                    if (c->second.exited && !w.exitedAt) w.exitedAt = now;
+                    rs.ready = c->second.ready;
+                }
+                rs.askedAt = w.askedAt;
+                rs.seenAt = w.seenAt;
+                rs.firstReadyAt = w.firstReadyAt;
+                rs.exitedAt = w.exitedAt;
+                rs.failed = w.failed;
+                failures += w.failed;
+            }
+            slots.push_back(rs);
+        }
+        auto step = core::stepRollout(r.spec.update, target, r.spec.replicas, slots, failures, core::startBudgetMs(r.spec), now);
+        for (const auto& [slot, why] : step.failed) {
+            watches_[{name, slot}].failed = true;
+            event("rollout", name, "", "replica failed: " + why, now);
+        }
+        if (step.outcome == core::RolloutStep::Outcome::Failed) {
+            const auto action = r.spec.update.failureAction;
+            if (action == UpdateConfig::FailureAction::Rollback) {
+                if (auto rb = rollBack(name, step.reason, updates, now); !rb)
+                    log::errorf("master: rolling %s back: %s", name.c_str(), rb.error().message().c_str());
+            } else {
+                ServiceRecord next = r;
+                next.rollout.state = "paused";
+                next.rollout.reason = step.reason;
+                next.rollout.failures = failures + int64_t(step.failed.size());
+                if (auto put = putService(name, next, now); !put)
+                    log::errorf("master: pausing the rollout of %s: %s", name.c_str(), put.error().message().c_str());
+                else
+                    event("rollout", name, "", "paused at generation " + std::to_string(target) + ": " + step.reason +
+                                                   " (hull apply, or hull rollout undo " + name + ")",
+                          now);
+            }
+            continue;
+        }
+        if (step.outcome == core::RolloutStep::Outcome::Completed) {
+            ServiceRecord next = r;
+            next.rollout.state = "completed";
+            next.rollout.finished = o_.wallMs();
+            next.rollout.failures = failures;
+            if (auto put = putService(name, next, now); !put) {
+                log::errorf("master: completing the rollout of %s: %s", name.c_str(), put.error().message().c_str());
+                wake(name, now + 1000);
+                continue;
+            }
+            for (auto w = watches_.lower_bound({name, 0}); w != watches_.end() && w->first.first == name;) w = watches_.erase(w);
+            event("rollout", name, "", "succeeded: generation " + std::to_string(target) + " on all " +
+                                           std::to_string(r.spec.replicas) + " replicas",
+                  now);
+            continue;
+        }
+        for (int slot : step.advance) {
+            core::SlotPlacement p = *placementOf(name, slot, updates);
+            p.generation = target;
+            updates[{name, slot}] = std::move(p);
+            watches_[{name, slot}] = Watch{now, 0, 0, 0, false};
+        }
+        wake(name, now + 100);  // its clock: monitor windows, the delay between batches
+    }
+}
+
+Result<void> Cluster::rollBack(const std::string& name, const std::string& why, core::PlacementMap& updates, int64_t now) {
+    const ServiceRecord& r = services_.at(name);
+    const int64_t from = r.rollout.from, target = r.generation;
+    const Service* before = specOf(name, from);
+    if (!before) return failInvalid("generation " + std::to_string(from) + " is no longer known");
+    ServiceRecord next = r;
+    next.spec = *before;
+    next.spec.replicas = r.spec.replicas;  // a scale is not what failed
+    next.generation = from;
+    next.rollout.state = "rolled-back";
+    next.rollout.reason = why;
+    next.rollout.finished = o_.wallMs();
+    for (auto w = watches_.lower_bound({name, 0}); w != watches_.end() && w->first.first == name; ++w)
+        next.rollout.failures += w->second.failed;
+    // The outcome goes on the target's history record (putService), the spec back in force.
+    TRY(putService(name, next, now));
+    // Every slot moved goes back at once: where the new copy never got ready,
+    // the old one still runs (start-first) and simply stays.
+    for (int slot = 0; slot < r.spec.replicas; ++slot)
+        if (const core::SlotPlacement* p = placementOf(name, slot, updates); p && p->generation == target) {
+            core::SlotPlacement back = *p;
+            back.generation = from;
+            updates[{name, slot}] = std::move(back);
+        }
+    for (auto w = watches_.lower_bound({name, 0}); w != watches_.end() && w->first.first == name;) w = watches_.erase(w);
+    specChanged_.insert(name);
+    ++rollbacks_;
+    event("rollout", name, "", "rolled back: generation " + std::to_string(target) + " -> " + std::to_string(from) + ": " + why, now);
+    return {};
+}
+
+std::vector<core::PlacementChanges::Need> Cluster::phoenixNeeds(const std::set<std::string>& scope,
+                                                               const core::PlacementMap& updates, int64_t now) {
+    std::vector<core::PlacementChanges::Need> out;
+    std::optional<std::map<std::string, int64_t>> ready;
+    const int64_t wallNow = o_.wallMs();
+    for (const auto& name : scope) {
+        auto it = services_.find(name);
+        if (it == services_.end() || !it->second.spec.maxAge) continue;
+        const ServiceRecord& r = it->second;
+        if (r.rollout.state == "updating" || r.rollout.state == "paused") continue;
+        if (!ready) ready = readySlots();
+        const auto copies = copiesOf(name);
+        std::vector<core::AgedSlot> slots;
+        for (int slot = 0; slot < r.spec.replicas; ++slot) {
+            const core::SlotPlacement* p = placementOf(name, slot, updates);
+            core::AgedSlot a;
+            a.slot = slot;
+            if (p) {
+                a.generation = p->generation;
+                a.incarnation = p->incarnation;
+                a.retiring = !p->retiring.empty();
+                if (auto c = copies.find({slot, p->node, p->generation, p->incarnation}); c != copies.end()) {
+                    a.ready = c->second.ready;
+                    a.startedMs = c->second.started;
+                }
+            }
+            slots.push_back(a);
+        }
+        int64_t next = 0;
+        auto due = core::phoenixDue(name, r.spec.maxAge->count(), r.spec.replicas, (*ready)[name], slots, wallNow, &next);
+        if (due) {
+            core::PlacementChanges::Need n;
+            n.service = name;
+            n.slot = due->slot;
+            n.why = "phoenix: " + due->why;
+            n.cause = core::PlacementChanges::Need::Cause::Phoenix;
+            out.push_back(std::move(n));
+        } else if (next > wallNow) {
+            wake(name, now + (next - wallNow));
+        }
+        // Not due and nothing to wait for (a replacement in flight, a slot not
+        // ready): its reports bring the next round.
+    }
+    return out;
+}
+
+Result<RolloutStatus> Cluster::rolloutStatus(const std::string& name) const {
+    auto it = services_.find(name);
+    if (it == services_.end()) return fail(Error::plain(ENOENT, "no service \"" + name + "\" (hull get services lists them)"));
+    const ServiceRecord& r = it->second;
+    RolloutStatus st;
+    st.name = name;
+    st.generation = r.generation;
+    st.state = r.rollout.state;
+    st.from = r.rollout.from;
+    st.to = r.rollout.to;
+    st.started = r.rollout.started;
+    st.finished = r.rollout.finished;
+    st.failures = r.rollout.failures;
+    for (auto w = watches_.lower_bound({name, 0}); w != watches_.end() && w->first.first == name; ++w)
+        if (r.rollout.state == "updating") st.failures += w->second.failed;
+    st.reason = r.rollout.reason;
+    st.desired = r.spec.replicas;
+    st.ready = readySlots(&name)[name];
+    const auto copies = copiesOf(name);
+    for (auto p = placements_.lower_bound({name, 0}); p != placements_.end() && p->first.first == name; ++p) {
+        if (p->first.second >= r.spec.replicas || p->second.generation != r.generation) continue;
+        auto l = live_.find(p->second.node);
+        if (l == live_.end() || l->second.down) continue;
+        if (auto c = copies.find({p->first.second, p->second.node, p->second.generation, p->second.incarnation});
+            c != copies.end() && c->second.ready)
+            ++st.updated;
+    }
+    return st;
+}
+
+Result<RolloutHistory> Cluster::rolloutHistory(const std::string& name) const {
+    auto it = services_.find(name);
+    if (it == services_.end()) return fail(Error::plain(ENOENT, "no service \"" + name + "\" (hull get services lists them)"));
+    RolloutHistory out;
+    out.name = name;
+    if (auto h = history_.find(name); h != history_.end())
+        for (const auto& [g, rec] : h->second)
+            out.revisions.push_back({g, rec.applied, rec.cause, rec.outcome, rec.reason, rec.spec.image, g == it->second.generation});
+    return out;
+}
+
+Result<RolloutStatus> Cluster::undo(const std::string& name, int64_t toGeneration, int64_t now) {
+    auto it = services_.find(name);
+    if (it == services_.end()) return fail(Error::plain(ENOENT, "no service \"" + name + "\" (hull get services lists them)"));
+    const ServiceRecord& r = it->second;
+    auto hist = history_.find(name);
+    if (!toGeneration) {
+        // The one before: a rollout's origin, else the newest older generation kept.
+        if (r.rollout.from && r.rollout.from != r.generation && r.rollout.state != "rolled-back") toGeneration = r.rollout.from;
+        else if (hist != history_.end())
+            for (auto g = hist->second.rbegin(); g != hist->second.rend(); ++g)
+                if (g->first < r.generation) {
+                    toGeneration = g->first;
+                    break;
+                }
+        if (!toGeneration) return fail(Error::plain(ENOENT, "service " + name + " has no generation before " + std::to_string(r.generation)));
+    }
+    if (toGeneration == r.generation) return failInvalid("service " + name + " runs generation " + std::to_string(toGeneration) + " already");
+    const Service* spec = specOf(name, toGeneration);
+    if (!spec)
+        return fail(Error::plain(ENOENT, "service " + name + " has no generation " + std::to_string(toGeneration) +
+                                             " in its history (hull rollout history " + name + ")"));
+    // A rollout like any other, to a generation that existed: containers of
+    // it that still run (a rollout that paused half-way) stay as they are.
+    ServiceRecord next = r;
+    next.spec = *spec;
+    next.spec.replicas = r.spec.replicas;
+    next.generation = toGeneration;
+    next.updated = o_.wallMs();
+    next.rollout = RolloutRecord{"updating", r.generation, toGeneration, next.updated, 0, 0, ""};
+    HistoryRecord h = hist->second.at(toGeneration);
+    h.cause = "undo";
+    h.outcome = "updating";
+    h.reason.clear();
+    h.applied = next.updated;
+    std::vector<state::Op> ops{putOp(keys::service(name), encodeService(next)),
+                               putOp(keys::history(name, toGeneration), encodeHistory(h))};
+    if (auto t = store_->txn({}, ops, {}); !t) return fail(storeError(t.error()));
+    services_[name] = next;
+    history_[name][toGeneration] = std::move(h);
+    for (auto w = watches_.lower_bound({name, 0}); w != watches_.end() && w->first.first == name;) w = watches_.erase(w);
+    dirtyServices_.insert(name);
+    specChanged_.insert(name);
+    event("rollout", name, "", "undo: generation " + std::to_string(r.generation) + " -> " + std::to_string(toGeneration), now);
+    return rolloutStatus(name);
+}
+
 void Cluster::pushAssignments(const std::set<std::string>& touched) {
-    // node -> service -> slots (a retiring copy is assigned too, until released).
-    std::map<std::string, std::map<std::string, std::vector<int>>> byNode;
+    // node -> service -> its slots there, with the generation and incarnation
+    // of each (a retiring copy is assigned too, as it runs, until released).
+    using Slots = std::vector<std::tuple<int, int64_t, int64_t>>;
+    std::map<std::string, std::map<std::string, Slots>> byNode;
     // A session that has had nothing yet needs the whole set: one pass over
     // every placement, only when there is such a session.
     std::set<std::string> fresh;
     for (const auto& [node, l] : live_)
         if (l.session && !l.sent) fresh.insert(node);
+    auto add = [&](const std::string& svc, int slot, const core::SlotPlacement& p, bool freshOnly) {
+        if (!p.node.empty() && fresh.count(p.node) == freshOnly) byNode[p.node][svc].push_back({slot, p.generation, p.incarnation});
+        for (const auto& c : p.retiring)
+            if (fresh.count(c.node) == freshOnly) byNode[c.node][svc].push_back({slot, c.generation, c.incarnation});
+    };
     if (!fresh.empty())
-        for (const auto& [key, p] : placements_) {
-            if (fresh.count(p.node)) byNode[p.node][key.first].push_back(key.second);
-            for (const auto& n : p.retiring)
-                if (fresh.count(n)) byNode[n][key.first].push_back(key.second);
-        }
+        for (const auto& [key, p] : placements_) add(key.first, key.second, p, true);
     // The others: the part of the services that changed.
     for (const auto& svc : touched)
-        for (auto it = placements_.lower_bound({svc, 0}); it != placements_.end() && it->first.first == svc; ++it) {
-            const auto& [key, p] = *it;
-            if (!p.node.empty() && !fresh.count(p.node)) byNode[p.node][svc].push_back(key.second);
-            for (const auto& n : p.retiring)
-                if (!fresh.count(n)) byNode[n][svc].push_back(key.second);
-        }
-    std::map<std::string, Value> specs;  // each service's spec JSON, made once per round
-    auto entry = [&](const std::string& svc, const ServiceRecord& r, const std::vector<int>& slots) {
-        auto spec = specs.find(svc);
-        if (spec == specs.end()) spec = specs.emplace(svc, *Value::parse(serviceJson(r.spec))).first;
+        for (auto it = placements_.lower_bound({svc, 0}); it != placements_.end() && it->first.first == svc; ++it)
+            add(svc, it->first.second, it->second, false);
+    std::map<std::pair<std::string, int64_t>, Value> specs;  // each generation's spec JSON, made once per round
+    auto specValue = [&](const std::string& svc, int64_t generation, const Service& s) -> const Value& {
+        auto it = specs.find({svc, generation});
+        if (it == specs.end()) it = specs.emplace(std::pair{svc, generation}, *Value::parse(serviceJson(s))).first;
+        return it->second;
+    };
+    auto entry = [&](const std::string& svc, const ServiceRecord& r, const Slots& slots) {
         Value a = Value::object();
         a.set("name", svc);
         a.set("generation", r.generation);
-        a.set("spec", spec->second);
-        Value s = Value::array();
-        for (int x : slots) s.push(x);
-        a.set("slots", s);
+        a.set("spec", specValue(svc, r.generation, r.spec));
+        Value list = Value::array(), pins = Value::array(), versions = Value::array();
+        std::set<int64_t> other;
+        for (const auto& [slot, generation, incarnation] : slots) {
+            list.push(slot);
+            int64_t g = generation;
+            if (g != r.generation && !specOf(svc, g)) {
+                // Its spec is gone from the history (it should not be): the
+                // current one is what the node can be given.
+                log::errorf("master: %s: generation %lld of slot %d is not in its history; sending %lld", svc.c_str(),
+                            static_cast<long long>(g), slot, static_cast<long long>(r.generation));
+                g = r.generation;
+            }
+            if (g == r.generation && incarnation == 0) continue;
+            Value pin = Value::object();
+            pin.set("slot", slot);
+            pin.set("generation", g);
+            pin.set("incarnation", incarnation);
+            pins.push(std::move(pin));
+            if (g != r.generation) other.insert(g);
+        }
+        a.set("slots", list);
+        if (!pins.asArray().empty()) a.set("pins", pins);
+        for (int64_t g : other) {
+            Value v = Value::object();
+            v.set("generation", g);
+            v.set("spec", specValue(svc, g, *specOf(svc, g)));
+            versions.push(std::move(v));
+        }
+        if (!other.empty()) a.set("versions", versions);
+        a.set("order", orderName(r.spec.update.order));
         return a;
     };
-    auto sigOf = [&](const std::string& svc, const std::vector<int>& slots) {
+    // What a node was sent of a service, in a few bytes: its generation and
+    // slots as they were.
+    auto sigOf = [&](const std::string& svc, const Slots& slots) {
         auto r = services_.find(svc);
-        std::string sig = std::to_string(r == services_.end() ? -1 : r->second.generation) + ":";
-        for (int s : slots) sig += std::to_string(s) + ",";
+        std::string sig = std::to_string(r == services_.end() ? -1 : r->second.generation) + ":" +
+                          (r == services_.end() ? "" : orderName(r->second.spec.update.order)) + ":";
+        for (const auto& [slot, g, i] : slots) sig += std::to_string(slot) + "/" + std::to_string(g) + "/" + std::to_string(i) + ",";
         return sig;
     };
-    static const std::map<std::string, std::vector<int>> kNone;
+    static const std::map<std::string, Slots> kNone;
     for (auto& [node, l] : live_) {
         if (!l.session) continue;
         auto found = byNode.find(node);
         const auto& mine = found == byNode.end() ? kNone : found->second;
-        // What the node was sent, per service in a few bytes: a new session
-        // gets the whole set, then only the services whose part changed.
+        // A new session gets the whole set, then only the services whose part changed.
         bool full = !l.sent;
         Value list = Value::array(), keep = Value::array(), removed = Value::array();
-        auto include = [&](const std::string& svc, const std::vector<int>& slots) {
+        auto include = [&](const std::string& svc, const Slots& slots) {
             auto r = services_.find(svc);
             if (r == services_.end()) keep.push(svc);  // unreadable here: the node keeps what it has of it
             else list.push(entry(svc, r->second, slots));
@@ -914,6 +1404,17 @@ std::string Cluster::metrics(int64_t now) const {
            std::to_string(placed_) + "\n";
     out += "# HELP hull_reconcile_rounds_total Placement rounds.\n# TYPE hull_reconcile_rounds_total counter\nhull_reconcile_rounds_total " +
            std::to_string(rounds_) + "\n";
+    out += "# HELP hull_failovers_total Replicas moved off nodes that were lost.\n# TYPE hull_failovers_total counter\nhull_failovers_total " +
+           std::to_string(failovers_) + "\n";
+    out += "# HELP hull_phoenix_replacements_total Replicas replaced for their age (maxAge).\n# TYPE hull_phoenix_replacements_total counter\n"
+           "hull_phoenix_replacements_total " + std::to_string(phoenixes_) + "\n";
+    out += "# HELP hull_rollbacks_total Rollouts rolled back by themselves.\n# TYPE hull_rollbacks_total counter\nhull_rollbacks_total " +
+           std::to_string(rollbacks_) + "\n";
+    out += "# HELP hull_rollouts Services by the state of their last rollout.\n# TYPE hull_rollouts gauge\n";
+    std::map<std::string, int> rollouts{{"updating", 0}, {"paused", 0}, {"completed", 0}, {"rolled-back", 0}};
+    for (const auto& [name, r] : services_)
+        if (!r.rollout.state.empty()) ++rollouts[r.rollout.state];
+    for (const auto& [st, n] : rollouts) out += "hull_rollouts{state=\"" + st + "\"} " + std::to_string(n) + "\n";
     char line[128];
     std::snprintf(line, sizeof line, "hull_reconcile_last_round_seconds %.6f\n", lastRoundMs_ / 1000);
     out += "# HELP hull_reconcile_last_round_seconds How long the last placement round took.\n# TYPE hull_reconcile_last_round_seconds gauge\n";

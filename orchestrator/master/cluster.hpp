@@ -32,6 +32,14 @@ namespace hull::orchestrator::master {
 
 struct ClusterOptions {
     std::chrono::milliseconds heartbeat{300}, grace{1200};
+    /// How long the replicas of a node that fell silent (its connection not
+    /// closed: maybe a partition that passes) wait before they move; a node
+    /// whose connection closed moves them after the grace. A service's
+    /// failover.after overrides both (core/placements.hpp).
+    std::chrono::milliseconds failoverSilent{10000};
+    /// Generations of a service kept for `hull rollout history|undo` (and any
+    /// a node still runs).
+    size_t history = 10;
     /// After a master (re)start, how long known nodes have to say hello again
     /// before they count as down: they look for a master that is back with a
     /// backoff (up to 1 s), and a master restart must move nothing.
@@ -56,6 +64,11 @@ public:
     [[nodiscard]] Result<ScaleReply> scale(const std::string& name, int64_t replicas, int64_t now);
     [[nodiscard]] Result<void> remove(const std::string& name, int64_t now);
     [[nodiscard]] Result<DescribeReply> describe(const std::string& name) const;
+    [[nodiscard]] Result<RolloutStatus> rolloutStatus(const std::string& name) const;
+    [[nodiscard]] Result<RolloutHistory> rolloutHistory(const std::string& name) const;
+    /// `hull rollout undo`: a rollout back to TOGENERATION (0: the one before
+    /// the current), paced like any other. ENOENT: no such service or generation.
+    [[nodiscard]] Result<RolloutStatus> undo(const std::string& name, int64_t toGeneration, int64_t now);
     ServiceList serviceList() const;
     ContainerList containers(const std::string& service) const;
     EventList events(int64_t sinceId) const;
@@ -94,6 +107,7 @@ public:
     /// Something changed that the next round must see (run one soon rather than at the next tick).
     bool changed() const { return dirty_ || freshSession_ || !dirtyServices_.empty(); }
 
+
 private:
     struct Live {
         std::shared_ptr<api::WebSocketSession> session;
@@ -104,6 +118,14 @@ private:
         /// still applies); dropped when it is down with no session.
         std::map<std::string, ContainerEntry> containers;
         std::optional<std::map<std::string, std::string>> sent;  // per service, what was pushed (none: push all)
+        /// When its connection closed (0: open, or gone long before): a node
+        /// whose host closed it is gone, one that fell silent may come back.
+        int64_t closedAt = 0;
+    };
+    /// What the master saw of a slot's new copy during a rollout (core/rollout.hpp).
+    struct Watch {
+        int64_t askedAt = 0, seenAt = 0, firstReadyAt = 0, exitedAt = 0;
+        bool failed = false;
     };
 
     Cluster(std::unique_ptr<state::Store> s, ClusterOptions o) : store_(std::move(s)), o_(o) {}
@@ -128,6 +150,36 @@ private:
     std::set<std::string> downNodes() const;
     /// The ready replicas of the services SCOPE names (none: all) on nodes that are up, sorted.
     std::vector<core::ReadyReplica> readyReplicas(const std::set<std::string>* scope) const;
+    /// The generation of SERVICE a node must be given the spec of: the current
+    /// one, or one in its history (nullptr: none).
+    const Service* specOf(const std::string& service, int64_t generation) const;
+    /// A new generation's history record, and the older ones beyond the limit
+    /// that no placement needs any more, as ops of the write that makes it;
+    /// returns the generations that go.
+    std::vector<int64_t> historyOps(const std::string& service, const HistoryRecord& h, std::vector<state::Op>& ops);
+    /// The rollouts' step of a round: slots to move to the new generation, the
+    /// outcome (completed, rolled back, paused) written. Adds to UPDATES.
+    void stepRollouts(const std::set<std::string>& scope, core::PlacementMap& updates, int64_t now);
+    /// An automatic rollback of SERVICE to the generation its rollout came from.
+    [[nodiscard]] Result<void> rollBack(const std::string& service, const std::string& why, core::PlacementMap& updates,
+                                        int64_t now);
+    /// Writes R (and history outcome changes) for SERVICE; on success, it is the master's.
+    [[nodiscard]] Result<void> putService(const std::string& service, const ServiceRecord& r, int64_t now);
+    /// The phoenix cycle's needs of the services in SCOPE (placements as UPDATES leave them).
+    std::vector<core::PlacementChanges::Need> phoenixNeeds(const std::set<std::string>& scope,
+                                                           const core::PlacementMap& updates, int64_t now);
+    /// A slot's copy (node, generation, incarnation) as its node reports it.
+    struct CopyState {
+        bool ready = false;   // one of its containers is running and ready
+        bool exited = false;  // one exited, or was restarted
+        int64_t started = 0;  // unix ms: of the ready one, else the newest
+    };
+    /// SERVICE's containers on the nodes its placements name: (slot, node, generation, incarnation) -> state.
+    std::map<std::tuple<int, std::string, int64_t, int64_t>, CopyState> copiesOf(const std::string& service) const;
+    /// SERVICE's placement of SLOT as this round has it: UPDATES, else the stored one (nullptr: none).
+    const core::SlotPlacement* placementOf(const std::string& service, int slot, const core::PlacementMap& updates) const;
+    /// A round for SERVICE ("": every service) at AT, at the latest.
+    void wake(const std::string& service, int64_t at);
 
     std::unique_ptr<state::Store> store_;
     ClusterOptions o_;
@@ -140,7 +192,15 @@ private:
     /// (service, slot, node) -> its ready, running containers of that slot
     /// there: kept as reports come, so that a round reads its services' part
     /// only, and in placements' order, so that counting is one merged pass.
-    std::map<std::tuple<std::string, int, std::string>, int> readyAt_;
+    std::map<std::tuple<std::string, int, std::string, int64_t, int64_t>, int> readyAt_;  // + generation, incarnation
+    /// service -> generation -> what it was (the current one is services_'s too).
+    std::map<std::string, std::map<int64_t, HistoryRecord>> history_;
+    std::map<std::pair<std::string, int>, Watch> watches_;  // rollouts in progress: their slots' new copies
+    /// Rounds that must run even if nothing changes: service -> when (a
+    /// rollout's clock, a replica coming due for the phoenix cycle); "" -> a
+    /// lost node's failover delay (every service).
+    std::map<std::string, int64_t> wakes_;
+    uint64_t failovers_ = 0, phoenixes_ = 0, rollbacks_ = 0;
     core::PlacementMap placements_;
     std::map<std::string, std::map<int, std::string>> pending_;  // service -> slot -> why it has no node
     std::deque<Event> events_;

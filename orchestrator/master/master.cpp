@@ -155,6 +155,22 @@ private:
                 if (!d) return error(d.error().errnum() == ENOENT ? 404 : 500, d.error().message());
                 return ok(DeleteReply{name});
             }
+            if (r.method == "GET" && verb == "rollout") {
+                auto st = c.rolloutStatus(name);
+                return st ? ok(*st) : error(404, st.error().message());
+            }
+            if (r.method == "GET" && verb == "history") {
+                auto h = c.rolloutHistory(name);
+                return h ? ok(*h) : error(404, h.error().message());
+            }
+            if (r.method == "POST" && verb == "undo") {
+                auto req = decode<UndoRequest>(r.body);
+                if (!req) return error(400, req.error().message());
+                auto st = c.undo(name, req->toGeneration, now());
+                if (!st) return error(st.error().errnum() == ENOENT ? 404 : st.error().errnum() == EINVAL ? 400 : 500,
+                                      st.error().message());
+                return ok(*st);
+            }
             if (r.method == "POST" && verb == "scale") {
                 auto req = decode<ScaleRequest>(r.body);
                 if (!req) return error(400, req.error().message());
@@ -463,6 +479,7 @@ Result<std::unique_ptr<Master>> Master::open(const MasterOptions& opts) {
     ClusterOptions co;
     co.heartbeat = o.heartbeat;
     co.grace = o.grace;
+    co.failoverSilent = o.failoverAfter;
     auto cluster = TRY(Cluster::open(std::move(store), co, nowMs()));
     return std::unique_ptr<Master>(new MasterImpl(o, std::move(creds), std::move(cluster)));
 }

@@ -19,6 +19,7 @@ struct MasterOptions {
     std::vector<std::string> advertise;   // addresses nodes and the CLI dial (certificate SANs; the first is admin.conf's)
     std::string name;                     // this master's name (`hull cluster status`); default: the host name
     std::chrono::milliseconds heartbeat{300}, grace{1200};
+    std::chrono::milliseconds failoverAfter{10000};  // a silent node's replicas move after this (ClusterOptions::failoverSilent)
 };
 
 class Master {

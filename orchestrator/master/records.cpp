@@ -1,6 +1,8 @@
 #include "orchestrator/master/records.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <cstdio>
 
 #include "sys/json.hpp"
 
@@ -38,6 +40,18 @@ std::string encodeService(const ServiceRecord& r) {
     v.set("generation", r.generation);
     v.set("updated", r.updated);
     v.set("spec", *Value::parse(serviceJson(r.spec)));
+    if (r.lastGeneration > r.generation) v.set("lastGeneration", r.lastGeneration);
+    if (!(r.rollout == RolloutRecord{})) {
+        Value o = Value::object();
+        o.set("state", r.rollout.state);
+        o.set("from", r.rollout.from);
+        o.set("to", r.rollout.to);
+        o.set("started", r.rollout.started);
+        o.set("finished", r.rollout.finished);
+        o.set("failures", r.rollout.failures);
+        o.set("reason", r.rollout.reason);
+        v.set("rollout", o);
+    }
     return v.dump();
 }
 
@@ -49,6 +63,49 @@ Result<ServiceRecord> decodeService(const std::string& text) {
     r.spec = TRY(serviceFromJson(spec->dump()));
     r.generation = intOf(v, "generation");
     r.updated = intOf(v, "updated");
+    r.lastGeneration = std::max(r.generation, intOf(v, "lastGeneration"));  // absent in older records
+    if (const Value* o = v.find("rollout"); o && o->isObject()) {
+        r.rollout.state = json::stringOf(*o, "state");
+        r.rollout.from = intOf(*o, "from");
+        r.rollout.to = intOf(*o, "to");
+        r.rollout.started = intOf(*o, "started");
+        r.rollout.finished = intOf(*o, "finished");
+        r.rollout.failures = intOf(*o, "failures");
+        r.rollout.reason = json::stringOf(*o, "reason");
+    }
+    return r;
+}
+
+std::string keys::history(const std::string& service, int64_t generation) {
+    char gen[24];
+    std::snprintf(gen, sizeof gen, "%012lld", static_cast<long long>(generation));
+    return kHistory + service + "/" + gen;
+}
+
+std::string encodeHistory(const HistoryRecord& r) {
+    Value v = Value::object();
+    v.set("version", kRecordVersion);
+    v.set("generation", r.generation);
+    v.set("applied", r.applied);
+    v.set("outcome", r.outcome);
+    v.set("reason", r.reason);
+    v.set("cause", r.cause);
+    v.set("spec", *Value::parse(serviceJson(r.spec)));
+    return v.dump();
+}
+
+Result<HistoryRecord> decodeHistory(const std::string& text) {
+    Value v = TRY(open(text, "history record"));
+    const Value* spec = v.find("spec");
+    if (!spec || !spec->isObject()) return failInvalid("history record: no spec");
+    HistoryRecord r;
+    r.spec = TRY(serviceFromJson(spec->dump()));
+    r.generation = intOf(v, "generation");
+    if (r.generation < 1) return failInvalid("history record: no generation");
+    r.applied = intOf(v, "applied");
+    r.outcome = json::stringOf(v, "outcome");
+    r.reason = json::stringOf(v, "reason");
+    r.cause = json::stringOf(v, "cause");
     return r;
 }
 
@@ -91,7 +148,19 @@ std::string encodePlacement(const core::SlotPlacement& p) {
     Value v = Value::object();
     v.set("version", kRecordVersion);
     v.set("node", p.node);
-    if (!p.retiring.empty()) v.set("retiring", json::stringArray(p.retiring));
+    v.set("generation", p.generation);
+    if (p.incarnation) v.set("incarnation", p.incarnation);
+    if (!p.retiring.empty()) {
+        Value list = Value::array();
+        for (const auto& c : p.retiring) {
+            Value o = Value::object();
+            o.set("node", c.node);
+            o.set("generation", c.generation);
+            if (c.incarnation) o.set("incarnation", c.incarnation);
+            list.push(std::move(o));
+        }
+        v.set("retiring", std::move(list));
+    }
     return v.dump();
 }
 
@@ -99,7 +168,20 @@ Result<core::SlotPlacement> decodePlacement(const std::string& text) {
     Value v = TRY(open(text, "placement record"));
     core::SlotPlacement p;
     p.node = json::stringOf(v, "node");
-    p.retiring = json::stringsOf(v.find("retiring"));
+    p.generation = intOf(v, "generation");  // 0 in an older hull's records: the service's
+    p.incarnation = intOf(v, "incarnation");
+    if (const Value* list = v.find("retiring"); list && list->isArray())
+        for (const auto& c : list->asArray()) {
+            if (c.isString()) {  // an older hull's: a node name
+                p.retiring.push_back({c.asString(), 0, 0});
+            } else if (c.isObject()) {
+                core::Copy copy{json::stringOf(c, "node"), intOf(c, "generation"), intOf(c, "incarnation")};
+                if (copy.node.empty()) return failInvalid("placement record: a retiring copy without a node");
+                p.retiring.push_back(std::move(copy));
+            } else {
+                return failInvalid("placement record: retiring: not a node");
+            }
+        }
     return p;
 }
 

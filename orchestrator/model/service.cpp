@@ -141,7 +141,8 @@ public:
         Service s;
         if (!root.IsMap()) return fail(err(root, "", std::string("a service file must be a mapping, not ") + describe(root)));
         TRY(checkKeys(root, "", {"name", "image", "command", "env", "replicas", "resources", "ports", "volumes",
-                                 "restart", "backoff", "probes", "maxAge", "stopGracePeriod", "placement"}));
+                                 "restart", "backoff", "probes", "maxAge", "stopGracePeriod", "placement", "update",
+                                 "failover"}));
         auto name = TRY(required(root, "", "name"));
         s.name = TRY(string(name, "name"));
         if (!validName(s.name))
@@ -204,6 +205,34 @@ public:
                 if (s.placement.strategy != "spread" && s.placement.strategy != "binpack")
                     return fail(err(st, "placement.strategy", "\"" + s.placement.strategy + "\" is not one of spread, binpack"));
             }
+        }
+        if (auto n = root["update"]) {
+            TRY(checkKeys(n, "update", {"parallelism", "order", "delay", "monitor", "failureAction", "maxFailureRatio"}));
+            auto& u = s.update;
+            if (auto v = n["parallelism"]) u.parallelism = int(TRY(integer(v, "update.parallelism", 0, kMaxReplicas)));
+            if (auto v = n["order"]) {
+                auto o = TRY(string(v, "update.order"));
+                if (o == "start-first") u.order = UpdateConfig::Order::StartFirst;
+                else if (o == "stop-first") u.order = UpdateConfig::Order::StopFirst;
+                else return fail(err(v, "update.order", "\"" + o + "\" is not one of start-first, stop-first"));
+            }
+            if (auto v = n["delay"]) u.delay = TRY(duration(v, "update.delay"));
+            if (auto v = n["monitor"]) u.monitor = TRY(duration(v, "update.monitor"));
+            if (auto v = n["failureAction"]) {
+                auto a = TRY(string(v, "update.failureAction"));
+                if (a == "rollback") u.failureAction = UpdateConfig::FailureAction::Rollback;
+                else if (a == "pause") u.failureAction = UpdateConfig::FailureAction::Pause;
+                else if (a == "continue") u.failureAction = UpdateConfig::FailureAction::Continue;
+                else return fail(err(v, "update.failureAction", "\"" + a + "\" is not one of rollback, pause, continue"));
+            }
+            if (auto v = n["maxFailureRatio"]) {
+                u.maxFailureRatio = TRY(number(v, "update.maxFailureRatio", 0));
+                if (u.maxFailureRatio > 1) return fail(err(v, "update.maxFailureRatio", "must be at most 1"));
+            }
+        }
+        if (auto n = root["failover"]) {
+            TRY(checkKeys(n, "failover", {"after"}));
+            if (auto v = n["after"]) s.failover.after = TRY(duration(v, "failover.after"));
         }
         return s;
     }
@@ -590,7 +619,7 @@ public:
             if (strict_) return s;
         }
         known(o, "", {"version", "name", "image", "command", "env", "replicas", "resources", "ports", "volumes", "restart",
-                      "backoff", "probes", "maxAge", "stopGracePeriod", "placement"});
+                      "backoff", "probes", "maxAge", "stopGracePeriod", "placement", "update", "failover"});
         if (const json::Value* v = required(o, "", "name", json::Type::String)) s.name = v->asString();
         if (const json::Value* v = required(o, "", "image", json::Type::String)) s.image = v->asString();
         strings(o, "", "command", s.command);
@@ -633,6 +662,32 @@ public:
             strings(*p, "placement", "constraints", s.placement.constraints);
             if (const json::Value* v = get(*p, "placement", "spread", json::Type::String)) s.placement.spread = v->asString();
             if (const json::Value* v = get(*p, "placement", "strategy", json::Type::String)) s.placement.strategy = v->asString();
+        }
+        if (const json::Value* u = get(o, "", "update", json::Type::Object)) {
+            known(*u, "update", {"parallelism", "order", "delay", "monitor", "failureAction", "maxFailureRatio"});
+            integer(*u, "update", "parallelism", 0, kMaxReplicas, s.update.parallelism);
+            if (const json::Value* v = get(*u, "update", "order", json::Type::String)) {
+                if (v->asString() == "start-first") s.update.order = UpdateConfig::Order::StartFirst;
+                else if (v->asString() == "stop-first") s.update.order = UpdateConfig::Order::StopFirst;
+                else problem("update.order", "unknown \"" + v->asString() + "\"");
+            }
+            millis(*u, "update", "delay", s.update.delay);
+            millis(*u, "update", "monitor", s.update.monitor);
+            if (const json::Value* v = get(*u, "update", "failureAction", json::Type::String)) {
+                if (v->asString() == "rollback") s.update.failureAction = UpdateConfig::FailureAction::Rollback;
+                else if (v->asString() == "pause") s.update.failureAction = UpdateConfig::FailureAction::Pause;
+                else if (v->asString() == "continue") s.update.failureAction = UpdateConfig::FailureAction::Continue;
+                else problem("update.failureAction", "unknown \"" + v->asString() + "\"");
+            }
+            number(*u, "update", "maxFailureRatio", s.update.maxFailureRatio);
+        }
+        if (const json::Value* f = get(o, "", "failover", json::Type::Object)) {
+            known(*f, "failover", {"after"});
+            if (const json::Value* a = f->find("after"); a && !a->isNull()) {
+                Millis after{0};
+                millis(*f, "failover", "after", after);
+                if (a->isNumber()) s.failover.after = after;
+            }
         }
         return s;
     }
@@ -699,6 +754,22 @@ std::string serviceJson(const Service& s) {
         p.set("strategy", s.placement.strategy);
         o.set("placement", p);
     }
+    // Likewise: written only when not the defaults.
+    if (!(s.update == UpdateConfig{})) {
+        json::Value u = json::Value::object();
+        u.set("parallelism", s.update.parallelism);
+        u.set("order", orderName(s.update.order));
+        u.set("delay", ms(s.update.delay));
+        u.set("monitor", ms(s.update.monitor));
+        u.set("failureAction", failureActionName(s.update.failureAction));
+        u.set("maxFailureRatio", s.update.maxFailureRatio);
+        o.set("update", u);
+    }
+    if (s.failover.after) {
+        json::Value f = json::Value::object();
+        f.set("after", ms(*s.failover.after));
+        o.set("failover", f);
+    }
     return o.dump();
 }
 
@@ -735,7 +806,20 @@ bool sameTemplate(const Service& a, const Service& b) {
     Service c = b;
     c.replicas = a.replicas;
     c.placement = a.placement;  // where replicas run, not what they are
+    c.update = a.update;        // how a new generation rolls out
+    c.failover = a.failover;    // when replicas leave a lost node
     return a == c;
+}
+
+const char* orderName(UpdateConfig::Order o) { return o == UpdateConfig::Order::StopFirst ? "stop-first" : "start-first"; }
+
+const char* failureActionName(UpdateConfig::FailureAction a) {
+    switch (a) {
+    case UpdateConfig::FailureAction::Pause: return "pause";
+    case UpdateConfig::FailureAction::Continue: return "continue";
+    case UpdateConfig::FailureAction::Rollback: break;
+    }
+    return "rollback";
 }
 
 std::optional<Millis> parseDuration(const std::string& s) {

@@ -25,6 +25,9 @@
 //     constraints: ["node.labels.zone == a", "node.name != n3"]
 //     spread: node.labels.zone                             # default: node
 //     strategy: spread                                     # or binpack
+//   update: {parallelism: 1, order: start-first, delay: 0s, monitor: 5s,   # a master's rolling updates
+//            failureAction: rollback, maxFailureRatio: 0}
+//   failover: {after: 10s}                                 # a master's: how long a silent node's replicas wait
 //
 // Parsing is strict: an unknown key, a value of the wrong type or out of range
 // is an error naming the key and its line and column ("web.yaml:7:3: replicas:
@@ -74,6 +77,33 @@ struct Placement {
     bool operator==(const Placement&) const = default;
 };
 
+/// How a master rolls a new generation out (a standalone agent refuses it):
+/// PARALLELISM slots at a time, each new container started before its old one
+/// stops (start-first) or after (stop-first); a slot is updated once its new
+/// container has been ready for MONITOR without exiting, then the next batch
+/// waits DELAY. A new container that exits, or is not ready within MONITOR
+/// (after its startup probe's budget), is a failure; when failures exceed
+/// MAXFAILURERATIO of the replicas, FAILUREACTION: rollback (to the previous
+/// generation), pause (until the next apply or `hull rollout undo`) or
+/// continue.
+struct UpdateConfig {
+    int parallelism = 1;  // 0: all at once
+    enum class Order { StartFirst, StopFirst } order = Order::StartFirst;
+    Millis delay{0}, monitor{5000};
+    enum class FailureAction { Rollback, Pause, Continue } failureAction = FailureAction::Rollback;
+    double maxFailureRatio = 0;
+    bool operator==(const UpdateConfig&) const = default;
+};
+
+/// When a master moves a service's replicas off a node it lost (a standalone
+/// agent refuses it): AFTER the node was last heard from. Unset: the master's
+/// defaults (its node grace when the node's connection was closed, its
+/// --failover-after when the node went silent, which may be a passing partition).
+struct Failover {
+    std::optional<Millis> after;
+    bool operator==(const Failover&) const = default;
+};
+
 struct Service {
     std::string name;   // [a-z0-9][a-z0-9-]{0,62}: becomes part of container names
     std::string image;
@@ -89,6 +119,8 @@ struct Service {
     std::optional<Millis> maxAge;
     Millis stopGracePeriod{10000};
     Placement placement;
+    UpdateConfig update;
+    Failover failover;
     bool operator==(const Service&) const = default;
 };
 
@@ -115,7 +147,7 @@ std::string serviceJson(const Service& s);
 /// checked, a field that cannot be read keeps its default, and the name is NAME.
 Service serviceFromJsonLenient(const std::string& json, const std::string& name);
 
-/// A and B differ at most in replicas and placement: the same containers (the node agent's
+/// A and B differ at most in replicas, placement, update and failover: the same containers (the node agent's
 /// generation, which containers are compared against, changes only when not).
 bool sameTemplate(const Service& a, const Service& b);
 
@@ -127,6 +159,9 @@ std::string portClash(const Service& a, const Service& b);
 /// The words a service file uses: "always", "on-failure", "never"; "exec", "http", "tcp".
 const char* restartName(Service::Restart r);
 const char* probeCheckName(Probe::Kind k);
+/// "start-first", "stop-first"; "rollback", "pause", "continue".
+const char* orderName(UpdateConfig::Order o);
+const char* failureActionName(UpdateConfig::FailureAction a);
 
 /// "100ms", "1s", "1.5s", "2m", "1h" -> milliseconds; nullopt otherwise.
 std::optional<Millis> parseDuration(const std::string& s);

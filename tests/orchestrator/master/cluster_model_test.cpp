@@ -27,10 +27,15 @@ public:
     void close() override { closed = true; }
     const api::Peer& peer() const override { return peer_; }
 
+    /// A slot as assigned: its number, generation and incarnation.
+    struct Assigned {
+        int slot = 0;
+        int64_t generation = 0, incarnation = 0;
+    };
     /// What the master has assigned this node so far, by service: the whole set
     /// on a full message, then changes and removals.
-    std::vector<int> slots(const std::string& service) const {
-        std::map<std::string, std::vector<int>> assigned;
+    std::vector<Assigned> copies(const std::string& service) const {
+        std::map<std::string, std::vector<Assigned>> assigned;
         for (const auto& text : sent) {
             auto m = Value::parse(text);
             if (!m || json::stringOf(*m, "type") != "assignments") continue;
@@ -39,15 +44,29 @@ public:
             for (const auto& s : m->find("services")->asArray()) {
                 auto& slots = assigned[json::stringOf(s, "name")];
                 slots.clear();
+                int64_t generation = 0;
+                s.find("generation")->toInt64(generation);
                 for (const auto& x : s.find("slots")->asArray()) {
                     int64_t n = 0;
                     x.toInt64(n);
-                    slots.push_back(int(n));
+                    Assigned a{int(n), generation, 0};
+                    if (const Value* pins = s.find("pins"))
+                        for (const auto& p : pins->asArray())
+                            if (int64_t ps = -1; p.find("slot")->toInt64(ps) && ps == n) {
+                                p.find("generation")->toInt64(a.generation);
+                                p.find("incarnation")->toInt64(a.incarnation);
+                            }
+                    slots.push_back(a);
                 }
             }
         }
         auto it = assigned.find(service);
-        return it == assigned.end() ? std::vector<int>{} : it->second;
+        return it == assigned.end() ? std::vector<Assigned>{} : it->second;
+    }
+    std::vector<int> slots(const std::string& service) const {
+        std::vector<int> out;
+        for (const auto& a : copies(service)) out.push_back(a.slot);
+        return out;
     }
     /// Assignment messages sent, and how many of them were whole sets.
     size_t assignments(bool fullOnly) const {
@@ -71,6 +90,7 @@ struct Master {
     std::map<std::string, std::shared_ptr<FakeSession>> nodes;
     std::map<std::string, std::vector<ContainerEntry>> reported;  // node -> what it reported last
     int64_t now = 1'000'000;
+    int64_t startedMs = 0;  // what reportReady says its containers' start was (unix ms)
 
     Master() { open(); }
     void open() {
@@ -97,13 +117,17 @@ struct Master {
     void reportReady(const std::string& name, const std::string& service) {
         auto& mine = reported[name];
         std::erase_if(mine, [&](const ContainerEntry& c) { return c.service == service; });
-        for (int slot : nodes[name]->slots(service)) {
+        for (const auto& a : nodes[name]->copies(service)) {
             ContainerEntry c;
-            c.id = name + "-" + service + "-" + std::to_string(slot);
+            c.id = name + "-" + service + "-" + std::to_string(a.slot) + "-" + std::to_string(a.generation) + "-" +
+                   std::to_string(a.incarnation);
             c.service = service;
-            c.slot = slot;
+            c.slot = a.slot;
+            c.generation = a.generation;
+            c.incarnation = a.incarnation;
             c.status = "running";
             c.ready = true;
+            c.started = startedMs;
             mine.push_back(c);
         }
         StatusReport r;
@@ -153,25 +177,64 @@ TEST_CASE("master: a scale changes the slots and nothing else, and the generatio
     CHECK(m.cluster->serviceList().services[0].generation == 2);
 }
 
-TEST_CASE("master: a node silent beyond its grace period is down and its slots go elsewhere, back, it is sent none",
+TEST_CASE("master: a node whose connection closed is down after its grace period and its slots go elsewhere, back, it "
+          "is sent none",
           "[master]") {
     Master m;
     for (auto n : {"n1", "n2"}) m.join(n);
     m.apply("name: web\nimage: x\nreplicas: 4\n");
     m.tick();
     REQUIRE(m.nodes["n2"]->slots("web").size() == 2);
-    // n1 heartbeats, n2 is silent for longer than 1.2 s.
-    for (int i = 0; i < 14; ++i) {
+    // n2's host closes its connection (the agent was killed) and it says nothing more.
+    m.cluster->sessionClosed(m.nodes["n2"], m.now);
+    for (int i = 0; i < 11; ++i) {
+        m.heartbeat("n1");
+        m.tick();
+    }
+    CHECK(m.nodes["n1"]->slots("web").size() == 2);  // within the grace: a reconnect would move nothing
+    for (int i = 0; i < 3; ++i) {
         m.heartbeat("n1");
         m.tick();
     }
     CHECK(m.nodes["n1"]->slots("web").size() == 4);
     for (const auto& n : m.cluster->nodeList(m.now).nodes) CHECK(n.status == (n.name == "n2" ? "down" : "ready"));
     // n2 comes back: it is told it runs nothing of web (an empty assignment is sent too).
-    m.cluster->sessionClosed(m.nodes["n2"], m.now);
     m.connect("n2");
     m.tick();
     CHECK(m.nodes["n2"]->slots("web").empty());
+}
+
+TEST_CASE("master: a node that falls silent is down after its grace, but its slots wait for the failover delay: a "
+          "partition that heals moves nothing",
+          "[master]") {
+    Master m;
+    for (auto n : {"n1", "n2"}) m.join(n);
+    m.apply("name: web\nimage: x\nreplicas: 4\n");
+    m.apply("name: fast\nimage: x\nreplicas: 2\nfailover: {after: 3s}\n");
+    m.tick();
+    REQUIRE(m.nodes["n2"]->slots("web").size() == 2);
+    REQUIRE(m.nodes["n2"]->slots("fast").size() == 1);
+    size_t sentBefore = m.nodes["n2"]->sent.size();
+    // n2 is silent for 5 s (its session stays open: nothing tells the master it is gone).
+    for (int i = 0; i < 50; ++i) {
+        m.heartbeat("n1");
+        m.tick();
+    }
+    for (const auto& n : m.cluster->nodeList(m.now).nodes) CHECK(n.status == (n.name == "n2" ? "down" : "ready"));
+    CHECK(m.nodes["n1"]->slots("web").size() == 2);   // the default failover delay (10 s) is not over
+    CHECK(m.nodes["n1"]->slots("fast").size() == 2);  // failover.after 3s is
+    // It speaks again: up, and nothing of web moved; it is sent nothing about web.
+    m.heartbeat("n2");
+    m.tick();
+    CHECK(m.nodes["n2"]->slots("web").size() == 2);
+    for (size_t i = sentBefore; i < m.nodes["n2"]->sent.size(); ++i)
+        CHECK(m.nodes["n2"]->sent[i].find("\"web\"") == std::string::npos);
+    // Silent again, now past the default delay: web's slots move too.
+    for (int i = 0; i < 105; ++i) {
+        m.heartbeat("n1");
+        m.tick();
+    }
+    CHECK(m.nodes["n1"]->slots("web").size() == 4);
 }
 
 TEST_CASE("master: a drained node's slots move start-first: it keeps them until the new copies are ready", "[master]") {
@@ -226,8 +289,9 @@ TEST_CASE("master: a restarted master reads its placements back and moves nothin
     for (auto n : {"n1", "n2", "n3"})
         CHECK((m.nodes.count(n) == 0 || m.nodes[n]->slots("web") == before[n]));
     CHECK(m.cluster->serviceList().services.at(0).generation == 1);
-    // n3 never comes back: down once the restart grace (5 s) is over, and its slots move.
-    for (int i = 0; i < 30; ++i) {
+    // n3 never comes back: down once the restart grace (5 s) is over, and, silent
+    // (nothing closed), its slots move after the failover delay.
+    for (int i = 0; i < 130; ++i) {
         for (auto n : {"n1", "n2"}) m.heartbeat(n);
         m.tick();
     }
@@ -458,7 +522,8 @@ TEST_CASE("master: a service with a stored placement it cannot read is left as i
         return e.kind == "error" && e.service == "web" && e.message.find("slot 1 unreadable") != std::string::npos;
     }));
     CHECK_FALSE(m.cluster->describe("web"));
-    // n2 goes down: api's slot moves, web's do not, and the record stays as it was written.
+    // n2 goes down (its connection closed): api's slot moves, web's do not, and the record stays as it was written.
+    m.cluster->sessionClosed(m.nodes["n2"], m.now);
     for (int i = 0; i < 60; ++i) {
         m.heartbeat("n1");
         m.tick();
