@@ -3,6 +3,8 @@
 // temp dir, and the clock is made up.
 #include <catch2/catch.hpp>
 
+#include <functional>
+
 #include "orchestrator/api/status_report.hpp"
 #include "orchestrator/master/cluster.hpp"
 #include "support.hpp"
@@ -90,14 +92,16 @@ struct Master {
     std::map<std::string, std::shared_ptr<FakeSession>> nodes;
     std::map<std::string, std::vector<ContainerEntry>> reported;  // node -> what it reported last
     int64_t now = 1'000'000;
-    int64_t startedMs = 0;  // what reportReady says its containers' start was (unix ms)
+    std::map<std::string, int64_t> started;  // container id -> when reportReady first reported it
 
     Master() { open(); }
     void open() {
         cluster.reset();
         auto store = state::openSqlite(dir / "state.db");
         REQUIRE(store);
-        auto c = Cluster::open(std::move(*store), {}, now);
+        ClusterOptions o;
+        o.wallMs = [this] { return now; };  // one made-up clock for both
+        auto c = Cluster::open(std::move(*store), o, now);
         REQUIRE(c);
         cluster = std::move(*c);
     }
@@ -114,7 +118,10 @@ struct Master {
     void heartbeat(const std::string& name) { cluster->sessionMessage(nodes[name], R"({"type":"heartbeat"})", now); }
     /// NAME reports every slot of SERVICE it was assigned running and ready
     /// (a full report: what it reported of other services stays in it).
-    void reportReady(const std::string& name, const std::string& service) {
+    /// READY decides, per copy, whether it is ready (default: all are). A
+    /// copy keeps the start time of its first report.
+    void reportReady(const std::string& name, const std::string& service,
+                     const std::function<bool(const FakeSession::Assigned&)>& ready = {}) {
         auto& mine = reported[name];
         std::erase_if(mine, [&](const ContainerEntry& c) { return c.service == service; });
         for (const auto& a : nodes[name]->copies(service)) {
@@ -126,8 +133,8 @@ struct Master {
             c.generation = a.generation;
             c.incarnation = a.incarnation;
             c.status = "running";
-            c.ready = true;
-            c.started = startedMs;
+            c.ready = !ready || ready(a);
+            c.started = started.try_emplace(c.id, now).first->second;
             mine.push_back(c);
         }
         StatusReport r;
@@ -549,4 +556,180 @@ TEST_CASE("master: after a restart, new replicas go only to nodes that said hell
     m.tick();
     CHECK(m.nodes["n1"]->slots("web").size() == 4);
     for (const auto& n : m.cluster->nodeList(m.now).nodes) CHECK(n.status == "ready");  // n2: not down, just not chosen
+}
+
+namespace {
+
+/// Slots of SERVICE at each generation, over every node's placements as sent.
+std::map<int64_t, int> generations(Master& m, const std::string& service) {
+    std::map<int64_t, int> out;
+    std::set<int> seen;
+    for (auto& [name, s] : m.nodes)
+        for (const auto& a : s->copies(service))
+            if (seen.insert(a.slot).second) ++out[a.generation];
+    return out;
+}
+
+int64_t readyOf(Master& m, const std::string& service) {
+    for (const auto& s : m.cluster->serviceList().services)
+        if (s.name == service) return s.ready;
+    return -1;
+}
+
+}  // namespace
+
+TEST_CASE("master: a rollout moves parallelism slots at a time to the new generation, keeps the ready count, and completes",
+          "[master][rollout]") {
+    Master m;
+    for (auto n : {"n1", "n2"}) m.join(n);
+    m.apply("name: web\nimage: x:1\nreplicas: 6\n");
+    m.tick();
+    for (auto n : {"n1", "n2"}) m.reportReady(n, "web");
+    m.tick();
+    REQUIRE(readyOf(m, "web") == 6);
+    m.apply("name: web\nimage: x:2\nreplicas: 6\nupdate: {parallelism: 2, order: start-first, monitor: 1s}\n");
+    auto st = m.cluster->rolloutStatus("web");
+    REQUIRE(st);
+    CHECK(st->state == "updating");
+    CHECK(st->from == 1);
+    CHECK(st->to == 2);
+    m.tick();
+    CHECK(generations(m, "web") == std::map<int64_t, int>{{1, 4}, {2, 2}});
+    // The nodes carry the old spec along for the slots still on it.
+    auto last = Value::parse(m.nodes["n1"]->sent.back());
+    REQUIRE(last);
+    const Value& entry = last->find("services")->asArray().at(0);
+    CHECK(json::stringOf(entry, "order") == "start-first");
+    REQUIRE(entry.find("versions"));
+    CHECK(json::stringOf(entry.find("versions")->asArray().at(0), "generation") == "");  // an integer, not a string
+    int64_t g = 0;
+    entry.find("versions")->asArray().at(0).find("generation")->toInt64(g);
+    CHECK(g == 1);
+    // The nodes report each new copy ready a tick after they get it; the ready count never drops.
+    int64_t minReady = 6;
+    for (int i = 0; i < 100 && m.cluster->rolloutStatus("web")->state == "updating"; ++i) {
+        for (auto n : {"n1", "n2"}) {
+            m.heartbeat(n);
+            m.reportReady(n, "web");
+        }
+        m.tick();
+        minReady = std::min(minReady, readyOf(m, "web"));
+        auto gens = generations(m, "web");
+        CHECK(gens[2] - m.cluster->rolloutStatus("web")->updated <= 2);  // never more than 2 in flight
+    }
+    CHECK(minReady == 6);
+    st = m.cluster->rolloutStatus("web");
+    CHECK(st->state == "completed");
+    CHECK(st->updated == 6);
+    CHECK(generations(m, "web") == std::map<int64_t, int>{{2, 6}});
+    auto h = m.cluster->rolloutHistory("web");
+    REQUIRE(h);
+    REQUIRE(h->revisions.size() == 2);
+    CHECK(h->revisions[1].outcome == "completed");
+    CHECK(h->revisions[1].current);
+    // Another apply of the same file changes nothing; a scale rolls nothing out.
+    m.apply("name: web\nimage: x:2\nreplicas: 6\nupdate: {parallelism: 2, order: start-first, monitor: 1s}\n");
+    CHECK(m.cluster->rolloutStatus("web")->state == "completed");
+}
+
+TEST_CASE("master: a rollout whose new replicas never turn ready rolls back by itself, and says why", "[master][rollout]") {
+    Master m;
+    for (auto n : {"n1", "n2"}) m.join(n);
+    m.apply("name: web\nimage: x:1\nreplicas: 4\n");
+    m.tick();
+    for (auto n : {"n1", "n2"}) m.reportReady(n, "web");
+    m.tick();
+    m.apply("name: web\nimage: x:bad\nreplicas: 4\nupdate: {parallelism: 2, monitor: 1s}\n");
+    // Generation 2's copies run but never turn ready; generation 1's (still running, start-first) are.
+    auto onlyOld = [](const FakeSession::Assigned& a) { return a.generation == 1; };
+    for (int i = 0; i < 40; ++i) {
+        for (auto n : {"n1", "n2"}) {
+            m.heartbeat(n);
+            m.reportReady(n, "web", onlyOld);
+        }
+        m.tick();
+    }
+    auto st = m.cluster->rolloutStatus("web");
+    REQUIRE(st);
+    CHECK(st->state == "rolled-back");
+    CHECK(st->generation == 1);
+    CHECK(st->reason.find("not ready") != std::string::npos);
+    CHECK(generations(m, "web") == std::map<int64_t, int>{{1, 4}});
+    auto d = m.cluster->describe("web");
+    REQUIRE(d);
+    CHECK(d->spec.image == "x:1");
+    auto h = m.cluster->rolloutHistory("web");
+    REQUIRE(h);
+    REQUIRE(h->revisions.size() == 2);
+    CHECK(h->revisions[0].current);
+    CHECK(h->revisions[1].outcome == "rolled-back");
+    auto events = m.cluster->events(0).events;
+    CHECK(std::any_of(events.begin(), events.end(), [](const Event& e) {
+        return e.kind == "rollout" && e.message.find("rolled back: generation 2 -> 1") != std::string::npos;
+    }));
+    // The next apply gets a new generation number, not 2 again.
+    m.apply("name: web\nimage: x:3\nreplicas: 4\n");
+    CHECK(m.cluster->rolloutStatus("web")->to == 3);
+}
+
+TEST_CASE("master: failureAction pause stops the rollout where it is, and undo rolls back to the generation before",
+          "[master][rollout]") {
+    Master m;
+    m.join("n1");
+    m.apply("name: web\nimage: x:1\nreplicas: 3\n");
+    m.tick();
+    m.reportReady("n1", "web");
+    m.tick();
+    m.apply("name: web\nimage: x:bad\nreplicas: 3\nupdate: {parallelism: 1, monitor: 1s, failureAction: pause}\n");
+    auto onlyOld = [](const FakeSession::Assigned& a) { return a.generation == 1; };
+    for (int i = 0; i < 30; ++i) {
+        m.heartbeat("n1");
+        m.reportReady("n1", "web", onlyOld);
+        m.tick();
+    }
+    auto st = m.cluster->rolloutStatus("web");
+    CHECK(st->state == "paused");
+    CHECK(st->generation == 2);
+    CHECK(generations(m, "web") == std::map<int64_t, int>{{1, 2}, {2, 1}});
+    // hull rollout undo: back to 1, paced like a rollout; the slots on 1 stay as they are.
+    auto u = m.cluster->undo("web", 0, m.now);
+    REQUIRE(u);
+    CHECK(u->to == 1);
+    for (int i = 0; i < 150 && m.cluster->rolloutStatus("web")->state == "updating"; ++i) {  // monitor: 5 s (generation 1 has no update:)
+        m.heartbeat("n1");
+        m.reportReady("n1", "web");
+        m.tick();
+    }
+    CHECK(m.cluster->rolloutStatus("web")->state == "completed");
+    CHECK(generations(m, "web") == std::map<int64_t, int>{{1, 3}});
+    CHECK_FALSE(m.cluster->undo("web", 7, m.now));
+    CHECK_FALSE(m.cluster->undo("web", 1, m.now));
+}
+
+TEST_CASE("master: the phoenix cycle replaces one replica at a time, start-first, and spreads a service out", "[master][phoenix]") {
+    Master m;
+    for (auto n : {"n1", "n2", "n3"}) m.join(n);
+    REQUIRE(m.cluster->drain("n2", true, m.now));
+    REQUIRE(m.cluster->drain("n3", true, m.now));
+    m.apply("name: web\nimage: x\nreplicas: 4\nmaxAge: 5s\n");
+    m.tick();
+    m.reportReady("n1", "web");
+    m.tick();
+    REQUIRE(m.nodes["n1"]->slots("web").size() == 4);
+    REQUIRE(m.cluster->drain("n2", false, m.now));
+    REQUIRE(m.cluster->drain("n3", false, m.now));
+    int64_t minReady = 4;
+    // Ticks of 100 ms for 12 s: every replica comes due once (5 s, less up to 10% jitter).
+    for (int i = 0; i < 120; ++i) {
+        for (auto n : {"n1", "n2", "n3"}) {
+            m.heartbeat(n);
+            m.reportReady(n, "web");
+        }
+        m.tick();
+        minReady = std::min(minReady, readyOf(m, "web"));
+    }
+    CHECK(minReady == 4);
+    for (auto n : {"n1", "n2", "n3"}) CHECK(m.nodes[n]->slots("web").size() >= 1);
+    auto events = m.cluster->events(0).events;
+    CHECK(std::count_if(events.begin(), events.end(), [](const Event& e) { return e.kind == "phoenix"; }) >= 4);
 }
