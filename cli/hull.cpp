@@ -8,8 +8,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cli/args.hpp"
@@ -61,7 +63,10 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--config FILE] [--debug] COMMAND 
                                        the cluster's master: STATE/admin.conf and STATE/join-token
   node ls | drain NODE | activate NODE | label NODE K=V... K-   [--output table|json]   (a master's)
   cluster join-token [--rotate] | status [--output table|json]                          (a master's)
-  apply -f FILE                        declare a service (YAML or JSON) to the agent or the master
+  apply -f FILE [--wait [--timeout 10m]]
+                                       declare a service (YAML or JSON) to the agent or the master;
+                                       --wait: until its rollout completes (exit 1: rolled back, paused)
+  rollout status|history|undo SERVICE [--to-generation N] [--output table|json]        (a master's)
   get services|containers [--output table|json]
   describe SERVICE [--output table|json]   spec, containers and recent events of one service
   scale SERVICE N;  delete SERVICE;  events [--output table|json];  metrics (Prometheus text)
@@ -729,6 +734,112 @@ int clusterNodeCmd(const orchestrator::api::ApiTarget& t, const std::string& sub
     return 0;
 }
 
+/// Waits for SERVICE's rollout (or, with none, for every replica to be
+/// ready), with one progress line: rewritten in place on a terminal, a line per
+/// change when piped. GENERATION: the one an apply just made (0: whatever is
+/// current). 0 when it completed, 1 when it rolled back, paused or timed out.
+int waitRollout(const orchestrator::api::ApiTarget& t, const std::string& service, int64_t generation,
+                std::chrono::milliseconds timeout) {
+    if (!t.master()) return failWith("rollout: needs a master (--config admin.conf, or $HULL_CONFIG)");
+    const bool tty = ::isatty(STDOUT_FILENO);
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string last;
+    auto show = [&](const std::string& line, bool final) {
+        if (line == last && !final) return;
+        if (tty) std::printf("\r\033[K%s%s", line.c_str(), final ? "\n" : "");
+        else if (line != last) std::printf("%s\n", line.c_str());
+        std::fflush(stdout);
+        last = line;
+    };
+    for (;;) {
+        auto st = ask<orchestrator::RolloutStatus>(t, "GET", "/v1/services/" + service + "/rollout", "");
+        if (!st) return 1;
+        // A rollout that ended before this one's apply (a scale, the same file again) is not this one's.
+        const bool ours = !generation || st->to == generation || st->generation == generation;
+        const std::string state = st->state.empty() || !ours ? "" : st->state;
+        char line[256];
+        std::snprintf(line, sizeof line, "%s: generation %lld, %lld/%lld updated, %lld/%lld ready%s%s", service.c_str(),
+                      (long long)st->generation, (long long)st->updated, (long long)st->desired, (long long)st->ready,
+                      (long long)st->desired, state.empty() ? "" : ", ", state.c_str());
+        if (state == "rolled-back" || state == "paused") {
+            show(line, true);
+            return failWith("rollout of " + service + " " + (state == "paused" ? "paused" : "rolled back to generation " +
+                                                                                               std::to_string(st->generation)) +
+                            ": " + st->reason);
+        }
+        if ((state.empty() || state == "completed") && st->updated >= st->desired && st->ready >= st->desired) {
+            show(line, true);
+            std::printf("%s: rollout complete\n", service.c_str());
+            return 0;
+        }
+        show(line, false);
+        if (std::chrono::steady_clock::now() >= deadline) {
+            if (tty) std::printf("\n");
+            return failWith("rollout of " + service + ": not done after " + std::to_string(timeout.count() / 1000) +
+                            "s (it goes on; hull rollout status " + service + ")");
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+}
+
+/// `hull rollout status|history|undo SERVICE`.
+int rolloutCmd(const orchestrator::api::ApiTarget& t, const std::vector<std::string>& argv) {
+    if (argv.empty()) return failWith("rollout: expected status, history or undo");
+    if (!t.master()) return failWith("rollout: needs a master (--config admin.conf, or $HULL_CONFIG)");
+    const std::string sub = argv[0];
+    Args a(outputFlagFirst(std::vector<std::string>(argv.begin() + 1, argv.end())), {}, {"--output", "--to-generation", "--timeout"},
+           {{"-o", "--output"}});
+    if (!a.error.empty()) return failWith("rollout " + sub + ": " + a.error);
+    if (a.positional.size() != 1) return failWith("rollout " + sub + ": expected a service name");
+    const std::string name = a.positional[0];
+    const bool asJson = a.get("--output", "table") == "json";
+    if (sub == "status") {
+        auto timeout = orchestrator::parseDuration(a.get("--timeout", "10m"));
+        if (!timeout) return failWith("rollout status: --timeout: expected a duration such as 5m");
+        if (asJson) {
+            auto st = ask<orchestrator::RolloutStatus>(t, "GET", "/v1/services/" + name + "/rollout", "");
+            if (!st) return 1;
+            std::printf("%s\n", orchestrator::outputJson(*st).dump(true).c_str());
+            return st->state == "rolled-back" || st->state == "paused" ? 1 : 0;
+        }
+        return waitRollout(t, name, 0, *timeout);
+    }
+    if (sub == "history") {
+        auto h = ask<orchestrator::RolloutHistory>(t, "GET", "/v1/services/" + name + "/history", "");
+        if (!h) return 1;
+        if (asJson) {
+            std::printf("%s\n", orchestrator::outputJson(*h).dump(true).c_str());
+            return 0;
+        }
+        std::printf("%-11s %-20s %-9s %-12s %-32s %s\n", "GENERATION", "APPLIED", "CAUSE", "OUTCOME", "IMAGE", "REASON");
+        for (const auto& r : h->revisions) {
+            char when[32] = "";
+            std::time_t secs = std::time_t(r.applied / 1000);
+            std::tm tm{};
+            if (::localtime_r(&secs, &tm)) std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+            std::string gen = std::to_string(r.generation) + (r.current ? " *" : "");
+            std::printf("%-11s %-20s %-9s %-12s %-32s %s\n", gen.c_str(), when, r.cause.c_str(),
+                        r.outcome.empty() ? "-" : r.outcome.c_str(), r.image.c_str(), r.reason.c_str());
+        }
+        return 0;
+    }
+    if (sub == "undo") {
+        orchestrator::UndoRequest req;
+        if (a.has("--to-generation")) {
+            auto g = wholeNumber(a.get("--to-generation"));
+            if (!g || *g < 1) return failWith("rollout undo: --to-generation: expected a generation number");
+            req.toGeneration = *g;
+        }
+        auto st = ask<orchestrator::RolloutStatus>(t, "POST", "/v1/services/" + name + "/undo", orchestrator::encode(req));
+        if (!st) return 1;
+        if (asJson) std::printf("%s\n", orchestrator::outputJson(*st).dump(true).c_str());
+        else std::printf("service %s: rolling back from generation %lld to %lld\n", name.c_str(), (long long)st->from,
+                         (long long)st->to);
+        return 0;
+    }
+    return failWith("rollout: unknown command \"" + sub + "\" (status, history or undo)");
+}
+
 /// `hull cluster join-token [--rotate] | status`.
 int clusterCmd(const orchestrator::api::ApiTarget& t, const std::vector<std::string>& argv) {
     if (argv.empty()) return failWith("cluster: expected join-token or status");
@@ -847,15 +958,21 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
     const auto& t = *target;
     if (cmd == "node") return clusterNodeCmd(t, argv[0], std::vector<std::string>(argv.begin() + 1, argv.end()));
     if (cmd == "cluster") return clusterCmd(t, argv);
+    if (cmd == "rollout") return rolloutCmd(t, argv);
     if (cmd == "apply") {
-        Args a(argv, {}, {"--file"}, {{"-f", "--file"}});
-        if (!a.error.empty() || !a.has("--file")) return failWith("apply: expected -f FILE");
+        Args a(argv, {"--wait"}, {"--file", "--timeout"}, {{"-f", "--file"}});
+        if (!a.error.empty() || !a.has("--file")) return failWith("apply: expected -f FILE [--wait [--timeout 10m]]");
+        auto timeout = orchestrator::parseDuration(a.get("--timeout", "10m"));
+        if (!timeout) return failWith("apply: --timeout: expected a duration such as 5m");
+        if (a.has("--wait") && !t.master()) return failWith("apply --wait: needs a master (--config admin.conf, or $HULL_CONFIG)");
         auto text = sys::readFile(a.get("--file"));
         if (!text) return failWith(text.error().message());
         auto r = ask<orchestrator::ApplyReply>(t, "POST", "/v1/services",
                                                           orchestrator::encode(orchestrator::ApplyRequest{a.get("--file"), *text}));
         if (!r) return 1;
         std::printf("service %s applied (generation %lld)\n", r->name.c_str(), (long long)r->generation);
+        std::fflush(stdout);
+        if (a.has("--wait")) return waitRollout(t, r->name, r->generation, *timeout);
         return 0;
     }
     if (cmd == "get" || cmd == "events") {
@@ -1031,7 +1148,7 @@ int main(int argc, char** argv) {
     // The agent, the master and the API's verbs need no engine here (a CLI
     // speaking to a master may be on a machine that runs no containers).
     if (cmd == "node" || cmd == "master" || cmd == "cluster" || cmd == "apply" || cmd == "get" || cmd == "describe" ||
-        cmd == "events" || cmd == "delete" || cmd == "scale" || cmd == "metrics")
+        cmd == "events" || cmd == "delete" || cmd == "scale" || cmd == "metrics" || cmd == "rollout")
         return nodeCmd(stateDir(state), runDir, config, cmd, rest);
     // `hull logs` and `hull exec` against a master: on the node that holds the container.
     if (cmd == "logs" || cmd == "exec")

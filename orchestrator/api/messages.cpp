@@ -211,6 +211,7 @@ json::Value containerJson(const ContainerEntry& c) {
     v.set("slot", c.slot);
     v.set("node", c.node);
     v.set("generation", c.generation);
+    v.set("incarnation", c.incarnation);
     v.set("restarts", c.restarts);
     v.set("status", c.status);
     if (c.exitCode) v.set("exitCode", *c.exitCode);
@@ -251,6 +252,27 @@ json::Value outputJson(const ServiceList& m) {
         arr.push(v);
     }
     return arr;
+}
+
+/// A message's body as it travels, without its version: what scripts read.
+template <class T>
+json::Value plainJson(const T& m) {
+    json::Value v = encodeBody(m);
+    json::Value out = json::Value::object();
+    for (const auto& [k, x] : v.asObject())
+        if (k != wire::kVersionKey) out.set(k, x);
+    return out;
+}
+
+json::Value outputJson(const RolloutStatus& m) { return plainJson(m); }
+
+json::Value outputJson(const RolloutHistory& m) {
+    json::Value v = json::Value::object();
+    v.set("name", m.name);
+    json::Value list = json::Value::array();
+    for (const auto& r : m.revisions) list.push(plainJson(r));
+    v.set("revisions", list);
+    return v;
 }
 
 json::Value outputJson(const ContainerList& m) {

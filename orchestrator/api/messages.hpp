@@ -492,5 +492,7 @@ json::Value outputJson(const EventList& m);
 json::Value outputJson(const DescribeReply& m);
 json::Value outputJson(const NodeList& m);
 json::Value outputJson(const ClusterStatus& m);
+json::Value outputJson(const RolloutStatus& m);
+json::Value outputJson(const RolloutHistory& m);
 
 }  // namespace hull::orchestrator

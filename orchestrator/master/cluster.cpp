@@ -322,7 +322,26 @@ void Cluster::countReady(const std::string& node, const ContainerEntry& c, int d
 }
 
 void Cluster::applyReport(const std::string& node, Live& l, StatusReport r) {
-    if (r.full) forgetContainers(node, l);
+    if (r.full) {
+        forgetContainers(node, l);
+        // A node back from a partition or a reboot runs what was moved away
+        // meanwhile: it stops those now (its assignment no longer has them).
+        std::map<std::string, std::vector<std::string>> stale;
+        for (const auto& c : r.containers) {
+            if (c.status != "running" || unreadable_.count(c.service)) continue;
+            auto p = placements_.find({c.service, c.slot});
+            if (p == placements_.end() || (p->second.node != node && !p->second.retiresOn(node)))
+                stale[c.service].push_back("slot " + std::to_string(c.slot));
+        }
+        for (const auto& [svc, slots] : stale) {
+            std::string list;
+            for (size_t i = 0; i < slots.size() && i < 5; ++i) list += (i ? ", " : "") + slots[i];
+            if (slots.size() > 5) list += ", ...";
+            event("stopped-after-heal", svc, "",
+                  "node " + node + " stops " + std::to_string(slots.size()) + " replica(s) no longer its own (moved or removed while it was away): " + list,
+                  lastRound_);
+        }
+    }
     for (const auto& id : r.gone)
         if (auto it = l.containers.find(id); it != l.containers.end()) {
             countReady(node, it->second, -1);

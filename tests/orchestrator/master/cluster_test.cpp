@@ -16,115 +16,16 @@
 
 #include "orchestrator/api/https_client.hpp"
 #include "orchestrator/api/pki.hpp"
+#include "orchestrator/master/cluster_support.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 #include "support.hpp"
 
 using namespace hull;
 using namespace hull::test;
+using namespace hull::test::cluster;
 using json::Value;
 namespace api = hull::orchestrator::api;
-
-namespace {
-
-const std::string kName = "hct";
-const std::string kNet = "10.252.0";
-const std::string kDir = "/var/lib/hull-cluster/" + kName;
-const std::string kRun = "/run/hull-cluster/" + kName;
-
-RunResult clusterScript(std::vector<std::string> args) {
-    args.insert(args.begin(), std::string(HULL_SOURCE_DIR) + "/scripts/cluster");
-    ::setenv("HULL_CLUSTER", kName.c_str(), 1);
-    ::setenv("HULL_CLUSTER_NET", kNet.c_str(), 1);
-    ::setenv("HULL_BIN", binPath("hull").c_str(), 1);
-    return run(args);
-}
-
-/// A cluster for the length of a test case.
-struct Cluster {
-    explicit Cluster(int nodes = 3) {
-        (void)clusterScript({"down"});  // a leftover of an interrupted run
-        auto up = clusterScript({"up", "--nodes", std::to_string(nodes)});
-        INFO(up.out << up.err);
-        REQUIRE(up.status == 0);
-        for (const auto& line : split(clusterScript({"env"}).out))
-            if (auto eq = line.find("HULL_CLUSTER_IMAGE="); eq != std::string::npos) image = unquote(line.substr(eq + 19));
-        REQUIRE(!image.empty());
-    }
-    ~Cluster() {
-        auto down = clusterScript({"down"});
-        if (down.status != 0) WARN("scripts/cluster down: " << down.out << down.err);
-    }
-    static std::vector<std::string> split(const std::string& s) {
-        std::vector<std::string> out;
-        size_t start = 0;
-        while (start < s.size()) {
-            size_t nl = s.find('\n', start);
-            out.push_back(s.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
-            if (nl == std::string::npos) break;
-            start = nl + 1;
-        }
-        return out;
-    }
-    static std::string unquote(std::string s) {
-        if (s.size() >= 2 && (s[0] == '\'' || s[0] == '"')) s = s.substr(1, s.size() - 2);
-        return s;
-    }
-    std::string config() const { return kDir + "/m1/admin.conf"; }
-    RunResult hull(std::vector<std::string> args) const {
-        args.insert(args.begin(), {binPath("hull"), "--config", config()});
-        return run(args);
-    }
-    Value json(std::vector<std::string> args) const {
-        args.push_back("--output");
-        args.push_back("json");
-        auto r = hull(args);
-        auto v = Value::parse(r.out);
-        return v ? *v : Value();
-    }
-    /// Apply a service file made of LINES (the image line is added).
-    RunResult apply(const std::string& name, const std::string& lines) const {
-        TempDir d("hull-svc");
-        writeFileOrThrow(d / (name + ".yaml"), "name: " + name + "\nimage: " + image + "\n" + lines);
-        return hull({"apply", "-f", d / (name + ".yaml")});
-    }
-    /// The running, ready containers of SERVICE.
-    std::vector<Value> ready(const std::string& service) const {
-        std::vector<Value> out;
-        auto cs = json({"get", "containers"});
-        if (cs.isArray())
-            for (const auto& c : cs.asArray())
-                if (json::stringOf(c, "service") == service && json::stringOf(c, "status") == "running" && c.find("ready") &&
-                    c.find("ready")->isBool() && c.find("ready")->asBool())
-                    out.push_back(c);
-        return out;
-    }
-    std::map<std::string, int> perNode(const std::string& service) const {
-        std::map<std::string, int> out;
-        for (const auto& c : ready(service)) ++out[json::stringOf(c, "node")];
-        return out;
-    }
-    /// slot -> container id of SERVICE's ready containers.
-    std::map<int64_t, std::string> idsBySlot(const std::string& service) const {
-        std::map<int64_t, std::string> out;
-        for (const auto& c : ready(service)) {
-            int64_t slot = -1;
-            c.find("slot")->toInt64(slot);
-            out[slot] = json::stringOf(c, "id");
-        }
-        return out;
-    }
-    pid_t pidOf(const std::string& host, const std::string& kind) const {
-        return pid_t(std::atoi(readFileOr(kRun + "/" + host + "-" + kind + ".pid", "0").c_str()));
-    }
-    std::string image;
-};
-
-bool eventually(const std::function<bool()>& cond, int ms = 30000) { return waitFor(cond, ms); }
-
-const char* kSleep = "command: [sleep, \"100000\"]\nstopGracePeriod: 1s\n";
-
-}  // namespace
 
 TEST_CASE("cluster: replicas spread over nodes, constraints and requests are honoured, scale keeps replicas, drain moves "
           "them start-first",
