@@ -587,6 +587,13 @@ void printDescribe(const json::Value& v) {
     line("Generation:", textOf(v, "generation") + " (applied " + ageText(intOf(v, "updated"), now) + " ago)");
     const json::Value* replicas = v.find("replicas");
     line("Replicas:", textOf(*replicas, "desired") + " desired, " + textOf(*replicas, "ready") + " ready");
+    if (const json::Value* r = v.find("rollout"); r && r->isObject()) {
+        std::string text = textOf(*r, "state") + ": generation " + textOf(*r, "from") + " -> " + textOf(*r, "to") + ", " +
+                           textOf(*r, "updated") + "/" + textOf(*r, "desired") + " updated";
+        if (intOf(*r, "failures") > 0) text += ", " + textOf(*r, "failures") + " failed";
+        if (!textOf(*r, "reason").empty()) text += " (" + textOf(*r, "reason") + ")";
+        line("Rollout:", text);
+    }
     const json::Value* b = spec.find("backoff");
     char factor[32];
     std::snprintf(factor, sizeof factor, "%g", b->find("factor")->asDouble());

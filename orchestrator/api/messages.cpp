@@ -198,6 +198,16 @@ HULL_WIRE(UndoRequest)
 
 namespace {
 
+/// A message's body as it travels, without its version: what scripts read.
+template <class T>
+json::Value plainJson(const T& m) {
+    json::Value v = encodeBody(m);
+    json::Value out = json::Value::object();
+    for (const auto& [k, x] : v.asObject())
+        if (k != wire::kVersionKey) out.set(k, x);
+    return out;
+}
+
 json::Value specJson(const Service& s) {
     auto v = json::Value::parse(serviceJson(s));
     return v ? *v : json::Value();
@@ -254,16 +264,6 @@ json::Value outputJson(const ServiceList& m) {
     return arr;
 }
 
-/// A message's body as it travels, without its version: what scripts read.
-template <class T>
-json::Value plainJson(const T& m) {
-    json::Value v = encodeBody(m);
-    json::Value out = json::Value::object();
-    for (const auto& [k, x] : v.asObject())
-        if (k != wire::kVersionKey) out.set(k, x);
-    return out;
-}
-
 json::Value outputJson(const RolloutStatus& m) { return plainJson(m); }
 
 json::Value outputJson(const RolloutHistory& m) {
@@ -311,6 +311,7 @@ json::Value outputJson(const DescribeReply& m) {
     json::Value evs = json::Value::array();
     for (const auto& e : m.events) evs.push(eventJson(e, false));  // all of one service: no "service"
     v.set("events", evs);
+    if (!m.rollout.state.empty()) v.set("rollout", plainJson(m.rollout));
     return v;
 }
 

@@ -334,26 +334,6 @@ struct PendingReplica {
     void fields(wire::Io& io) { io.fields("slot", slot, "reason", reason); }
 };
 
-/// GET /v1/services/NAME (`hull describe`).
-struct DescribeReply {
-    static constexpr const char* kName = "DescribeReply";
-    static constexpr int kVersion = 2;
-    std::string name;
-    int64_t generation = 0;
-    int64_t updated = 0;  // unix ms of the last apply that changed it
-    Service spec;
-    Replicas replicas;
-    std::vector<ContainerEntry> containers;
-    std::vector<PendingReplica> pending;  // none on a standalone agent
-    std::vector<Event> events;            // its last ones, oldest first
-    void fields(wire::Io& io) {
-        io.fields("name", name, "generation", generation, "updated", updated, "spec", spec, "replicas", replicas,
-                  "containers", containers, "pending", pending, "events", events);
-    }
-};
-
-// ---- the cluster (the master's API) ----
-
 /// GET /v1/services/NAME/rollout (`hull rollout status`, `hull apply --wait`),
 /// POST /v1/services/NAME/undo's answer.
 struct RolloutStatus {
@@ -375,6 +355,28 @@ struct RolloutStatus {
                   "updated", updated);
     }
 };
+
+/// GET /v1/services/NAME (`hull describe`).
+struct DescribeReply {
+    static constexpr const char* kName = "DescribeReply";
+    static constexpr int kVersion = 3;
+    std::string name;
+    int64_t generation = 0;
+    int64_t updated = 0;  // unix ms of the last apply that changed it
+    Service spec;
+    Replicas replicas;
+    std::vector<ContainerEntry> containers;
+    std::vector<PendingReplica> pending;  // none on a standalone agent
+    std::vector<Event> events;            // its last ones, oldest first
+    RolloutStatus rollout;  // a master's: its last rollout (state "": none, or a standalone agent's)
+    void fields(wire::Io& io) {
+        io.fields("name", name, "generation", generation, "updated", updated, "spec", spec, "replicas", replicas,
+                  "containers", containers, "pending", pending, "events", events);
+        if (io.version() >= 3) io.field("rollout", rollout);
+    }
+};
+
+// ---- the cluster (the master's API) ----
 
 /// One generation in GET /v1/services/NAME/history.
 struct RevisionEntry {

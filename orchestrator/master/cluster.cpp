@@ -410,6 +410,7 @@ Result<DescribeReply> Cluster::describe(const std::string& name) const {
     d.containers = containers(name).containers;
     d.replicas.desired = d.spec.replicas;
     d.replicas.ready = readySlots(&name)[name];
+    if (auto st = rolloutStatus(name)) d.rollout = *st;
     if (auto p = pending_.find(name); p != pending_.end())
         for (const auto& [slot, why] : p->second) d.pending.push_back({slot, why});
     std::vector<Event> mine;
