@@ -256,11 +256,12 @@ struct ServiceList {
 /// A container of a declared service, as the loop last saw it.
 struct ContainerEntry {
     static constexpr const char* kName = "ContainerEntry";
-    static constexpr int kVersion = 2;
+    static constexpr int kVersion = 3;
     std::string id, name, service;
     int slot = 0;
     std::string node;             // the node it runs on; "" on a standalone agent
     int64_t generation = 0;       // of the spec it was started from
+    int64_t incarnation = 0;      // of its slot, as the master asked (a fresh copy of the same generation); since 3
     int restarts = 0;             // of its slot, when it was started
     std::string status;           // the engine's, or "stopping" (on its way out, no longer counted)
     std::optional<int> exitCode;  // once it has ended and its monitor recorded the status
@@ -271,6 +272,7 @@ struct ContainerEntry {
         io.fields("id", id, "name", name, "service", service, "slot", slot, "node", node, "generation", generation,
                   "restarts", restarts, "status", status, "exitCode", exitCode, "ready", ready, "ip", ip, "started",
                   started);
+        if (io.version() >= 3) io.field("incarnation", incarnation);  // an older one's: 0
     }
     bool operator==(const ContainerEntry&) const = default;
 };
