@@ -261,6 +261,7 @@ struct ContainerEntry {
     int slot = 0;
     std::string node;             // the node it runs on; "" on a standalone agent
     int64_t generation = 0;       // of the spec it was started from
+    int64_t incarnation = 0;      // of its slot, as the master asked (a fresh copy of the same generation); since 3
     int restarts = 0;             // of its slot, when it was started
     std::string status;           // the engine's, or "stopping" (on its way out, no longer counted)
     std::optional<int> exitCode;  // once it has ended and its monitor recorded the status
@@ -272,7 +273,7 @@ struct ContainerEntry {
         io.fields("id", id, "name", name, "service", service, "slot", slot, "node", node, "generation", generation,
                   "restarts", restarts, "status", status, "exitCode", exitCode, "ready", ready, "ip", ip, "started",
                   started);
-        if (io.version() >= 3) io.field("incarnation", incarnation);
+        if (io.version() >= 3) io.field("incarnation", incarnation);  // an older one's: 0
     }
     bool operator==(const ContainerEntry&) const = default;
 };

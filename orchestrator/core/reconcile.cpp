@@ -43,20 +43,93 @@ bool wantsSlot(const DesiredService& d, int slot) {
     return std::find(d.slots->begin(), d.slots->end(), slot) != d.slots->end();
 }
 
-std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::vector<Observed>& observed,
+SlotWant DesiredService::want(int slot) const {
+    auto it = pins.find(slot);
+    return it == pins.end() ? SlotWant{generation, 0} : it->second;
+}
+
+const Service* DesiredService::specOf(int64_t g) const {
+    if (g == generation) return &spec;
+    auto it = versions.find(g);
+    return it == versions.end() ? nullptr : &it->second;
+}
+
+namespace {
+
+Action stop(const std::string& service, int slot, const std::string& id, std::string reason) {
+    Action a;
+    a.kind = Action::Kind::Stop;
+    a.service = service;
+    a.slot = slot;
+    a.container = id;
+    a.reason = std::move(reason);
+    return a;
+}
+
+Action start(const std::string& service, int slot, SlotWant w, int restarts, std::string reason, TimePoint notBefore) {
+    Action a;
+    a.service = service;
+    a.slot = slot;
+    a.generation = w.generation;
+    a.incarnation = w.incarnation;
+    a.restarts = restarts;
+    a.reason = std::move(reason);
+    a.notBefore = notBefore;
+    return a;
+}
+
+bool matches(const Observed& o, SlotWant w) { return o.generation == w.generation && o.incarnation == w.incarnation; }
+
+/// Why a container of a slot that wants W is replaced: another spec, or only another incarnation.
+std::string replaceReason(const Observed& o, SlotWant w) { return o.generation != w.generation ? "update" : "phoenix"; }
+
+/// A master's slot with its live containers ALIVE (oldest first; none failed
+/// or stopping): keep the newest one of the wanted (generation, incarnation),
+/// replace the others in the service's order.
+void replaceManaged(const DesiredService& d, int slot, SlotWant w, const std::vector<const Observed*>& alive,
+                    TimePoint now, std::vector<Action>& out) {
+    const std::string& name = d.spec.name;
+    const Observed* keeper = nullptr;
+    for (const auto* o : alive)
+        if (matches(*o, w)) keeper = o;  // the newest: ALIVE is oldest first
+    if (keeper) {
+        // Start-first: the others go once the wanted one is ready (they serve until then).
+        if (d.order == ReplaceOrder::StartFirst && !keeper->ready) return;
+        for (const auto* o : alive)
+            if (o != keeper) out.push_back(stop(name, slot, o->id, replaceReason(*o, w)));
+        return;
+    }
+    if (d.order == ReplaceOrder::StopFirst) {
+        // The new one starts once these have ended (see plan()).
+        for (const auto* o : alive) out.push_back(stop(name, slot, o->id, replaceReason(*o, w)));
+        return;
+    }
+    out.push_back(start(name, slot, w, 0, replaceReason(*alive.back(), w), now));
+}
+
+}  // namespace
+
+std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::vector<Observed>& observedAll,
                          TimePoint now, const std::set<std::string>& unreadable) {
     std::vector<Action> out;
     std::set<std::string> declared = unreadable;
     for (const auto& d : desired) declared.insert(d.spec.name);
 
+    // Containers being stopped count for nothing but the stop-first wait (below).
+    std::vector<Observed> observed;
+    std::vector<const Observed*> stopping;
+    for (const auto& o : observedAll)
+        if (o.stopping) stopping.push_back(&o);
+        else observed.push_back(o);
+
     // Containers of services no longer declared go.
     for (const auto& o : observed)
-        if (!declared.count(o.service) && live(o))
-            out.push_back({Action::Kind::Stop, o.service, o.slot, 0, 0, o.id, "deleted", TimePoint{0}});
+        if (!declared.count(o.service) && live(o)) out.push_back(stop(o.service, o.slot, o.id, "deleted"));
 
     for (const auto& d : desired) {
         const Service& s = d.spec;
         if (unreadable.count(s.name)) continue;
+        const bool managed = d.managed();
         const std::vector<int> wanted = wantedSlots(d);
         std::map<int, std::vector<const Observed*>> slots;
         for (const auto& o : observed)
@@ -68,19 +141,22 @@ std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::
         for (const auto& [slot, list] : slots)
             if (!wantsSlot(d, slot))
                 for (const auto* o : list)
-                    if (live(*o))
-                        out.push_back({Action::Kind::Stop, s.name, slot, 0, 0, o->id, d.slots ? "unassigned" : "scale down",
-                                       TimePoint{0}});
+                    if (live(*o)) out.push_back(stop(s.name, slot, o->id, d.slots ? "unassigned" : "scale down"));
 
-        // One replacement (update or phoenix) in flight per service at a time.
+        // A standalone service: one replacement (update or phoenix) in flight at a time.
         bool replacing = false;
-        for (int slot : wanted) {
-            int liveCount = 0;
-            for (const auto* o : slots[slot]) liveCount += live(*o) && !o->livenessFailed;
-            if (liveCount > 1) replacing = true;
-        }
+        if (!managed)
+            for (int slot : wanted) {
+                int liveCount = 0;
+                for (const auto* o : slots[slot]) liveCount += live(*o) && !o->livenessFailed;
+                if (liveCount > 1) replacing = true;
+            }
 
         for (int slot : wanted) {
+            const SlotWant w = managed ? d.want(slot) : SlotWant{d.generation, 0};
+            // A pin without its spec: the caller checks for that; left alone if it did not.
+            const Service* spec = d.specOf(w.generation);
+            if (!spec) continue;
             std::vector<const Observed*> alive;
             const Observed* lastEnded = nullptr;
             for (const auto* o : slots[slot]) {
@@ -89,28 +165,41 @@ std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::
                     continue;
                 }
                 if (o->livenessFailed) {
-                    out.push_back({Action::Kind::Stop, s.name, slot, 0, 0, o->id, o->startupFailed ? "startup" : "liveness",
-                                   TimePoint{0}});
+                    out.push_back(stop(s.name, slot, o->id, o->startupFailed ? "startup" : "liveness"));
                     continue;
                 }
                 alive.push_back(o);
             }
             if (alive.empty()) {
                 // Being stopped for liveness: the restart follows once it has ended.
-                bool stopping = std::any_of(slots[slot].begin(), slots[slot].end(),
-                                            [](const Observed* o) { return live(*o) && o->livenessFailed; });
-                if (stopping) continue;
+                bool failing = std::any_of(slots[slot].begin(), slots[slot].end(),
+                                           [](const Observed* o) { return live(*o) && o->livenessFailed; });
+                if (failing) continue;
+                // Stop-first: nothing new while an old one of the slot is still on its way out.
+                if (managed && d.order == ReplaceOrder::StopFirst &&
+                    std::any_of(stopping.begin(), stopping.end(), [&](const Observed* o) {
+                        return o->service == s.name && o->slot == slot && live(*o);
+                    }))
+                    continue;
                 if (!lastEnded) {
-                    out.push_back({Action::Kind::Start, s.name, slot, d.generation, 0, "", "replica", now});
+                    out.push_back(start(s.name, slot, w, 0, "replica", now));
                     continue;
                 }
-                if (!wantsRestart(s, *lastEnded)) continue;
+                // The master wants another container than the one that ended: a new one, now.
+                if (managed && !matches(*lastEnded, w)) {
+                    out.push_back(start(s.name, slot, w, 0, replaceReason(*lastEnded, w), now));
+                    continue;
+                }
+                if (!wantsRestart(*spec, *lastEnded)) continue;
                 // A container that stayed up for resetAfter starts the count again.
-                bool ranLong = lastEnded->finished - lastEnded->started >= s.backoff.resetAfter;
+                bool ranLong = lastEnded->finished - lastEnded->started >= spec->backoff.resetAfter;
                 int restarts = ranLong ? 1 : lastEnded->restarts + 1;
-                auto delay = backoffDelay(s.backoff.initial, s.backoff.factor, s.backoff.max, restarts - 1);
-                out.push_back({Action::Kind::Start, s.name, slot, d.generation, restarts, "", "restart",
-                               std::max(now, lastEnded->finished + delay)});
+                auto delay = backoffDelay(spec->backoff.initial, spec->backoff.factor, spec->backoff.max, restarts - 1);
+                out.push_back(start(s.name, slot, w, restarts, "restart", std::max(now, lastEnded->finished + delay)));
+                continue;
+            }
+            if (managed) {
+                replaceManaged(d, slot, w, alive, now, out);
                 continue;
             }
             if (alive.size() > 1) {
@@ -118,8 +207,8 @@ std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::
                 const Observed* newest = alive.back();
                 if (newest->ready)
                     for (size_t i = 0; i + 1 < alive.size(); ++i)
-                        out.push_back({Action::Kind::Stop, s.name, slot, 0, 0, alive[i]->id,
-                                       alive[i]->generation != d.generation ? "update" : "phoenix", TimePoint{0}});
+                        out.push_back(stop(s.name, slot, alive[i]->id,
+                                           alive[i]->generation != d.generation ? "update" : "phoenix"));
                 continue;
             }
             const Observed* c = alive.front();
@@ -127,7 +216,7 @@ std::vector<Action> plan(const std::vector<DesiredService>& desired, const std::
             bool old = s.maxAge && now - c->started >= *s.maxAge;
             if ((outdated || old) && !replacing) {
                 // The new one first; the old one goes when the new one is ready (above).
-                out.push_back({Action::Kind::Start, s.name, slot, d.generation, 0, "", outdated ? "update" : "phoenix", now});
+                out.push_back(start(s.name, slot, w, 0, outdated ? "update" : "phoenix", now));
                 replacing = true;
             }
         }

@@ -21,6 +21,7 @@
 
 #include "netns/portmap.hpp"
 #include "orchestrator/node/agent_impl.hpp"
+#include "orchestrator/node/assignment.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 #include "sys/log.hpp"
@@ -82,13 +83,13 @@ Result<void> AgentImpl::reconcileOnce() {
     std::map<std::string, DesiredService> specs;
     std::set<std::string> unreadable;
     for (const auto& row : TRY(store_.listServices())) {
-        auto s = serviceFromJson(row.spec);
-        if (!s) {
+        auto read = desiredFrom(row);
+        if (!read) {
             unreadable.insert(row.name);
-            noteUnreadable(row.name, s.error().message(), now);
+            noteUnreadable(row.name, read.error().message(), now);
             continue;
         }
-        DesiredService d{std::move(*s), row.generation, row.slots};
+        DesiredService d = std::move(*read);
         grace_[row.name] = graceSeconds(d.spec);
         specs[row.name] = d;
         desired.push_back(std::move(d));
@@ -107,14 +108,21 @@ Result<void> AgentImpl::reconcileOnce() {
     for (const auto& c : TRY(engine_.list(true))) {
         if (label(c, "hull.service").empty()) continue;
         present.insert(c.id);
-        // Being stopped in the background: its slot is free for a replacement now
-        // (or, after a failed probe, held by its record in failed_).
-        if (isStopping(c.id)) continue;
         Observed o;
         o.id = c.id;
         o.service = label(c, "hull.service");
         o.slot = int(labelInt(c, "hull.slot"));
         o.generation = labelInt(c, "hull.generation");
+        o.incarnation = labelInt(c, "hull.incarnation");  // none (an older hull's): 0
+        // Being stopped in the background: its slot is free for a replacement now
+        // (or, after a failed probe or a stop-first replacement, held by its
+        // record in failed_), except that a stop-first replacement waits for it.
+        if (isStopping(c.id)) {
+            o.stopping = true;
+            o.state = c.status == "exited" ? Observed::State::Exited : Observed::State::Running;
+            observed.push_back(o);
+            continue;
+        }
         o.restarts = int(labelInt(c, "hull.restarts"));
         o.started = std::chrono::milliseconds(labelInt(c, "hull.started"));
         auto& exit = exits_[c.id];
@@ -140,7 +148,8 @@ Result<void> AgentImpl::reconcileOnce() {
             o.ready = false;
         } else {
             o.state = Observed::State::Running;
-            if (auto it = specs.find(o.service); it != specs.end()) prober_.run(it->second.spec, c, now);
+            // Probed as its own generation declares (an unknown one: as the service's).
+            if (auto it = specs.find(o.service); it != specs.end()) prober_.run(specFor(it->second, o.generation), c, now);
             const ContainerProbes* p = prober_.probes(c.id);
             o.ready = c.status == "running" && (!p || p->ready());
             o.startupFailed = p && p->startupFailed();
@@ -167,16 +176,23 @@ Result<void> AgentImpl::reconcileOnce() {
     int starts = 0;
     for (const auto& a : plan(desired, observed, std::chrono::milliseconds(now), unreadable)) {
         if (a.kind == Action::Kind::Stop) {
-            if (a.reason == "liveness" || a.reason == "startup")
-                for (const auto& o : observed)
-                    if (o.id == a.container) {
-                        Observed ended = o;
-                        ended.state = Observed::State::Exited;
-                        ended.finished = std::chrono::milliseconds(now);
-                        failed_[o.id] = ended;
-                    }
-            // A deleted service's containers keep the grace period it declared.
+            auto d = specs.find(a.service);
+            // A stop-first replacement: the new container follows once this one has ended.
+            bool stopFirst = (a.reason == "update" || a.reason == "phoenix") && d != specs.end() &&
+                             d->second.managed() && d->second.order == ReplaceOrder::StopFirst;
+            const Observed* stopped = nullptr;
+            for (const auto& o : observed)
+                if (o.id == a.container && !o.stopping) stopped = &o;
+            if (stopped && (a.reason == "liveness" || a.reason == "startup" || stopFirst)) {
+                Observed ended = *stopped;
+                ended.state = Observed::State::Exited;
+                ended.finished = std::chrono::milliseconds(now);
+                failed_[stopped->id] = ended;
+            }
+            // A deleted service's containers keep the grace period it declared;
+            // the others, the one of their own generation.
             int grace = grace_.count(a.service) ? grace_[a.service] : 10;
+            if (d != specs.end() && stopped) grace = graceSeconds(specFor(d->second, stopped->generation));
             (void)store_.addEvent({0, now, a.reason == "phoenix" ? "phoenix" : "stop", a.service, a.container,
                                    "stopping (" + a.reason + ")"});
             stops[a.container] = grace;  // once out of its service's ports (below)
@@ -192,7 +208,8 @@ Result<void> AgentImpl::reconcileOnce() {
         // is tried again after the service's backoff, doubling per failure.
         auto slotKey = std::make_pair(a.service, a.slot);
         // A new generation (the spec was fixed) starts without waiting.
-        if (auto f = startFailures_.find(slotKey); f != startFailures_.end() && f->second.generation != a.generation)
+        if (auto f = startFailures_.find(slotKey);
+            f != startFailures_.end() && (f->second.generation != a.generation || f->second.incarnation != a.incarnation))
             startFailures_.erase(f);
         if (auto f = startFailures_.find(slotKey); f != startFailures_.end() && now < f->second.retryAt) {
             wakeBy(f->second.retryAt);
@@ -202,7 +219,8 @@ Result<void> AgentImpl::reconcileOnce() {
             wakeBy(now);
             continue;
         }
-        const Service& s = specs.at(a.service).spec;
+        // The spec of the generation the slot wants (the planner starts none it has no spec of).
+        const Service& s = specFor(specs.at(a.service), a.generation);
         // An image not made sure of yet is pulled in the background first: a
         // pull can take long, and the other services' supervision goes on.
         // (One removed since it was made sure of is pulled by the start itself.)
@@ -222,6 +240,7 @@ Result<void> AgentImpl::reconcileOnce() {
         if (!started) {
             auto& f = startFailures_[slotKey];
             f.generation = a.generation;
+            f.incarnation = a.incarnation;
             auto delay = backoffDelay(s.backoff.initial, s.backoff.factor, s.backoff.max, f.count++);
             f.retryAt = now + delay.count();
             wakeBy(f.retryAt);
@@ -230,7 +249,7 @@ Result<void> AgentImpl::reconcileOnce() {
         startFailures_.erase(slotKey);
         // The ended container it replaces has done its job (its restart count lives on in the new one's label).
         for (const auto& o : observed)
-            if (o.service == a.service && o.slot == a.slot && o.state == Observed::State::Exited) {
+            if (o.service == a.service && o.slot == a.slot && o.state == Observed::State::Exited && !o.stopping) {
                 if (failed_.erase(o.id)) continue;  // the background stop removes it
                 (void)engine_.remove(o.id, true);
                 forget(o.id);
@@ -331,37 +350,26 @@ void AgentImpl::assign(const json::Value& m) {
         return std::set<std::string>(keep.begin(), keep.end());
     }();
     if (const json::Value* list = m.find("services"); list && list->isArray())
-        for (const auto& a : list->asArray()) {
-            std::string name = json::stringOf(a, "name");
-            const json::Value* specJson = a.find("spec");
-            auto spec = specJson ? serviceFromJson(specJson->dump()) : Result<Service>(failInvalid("no spec"));
+        for (const auto& entry : list->asArray()) {
+            std::string name = json::stringOf(entry, "name");
             assigned.insert(name);
-            if (!spec || spec->name != name) {
-                log::errorf("node: assignment of %s unreadable: %s", name.c_str(),
-                            spec ? "another service's spec" : spec.error().message().c_str());
+            // An entry we cannot read leaves the service as the node has it (and the others are applied).
+            auto a = parseAssignment(entry);
+            if (!a) {
+                log::errorf("node: assignment of %s unreadable: %s; left as it is", name.c_str(),
+                            a.error().message().c_str());
+                if (!name.empty())
+                    (void)store_.addEvent({0, now, "error", name, "",
+                                           "assignment unreadable: " + a.error().message() + "; left as it is"});
                 continue;
             }
-            std::vector<int> slots;
-            if (const json::Value* s = a.find("slots"); s && s->isArray())
-                for (const auto& x : s->asArray()) {
-                    int64_t slot = -1;
-                    if (x.toInt64(slot) && slot >= 0 && slot < 1000000) slots.push_back(int(slot));
-                }
-            auto row = store_.getService(name);
-            auto g = Store::Generation::Bump;
-            if (row && *row)
-                if (auto old = serviceFromJson((*row)->spec); old && sameTemplate(*old, *spec)) g = Store::Generation::Keep;
-            auto gen = store_.putService(name, serviceJson(*spec), g, slots);
-            if (!gen) {
-                log::errorf("node: storing the assignment of %s: %s", name.c_str(), gen.error().message().c_str());
+            ServiceRow row = assignmentRow(*a);
+            auto changed = store_.putAssignment(row);
+            if (!changed) {
+                log::errorf("node: storing the assignment of %s: %s", name.c_str(), changed.error().message().c_str());
                 continue;
             }
-            if (!row || !*row || (*row)->generation != *gen || (*row)->slots != std::optional<std::vector<int>>(slots)) {
-                std::string list;
-                for (int s : slots) list += (list.empty() ? "" : ",") + std::to_string(s);
-                (void)store_.addEvent({0, now, "assign", name, "", "slots " + (list.empty() ? "none" : list) + ", generation " +
-                                                                        std::to_string(*gen)});
-            }
+            if (*changed) (void)store_.addEvent({0, now, "assign", name, "", assignmentSummary(row)});
         }
     auto unassign = [&](const std::string& name) {
         if (store_.deleteService(name).value_or(false))
@@ -452,7 +460,8 @@ void AgentImpl::syncPorts(const std::map<std::string, DesiredService>& specs, co
         auto& w = want[name];
         w.ports = s.ports;
         for (const auto& o : observed)
-            if (o.service == name && o.state == Observed::State::Running && !o.livenessFailed && wantsSlot(d, o.slot) &&
+            if (o.service == name && o.state == Observed::State::Running && !o.stopping && !o.livenessFailed &&
+                wantsSlot(d, o.slot) &&
                 !stopping.count(o.id) && (o.ready || notYetProbed(o)))
                 w.backends.push_back(o.id);
         std::sort(w.backends.begin(), w.backends.end());
@@ -562,6 +571,7 @@ bool AgentImpl::start(const Service& s, const Action& a, int64_t now) {
     r.labels = {{"hull.service", s.name},
                 {"hull.slot", std::to_string(a.slot)},
                 {"hull.generation", std::to_string(a.generation)},
+                {"hull.incarnation", std::to_string(a.incarnation)},
                 {"hull.restarts", std::to_string(a.restarts)},
                 {"hull.started", std::to_string(now)}};
     std::string id;

@@ -177,7 +177,9 @@ bool AgentImpl::readyOf(const runtime::ContainerInfo& c) {
     if (c.status != "running" || isStopping(c.id)) return false;
     if (const ContainerProbes* p = prober_.probes(c.id)) return p->ready();
     auto s = specs_.find(label(c, "hull.service"));
-    return s == specs_.end() || (!s->second.spec.readiness && !s->second.spec.startup);
+    if (s == specs_.end()) return true;
+    const Service& spec = specFor(s->second, labelInt(c, "hull.generation"));
+    return !spec.readiness && !spec.startup;
 }
 
 /// The containers of declared services (of SERVICE only, when given).
@@ -194,6 +196,7 @@ std::vector<ContainerEntry> AgentImpl::containers(const std::string& service) {
         e.service = svc;
         e.slot = int(labelInt(c, "hull.slot"));
         e.generation = labelInt(c, "hull.generation");
+        e.incarnation = labelInt(c, "hull.incarnation");
         e.restarts = int(labelInt(c, "hull.restarts"));
         // "stopping": on its way out in the background (grace period), no longer counted.
         e.status = c.status == "running" && isStopping(c.id) ? std::string("stopping") : c.status;

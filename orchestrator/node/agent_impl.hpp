@@ -53,6 +53,12 @@ private:
     /// until it can be read again or the error changes.
     void noteUnreadable(const std::string& name, const std::string& error, int64_t now);
     bool notYetProbed(const Observed& o) const;
+    /// The spec of D's GENERATION; D's own for a generation it has none of (a
+    /// container on its way out), so it is probed and stopped as before.
+    static const Service& specFor(const DesiredService& d, int64_t generation) {
+        const Service* s = d.specOf(generation);
+        return s ? *s : d.spec;
+    }
     std::set<std::string> readPortsRecord() const;
     void writePortsRecord(const std::set<std::string>& ports) const;
     void syncPorts(const std::map<std::string, DesiredService>& specs, const std::set<std::string>& unreadable,
@@ -107,7 +113,8 @@ private:
     std::map<std::string, ExitTrack> exits_;          // by container id
     std::map<std::string, DesiredService> specs_;     // as of the last round (readiness of containers not probed yet)
     std::map<std::string, std::string> unreadable_;   // services whose stored spec cannot be read: the error said
-    std::map<std::string, Observed> failed_;          // stopped for a failed probe, until their slot restarts
+    // Stopped for a failed probe or a stop-first replacement (as ended), until their slot starts again.
+    std::map<std::string, Observed> failed_;
     struct Published {
         std::vector<std::string> ports, backends;  // the spec's ports; container ids
         std::string error;                         // of the last try, if it failed
@@ -121,6 +128,7 @@ private:
         int count = 0;           // consecutive failed starts of the slot
         int64_t retryAt = 0;     // unix ms: not before
         int64_t generation = 0;  // of the spec that failed
+        int64_t incarnation = 0;
     };
     std::map<std::pair<std::string, int>, StartFailures> startFailures_;  // by (service, slot)
     int64_t startedMs_ = 0;             // this agent's start (exits before it happened while none ran)

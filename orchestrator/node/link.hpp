@@ -39,7 +39,8 @@ using api::NodeCredentials;
 class MasterLink {
 public:
     struct Hooks {
-        /// The master's "assignments" message: {full, services: [{name, generation, spec, slots}],
+        /// The master's "assignments" message: {full, services: [{name, generation, spec, slots, pins,
+        /// versions, order}] (node/assignment.hpp),
         /// keep: [names], removed: [names]}: the whole set when full (a new session), else the
         /// services whose part changed and those no longer assigned.
         std::function<void(const json::Value&)> assign;

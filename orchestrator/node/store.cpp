@@ -18,7 +18,7 @@ namespace hull::orchestrator {
 namespace {
 
 // Bump when the schema changes, and add a migration step in migrate().
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // Created in one transaction when user_version is 0. No foreign key from
 // containers to services: containers outlive a deleted service until the agent
@@ -60,6 +60,87 @@ constexpr const char* kMigrateV2 = R"sql(
 ALTER TABLE services ADD COLUMN slots TEXT;
 PRAGMA user_version = 2;
 )sql";
+
+// Version 3: a master's per-slot generations and incarnations (JSON
+// [{"slot", "generation", "incarnation"}]), the specs of the generations they
+// name (JSON [{"generation", "spec": "<serviceJson text>"}]) and the order of
+// replacements; NULL: none (a standalone service, or none pinned).
+constexpr const char* kMigrateV3 = R"sql(
+ALTER TABLE services ADD COLUMN pins TEXT;
+ALTER TABLE services ADD COLUMN versions TEXT;
+ALTER TABLE services ADD COLUMN replace_order TEXT;
+PRAGMA user_version = 3;
+)sql";
+
+std::optional<std::string> pinsText(const std::vector<SlotPin>& pins) {
+    if (pins.empty()) return std::nullopt;
+    json::Value v = json::Value::array();
+    for (const auto& p : pins) {
+        json::Value o = json::Value::object();
+        o.set("slot", p.slot);
+        o.set("generation", p.generation);
+        o.set("incarnation", p.incarnation);
+        v.push(std::move(o));
+    }
+    return v.dump();
+}
+
+std::optional<std::string> versionsText(const std::map<int64_t, std::string>& versions) {
+    if (versions.empty()) return std::nullopt;
+    json::Value v = json::Value::array();
+    for (const auto& [g, spec] : versions) {
+        json::Value o = json::Value::object();
+        o.set("generation", g);
+        o.set("spec", spec);
+        v.push(std::move(o));
+    }
+    return v.dump();
+}
+
+std::optional<std::string> orderText(const std::string& order) {
+    return order.empty() ? std::nullopt : std::optional(order);
+}
+
+/// PINS and VERSIONS columns into ROW; what cannot be read (another tool
+/// wrote it) is said in row.damaged, and nothing of it is kept.
+void readPinsAndVersions(ServiceRow& row, const std::optional<std::string>& pins, const std::optional<std::string>& versions) {
+    auto integer = [](const json::Value& o, const char* key, int64_t& out) {
+        const json::Value* v = o.find(key);
+        return v && v->toInt64(out);
+    };
+    if (pins) {
+        auto v = json::Value::parse(*pins);
+        bool good = v && v->isArray();
+        for (size_t i = 0; good && i < v->asArray().size(); ++i) {
+            const auto& o = v->asArray()[i];
+            int64_t slot = 0;
+            SlotPin p;
+            good = integer(o, "slot", slot) && slot >= 0 && slot <= INT32_MAX && integer(o, "generation", p.generation) &&
+                   integer(o, "incarnation", p.incarnation);
+            p.slot = int(slot);
+            if (good) row.pins.push_back(p);
+        }
+        if (!good) {
+            row.pins.clear();
+            row.damaged = "stored pins unreadable: " + *pins;
+        }
+    }
+    if (versions) {
+        auto v = json::Value::parse(*versions);
+        bool good = v && v->isArray();
+        for (size_t i = 0; good && i < v->asArray().size(); ++i) {
+            const auto& o = v->asArray()[i];
+            int64_t g = 0;
+            const json::Value* spec = o.find("spec");
+            good = integer(o, "generation", g) && spec && spec->isString();
+            if (good) row.versions[g] = spec->asString();
+        }
+        if (!good) {
+            row.versions.clear();
+            row.damaged += (row.damaged.empty() ? "" : "; ") + std::string("stored versions unreadable");
+        }
+    }
+}
 
 std::optional<std::string> slotsText(const std::optional<std::vector<int>>& slots) {
     if (!slots) return std::nullopt;
@@ -276,6 +357,7 @@ struct Store::Impl {
             // Each step in turn: a new file goes through them all.
             if (version < 1) TRY(exec(kSchemaV1, what));
             if (version < 2) TRY(exec(kMigrateV2, what));
+            if (version < 3) TRY(exec(kMigrateV3, what));
             return {};
         });
         stmts.clear();
@@ -342,23 +424,61 @@ Result<int64_t> Store::putService(const std::string& name, const std::string& sp
     });
 }
 
-namespace {
-ServiceRow serviceFrom(const Query& q) {
-    return ServiceRow{q.text(0), q.text(1), q.i64(2), q.i64(3), slotsFrom(q.optText(4))};
+Result<bool> Store::putAssignment(const ServiceRow& r) {
+    const std::string what = "put assignment " + r.name;
+    std::vector<SlotPin> pins = r.pins;
+    std::sort(pins.begin(), pins.end(), [](const SlotPin& a, const SlotPin& b) { return a.slot < b.slot; });
+    const auto slotsCol = slotsText(r.slots);
+    const auto pinsCol = pinsText(pins);
+    const auto versionsCol = versionsText(r.versions);
+    const auto orderCol = orderText(r.order);
+    return impl_->atomically(what, [&]() -> Result<bool> {
+        {
+            auto q = TRY(impl_->query("SELECT spec, generation, slots, pins, versions, replace_order FROM services "
+                                      "WHERE name = ?1",
+                                      what));
+            TRY(q.bind(r.name));
+            if (TRY(q.step()) && q.text(0) == r.spec && q.i64(1) == r.generation && q.optText(2) == slotsCol &&
+                q.optText(3) == pinsCol && q.optText(4) == versionsCol && q.optText(5) == orderCol)
+                return false;
+        }
+        auto q = TRY(impl_->query("INSERT INTO services(name, spec, generation, updated_ms, slots, pins, versions, "
+                                  "replace_order) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
+                                  "ON CONFLICT(name) DO UPDATE SET spec = excluded.spec, "
+                                  "generation = excluded.generation, updated_ms = excluded.updated_ms, "
+                                  "slots = excluded.slots, pins = excluded.pins, versions = excluded.versions, "
+                                  "replace_order = excluded.replace_order",
+                                  what));
+        TRY(q.bind(r.name, r.spec, r.generation, nowMs(), slotsCol, pinsCol, versionsCol, orderCol));
+        TRY(q.run());
+        return true;
+    });
 }
+
+namespace {
+constexpr const char* kServiceColumns = "name, spec, generation, updated_ms, slots, pins, versions, replace_order";
+
+ServiceRow serviceFrom(const Query& q) {
+    ServiceRow r{q.text(0), q.text(1), q.i64(2), q.i64(3), slotsFrom(q.optText(4))};
+    readPinsAndVersions(r, q.optText(5), q.optText(6));
+    r.order = q.optText(7).value_or("");
+    return r;
+}
+
+// Static strings: the statement cache is keyed by their addresses.
+const std::string kSelectService = std::string("SELECT ") + kServiceColumns + " FROM services WHERE name = ?1";
+const std::string kListServices = std::string("SELECT ") + kServiceColumns + " FROM services ORDER BY name";
 }  // namespace
 
 Result<std::optional<ServiceRow>> Store::getService(const std::string& name) {
-    auto q = TRY(impl_->query("SELECT name, spec, generation, updated_ms, slots FROM services WHERE name = ?1",
-                              "get service " + name));
+    auto q = TRY(impl_->query(kSelectService.c_str(), "get service " + name));
     TRY(q.bind(name));
     if (!TRY(q.step())) return std::optional<ServiceRow>();
     return serviceFrom(q);
 }
 
 Result<std::vector<ServiceRow>> Store::listServices() {
-    auto q = TRY(impl_->query("SELECT name, spec, generation, updated_ms, slots FROM services ORDER BY name",
-                              "list services"));
+    auto q = TRY(impl_->query(kListServices.c_str(), "list services"));
     std::vector<ServiceRow> out;
     while (TRY(q.step())) out.push_back(serviceFrom(q));
     return out;

@@ -4,6 +4,7 @@
 // (WAL mode, synchronous=NORMAL, busy timeout) under STATE/node.db. Every
 // change is one transaction, so a crash mid-write leaves the previous state.
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,12 +13,31 @@
 
 namespace hull::orchestrator {
 
+/// A master's slot that wants another (generation, incarnation) than its
+/// service's (generation, 0).
+struct SlotPin {
+    int slot = 0;
+    int64_t generation = 0;
+    int64_t incarnation = 0;
+    bool operator==(const SlotPin&) const = default;
+};
+
 struct ServiceRow {
     std::string name;
     std::string spec;        // serviceJson() of the Service
-    int64_t generation = 0;  // what containers are compared against: bumped when the spec changes (see putService)
+    // What containers are compared against: standalone, bumped when the spec
+    // changes (see putService); a master's, the master's own (putAssignment).
+    int64_t generation = 0;
     int64_t updatedMs = 0;   // unix time in ms
     std::optional<std::vector<int>> slots;  // the slots this node runs (a master's assignment); none: 0..replicas-1
+    // A master's assignment only (since schema 3):
+    std::vector<SlotPin> pins;                // ascending by slot
+    std::map<int64_t, std::string> versions;  // the specs (serviceJson) of the other generations pins name
+    std::string order;                        // "start-first", "stop-first"; "": start-first
+    /// Why pins or versions could not be read ("": they could): another tool
+    /// wrote them. The agent leaves such a service as it is.
+    std::string damaged;
+    bool operator==(const ServiceRow&) const = default;
 };
 
 struct ContainerRow {
@@ -43,7 +63,8 @@ struct EventRow {
 class Store {
 public:
     /// Open or create PATH. Creates the schema, or brings an older one up to
-    /// date (versioned with PRAGMA user_version; 2 added services.slots).
+    /// date (versioned with PRAGMA user_version; 2 added services.slots, 3 a
+    /// master's pins, versions and order).
     [[nodiscard]] static Result<Store> open(const std::string& path);
     Store(Store&&) noexcept;
     Store& operator=(Store&&) noexcept;
@@ -59,6 +80,11 @@ public:
     [[nodiscard]] Result<int64_t> putService(const std::string& name, const std::string& spec,
                                              Generation g = Generation::Bump,
                                              const std::optional<std::vector<int>>& slots = std::nullopt);
+    /// A master's assignment, stored as it is (name, spec, the master's
+    /// generation, slots, pins, versions, order; updatedMs is the store's):
+    /// no generation of our own. False when it equals what is stored (then
+    /// nothing is written, not even updatedMs).
+    [[nodiscard]] Result<bool> putAssignment(const ServiceRow& row);
     [[nodiscard]] Result<std::optional<ServiceRow>> getService(const std::string& name);
     [[nodiscard]] Result<std::vector<ServiceRow>> listServices();
     [[nodiscard]] Result<bool> deleteService(const std::string& name);

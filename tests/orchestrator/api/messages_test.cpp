@@ -44,6 +44,7 @@ ContainerEntry container(bool ended) {
     c.slot = 2;
     c.node = ended ? "" : "n2";
     c.generation = 7;
+    c.incarnation = ended ? 0 : 2;
     c.restarts = 4;
     c.status = ended ? "exited" : "running";
     if (ended) c.exitCode = 137;
@@ -116,7 +117,7 @@ std::string replaced(std::string text, const std::string& from, const std::strin
 
 bool sameContainer(const ContainerEntry& a, const ContainerEntry& b) {
     return a.id == b.id && a.name == b.name && a.service == b.service && a.slot == b.slot && a.node == b.node &&
-           a.generation == b.generation && a.restarts == b.restarts && a.status == b.status &&
+           a.generation == b.generation && a.incarnation == b.incarnation && a.restarts == b.restarts && a.status == b.status &&
            a.exitCode == b.exitCode && a.ready == b.ready && a.ip == b.ip && a.started == b.started;
 }
 
@@ -300,7 +301,7 @@ TEST_CASE("messages: the wire is one JSON object under the message's name, each 
     CHECK(service.find("spec")->dump() == serviceJson(fullService()));
     auto cs = json::Value::parse(encode(ContainerList{{container(false), container(true)}}));
     REQUIRE(cs);
-    for (const auto& c : cs->find("ContainerList")->find("containers")->asArray()) CHECK(intOf(c, "schemaVersion") == 2);
+    for (const auto& c : cs->find("ContainerList")->find("containers")->asArray()) CHECK(intOf(c, "schemaVersion") == 3);
     CHECK(cs->find("ContainerList")->find("containers")->asArray()[0].find("exitCode")->isNull());
     CHECK(intOf(cs->find("ContainerList")->find("containers")->asArray()[1], "exitCode") == 137);
     auto n = json::Value::parse(encode(NodeReply{node("n1")}));
@@ -358,6 +359,33 @@ TEST_CASE("messages: a field added in a later version is read only from the vers
     REQUIRE(missing);
     Grown m;
     CHECK(wire::Io::readBody(*missing, m) == "zone: missing");
+}
+
+TEST_CASE("messages: a ContainerEntry carries its slot's incarnation since version 3; an older one's is 0",
+          "[messages]") {
+    ContainerEntry c = container(false);
+    json::Value written = wire::Io::write(c);
+    int64_t version = 0;
+    CHECK((written.find("schemaVersion")->toInt64(version) && version == 3));
+    REQUIRE(written.find("incarnation"));
+    ContainerEntry back;
+    CHECK(wire::Io::readBody(written, back) == "");
+    CHECK(back.incarnation == 2);
+    CHECK(back == c);
+    // From an older hull (version 2, no incarnation): 0.
+    auto old = json::Value::parse(R"({"schemaVersion": 2, "id": "a", "name": "web-0-1", "service": "web", "slot": 0,
+        "node": "", "generation": 3, "restarts": 0, "status": "running", "exitCode": null, "ready": true, "ip": "",
+        "started": 5})");
+    REQUIRE(old);
+    ContainerEntry fromOld;
+    CHECK(wire::Io::readBody(*old, fromOld) == "");
+    CHECK(fromOld.generation == 3);
+    CHECK(fromOld.incarnation == 0);
+    // Version 3 must have it.
+    auto missing = json::Value::parse(replaced(old->dump(), "\"schemaVersion\":2", "\"schemaVersion\":3"));
+    REQUIRE(missing);
+    ContainerEntry m;
+    CHECK(wire::Io::readBody(*missing, m) == "incarnation: missing");
 }
 
 TEST_CASE("messages: garbage, another message, a wrong type or another version is an error naming the problem",
@@ -421,9 +449,9 @@ TEST_CASE("messages: garbage, another message, a wrong type or another version i
     e = errorOf<ApplyRequest>(R"({"ApplyRequest": {"schemaVersion": 18446744073709551615, "source": "a"}})");
     CHECK(e == "bad ApplyRequest message: ApplyRequest version 18446744073709551615 is newer than this hull reads "
                "(up to 2); upgrade hull");
-    e = errorOf<ContainerList>(replaced(two, "\"schemaVersion\":2,\"id\"", "\"schemaVersion\":9,\"id\""));
+    e = errorOf<ContainerList>(replaced(two, "\"schemaVersion\":3,\"id\"", "\"schemaVersion\":9,\"id\""));
     CHECK(e == "bad ContainerList message: containers[0]: ContainerEntry version 9 is newer than this hull reads (up "
-               "to 2); upgrade hull");
+               "to 3); upgrade hull");
     e = errorOf<DescribeReply>(replaced(encode(describeReply()), "\"replicas\":{\"schemaVersion\":2",
                                         "\"replicas\":{\"schemaVersion\":3"));
     CHECK(e == "bad DescribeReply message: replicas: Replicas version 3 is newer than this hull reads (up to 2); "

@@ -44,6 +44,17 @@ TEST_CASE("status reports: all at first, then what changed and what is gone, not
     std::sort(gone->gone.begin(), gone->gone.end());
     CHECK(gone->gone == std::vector<std::string>{"a", "b"});
 
+    // A new copy of the slot (another incarnation) is a change, as is another generation.
+    auto fresh = entry("c", false, 1);
+    fresh.incarnation = 1;
+    auto inc = r.next({fresh});
+    REQUIRE(inc);
+    REQUIRE(inc->containers.size() == 1);
+    CHECK(inc->containers[0].incarnation == 1);
+    fresh.generation = 4;
+    REQUIRE(r.next({fresh}));
+    CHECK_FALSE(r.next({fresh}));
+
     // A new session: everything again, even what did not change.
     r.reset();
     auto again = r.next({entry("c", false, 1)});

@@ -236,3 +236,185 @@ TEST_CASE("reconcile: the containers of a service whose spec cannot be read are 
     // Without the name, they would go.
     CHECK(plan({other}, obs, milliseconds(1000)).size() == 3);
 }
+
+// ---- a master's services: per-slot generations and incarnations, paced by the master ----
+
+namespace {
+
+/// A master's "web": generation 7 (restart always), generation 6 known too (restart on-failure, other backoff).
+DesiredService managed(std::vector<int> slots) {
+    DesiredService d = svc(10, 7);
+    d.slots = std::move(slots);
+    Service six = d.spec;
+    six.image = "hull.local/busybox:6";
+    six.restart = Service::Restart::OnFailure;
+    six.backoff = Backoff{milliseconds(500), milliseconds(1000), milliseconds(30000), 3.0};
+    d.versions[6] = six;
+    return d;
+}
+
+Observed at(Observed o, int64_t generation, int64_t incarnation = 0) {
+    o.generation = generation;
+    o.incarnation = incarnation;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("reconcile: a master's slots start the generation and incarnation each wants", "[reconcile]") {
+    auto d = managed({0, 3, 4});
+    d.pins[3] = {6, 0};
+    d.pins[4] = {7, 2};
+    d.pins[8] = {6, 0};  // not a slot of this node: nothing
+    CHECK(d.want(0) == SlotWant{7, 0});
+    CHECK(d.want(3) == SlotWant{6, 0});
+    CHECK(d.specOf(6)->image == "hull.local/busybox:6");
+    CHECK(d.specOf(7) == &d.spec);
+    CHECK(d.specOf(5) == nullptr);
+    auto a = plan({d}, {}, milliseconds(1000));
+    REQUIRE(a.size() == 3);
+    CHECK((a[0].slot == 0 && a[0].generation == 7 && a[0].incarnation == 0 && a[0].reason == "replica"));
+    CHECK((a[1].slot == 3 && a[1].generation == 6 && a[1].incarnation == 0));
+    CHECK((a[2].slot == 4 && a[2].generation == 7 && a[2].incarnation == 2));
+    // Running as wanted: nothing to do, mixed generations and all.
+    std::vector<Observed> obs = {at(running("a", 0, 0), 7), at(running("b", 3, 0), 6), at(running("c", 4, 0), 7, 2)};
+    CHECK(plan({d}, obs, milliseconds(2000)).empty());
+}
+
+TEST_CASE("reconcile: a rollback to an older generation keeps the containers of that generation", "[reconcile]") {
+    // The master rolls back to 6: generation 6 is the entry's own now, 7 is gone.
+    DesiredService d = managed({0, 1});
+    d.spec = d.versions[6];
+    d.generation = 6;
+    d.versions.clear();
+    std::vector<Observed> obs = {at(running("a", 0, 0), 6), at(running("b", 1, 0), 7)};
+    auto a = plan({d}, obs, milliseconds(1000));
+    REQUIRE(a.size() == 1);
+    CHECK((a[0].kind == Action::Kind::Start && a[0].slot == 1 && a[0].generation == 6 && a[0].reason == "update"));
+    // Mid-replacement, the master goes back: the ready old one stays, the new one goes.
+    DesiredService back = managed({0});
+    back.pins[0] = {6, 0};
+    std::vector<Observed> mid = {at(running("old", 0, 0), 6), at(running("new", 0, 500, false), 7)};
+    auto b = plan({back}, mid, milliseconds(1000));
+    REQUIRE(b.size() == 1);
+    CHECK((b[0].kind == Action::Kind::Stop && b[0].container == "new" && b[0].reason == "update"));
+}
+
+TEST_CASE("reconcile: an incarnation bump replaces the slot's container start-first", "[reconcile]") {
+    auto d = managed({4});
+    d.pins[4] = {7, 1};
+    std::vector<Observed> obs = {at(running("a", 4, 0), 7, 0)};
+    auto a = plan({d}, obs, milliseconds(1000));
+    REQUIRE(a.size() == 1);
+    CHECK((a[0].kind == Action::Kind::Start && a[0].generation == 7 && a[0].incarnation == 1));
+    CHECK(a[0].reason == "phoenix");
+    CHECK(a[0].restarts == 0);
+    // The new one starting, not ready: the old one stays, nothing else starts.
+    obs.push_back(at(running("a2", 4, 1000, false), 7, 1));
+    CHECK(plan({d}, obs, milliseconds(1100)).empty());
+    // Ready: the old one goes.
+    obs.back().ready = true;
+    auto b = plan({d}, obs, milliseconds(1200));
+    REQUIRE(b.size() == 1);
+    CHECK((b[0].kind == Action::Kind::Stop && b[0].container == "a" && b[0].reason == "phoenix"));
+    // Being stopped: nothing more.
+    obs[0].stopping = true;
+    CHECK(plan({d}, obs, milliseconds(1300)).empty());
+}
+
+TEST_CASE("reconcile: stop-first order stops the old container, then starts the new one once it has ended",
+          "[reconcile]") {
+    auto d = managed({2});
+    d.order = ReplaceOrder::StopFirst;
+    std::vector<Observed> obs = {at(running("a", 2, 0), 6)};
+    auto a = plan({d}, obs, milliseconds(1000));
+    REQUIRE(a.size() == 1);
+    CHECK((a[0].kind == Action::Kind::Stop && a[0].container == "a" && a[0].reason == "update"));
+    // On its way out (the agent keeps an ended record of it, as for a failed probe): nothing starts yet.
+    obs[0].stopping = true;
+    Observed record = at(exited("a", 2, 0, 1000, 143), 6);
+    obs.push_back(record);
+    CHECK(plan({d}, obs, milliseconds(1500)).empty());
+    // Ended: the new one starts at once (no backoff, no restart policy: it is not a restart).
+    obs[0].state = Observed::State::Exited;
+    auto b = plan({d}, obs, milliseconds(2000));
+    REQUIRE(b.size() == 1);
+    CHECK((b[0].kind == Action::Kind::Start && b[0].generation == 7 && b[0].reason == "update"));
+    CHECK(b[0].notBefore == milliseconds(2000));
+    CHECK(b[0].restarts == 0);
+    // Gone altogether: the same.
+    obs.erase(obs.begin());
+    CHECK(plan({d}, obs, milliseconds(2000)) == b);
+    // Start-first, a container being stopped holds nothing up.
+    d.order = ReplaceOrder::StartFirst;
+    auto c = plan({d}, {at(running("x", 2, 0), 7, 0)}, milliseconds(2000));
+    CHECK(c.empty());
+    Observed leaving = at(running("x", 2, 0), 7);
+    leaving.stopping = true;
+    auto e = plan({d}, {leaving}, milliseconds(2000));
+    REQUIRE(e.size() == 1);
+    CHECK((e[0].kind == Action::Kind::Start && e[0].reason == "replica"));
+}
+
+TEST_CASE("reconcile: a master's mismatching slots are all replaced at once", "[reconcile]") {
+    auto d = managed({0, 1, 2});
+    std::vector<Observed> obs = {at(running("a", 0, 0), 6), at(running("b", 1, 0), 6), at(running("c", 2, 0), 7)};
+    auto a = plan({d}, obs, milliseconds(1000));
+    REQUIRE(a.size() == 2);
+    CHECK((a[0].kind == Action::Kind::Start && a[0].slot == 0 && a[0].generation == 7 && a[0].reason == "update"));
+    CHECK((a[1].kind == Action::Kind::Start && a[1].slot == 1 && a[1].generation == 7));
+    // Stop-first: both stop at once.
+    d.order = ReplaceOrder::StopFirst;
+    auto b = plan({d}, obs, milliseconds(1000));
+    REQUIRE(b.size() == 2);
+    CHECK((b[0].kind == Action::Kind::Stop && b[0].container == "a"));
+    CHECK((b[1].kind == Action::Kind::Stop && b[1].container == "b"));
+}
+
+TEST_CASE("reconcile: a standalone service still replaces one slot at a time and keeps its own maxAge; a master's "
+          "ignores maxAge",
+          "[reconcile]") {
+    auto d = svc(2, 2);
+    d.spec.maxAge = milliseconds(5000);
+    std::vector<Observed> obs = {running("a", 0, 0), running("b", 1, 0)};
+    auto a = plan({d}, obs, milliseconds(1000));
+    REQUIRE(a.size() == 1);
+    CHECK((a[0].slot == 0 && a[0].reason == "update" && a[0].incarnation == 0));
+    auto old = svc(2, 1);
+    old.spec.maxAge = milliseconds(5000);
+    auto b = plan({old}, obs, milliseconds(6000));
+    REQUIRE(b.size() == 1);
+    CHECK(b[0].reason == "phoenix");
+    // A master's service: maxAge is the master's business (it bumps incarnations).
+    auto m = managed({0, 1});
+    m.spec.maxAge = milliseconds(5000);
+    CHECK(plan({m}, {at(running("a", 0, 0), 7), at(running("b", 1, 0), 7)}, milliseconds(60000)).empty());
+    // The incarnation is not the standalone's business either: it compares generations only.
+    CHECK(plan({svc(1, 1)}, {at(running("a", 0, 0), 1, 3)}, milliseconds(1000)).empty());
+}
+
+TEST_CASE("reconcile: a pinned slot restarts its pinned generation, with that generation's policy and backoff",
+          "[reconcile]") {
+    auto d = managed({3});
+    d.pins[3] = {6, 2};
+    // Generation 6 is on-failure: a clean exit stays ended (7, always, would restart).
+    CHECK(plan({d}, {at(exited("a", 3, 0, 1000, 0), 6, 2)}, milliseconds(1000)).empty());
+    auto a = plan({d}, {at(exited("a", 3, 0, 1000, 1, 1), 6, 2)}, milliseconds(1000));
+    REQUIRE(a.size() == 1);
+    CHECK((a[0].kind == Action::Kind::Start && a[0].reason == "restart"));
+    CHECK((a[0].generation == 6 && a[0].incarnation == 2 && a[0].restarts == 2));
+    CHECK(a[0].notBefore == milliseconds(1000 + 1000));  // 500 ms x 3, capped at 1000 (generation 6's backoff)
+    // An ended container of another incarnation: the wanted one starts at once, as a new container.
+    auto b = plan({d}, {at(exited("a", 3, 0, 1000, 0, 4), 6, 1)}, milliseconds(1000));
+    REQUIRE(b.size() == 1);
+    CHECK((b[0].reason == "phoenix" && b[0].restarts == 0 && b[0].notBefore == milliseconds(1000)));
+    // A liveness failure of a pinned slot: stopped, and restarted as generation 6.
+    auto failing = at(running("a", 3, 0), 6, 2);
+    failing.livenessFailed = true;
+    auto c = plan({d}, {failing}, milliseconds(1000));
+    REQUIRE(c.size() == 1);
+    CHECK((c[0].kind == Action::Kind::Stop && c[0].reason == "liveness"));
+    // A pin whose spec is missing: the slot is left as it is.
+    d.pins[3] = {5, 0};
+    CHECK(plan({d}, {at(running("a", 3, 0), 6, 2)}, milliseconds(1000)).empty());
+}

@@ -1484,3 +1484,90 @@ TEST_CASE("node: a pull that hangs, at apply or at a start, holds up neither sup
     pollfd p{applying, POLLIN, 0};
     CHECK(::poll(&p, 1, 0) == 0);  // no answer yet: the pull goes on
 }
+
+TEST_CASE("node: a master's assignment runs each slot at its pinned generation and incarnation, through a bump and a "
+          "kill -9",
+          "[root][net][node]") {
+    if (!isRoot()) return;
+    std::string image = busyboxImage();
+    TestNetns host("pins", "hp-");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", image}).status == 0);
+    // What a master's assignment leaves in the store (as an agent cut off from
+    // its master, restarted, finds it): web at 7 on slots 0 and 1, slot 1 pinned to 6.
+    auto spec = [](const std::string& mark) {
+        auto s = orchestrator::parseService("name: web\nimage: hull.local/busybox\ncommand: [sleep, '1000']\n"
+                                            "env: [MARK=" + mark + "]\nstopGracePeriod: 1s\n"
+                                            "backoff: {initial: 100ms, factor: 2, max: 200ms, resetAfter: 60s}\n",
+                                            "web.yaml");
+        REQUIRE(s);
+        return orchestrator::serviceJson(*s);
+    };
+    orchestrator::ServiceRow row;
+    row.name = "web";
+    row.spec = spec("seven");
+    row.generation = 7;
+    row.slots = std::vector<int>{0, 1};
+    row.pins = {{1, 6, 0}};
+    row.versions = {{6, spec("six")}};
+    auto put = [&](const orchestrator::ServiceRow& r) {
+        auto store = orchestrator::Store::open(node.state / "node.db");
+        REQUIRE(store);
+        REQUIRE(store->putAssignment(r).value_or(false));
+    };
+    put(row);
+    node.start();
+    auto list = [&] {
+        auto r = orchestrator::api::unixRequest(node.state / "node.sock", "GET", "/v1/containers", "");
+        std::map<int, orchestrator::ContainerEntry> running;  // by slot
+        if (!r || r->first != 200) return running;
+        auto l = orchestrator::decode<orchestrator::ContainerList>(r->second);
+        if (l)
+            for (const auto& c : l->containers)
+                if (c.status == "running") running[c.slot] = c;
+        return running;
+    };
+    auto mark = [&](const std::string& id) { return sys::trim(node.hull({"exec", id, "sh", "-c", "echo $MARK"}).out); };
+    std::map<int, orchestrator::ContainerEntry> cs;
+    bool up = eventually([&] { return (cs = list()).size() == 2; });
+    INFO(node.hull({"events"}).out);
+    REQUIRE(up);
+    CHECK((cs[0].generation == 7 && cs[0].incarnation == 0));
+    CHECK((cs[1].generation == 6 && cs[1].incarnation == 0));
+    CHECK(mark(cs[0].id) == "seven");
+    CHECK(mark(cs[1].id) == "six");
+    const std::string zero = cs[0].id, first = cs[1].id;
+
+    // The master bumps slot 1's incarnation: a fresh copy of generation 6 replaces it; slot 0 stays.
+    row.pins = {{1, 6, 1}};
+    put(row);
+    bool replaced = eventually([&] {
+        cs = list();
+        return cs.size() == 2 && cs[1].id != first && cs[1].incarnation == 1 && cs[1].ready;
+    });
+    REQUIRE(replaced);
+    CHECK(cs[1].generation == 6);
+    CHECK(cs[0].id == zero);
+    CHECK(mark(cs[1].id) == "six");
+    REQUIRE(eventually([&] {
+        auto r = orchestrator::api::unixRequest(node.state / "node.sock", "GET", "/v1/containers", "");
+        return r && r->second.find(first) == std::string::npos;  // the old copy is gone
+    }));
+    CHECK(node.hull({"events"}).out.find("stopping (phoenix)") != std::string::npos);
+
+    // kill -9 of slot 1: it restarts as generation 6, incarnation 1, its restart counted.
+    const std::string victim = cs[1].id;
+    auto inspect = json::Value::parse(node.hull({"inspect", victim}).out);
+    REQUIRE(inspect);
+    REQUIRE(intOf(*inspect, "pid") > 0);
+    ::kill(pid_t(intOf(*inspect, "pid")), SIGKILL);
+    bool restarted = eventually([&] {
+        cs = list();
+        return cs.count(1) && cs[1].id != victim && cs[1].restarts == 1;
+    });
+    REQUIRE(restarted);
+    CHECK((cs[1].generation == 6 && cs[1].incarnation == 1));
+    CHECK(mark(cs[1].id) == "six");
+    CHECK(cs[0].id == zero);
+}

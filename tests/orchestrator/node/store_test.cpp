@@ -100,7 +100,7 @@ TEST_CASE("store: schema is created, WAL is on, data persists across opens", "[s
     {
         RawDb raw(path);
         CHECK(raw.scalar("PRAGMA journal_mode") == "wal");
-        CHECK(raw.scalar("PRAGMA user_version") == "2");
+        CHECK(raw.scalar("PRAGMA user_version") == "3");
     }
     // Moves keep the one connection.
     Store s = openOrFail(path);
@@ -205,12 +205,113 @@ PRAGMA user_version = 1;
         CHECK(ok(s.putService("web", R"({"name":"web","image":"b"})", Store::Generation::Keep, std::vector<int>{3})) == 4);
     }
     RawDb raw(path);
-    CHECK(raw.scalar("PRAGMA user_version") == "2");
+    CHECK(raw.scalar("PRAGMA user_version") == "3");
     CHECK(raw.scalar("SELECT slots FROM services WHERE name = 'web'") == "[3]");
     // A slots column another tool damaged reads as none, not as an error.
     raw.exec("UPDATE services SET slots = 'five' WHERE name = 'web'");
     Store s = openOrFail(path);
     CHECK_FALSE(ok(s.getService("web"))->slots.has_value());
+}
+
+TEST_CASE("store: a version-2 file is migrated to 3, its rows intact and no pins", "[store]") {
+    test::TempDir dir("hull-store");
+    const std::string path = dir / "node.db";
+    {
+        // The schema as version 2 wrote it: a master's service with its slots.
+        RawDb raw(path);
+        raw.exec("PRAGMA journal_mode=WAL");
+        raw.exec(R"sql(
+CREATE TABLE services (name TEXT PRIMARY KEY NOT NULL, spec TEXT NOT NULL, generation INTEGER NOT NULL,
+                       updated_ms INTEGER NOT NULL, slots TEXT);
+CREATE TABLE containers (id TEXT PRIMARY KEY NOT NULL, service TEXT NOT NULL, generation INTEGER NOT NULL,
+                         slot INTEGER NOT NULL, state TEXT NOT NULL, started_ms INTEGER NOT NULL,
+                         finished_ms INTEGER NOT NULL, exit_code INTEGER, restarts INTEGER NOT NULL,
+                         ready INTEGER NOT NULL);
+CREATE INDEX containers_by_service ON containers(service, slot, started_ms);
+CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time_ms INTEGER NOT NULL, kind TEXT NOT NULL,
+                     service TEXT NOT NULL, container TEXT NOT NULL, message TEXT NOT NULL);
+INSERT INTO services VALUES ('web', '{"name":"web","image":"b"}', 4, 1234, '[0,3]');
+INSERT INTO services VALUES ('db', '{"name":"db","image":"d"}', 2, 99, NULL);
+PRAGMA user_version = 2;
+)sql");
+    }
+    {
+        Store s = openOrFail(path);
+        auto rows = ok(s.listServices());
+        REQUIRE(rows.size() == 2);
+        CHECK((rows[0].name == "db" && rows[0].generation == 2 && !rows[0].slots));
+        CHECK((rows[1].name == "web" && rows[1].generation == 4 && rows[1].updatedMs == 1234));
+        CHECK(rows[1].slots == std::optional<std::vector<int>>(std::vector<int>{0, 3}));
+        CHECK((rows[1].pins.empty() && rows[1].versions.empty() && rows[1].order.empty() && rows[1].damaged.empty()));
+        // The master's entry with the same generation, spec and slots and no pins: nothing to write.
+        ServiceRow same = rows[1];
+        CHECK_FALSE(ok(s.putAssignment(same)));
+        CHECK(ok(s.getService("web"))->updatedMs == 1234);
+    }
+    RawDb raw(path);
+    CHECK(raw.scalar("PRAGMA user_version") == "3");
+    CHECK(raw.scalar("SELECT count(*) FROM services WHERE pins IS NULL AND versions IS NULL AND replace_order IS NULL") ==
+          "2");
+}
+
+TEST_CASE("store: a master's assignment is stored as it is: its generation, pins, versions and order", "[store]") {
+    test::TempDir dir("hull-store");
+    const std::string path = dir / "node.db";
+    ServiceRow r;
+    r.name = "web";
+    r.spec = "SPEC7";
+    r.generation = 7;
+    r.slots = std::vector<int>{0, 3, 4};
+    r.pins = {{4, 7, 2}, {3, 6, 0}};  // sorted by slot when stored
+    r.versions = {{6, "SPEC6"}};
+    r.order = "stop-first";
+    {
+        Store s = openOrFail(path);
+        CHECK(ok(s.putAssignment(r)));
+        auto got = ok(s.getService("web"));
+        REQUIRE(got);
+        CHECK(got->generation == 7);
+        CHECK(got->pins == std::vector<SlotPin>{{3, 6, 0}, {4, 7, 2}});
+        CHECK(got->versions == std::map<int64_t, std::string>{{6, "SPEC6"}});
+        CHECK(got->order == "stop-first");
+        CHECK(got->damaged.empty());
+        int64_t updated = got->updatedMs;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        CHECK_FALSE(ok(s.putAssignment(r)));  // the same again: nothing written
+        CHECK(ok(s.getService("web"))->updatedMs == updated);
+        // A rollback: an older generation number, as it is (no bump of our own).
+        ServiceRow back = r;
+        back.spec = "SPEC6";
+        back.generation = 6;
+        back.pins.clear();
+        back.versions.clear();
+        back.order.clear();
+        CHECK(ok(s.putAssignment(back)));
+        auto rolled = ok(s.getService("web"));
+        CHECK((rolled->generation == 6 && rolled->spec == "SPEC6" && rolled->pins.empty() && rolled->versions.empty()));
+        CHECK(rolled->order.empty());
+        // A changed incarnation alone is a change.
+        back.pins = {{0, 6, 1}};
+        CHECK(ok(s.putAssignment(back)));
+        CHECK(ok(s.getService("web"))->pins == std::vector<SlotPin>{{0, 6, 1}});
+        CHECK(ok(s.putAssignment(r)));
+    }
+    // Survives a reopen (an agent restarted while cut off from its master).
+    {
+        Store s = openOrFail(path);
+        auto got = ok(s.getService("web"));
+        REQUIRE(got);
+        CHECK((got->generation == 7 && got->pins.size() == 2 && got->versions.size() == 1 && got->order == "stop-first"));
+    }
+    // Columns another tool damaged: said in damaged, and nothing of them kept.
+    RawDb raw(path);
+    raw.exec("UPDATE services SET pins = '[{\"slot\": \"three\"}]', versions = 'nope' WHERE name = 'web'");
+    Store s = openOrFail(path);
+    auto got = ok(s.getService("web"));
+    REQUIRE(got);
+    CHECK((got->pins.empty() && got->versions.empty()));
+    CHECK(got->damaged.find("stored pins unreadable") != std::string::npos);
+    CHECK(got->damaged.find("stored versions unreadable") != std::string::npos);
 }
 
 TEST_CASE("store: containers put, replace, list, filter, delete", "[store]") {
