@@ -268,7 +268,6 @@ struct ContainerEntry {
     bool ready = false;
     std::string ip;
     int64_t started = 0;  // unix ms
-    int64_t incarnation = 0;  // a fresh container of its slot at the same generation (the phoenix cycle): +1
     void fields(wire::Io& io) {
         io.fields("id", id, "name", name, "service", service, "slot", slot, "node", node, "generation", generation,
                   "restarts", restarts, "status", status, "exitCode", exitCode, "ready", ready, "ip", ip, "started",

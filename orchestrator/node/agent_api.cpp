@@ -91,6 +91,14 @@ void AgentImpl::apply(const std::string& body, ApiServer::Respond respond) {
     if (!(svc->placement == Placement{}))
         return respond(apiError(400, source + ": placement: only a cluster master places replicas; this agent is "
                                               "standalone (apply it to a master: hull --config admin.conf apply)"));
+    // Likewise a master's rollouts and failover: this agent replaces its own
+    // replicas one at a time, start-first, and has no node to fail over from.
+    if (!(svc->update == UpdateConfig{}))
+        return respond(apiError(400, source + ": update: only a cluster master runs rolling updates with these settings; "
+                                              "this agent is standalone (it replaces replicas one at a time, start-first)"));
+    if (!(svc->failover == Failover{}))
+        return respond(apiError(400, source + ": failover: only a cluster master moves replicas off a lost node; this "
+                                              "agent is standalone"));
     // An image the node does not have and cannot pull would only make every
     // start fail: refused, before anything is stored. A pull may take long:
     // the answer waits for it, the loop does not.

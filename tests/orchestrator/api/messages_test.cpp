@@ -549,12 +549,12 @@ TEST_CASE("messages: the CLI's JSON keeps the API's shape, with the cluster's fi
     REQUIRE(cs.asArray().size() == 2);
     using Keys = std::vector<std::string>;
     CHECK(keys(cs.asArray()[0]) ==
-          Keys{"id", "name", "service", "slot", "node", "generation", "restarts", "status", "ready", "ip", "started"});
-    CHECK(keys(cs.asArray()[1]) == Keys{"id", "name", "service", "slot", "node", "generation", "restarts", "status",
-                                        "exitCode", "ready", "ip", "started"});
+          Keys{"id", "name", "service", "slot", "node", "generation", "incarnation", "restarts", "status", "ready", "ip", "started"});
+    CHECK(keys(cs.asArray()[1]) == Keys{"id", "name", "service", "slot", "node", "generation", "incarnation", "restarts",
+                                        "status", "exitCode", "ready", "ip", "started"});
     CHECK(cs.asArray()[1].dump() ==
           R"({"id":"0123456789abcdef","name":"web-0-1a2b","service":"web","slot":2,"node":"","generation":7,)"
-          R"("restarts":4,"status":"exited","exitCode":137,"ready":false,"ip":"","started":1700000000123})");
+          R"("incarnation":0,"restarts":4,"status":"exited","exitCode":137,"ready":false,"ip":"","started":1700000000123})");
     CHECK(cs.asArray()[0].find("node")->asString() == "n2");
 
     auto evs = outputJson(EventList{{event(1)}});

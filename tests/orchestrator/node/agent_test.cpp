@@ -208,7 +208,11 @@ TEST_CASE("node: keeps replicas running through kill -9 (backoff doubling up to 
                          Bad{"unknown.yaml", "name: other\nimage: hull.local/busybox\nreplicaz: 2\n", "replicaz"},
                          Bad{"malformed.yaml", "name: m\nimage: [hull.local/busybox\n", "malformed.yaml:"},
                          Bad{"dup.yaml", "name: d\nimage: hull.local/busybox\nname: e\n", "duplicate"},
-                         Bad{"noimage.yaml", "name: noimage\nimage: hull.local/nothing-here\n", "nothing-here"}}) {
+                         Bad{"noimage.yaml", "name: noimage\nimage: hull.local/nothing-here\n", "nothing-here"},
+                         // A master's fields: refused by a standalone agent, not ignored.
+                         Bad{"placed.yaml", "name: p\nimage: hull.local/busybox\nplacement: {strategy: binpack}\n", "placement:"},
+                         Bad{"update.yaml", "name: u\nimage: hull.local/busybox\nupdate: {parallelism: 2}\n", "update:"},
+                         Bad{"failover.yaml", "name: f\nimage: hull.local/busybox\nfailover: {after: 5s}\n", "failover:"}}) {
         writeFileOrThrow(node.state / b.file, b.text);
         auto r = node.hull({"apply", "-f", node.state / b.file});
         INFO(b.file);
