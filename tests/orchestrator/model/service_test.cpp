@@ -478,3 +478,44 @@ TEST_CASE("service: sameTemplate ignores replicas and nothing else", "[service]"
     b.env = {"X=1"};
     CHECK_FALSE(sameTemplate(a, b));
 }
+
+TEST_CASE("service: update and failover, a master's, parse strictly and change no generation", "[service]") {
+    Service s = parseOk("name: web\nimage: b\nupdate: {parallelism: 2, order: stop-first, delay: 1s, monitor: 3s, "
+                        "failureAction: pause, maxFailureRatio: 0.25}\nfailover: {after: 30s}\n");
+    CHECK(s.update.parallelism == 2);
+    CHECK(s.update.order == UpdateConfig::Order::StopFirst);
+    CHECK(s.update.delay == Millis(1000));
+    CHECK(s.update.monitor == Millis(3000));
+    CHECK(s.update.failureAction == UpdateConfig::FailureAction::Pause);
+    CHECK(s.update.maxFailureRatio == 0.25);
+    REQUIRE(s.failover.after);
+    CHECK(*s.failover.after == Millis(30000));
+    // Defaults: one at a time, start-first, monitor 5 s, roll back on any failure; failover: the master's.
+    Service d = parseOk("name: web\nimage: b\n");
+    CHECK(d.update == UpdateConfig{});
+    CHECK(d.update.parallelism == 1);
+    CHECK(d.update.monitor == Millis(5000));
+    CHECK(d.update.failureAction == UpdateConfig::FailureAction::Rollback);
+    CHECK_FALSE(d.failover.after);
+    // The canonical JSON carries them, and only when set (older specs compare equal).
+    auto back = serviceFromJson(serviceJson(s));
+    REQUIRE(back);
+    CHECK(*back == s);
+    CHECK(serviceJson(d).find("update") == std::string::npos);
+    CHECK(serviceJson(d).find("failover") == std::string::npos);
+    // How a rollout goes is not what runs: no new generation.
+    CHECK(sameTemplate(d, s));
+    // Bad values: named, with their place.
+    CHECK(parseErr("name: web\nimage: b\nupdate: {order: sideways}\n") ==
+          "web.yaml:3:17: update.order: \"sideways\" is not one of start-first, stop-first");
+    CHECK(parseErr("name: web\nimage: b\nupdate: {failureAction: retry}\n") ==
+          "web.yaml:3:25: update.failureAction: \"retry\" is not one of rollback, pause, continue");
+    CHECK(parseErr("name: web\nimage: b\nupdate: {maxFailureRatio: 1.5}\n") ==
+          "web.yaml:3:27: update.maxFailureRatio: must be at most 1");
+    CHECK(parseErr("name: web\nimage: b\nupdate: {parallelism: -1}\n") == "web.yaml:3:23: update.parallelism: must not be negative");
+    CHECK(parseErr("name: web\nimage: b\nupdate: {paralelism: 2}\n") ==
+          "web.yaml:3:10: update.paralelism: unknown field (did you mean parallelism?)");
+    CHECK(parseErr("name: web\nimage: b\nfailover: {after: soon}\n") ==
+          "web.yaml:3:19: failover.after: \"soon\" is not a duration (like 250ms, 1.5s, 2m, 1h)");
+    CHECK(parseErr("name: web\nimage: b\nfailover: {before: 1s}\n") == "web.yaml:3:12: failover.before: unknown field");
+}
