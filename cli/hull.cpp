@@ -794,8 +794,19 @@ int rolloutCmd(const orchestrator::api::ApiTarget& t, const std::vector<std::str
     if (argv.empty()) return failWith("rollout: expected status, history or undo");
     if (!t.master()) return failWith("rollout: needs a master (--config admin.conf, or $HULL_CONFIG)");
     const std::string sub = argv[0];
-    Args a(outputFlagFirst(std::vector<std::string>(argv.begin() + 1, argv.end())), {}, {"--output", "--to-generation", "--timeout"},
-           {{"-o", "--output"}});
+    // SERVICE and the options in any order (`rollout undo web --to-generation 2`).
+    std::vector<std::string> options, names;
+    for (size_t i = 1; i < argv.size(); ++i) {
+        const std::string& x = argv[i];
+        if (x.size() > 1 && x[0] == '-') {
+            options.push_back(x);
+            if (x.find('=') == std::string::npos && i + 1 < argv.size()) options.push_back(argv[++i]);
+        } else {
+            names.push_back(x);
+        }
+    }
+    options.insert(options.end(), names.begin(), names.end());
+    Args a(options, {}, {"--output", "--to-generation", "--timeout"}, {{"-o", "--output"}});
     if (!a.error.empty()) return failWith("rollout " + sub + ": " + a.error);
     if (a.positional.size() != 1) return failWith("rollout " + sub + ": expected a service name");
     const std::string name = a.positional[0];

@@ -43,13 +43,11 @@ TEST_CASE("cluster: a killed node's replicas run elsewhere, and once it is back 
     auto killed = clusterScript({"kill", "n2"});
     INFO(killed.out << killed.err);
     REQUIRE(killed.status == 0);
-    auto t0 = std::chrono::steady_clock::now();
+    // How fast is scripts/bench-failover's to measure, not this test's.
     REQUIRE(eventually([&] {
         auto per = c.perNode("web");
         return per.count("n2") == 0 && readySlots(c, "web") == 6;
     }));
-    auto took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    WARN("a killed node's replicas ready elsewhere after " << took << " s (as polled through the CLI)");
     auto nodes = c.json({"node", "ls"});
     for (const auto& n : nodes.asArray())
         if (json::stringOf(n, "name") == "n2") CHECK(json::stringOf(n, "status") == "down");
