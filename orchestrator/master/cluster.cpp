@@ -1047,9 +1047,15 @@ void Cluster::stepRollouts(const std::set<std::string>& scope, core::PlacementMa
             rs.slot = slot;
             rs.generation = p->generation;
             rs.movable = view != live_.end() && !view->second.down && view->second.session;
-            if (p->generation == target) {
+            if (p->generation == target && !rs.movable) {
+                // On a node that is lost: not the new generation's failure. It
+                // holds the next batch until the slot is back or has moved.
+                failures += watches_[{name, slot}].failed;
+                rs.failed = watches_[{name, slot}].failed;
+            } else if (p->generation == target) {
                 Watch& w = watches_[{name, slot}];
-                if (!w.askedAt) w.askedAt = now;  // placed at the target (new, or moved) since
+                if (w.node != p->node && !w.failed) w = Watch{now, 0, 0, 0, false, p->node};  // new, or moved since
+                if (!w.askedAt) w.askedAt = now;
                 if (auto c = copies.find({slot, p->node, target, p->incarnation}); c != copies.end()) {
                     if (!w.seenAt) w.seenAt = now;
                     if (c->second.ready && !w.firstReadyAt) w.firstReadyAt = now;
@@ -1108,8 +1114,8 @@ void Cluster::stepRollouts(const std::set<std::string>& scope, core::PlacementMa
         for (int slot : step.advance) {
             core::SlotPlacement p = *placementOf(name, slot, updates);
             p.generation = target;
+            watches_[{name, slot}] = Watch{now, 0, 0, 0, false, p.node};
             updates[{name, slot}] = std::move(p);
-            watches_[{name, slot}] = Watch{now, 0, 0, 0, false};
         }
         wake(name, now + 100);  // its clock: monitor windows, the delay between batches
     }

@@ -126,6 +126,7 @@ private:
     struct Watch {
         int64_t askedAt = 0, seenAt = 0, firstReadyAt = 0, exitedAt = 0;
         bool failed = false;
+        std::string node;  // where it was asked for: a slot moved since (its node lost) starts over
     };
 
     Cluster(std::unique_ptr<state::Store> s, ClusterOptions o) : store_(std::move(s)), o_(o) {}

@@ -733,3 +733,38 @@ TEST_CASE("master: the phoenix cycle replaces one replica at a time, start-first
     auto events = m.cluster->events(0).events;
     CHECK(std::count_if(events.begin(), events.end(), [](const Event& e) { return e.kind == "phoenix"; }) >= 4);
 }
+
+TEST_CASE("master: a node lost in the middle of a rollout is not the new generation's failure: the slot moves and the "
+          "rollout goes on",
+          "[master][rollout]") {
+    Master m;
+    for (auto n : {"n1", "n2", "n3"}) m.join(n);
+    m.apply("name: web\nimage: x:1\nreplicas: 3\n");
+    m.tick();
+    for (auto n : {"n1", "n2", "n3"}) m.reportReady(n, "web");
+    m.tick();
+    m.apply("name: web\nimage: x:2\nreplicas: 3\nupdate: {parallelism: 1, monitor: 1s}\n");
+    m.tick();
+    // Slot 0 is the first to move; its node dies before the new copy is ready.
+    std::string victim;
+    for (auto n : {"n1", "n2", "n3"})
+        for (const auto& a : m.nodes[n]->copies("web"))
+            if (a.slot == 0 && a.generation == 2) victim = n;
+    REQUIRE(!victim.empty());
+    m.cluster->sessionClosed(m.nodes[victim], m.now);
+    std::vector<std::string> alive;
+    for (auto n : {"n1", "n2", "n3"})
+        if (n != victim) alive.push_back(n);
+    for (int i = 0; i < 100 && m.cluster->rolloutStatus("web")->state == "updating"; ++i) {
+        for (const auto& n : alive) {
+            m.heartbeat(n);
+            m.reportReady(n, "web");
+        }
+        m.tick();
+    }
+    auto st = m.cluster->rolloutStatus("web");
+    INFO(st->reason);
+    CHECK(st->state == "completed");
+    CHECK(st->generation == 2);
+    CHECK(st->failures == 0);
+}
