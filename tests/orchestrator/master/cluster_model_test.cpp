@@ -751,6 +751,9 @@ TEST_CASE("master: a node lost in the middle of a rollout is not the new generat
         for (const auto& a : m.nodes[n]->copies("web"))
             if (a.slot == 0 && a.generation == 2) victim = n;
     REQUIRE(!victim.empty());
+    // It had started the new copy, not yet ready, when it went.
+    m.reportReady(victim, "web", [](const FakeSession::Assigned& a) { return a.generation == 1; });
+    m.tick();
     m.cluster->sessionClosed(m.nodes[victim], m.now);
     std::vector<std::string> alive;
     for (auto n : {"n1", "n2", "n3"})
