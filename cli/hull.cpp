@@ -59,9 +59,9 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--config FILE] [--debug] COMMAND 
                                        from those registries over plain HTTP); with --join, what
                                        a master assigns it
   master [--listen 0.0.0.0:7443] [--advertise ADDR]... [--name N] [--heartbeat 300ms] [--grace 1.2s]
-         [--failover-after 10s]
+         [--failover-after 10s] [--cluster-cidr 10.96.0.0/12] [--service-cidr 10.112.0.0/16]
                                        the cluster's master: STATE/admin.conf and STATE/join-token
-  node ls | drain NODE | activate NODE | label NODE K=V... K-   [--output table|json]   (a master's)
+  node ls | drain NODE | activate NODE | label NODE K=V... K- | rm NODE   [--output table|json]   (a master's)
   cluster join-token [--rotate] | status [--output table|json]                          (a master's)
   apply -f FILE [--wait [--timeout 10m]]
                                        declare a service (YAML or JSON) to the agent or the master;
@@ -720,6 +720,12 @@ int clusterNodeCmd(const orchestrator::api::ApiTarget& t, const std::string& sub
     }
     if (a.positional.empty()) return failWith("node " + sub + ": expected a node name");
     const std::string name = a.positional[0];
+    if (sub == "rm") {
+        if (a.positional.size() != 1) return failWith("node rm: expected one node name");
+        if (!ask<orchestrator::DeleteReply>(t, "DELETE", "/v1/nodes/" + name, "")) return 1;
+        std::printf("node %s removed\n", name.c_str());
+        return 0;
+    }
     std::optional<orchestrator::NodeReply> r;
     if (sub == "drain" || sub == "activate") {
         if (a.positional.size() != 1) return failWith("node " + sub + ": expected one node name");
@@ -888,13 +894,17 @@ int clusterCmd(const orchestrator::api::ApiTarget& t, const std::vector<std::str
 }
 
 int masterCmd(const std::string& state, const std::vector<std::string>& argv) {
-    Args a(argv, {}, {"--state-dir", "--listen", "--advertise", "--name", "--heartbeat", "--grace", "--failover-after"}, {});
+    Args a(argv, {}, {"--state-dir", "--listen", "--advertise", "--name", "--heartbeat", "--grace", "--failover-after",
+                               "--cluster-cidr", "--service-cidr"},
+           {});
     if (!a.error.empty() || !a.positional.empty()) return failWith("master: " + (a.error.empty() ? "unexpected " + a.positional[0] : a.error));
     orchestrator::master::MasterOptions o;
     o.stateDir = a.get("--state-dir", state);  // `hull master --state-dir D` as well as `hull --state-dir D master`
     o.listen = a.get("--listen", o.listen);
     o.advertise = a.all("--advertise");
     o.name = a.get("--name");
+    o.clusterCidr = a.get("--cluster-cidr", o.clusterCidr);
+    o.serviceCidr = a.get("--service-cidr", o.serviceCidr);
     for (const char* f : {"--heartbeat", "--grace", "--failover-after"})
         if (a.has(f)) {
             auto d = orchestrator::parseDuration(a.get(f));
@@ -941,7 +951,7 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
     std::string socket = state + "/node.sock";
     if (cmd == "master") return masterCmd(state, argv);
     bool nodeSub = cmd == "node" && !argv.empty() && (argv[0] == "ls" || argv[0] == "drain" || argv[0] == "activate" ||
-                                                       argv[0] == "label");
+                                                       argv[0] == "label" || argv[0] == "rm");
     if (cmd == "node" && !nodeSub) {
         Args a(argv, {}, {"--socket", "--insecure-registry", "--join", "--token", "--name", "--label", "--address"}, {});
         if (!a.error.empty()) return failWith("node: " + a.error);

@@ -105,6 +105,18 @@ public:
     [[nodiscard]] Result<void> publishBalanced(const std::vector<std::string>& ports, const std::vector<std::string>& ids);
     [[nodiscard]] Result<void> unpublishBalanced(const std::vector<std::string>& ports);
 
+    // The cluster overlay (a master's node agent): this host's containers on
+    // network "hull" in SUBNET (the node's lease of CLUSTER), a VXLAN device
+    // (hull.vx, VNI 1, on LOCAL, its underlay address) holding SUBNET's network
+    // address, and CLUSTER exempt from masquerade, so containers on different
+    // nodes see each other's own addresses (netns/overlay.hpp). The network is
+    // made anew when it had another subnet and no container of ours uses it; an
+    // error says so when one does. Returns the VXLAN device's MAC.
+    [[nodiscard]] Result<std::string> ensureOverlay(const std::string& subnet, const std::string& cluster, const std::string& local);
+    /// Another node's subnet (SUBNET, on its UNDERLAY address, its VXLAN device's MAC),
+    /// reachable over the overlay (ADD) or no longer (gone already is fine).
+    [[nodiscard]] Result<void> overlayPeer(const std::string& subnet, const std::string& underlay, const std::string& mac, bool add);
+
     const std::string& stateDir() const { return state_; }
 
 private:

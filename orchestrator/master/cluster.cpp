@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <sstream>
 
 #include <malloc.h>
 
@@ -525,6 +526,10 @@ Result<void> Cluster::registerNode(const std::string& name, const std::string& a
     r.address = address;
     r.joined = o_.wallMs();
     r.certSha256 = certSha256;
+    // Its containers' subnet, for as long as it is a member (hull node rm frees it).
+    if (!lease(r))
+        return fail(Error::plain(ENOSPC, "join: the cluster CIDR " + o_.clusterCidr.str() + " has no /24 left for node " + name +
+                                             " (hull node rm frees a removed node's)"));
     TRY(putNode(r));
     live_[name];  // down until its session says hello
     event("join", "", "", "node " + name + " joined", now);
@@ -556,6 +561,9 @@ void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value
         return;
     }
     if (r.certSha256.empty()) r.certSha256 = cert;  // a record from before fingerprints: the first one holds
+    if (r.subnet.empty() && !lease(r))  // a record from before leases
+        log::errorf("master: node %s: the cluster CIDR %s has no /24 left: its containers are not on the overlay",
+                    name.c_str(), o_.clusterCidr.str().c_str());
     bool first = r.name.empty() || r.cpus == 0;
     r.name = name;
     if (r.joined == 0) r.joined = o_.wallMs();
@@ -588,11 +596,16 @@ void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value
     Value welcome = Value::object();
     welcome.set("type", "welcome");
     welcome.set("heartbeatMs", int64_t(o_.heartbeat.count()));
+    // Its place in the overlay: its containers' subnet, and the cluster's (not masqueraded).
+    welcome.set("subnet", nodes_[name].subnet);
+    welcome.set("clusterCidr", o_.clusterCidr.str());
     s->send(welcome.dump());
     // The next round pushes it its whole set. A node that was down comes up
     // there (node lifecycle: a change every service sees); one back within its
     // grace period moves nothing.
     freshSession_ = true;
+    l.peersSent.reset();
+    peersChanged_ = true;
 }
 
 void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, const std::string& text, int64_t now) {
@@ -632,6 +645,18 @@ void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, co
             return;
         }
         applyReport(node, l, std::move(*report));
+        return;
+    }
+    if (type == "overlay") {
+        // {mac}: the node's VTEP, what its peers send its subnet's packets to.
+        std::string mac = json::stringOf(*m, "mac");
+        auto it = nodes_.find(node);
+        if (it != nodes_.end() && !mac.empty() && mac != it->second.vtepMac) {
+            NodeRecord r = it->second;
+            r.vtepMac = mac;
+            if (auto put = putNode(r); !put) log::errorf("master: node %s: %s", node.c_str(), put.error().message().c_str());
+            else peersChanged_ = true;
+        }
         return;
     }
     if (type == "logs-data" || type == "logs-end" || type == "exec-data" || type == "exec-exit" || type == "exec-credit") {
@@ -722,6 +747,7 @@ void Cluster::reconcile(int64_t now) {
         if (Live& l = live_[t.node]; down && !l.session) forgetContainers(t.node, l);
         event(down ? "node-down" : "node-up", "", "", "node " + t.node + (down ? " down: " : " up: ") + t.reason, now);
         dirty_ = true;
+        peersChanged_ = true;  // it leaves (or rejoins) every other node's overlay
     }
     // Timers: a rollout's clock, a replica coming due for the phoenix cycle,
     // a lost node's failover delay. Each wakes the services it is for.
@@ -733,6 +759,10 @@ void Cluster::reconcile(int64_t now) {
         if (it->first.empty()) dirty_ = true;  // a failover delay: every service on the node
         else dirtyServices_.insert(it->first);
         it = wakes_.erase(it);
+    }
+    if (peersChanged_) {
+        peersChanged_ = false;
+        pushPeers();
     }
     if (!changed()) return;
     // The services this round looks at: every one after a change of nodes (or
@@ -939,6 +969,93 @@ void Cluster::reconcile(int64_t now) {
     freshSession_ = false;
     ++rounds_;
     lastRoundMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+}
+
+// ---- the overlay ----
+
+bool Cluster::lease(NodeRecord& r) {
+    std::vector<netns::Cidr> taken;
+    for (const auto& [name, n] : nodes_)
+        if (name != r.name)
+            if (auto c = netns::Cidr::parse(n.subnet)) taken.push_back(*c);
+    auto c = core::leaseSubnet(o_.clusterCidr, core::kNodeSubnetPrefix, taken);
+    if (!c) return false;
+    r.subnet = c->str();
+    return true;
+}
+
+void Cluster::pushPeers() {
+    // name -> "subnet underlay mac": the nodes in the overlay now.
+    std::map<std::string, std::string> members;
+    for (const auto& [name, r] : nodes_) {
+        auto l = live_.find(name);
+        if (l == live_.end() || l->second.down || r.subnet.empty() || r.vtepMac.empty() || r.address.empty()) continue;
+        members[name] = r.subnet + " " + r.address + " " + r.vtepMac;
+    }
+    auto peer = [](const std::string& name, const std::string& sig) {
+        std::istringstream in(sig);
+        std::string subnet, underlay, mac;
+        in >> subnet >> underlay >> mac;
+        Value p = Value::object();
+        p.set("name", name);
+        p.set("subnet", subnet);
+        p.set("underlay", underlay);
+        p.set("mac", mac);
+        return p;
+    };
+    for (auto& [node, l] : live_) {
+        if (!l.session) continue;
+        const bool full = !l.peersSent;
+        if (full) l.peersSent.emplace();
+        Value add = Value::array(), removed = Value::array();
+        for (const auto& [name, sig] : members) {
+            if (name == node) continue;
+            auto sent = l.peersSent->find(name);
+            if (sent != l.peersSent->end() && sent->second == sig) continue;
+            // A peer whose place changed (a new VTEP, a new address) goes, then comes back as it is now.
+            if (sent != l.peersSent->end()) removed.push(peer(name, sent->second));
+            (*l.peersSent)[name] = sig;
+            add.push(peer(name, sig));
+        }
+        for (auto it = l.peersSent->begin(); it != l.peersSent->end();) {
+            if (members.count(it->first) && it->first != node) {
+                ++it;
+                continue;
+            }
+            removed.push(peer(it->first, it->second));
+            it = l.peersSent->erase(it);
+        }
+        if (!full && add.asArray().empty() && removed.asArray().empty()) continue;
+        Value m = Value::object();
+        m.set("type", "peers");
+        m.set("full", full);
+        m.set("clusterCidr", o_.clusterCidr.str());
+        m.set("peers", add);
+        m.set("removed", removed);
+        l.session->send(m.dump());
+    }
+}
+
+Result<void> Cluster::removeNode(const std::string& node, int64_t now) {
+    auto it = nodes_.find(node);
+    if (it == nodes_.end()) return fail(Error::plain(ENOENT, "no node \"" + node + "\" (hull node ls lists them)"));
+    auto l = live_.find(node);
+    if (l != live_.end() && (!l->second.down || l->second.session))
+        return fail(Error::plain(EBUSY, "node " + node + " is up: drain it (hull node drain " + node +
+                                            "), stop its agent, then remove it once it is down"));
+    // Its replicas have moved, unless their services kept them for their
+    // failover.after: they go now, as for a node that is gone.
+    if (auto d = store_->deleteRange(keys::node(node)); !d) return fail(storeError(d.error()));
+    std::string subnet = it->second.subnet;
+    nodes_.erase(it);
+    if (l != live_.end()) {
+        forgetContainers(node, l->second);
+        live_.erase(l);
+    }
+    dirty_ = true;
+    peersChanged_ = true;
+    event("node-removed", "", "", "node " + node + " removed" + (subnet.empty() ? "" : ", its subnet " + subnet + " free again"), now);
+    return {};
 }
 
 // ---- generations, rollouts, the phoenix cycle ----

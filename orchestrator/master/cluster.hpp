@@ -23,6 +23,7 @@
 #include "orchestrator/api/https_server.hpp"
 #include "orchestrator/api/messages.hpp"
 #include "orchestrator/core/placements.hpp"
+#include "orchestrator/core/subnets.hpp"
 #include "orchestrator/master/records.hpp"
 #include "orchestrator/state/store.hpp"
 #include "sys/error.hpp"
@@ -40,6 +41,10 @@ struct ClusterOptions {
     /// Generations of a service kept for `hull rollout history|undo` (and any
     /// a node still runs).
     size_t history = 10;
+    /// Each node leases a /24 of CLUSTERCIDR for its containers; services take
+    /// their virtual IPs from SERVICECIDR (core/subnets.hpp).
+    netns::Cidr clusterCidr = *netns::Cidr::parse(core::kDefaultClusterCidr);
+    netns::Cidr serviceCidr = *netns::Cidr::parse(core::kDefaultServiceCidr);
     /// After a master (re)start, how long known nodes have to say hello again
     /// before they count as down: they look for a master that is back with a
     /// backoff (up to 1 s), and a master restart must move nothing.
@@ -76,6 +81,10 @@ public:
     [[nodiscard]] Result<NodeEntry> drain(const std::string& node, bool drained, int64_t now);
     [[nodiscard]] Result<NodeEntry> label(const std::string& node, const std::map<std::string, std::string>& set,
                                           const std::vector<std::string>& remove, int64_t now);
+    /// `hull node rm`: a node that is down leaves the cluster: its record, its
+    /// subnet's lease and its place in every node's overlay go (its replicas
+    /// moved already). EBUSY while it is up: drain it and stop it first.
+    [[nodiscard]] Result<void> removeNode(const std::string& node, int64_t now);
     std::string metrics(int64_t now) const;
     size_t nodeCount() const { return nodes_.size(); }
     size_t serviceCount() const { return services_.size(); }
@@ -121,6 +130,8 @@ private:
         /// When its connection closed (0: open, or gone long before): a node
         /// whose host closed it is gone, one that fell silent may come back.
         int64_t closedAt = 0;
+        /// The overlay peers it was sent: name -> "subnet underlay mac" (none: send all).
+        std::optional<std::map<std::string, std::string>> peersSent;
     };
     /// What the master saw of a slot's new copy during a rollout (core/rollout.hpp).
     struct Watch {
@@ -181,6 +192,11 @@ private:
     const core::SlotPlacement* placementOf(const std::string& service, int slot, const core::PlacementMap& updates) const;
     /// A round for SERVICE ("": every service) at AT, at the latest.
     void wake(const std::string& service, int64_t at);
+    /// R with a subnet of the cluster CIDR leased, if it had none; false when none is left.
+    bool lease(NodeRecord& r);
+    /// Each session the overlay peers it lacks and those gone: the other nodes
+    /// that are up and have a subnet and a VTEP (a whole list to a new session).
+    void pushPeers();
 
     std::unique_ptr<state::Store> store_;
     ClusterOptions o_;
@@ -210,6 +226,7 @@ private:
     std::set<std::string> dirtyServices_;  // services changed since the last round
     std::set<std::string> specChanged_;    // applied or deleted since the last push: every node hears
     bool freshSession_ = false;            // a session said hello: the next round pushes its whole set
+    bool peersChanged_ = false;            // a node's overlay place changed (up, down, its VTEP, removed)
     // Figures for /metrics.
     uint64_t placed_ = 0, rounds_ = 0;
     int64_t lastCompact_ = 0;

@@ -187,8 +187,14 @@ private:
             return ok(c.events(since));
         });
         adminRoute(s, "GET", "/v1/nodes", [&](const Request&) { return ok(c.nodeList(nowMs())); });
-        adminRoute(s, "POST", "/v1/nodes/*", [&, now](const Request& r) {
+        adminRoute(s, "POST|DELETE", "/v1/nodes/*", [&, now](const Request& r) {
             auto [name, verb] = splitRest(r.target, "/v1/nodes/");
+            if (r.method == "DELETE" && verb.empty()) {
+                auto d = c.removeNode(name, now());
+                if (!d)
+                    return error(d.error().errnum() == ENOENT ? 404 : d.error().errnum() == EBUSY ? 409 : 500, d.error().message());
+                return ok(DeleteReply{name});
+            }
             Result<NodeEntry> res = fail(Error::plain(ENOENT, ""));
             if (r.method == "POST" && verb == "drain") res = c.drain(name, true, now());
             else if (r.method == "POST" && verb == "activate") res = c.drain(name, false, now());
@@ -477,6 +483,11 @@ Result<std::unique_ptr<Master>> Master::open(const MasterOptions& opts) {
     auto creds = TRY(loadOrMakeCredentials(o.stateDir, sans, url));
     auto store = TRY(state::openSqlite(o.stateDir + "/state.db"));
     ClusterOptions co;
+    // The address plan, checked before anything is made: ranges that overlap
+    // each other or a route of this host would send containers' traffic astray.
+    co.clusterCidr = TRY_CTX("--cluster-cidr", netns::Cidr::parse(o.clusterCidr));
+    co.serviceCidr = TRY_CTX("--service-cidr", netns::Cidr::parse(o.serviceCidr));
+    TRY(core::checkAddressPlan(co.clusterCidr, co.serviceCidr, core::parseProcRoutes(sys::readFile("/proc/net/route").value_or(""))));
     co.heartbeat = o.heartbeat;
     co.grace = o.grace;
     co.failoverSilent = o.failoverAfter;

@@ -19,7 +19,9 @@ struct MasterOptions {
     std::vector<std::string> advertise;   // addresses nodes and the CLI dial (certificate SANs; the first is admin.conf's)
     std::string name;                     // this master's name (`hull cluster status`); default: the host name
     std::chrono::milliseconds heartbeat{300}, grace{1200};
-    std::chrono::milliseconds failoverAfter{10000};  // a silent node's replicas move after this (ClusterOptions::failoverSilent)
+    std::chrono::milliseconds failoverAfter{10000};
+    std::string clusterCidr = "10.96.0.0/12";   // nodes' container subnets, a /24 each
+    std::string serviceCidr = "10.112.0.0/16";  // services' virtual IPs  // a silent node's replicas move after this (ClusterOptions::failoverSilent)
 };
 
 class Master {

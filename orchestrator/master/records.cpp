@@ -123,6 +123,8 @@ std::string encodeNode(const NodeRecord& r) {
     v.set("drained", r.drained);
     v.set("joined", r.joined);
     v.set("certSha256", r.certSha256);
+    v.set("subnet", r.subnet);
+    v.set("vtepMac", r.vtepMac);
     return v.dump();
 }
 
@@ -141,6 +143,8 @@ Result<NodeRecord> decodeNode(const std::string& text) {
     if (const Value* d = v.find("drained"); d && d->isBool()) r.drained = d->asBool();
     r.joined = intOf(v, "joined");
     r.certSha256 = json::stringOf(v, "certSha256");  // absent in an older hull's records
+    r.subnet = json::stringOf(v, "subnet");          // likewise: leased at its next hello
+    r.vtepMac = json::stringOf(v, "vtepMac");
     return r;
 }
 

@@ -56,6 +56,11 @@ struct NodeRecord {
     /// The sha256 of the certificate its last join got: only that one may hold
     /// its session ("" in records of an older hull: the first session's is taken).
     std::string certSha256;
+    /// Its lease of the cluster CIDR ("10.96.3.0/24": its containers'
+    /// addresses), made at its join, freed when it is removed; and the MAC of
+    /// its overlay device (what peers address its subnet's packets to), as it
+    /// last said ("" until it has one).
+    std::string subnet, vtepMac;
     bool operator==(const NodeRecord&) const = default;
 };
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <sstream>
 #include <array>
 #include <random>
 #include <thread>
@@ -322,19 +323,25 @@ Result<void> AgentImpl::run() {
     // this one: the restart latency is mostly the copy of the forking
     // process's address space.
     if (auto r = engine_.startSpawner(); !r) log::warnf("node: no spawner (%s); forking instead", r.error().message().c_str());
+    if (creds) restoreOverlay();
     log::infof("node: serving %s, state in %s", o_.socketPath.c_str(), o_.stateDir.c_str());
     watchExitsLater = watchExits;
     readExits();
     tick();
     if (creds)
-        link_ = node::MasterLink::start(ioc_, *o_.join, *creds,
-                                        {[this](const json::Value& m) { assign(m); },
-                                         [this] { return ContainerList{containers()}; },
-                                         [this](const std::string& id) -> Result<std::string> {
-                                             auto c = TRY(engine_.inspect(id));
-                                             return c.dir;
-                                         },
-                                         [this](const node::ExecRequest& r) { return execCommand(r); }});
+        link_ = node::MasterLink::start(
+            ioc_, *o_.join, *creds,
+            {[this](const json::Value& m) { assign(m); },
+             [this] { return ContainerList{containers()}; },
+             [this](const std::string& id) -> Result<std::string> {
+                 auto c = TRY(engine_.inspect(id));
+                 return c.dir;
+             },
+             [this](const node::ExecRequest& r) { return execCommand(r); },
+             [this](const std::string& subnet, const std::string& cluster, const std::string& address) {
+                 return clusterNetwork(subnet, cluster, address);
+             },
+             [this](const json::Value& m) { overlayPeers(m); }});
     ioc_.run();
     if (link_) link_->stop();
     if (ino >= 0) inotify.close();
@@ -381,6 +388,100 @@ void AgentImpl::assign(const json::Value& m) {
         for (const auto& r : *rows)
             if (!assigned.count(r.name)) unassign(r.name);
     wake();
+}
+
+std::string AgentImpl::clusterNetwork(const std::string& subnet, const std::string& cluster, const std::string& address) {
+    int64_t now = nowMs();
+    auto mac = engine_.ensureOverlay(subnet, cluster, address);
+    if (!mac) {
+        log::errorf("node: overlay: %s", mac.error().message().c_str());
+        (void)store_.addEvent({0, now, "error", "", "", "overlay: " + mac.error().message()});
+        return "";
+    }
+    bool changed = !overlay_ || overlay_->subnet != subnet || overlay_->cluster != cluster || overlay_->address != address;
+    if (!overlay_) overlay_.emplace();
+    overlay_->subnet = subnet;
+    overlay_->cluster = cluster;
+    overlay_->address = address;
+    if (changed) {
+        (void)store_.addEvent({0, now, "overlay", "", "", "containers on " + subnet + " of the cluster's " + cluster});
+        saveOverlay();
+    }
+    return *mac;
+}
+
+void AgentImpl::overlayPeers(const json::Value& m) {
+    if (!overlay_) return;  // no overlay of ours (its setup failed, and said so)
+    auto sigOf = [](const json::Value& p) {
+        return json::stringOf(p, "subnet") + " " + json::stringOf(p, "underlay") + " " + json::stringOf(p, "mac");
+    };
+    auto apply = [&](const std::string& name, const std::string& sig, bool add) {
+        std::istringstream in(sig);
+        std::string subnet, underlay, mac;
+        in >> subnet >> underlay >> mac;
+        if (auto r = engine_.overlayPeer(subnet, underlay, mac, add); !r)
+            log::errorf("node: overlay peer %s (%s): %s", name.c_str(), sig.c_str(), r.error().message().c_str());
+    };
+    const json::Value* full = m.find("full");
+    std::map<std::string, std::string> next = full && full->isBool() && full->asBool() ? std::map<std::string, std::string>{}
+                                                                                       : overlay_->peers;
+    if (const json::Value* list = m.find("removed"); list && list->isArray())
+        for (const auto& p : list->asArray()) next.erase(json::stringOf(p, "name"));
+    if (const json::Value* list = m.find("peers"); list && list->isArray())
+        for (const auto& p : list->asArray()) next[json::stringOf(p, "name")] = sigOf(p);
+    // What goes first (a peer whose place changed is removed, then added as it is now).
+    for (const auto& [name, sig] : overlay_->peers)
+        if (auto n = next.find(name); n == next.end() || n->second != sig) apply(name, sig, false);
+    for (const auto& [name, sig] : next)
+        if (auto o = overlay_->peers.find(name); o == overlay_->peers.end() || o->second != sig) apply(name, sig, true);
+    if (next != overlay_->peers) {
+        overlay_->peers = std::move(next);
+        saveOverlay();
+    }
+}
+
+void AgentImpl::saveOverlay() const {
+    if (!overlay_) return;
+    json::Value v = json::Value::object();
+    v.set("subnet", overlay_->subnet);
+    v.set("clusterCidr", overlay_->cluster);
+    v.set("address", overlay_->address);
+    json::Value peers = json::Value::object();
+    for (const auto& [name, sig] : overlay_->peers) peers.set(name, sig);
+    v.set("peers", peers);
+    if (auto w = sys::writeFileDurable(o_.stateDir + "/cluster/overlay.json", v.dump(), 0600); !w)
+        log::errorf("node: overlay state: %s", w.error().message().c_str());
+}
+
+void AgentImpl::restoreOverlay() {
+    auto text = sys::readFile(o_.stateDir + "/cluster/overlay.json");
+    if (!text) return;  // not given one yet
+    auto v = json::Value::parse(*text);
+    if (!v || !v->isObject()) {
+        log::errorf("node: %s/cluster/overlay.json is damaged: the master's next welcome makes it again", o_.stateDir.c_str());
+        return;
+    }
+    if (clusterNetwork(json::stringOf(*v, "subnet"), json::stringOf(*v, "clusterCidr"), json::stringOf(*v, "address")).empty())
+        return;
+    json::Value m = json::Value::object();
+    m.set("full", true);
+    json::Value peers = json::Value::array();
+    if (const json::Value* p = v->find("peers"); p && p->isObject())
+        for (const auto& [name, sig] : p->asObject()) {
+            std::istringstream in(sig.isString() ? sig.asString() : "");
+            std::string subnet, underlay, mac;
+            in >> subnet >> underlay >> mac;
+            json::Value one = json::Value::object();
+            one.set("name", name);
+            one.set("subnet", subnet);
+            one.set("underlay", underlay);
+            one.set("mac", mac);
+            peers.push(std::move(one));
+        }
+    m.set("peers", peers);
+    // The devices may be gone (a reboot) while the record says they were added: add all again.
+    overlay_->peers.clear();
+    overlayPeers(m);
 }
 
 Result<std::vector<std::string>> AgentImpl::execCommand(const node::ExecRequest& r) {

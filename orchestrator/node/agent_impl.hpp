@@ -74,6 +74,21 @@ private:
     /// The master's assignments: stored (so they survive the master's absence,
     /// our restarts and reboots), services no longer assigned deleted.
     void assign(const json::Value& m);
+    // The cluster overlay (a master's agent): the node's subnet, the cluster
+    // CIDR, its address and its peers, kept in STATE/cluster/overlay.json so
+    // that a node restarted while cut off from its master joins its containers
+    // to the overlay again at once.
+    struct Overlay {
+        std::string subnet, cluster, address;
+        std::map<std::string, std::string> peers;  // name -> "subnet underlay mac"
+    };
+    /// The master's welcome: the overlay made (or checked); the VTEP's MAC ("": failed, said).
+    std::string clusterNetwork(const std::string& subnet, const std::string& cluster, const std::string& address);
+    /// The master's "peers" message applied.
+    void overlayPeers(const json::Value& m);
+    void saveOverlay() const;
+    /// At start: the overlay as last saved, before anything runs.
+    void restoreOverlay();
     /// The master's "exec": this very binary as `hull exec` on our state and
     /// run dirs (entered as a local exec enters), for a container that runs here.
     [[nodiscard]] Result<std::vector<std::string>> execCommand(const node::ExecRequest& r);
@@ -104,6 +119,7 @@ private:
     Prober prober_;
     ImagePuller puller_;
     std::shared_ptr<node::MasterLink> link_;  // when joined to a master
+    std::optional<Overlay> overlay_;          // when the master gave this node a subnet
 
     /// The exit of a container, once seen.
     struct ExitTrack {

@@ -177,6 +177,16 @@ private:
             int64_t hb = 0;
             if (const Value* v = m->find("heartbeatMs"); v && v->toInt64(hb) && hb >= 50 && hb <= 60000)
                 heartbeat_ = std::chrono::milliseconds(hb);
+            std::string subnet = json::stringOf(*m, "subnet");
+            if (!subnet.empty() && h_.network)
+                if (std::string mac = h_.network(subnet, json::stringOf(*m, "clusterCidr"), o_.address); !mac.empty()) {
+                    Value o = Value::object();
+                    o.set("type", "overlay");
+                    o.set("mac", mac);
+                    ws_->send(o.dump());
+                }
+        } else if (type == "peers") {
+            if (h_.peers) h_.peers(*m);
         } else if (type == "assignments") {
             h_.assign(*m);
         } else if (type == "logs" || type == "logs-cancel") {

@@ -52,6 +52,14 @@ public:
         /// The command line that runs the master's "exec" request here (ExecSessions runs
         /// it); an unknown container or one that does not run is an error that says so.
         ExecSessions::Command execCommand;
+        /// The master's welcome named this node's subnet of the cluster CIDR: the
+        /// agent's network and overlay device (on ADDRESS, the node's as others
+        /// reach it) follow it. Returns the overlay device's MAC, which the link
+        /// tells the master ("": no overlay here).
+        std::function<std::string(const std::string& subnet, const std::string& clusterCidr, const std::string& address)>
+            network;
+        /// The master's "peers" message: {full, clusterCidr, peers: [{name, subnet, underlay, mac}], removed: [...]}.
+        std::function<void(const json::Value&)> peers;
     };
     /// Connect now, and again after every loss (with a capped backoff), until stop().
     static std::shared_ptr<MasterLink> start(boost::asio::io_context& ioc, LinkOptions o, NodeCredentials c, Hooks h);

@@ -771,3 +771,67 @@ TEST_CASE("master: a node lost in the middle of a rollout is not the new generat
     CHECK(st->generation == 2);
     CHECK(st->failures == 0);
 }
+
+namespace {
+
+/// The overlay peers NODE has been told of so far: name -> subnet.
+std::map<std::string, std::string> peersOf(const FakeSession& s) {
+    std::map<std::string, std::string> peers;
+    for (const auto& text : s.sent) {
+        auto m = Value::parse(text);
+        if (!m || json::stringOf(*m, "type") != "peers") continue;
+        if (m->find("full")->asBool()) peers.clear();
+        for (const auto& p : m->find("removed")->asArray()) peers.erase(json::stringOf(p, "name"));
+        for (const auto& p : m->find("peers")->asArray()) peers[json::stringOf(p, "name")] = json::stringOf(p, "subnet");
+    }
+    return peers;
+}
+
+std::string welcomeSubnet(const FakeSession& s) {
+    for (const auto& text : s.sent)
+        if (auto m = Value::parse(text); m && json::stringOf(*m, "type") == "welcome") return json::stringOf(*m, "subnet");
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("master: nodes lease subnets at their join and hear of each other as overlay peers while they are up",
+          "[master][overlay]") {
+    Master m;
+    for (auto n : {"n1", "n2", "n3"}) m.join(n);
+    std::set<std::string> subnets;
+    for (auto n : {"n1", "n2", "n3"}) subnets.insert(welcomeSubnet(*m.nodes[n]));
+    CHECK(subnets == std::set<std::string>{"10.96.0.0/24", "10.96.1.0/24", "10.96.2.0/24"});
+    // No VTEP yet: nobody is a peer.
+    m.tick();
+    CHECK(peersOf(*m.nodes["n1"]).empty());
+    for (auto n : {"n1", "n2", "n3"})
+        m.cluster->sessionMessage(m.nodes[n], std::string(R"({"type":"overlay","mac":"02:00:00:00:00:0)") + n[1] + "\"}", m.now);
+    m.tick();
+    CHECK(peersOf(*m.nodes["n1"]) == std::map<std::string, std::string>{{"n2", welcomeSubnet(*m.nodes["n2"])},
+                                                                        {"n3", welcomeSubnet(*m.nodes["n3"])}});
+    CHECK(peersOf(*m.nodes["n3"]).size() == 2);
+    // n2 goes away: once down, it leaves the others' overlay.
+    m.cluster->sessionClosed(m.nodes["n2"], m.now);
+    for (int i = 0; i < 15; ++i) {
+        for (auto n : {"n1", "n3"}) m.heartbeat(n);
+        m.tick();
+    }
+    CHECK(peersOf(*m.nodes["n1"]).count("n2") == 0);
+    CHECK(peersOf(*m.nodes["n3"]).count("n2") == 0);
+    // A node that is up cannot be removed; one that is down can, and its lease is free for the next.
+    auto busy = m.cluster->removeNode("n1", m.now);
+    REQUIRE_FALSE(busy);
+    CHECK(busy.error().errnum() == EBUSY);
+    std::string freed = welcomeSubnet(*m.nodes["n2"]);
+    REQUIRE(m.cluster->removeNode("n2", m.now));
+    CHECK(m.cluster->nodeList(m.now).nodes.size() == 2);
+    m.join("n4");
+    CHECK(welcomeSubnet(*m.nodes["n4"]) == freed);
+    // The master restarted: leases are kept.
+    std::string n1Subnet = welcomeSubnet(*m.nodes["n1"]);
+    m.open();
+    m.nodes.clear();
+    m.connect("n1");
+    CHECK(welcomeSubnet(*m.nodes["n1"]) == n1Subnet);
+}
