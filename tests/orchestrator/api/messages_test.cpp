@@ -361,7 +361,7 @@ TEST_CASE("messages: a field added in a later version is read only from the vers
     CHECK(wire::Io::readBody(*missing, m) == "zone: missing");
 }
 
-TEST_CASE("messages: a ContainerEntry carries its slot's incarnation since version 3; an older one's is 0",
+TEST_CASE("messages: a ContainerEntry carries its slot's incarnation since version 3, an older one's is 0",
           "[messages]") {
     ContainerEntry c = container(false);
     json::Value written = wire::Io::write(c);

@@ -371,7 +371,7 @@ TEST_CASE("reconcile: a master's mismatching slots are all replaced at once", "[
     CHECK((b[1].kind == Action::Kind::Stop && b[1].container == "b"));
 }
 
-TEST_CASE("reconcile: a standalone service still replaces one slot at a time and keeps its own maxAge; a master's "
+TEST_CASE("reconcile: a standalone service still replaces one slot at a time and keeps its own maxAge, a master's "
           "ignores maxAge",
           "[reconcile]") {
     auto d = svc(2, 2);

@@ -75,7 +75,7 @@ TEST_CASE("rollout: parallelism 0 moves every slot at once, and slots on a lost 
     CHECK(step.advance == std::vector<int>{0, 1, 3});
 }
 
-TEST_CASE("rollout: a new copy that is never ready, or exits within monitor, fails the rollout; with continue it goes on",
+TEST_CASE("rollout: a new copy that is never ready, or exits within monitor, fails the rollout, with continue it goes on",
           "[rollout]") {
     auto slots = slotsAt1(3);
     auto u = config(1, 2000);

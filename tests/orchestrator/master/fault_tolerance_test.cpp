@@ -76,7 +76,7 @@ TEST_CASE("cluster: a killed node's replicas run elsewhere, and once it is back 
     CHECK(ev.find("rescheduled") != std::string::npos);
 }
 
-TEST_CASE("cluster: a partitioned node keeps running; a failover.after longer than the partition moves nothing, a shorter "
+TEST_CASE("cluster: a partitioned node keeps running, and a failover.after longer than the partition moves nothing, a shorter "
           "one moves replicas and their duplicates stop after the heal",
           "[root][net][cluster]") {
     REQUIRE_ROOT();
