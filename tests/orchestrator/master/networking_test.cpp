@@ -1,0 +1,92 @@
+// Cluster networking as a user sees it, on scripts/cluster hosts with real
+// agents and containers: the master leases each node a subnet of the cluster
+// CIDR and manages the VXLAN overlay between them.
+#include <catch2/catch.hpp>
+
+#include "orchestrator/master/cluster_support.hpp"
+
+using namespace hull;
+using namespace hull::test;
+using namespace hull::test::cluster;
+using json::Value;
+
+namespace {
+
+/// "10.96.0.2\n" from what httpd gives CGI, "[::ffff:10.96.0.2]\n" (it listens dual-stack).
+std::string plainAddress(std::string s) {
+    if (s.rfind("[::ffff:", 0) == 0) s = s.substr(8);
+    if (auto b = s.find(']'); b != std::string::npos) s.erase(b, 1);
+    return s;
+}
+
+/// A web server whose /cgi-bin/ip answers with the client's address as it arrived.
+const char* kWhoAmI =
+    "command: [sh, -c, 'mkdir -p /www/cgi-bin && printf \"#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho "
+    "\\$REMOTE_ADDR\\n\" > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 80 -h /www']\n"
+    "stopGracePeriod: 1s\n";
+
+/// The one ready container of SERVICE.
+Value only(const Cluster& c, const std::string& service) {
+    auto r = c.ready(service);
+    REQUIRE(r.size() == 1);
+    return r[0];
+}
+
+}  // namespace
+
+TEST_CASE("cluster: nodes get subnets of the cluster CIDR, and a container on n1 reaches one on n3 by address, "
+          "unmasqueraded, over the overlay",
+          "[root][net][cluster]") {
+    REQUIRE_ROOT();
+    Cluster c;
+    REQUIRE(c.apply("server", std::string("replicas: 1\nplacement: {constraints: [\"node.name == n3\"]}\n") + kWhoAmI).status == 0);
+    REQUIRE(c.apply("client", std::string("replicas: 1\nplacement: {constraints: [\"node.name == n1\"]}\n") + kSleep).status == 0);
+    REQUIRE(eventually([&] { return c.ready("server").size() == 1 && c.ready("client").size() == 1; }));
+    Value server = only(c, "server"), client = only(c, "client");
+    const std::string serverIp = json::stringOf(server, "ip"), clientIp = json::stringOf(client, "ip");
+    INFO("server " << serverIp << " on n3, client " << clientIp << " on n1");
+    // Each in its node's lease of 10.96.0.0/12, the two different.
+    CHECK(serverIp.rfind("10.96.", 0) == 0);
+    CHECK(clientIp.rfind("10.96.", 0) == 0);
+    CHECK(serverIp.substr(0, serverIp.rfind('.')) != clientIp.substr(0, clientIp.rfind('.')));
+    // The client's own address arrives: no masquerade between nodes.
+    RunResult got;
+    REQUIRE(eventually([&] {
+        // (busybox's wget -T crashes: timeout bounds it instead)
+        got = c.hull({"exec", json::stringOf(client, "id"), "timeout", "3", "wget", "-q", "-O-", "http://" + serverIp + "/cgi-bin/ip"});
+        return got.status == 0;
+    }, 15000));
+    INFO(got.out << got.err);
+    CHECK(plainAddress(got.out) == clientIp + "\n");
+
+    // A node that leaves: once it is down and removed, the others have no
+    // VXLAN peer, route or neighbour for it, and its lease is free.
+    std::string n2Subnet;
+    for (const auto& line : Cluster::split(run({"/usr/sbin/ip", "netns", "exec", kName + "-n1", "/usr/sbin/ip", "route"}).out))
+        if (line.find("dev hull.vx") != std::string::npos) n2Subnet += line + "\n";
+    INFO(n2Subnet);
+    CHECK(!n2Subnet.empty());  // routes to n2's and n3's subnets
+    REQUIRE(clusterScript({"kill", "n2"}).status == 0);
+    REQUIRE(eventually([&] {
+        auto ls = c.json({"node", "ls"});
+        for (const auto& n : ls.asArray())
+            if (json::stringOf(n, "name") == "n2") return json::stringOf(n, "status") == "down";
+        return false;
+    }));
+    auto rm = c.hull({"node", "rm", "n2"});
+    INFO(rm.out << rm.err);
+    REQUIRE(rm.status == 0);
+    REQUIRE(eventually([&] {
+        auto routes = run({"/usr/sbin/ip", "netns", "exec", kName + "-n1", "/usr/sbin/ip", "route"}).out;
+        size_t vx = 0;
+        for (const auto& line : Cluster::split(routes)) vx += line.find("dev hull.vx") != std::string::npos;
+        auto fdb = run({"/usr/sbin/ip", "netns", "exec", kName + "-n1", "/usr/sbin/bridge", "fdb", "show", "dev", "hull.vx"}).out;
+        size_t fdbs = 0;
+        for (const auto& line : Cluster::split(fdb)) fdbs += line.find(" dst ") != std::string::npos;
+        return vx == 1 && fdbs == 1;  // n3 only
+    }));
+    CHECK(c.json({"node", "ls"}).asArray().size() == 2);
+    // Still reachable after n2 left.
+    got = c.hull({"exec", json::stringOf(client, "id"), "timeout", "3", "wget", "-q", "-O-", "http://" + serverIp + "/cgi-bin/ip"});
+    CHECK(plainAddress(got.out) == clientIp + "\n");
+}
