@@ -27,7 +27,7 @@ Result<Overlay> Overlay::open(const std::string& dev) {
     return Overlay(o, Cidr{addrs[0].addr, 32}, TRY(nl.macOf(dev)));
 }
 
-Result<void> Overlay::addPeer(const OverlayPeer& p) {
+Result<void> Overlay::addPeer(const OverlayPeer& p, bool untracked) {
     if (p.subnet.overlaps(subnet_))
         return failInvalid("overlay peer subnet " + p.subnet.str() + " overlaps this host's " + subnet_.str());
     auto nl = TRY(Netlink::open());
@@ -38,7 +38,7 @@ Result<void> Overlay::addPeer(const OverlayPeer& p) {
     auto added = nl.addFdb(options_.name, p.vtepMac, p.underlay)
                      .and_then([&] { return nl.addNeighbour(options_.name, gw, p.vtepMac); })
                      .and_then([&] { return nl.addRoute(Cidr{gw, p.subnet.prefix}, gw, options_.name, true); })
-                     .and_then([&] { return addClusterSubnet(p.subnet); });
+                     .and_then([&] { return addClusterSubnet(p.subnet, untracked); });
     if (!added) {
         (void)removePeer(p);
         return fail(std::move(added.error()).context(what));

@@ -34,7 +34,9 @@ public:
     /// What a peer needs to know about us.
     OverlayPeer self() const { return {subnet_, options_.local, mac_}; }
 
-    [[nodiscard]] Result<void> addPeer(const OverlayPeer& p);
+    /// UNTRACKED: the peer's traffic skips conntrack (addClusterSubnet); a
+    /// cluster node's must not (its service addresses are NAT).
+    [[nodiscard]] Result<void> addPeer(const OverlayPeer& p, bool untracked = true);
     /// Idempotent: entries already gone are fine.
     [[nodiscard]] Result<void> removePeer(const OverlayPeer& p);
     /// Remove the VXLAN device (and with it every route and entry through it).

@@ -1,5 +1,7 @@
 #include "netns/portmap.hpp"
 
+#include <cstdio>
+
 #include <nftables/libnftables.h>
 
 #include <arpa/inet.h>
@@ -168,6 +170,7 @@ add map ip hull udp_addr_bal { type ipv4_addr . inet_service : verdict; }
 add set ip hull subnets { type ipv4_addr; flags interval; auto-merge; }
 add set ip hull remotes { type ipv4_addr; flags interval; auto-merge; }
 add set ip hull masq { type ipv4_addr; flags interval; auto-merge; }
+add map ip hull vips { type ipv4_addr : verdict; }
 add chain ip hull prerouting { type nat hook prerouting priority dstnat; policy accept; }
 add chain ip hull output { type nat hook output priority -100; policy accept; }
 add chain ip hull postrouting { type nat hook postrouting priority srcnat; policy accept; }
@@ -194,7 +197,11 @@ add rule ip hull output fib daddr type local ip daddr . tcp dport vmap @tcp_addr
 add rule ip hull output fib daddr type local ip daddr . udp dport vmap @udp_addr_bal
 add rule ip hull output fib daddr type local tcp dport vmap @tcp_bal
 add rule ip hull output fib daddr type local udp dport vmap @udp_bal
+add rule ip hull prerouting ip daddr vmap @vips
+add rule ip hull output ip daddr vmap @vips
 add rule ip hull postrouting ip saddr 127.0.0.0/8 ip daddr @subnets masquerade
+add rule ip hull postrouting ct status dnat oifname "hull.vx" masquerade
+add rule ip hull postrouting ct status dnat ip saddr @masq ip daddr @masq masquerade
 add rule ip hull postrouting ip saddr @masq ip daddr != @subnets masquerade
 add rule ip hull raw_prerouting udp dport 4789 notrack
 add rule ip hull raw_prerouting ip saddr @remotes ip daddr @subnets notrack
@@ -286,11 +293,43 @@ Result<void> unpublishPorts(const std::vector<PortMapping>& ports) {
     return {};
 }
 
-Result<void> addClusterSubnet(const Cidr& subnet) {
+Result<void> addClusterSubnet(const Cidr& subnet, bool untracked) {
     Cidr net{subnet.network(), subnet.prefix};
-    return runNft("add element ip hull subnets { " + net.str() + " }\nadd element ip hull remotes { " + net.str() +
-                      " }\n",
+    return runNft("add element ip hull subnets { " + net.str() + " }\n" +
+                      (untracked ? "add element ip hull remotes { " + net.str() + " }\n" : std::string()),
                   "cluster subnet " + net.str());
+}
+
+std::string vipChain(Ipv4 vip) {
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%08x", vip.value);
+    return std::string("vip_") + hex;
+}
+
+std::string vipScript(Ipv4 vip, const std::vector<Ipv4>& backends, bool add) {
+    const std::string chain = vipChain(vip);
+    if (!add) return "delete element ip hull vips { " + vip.str() + " }\ndelete chain ip hull " + chain + "\n";
+    std::string out = "add chain ip hull " + chain + "\nflush chain ip hull " + chain + "\n";
+    if (!backends.empty()) {
+        // The address only: VIP:PORT goes to the same PORT of the replica.
+        out += "add rule ip hull " + chain + " dnat ip to numgen random mod " + std::to_string(backends.size()) + " map { ";
+        for (size_t i = 0; i < backends.size(); ++i) out += (i ? ", " : "") + std::to_string(i) + " : " + backends[i].str();
+        out += " }\n";
+    } else {
+        out += "add rule ip hull " + chain + " reject\n";  // no replica ready: refused at once, not left to time out
+    }
+    return out + "add element ip hull vips { " + vip.str() + " : goto " + chain + " }\n";
+}
+
+Result<void> publishVip(Ipv4 vip, const std::vector<Ipv4>& backends) {
+    TRY(ensureTable());
+    return runNft(vipScript(vip, backends, true), "service address " + vip.str());
+}
+
+Result<void> unpublishVip(Ipv4 vip) {
+    auto r = runNft(vipScript(vip, {}, false), "service address " + vip.str());
+    if (!r && r.error().message().find("No such file") != std::string::npos) return {};
+    return r;
 }
 
 Result<void> removeClusterSubnet(const Cidr& subnet) {

@@ -51,7 +51,19 @@ std::string balancedScript(const PortMapping& port, const std::vector<Ipv4>& bac
 [[nodiscard]] Result<void> unpublishPorts(const std::vector<PortMapping>& ports);
 /// A subnet traffic to which is not masqueraded (another host's containers, in
 /// the overlay): added to the table's "subnets" set. Needs the table.
-[[nodiscard]] Result<void> addClusterSubnet(const Cidr& subnet);
+/// UNTRACKED: also to "remotes", whose traffic skips conntrack (a plain
+/// overlay's speed); not on a cluster node, whose service addresses need
+/// conntrack to take replies back.
+[[nodiscard]] Result<void> addClusterSubnet(const Cidr& subnet, bool untracked = true);
+/// A service's virtual IP: each new connection to VIP (any port) goes to one of
+/// BACKENDS at random, same port; none: refused. Replaces what VIP had; one
+/// transaction. Traffic DNATed out the overlay, or back into the subnet it
+/// came from, is masqueraded so that its replies come back this way.
+[[nodiscard]] Result<void> publishVip(Ipv4 vip, const std::vector<Ipv4>& backends);
+/// Gone already is fine.
+[[nodiscard]] Result<void> unpublishVip(Ipv4 vip);
+/// The nft commands behind publishVip (ADD) and unpublishVip (pure).
+std::string vipScript(Ipv4 vip, const std::vector<Ipv4>& backends, bool add);
 [[nodiscard]] Result<void> removeClusterSubnet(const Cidr& subnet);
 /// Remove the whole table (tests; `hull network rm`).
 [[nodiscard]] Result<void> dropNatTable();

@@ -116,6 +116,12 @@ public:
     /// Another node's subnet (SUBNET, on its UNDERLAY address, its VXLAN device's MAC),
     /// reachable over the overlay (ADD) or no longer (gone already is fine).
     [[nodiscard]] Result<void> overlayPeer(const std::string& subnet, const std::string& underlay, const std::string& mac, bool add);
+    /// A service's virtual IP on this host, balanced over BACKENDS (addresses on
+    /// any node; none: refused) on the port asked for (netns::publishVip).
+    [[nodiscard]] Result<void> publishVip(const std::string& vip, const std::vector<std::string>& backends);
+    [[nodiscard]] Result<void> unpublishVip(const std::vector<std::string>::value_type& vip);
+    /// As publishBalanced, to ADDRESSES (a cluster's replicas on any node: the routing mesh).
+    [[nodiscard]] Result<void> publishBalancedTo(const std::vector<std::string>& ports, const std::vector<std::string>& addresses);
 
     const std::string& stateDir() const { return state_; }
 

@@ -42,7 +42,8 @@ Result<std::string> Engine::ensureOverlay(const std::string& subnetText, const s
     vx.local = *local;
     auto ov = TRY(netns::Overlay::ensure(vx, subnet));
     // The whole cluster range keeps its source addresses (peers add their own subnets too).
-    TRY_CTX("overlay", netns::addClusterSubnet(cluster));
+    // Tracked: service addresses (NAT) need replies from other nodes to meet their conntrack entries.
+    TRY_CTX("overlay", netns::addClusterSubnet(cluster, false));
     return ov.self().vtepMac;
 }
 
@@ -52,7 +53,30 @@ Result<void> Engine::overlayPeer(const std::string& subnetText, const std::strin
     if (!underlay) return failInvalid("overlay peer: \"" + underlayText + "\" is not an IPv4 address");
     auto ov = TRY(netns::Overlay::open(kVxlan));
     netns::OverlayPeer p{subnet, *underlay, mac};
-    return add ? ov.addPeer(p) : ov.removePeer(p);
+    return add ? ov.addPeer(p, false) : ov.removePeer(p);
+}
+
+Result<void> Engine::publishVip(const std::string& vipText, const std::vector<std::string>& backendTexts) {
+    auto vip = netns::Ipv4::parse(vipText);
+    if (!vip) return failInvalid("service address \"" + vipText + "\" is not an IPv4 address");
+    std::vector<netns::Ipv4> backends;
+    for (const auto& b : backendTexts)
+        if (auto ip = netns::Ipv4::parse(b)) backends.push_back(*ip);
+    return netns::publishVip(*vip, backends);
+}
+
+Result<void> Engine::unpublishVip(const std::string& vipText) {
+    auto vip = netns::Ipv4::parse(vipText);
+    if (!vip) return failInvalid("service address \"" + vipText + "\" is not an IPv4 address");
+    return netns::unpublishVip(*vip);
+}
+
+Result<void> Engine::publishBalancedTo(const std::vector<std::string>& ports, const std::vector<std::string>& addresses) {
+    std::vector<netns::Ipv4> backends;
+    for (const auto& a : addresses)
+        if (auto ip = netns::Ipv4::parse(a)) backends.push_back(*ip);
+    for (const auto& p : ports) TRY(netns::publishBalanced(TRY(netns::parsePortMapping(p)), backends));
+    return {};
 }
 
 }  // namespace hull::runtime

@@ -258,6 +258,7 @@ json::Value outputJson(const ServiceList& m) {
         v.set("generation", s.generation);
         v.set("replicas", s.desired);
         v.set("ready", s.ready);
+        if (!s.vip.empty()) v.set("vip", s.vip);
         v.set("spec", specJson(s.spec));
         arr.push(v);
     }

@@ -234,14 +234,16 @@ struct DeleteReply {
 /// enums as a service file spells them).
 struct ServiceEntry {
     static constexpr const char* kName = "ServiceEntry";
-    static constexpr int kVersion = 2;
+    static constexpr int kVersion = 3;
     std::string name;
     int64_t generation = 0;
     Service spec;
     int64_t ready = 0;    // containers of this generation that are ready
     int64_t desired = 0;  // the replicas it should have
+    std::string vip;      // a master's: its virtual IP ("" on a standalone agent); since 3
     void fields(wire::Io& io) {
         io.fields("name", name, "generation", generation, "spec", spec, "ready", ready, "desired", desired);
+        if (io.version() >= 3) io.field("vip", vip);
     }
 };
 

@@ -135,6 +135,12 @@ Result<void> Cluster::load(int64_t now) {
         for (auto& c : p.retiring)
             if (!c.generation) c.generation = svc->second.generation;
     }
+    // Services of a hull before VIPs get theirs now.
+    for (auto& [name, r] : services_)
+        if (r.vip.empty()) {
+            r.vip = freeVip();
+            if (auto put = store_->put(keys::service(name), encodeService(r)); !put) return fail(storeError(put.error()));
+        }
     // A rollout in progress goes on: its slots' new copies are watched from now.
     for (const auto& [key, p] : placements_)
         if (auto svc = services_.find(key.first);
@@ -174,6 +180,9 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
     r.updated = o_.wallMs();
     auto old = services_.find(svc->name);
     bool rollout = false;
+    if (old != services_.end()) r.vip = old->second.vip;
+    if (r.vip.empty() && (r.vip = freeVip()).empty())
+        return fail(Error::plain(ENOSPC, source + ": the service CIDR " + o_.serviceCidr.str() + " has no address left for a VIP"));
     if (old == services_.end()) {
         // A service applied before under this name (deleted since) starts over.
         r.generation = r.lastGeneration = 1;
@@ -183,7 +192,7 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
         r.generation = old->second.generation;
         r.lastGeneration = old->second.lastGeneration;
         r.rollout = old->second.rollout;
-        if (old->second.spec == *svc) return ApplyReply{svc->name, r.generation};
+        if (old->second.spec == *svc && old->second.vip == r.vip) return ApplyReply{svc->name, r.generation};
     } else {
         // A new template: rolled out slot by slot (core/rollout.hpp), from the
         // generation the replicas run, or, during a rollout that has not
@@ -316,8 +325,14 @@ std::vector<core::ReadyReplica> Cluster::readyReplicas(const std::set<std::strin
 
 void Cluster::countReady(const std::string& node, const ContainerEntry& c, int delta) {
     if (!c.ready || c.status != "running") return;
-    auto [it, fresh] = readyAt_.try_emplace({c.service, c.slot, node, c.generation, c.incarnation}, 0);
-    if ((it->second += delta) <= 0) readyAt_.erase(it);
+    std::tuple<std::string, int, std::string, int64_t, int64_t> key{c.service, c.slot, node, c.generation, c.incarnation};
+    auto [it, fresh] = readyAt_.try_emplace(key, 0);
+    if ((it->second += delta) <= 0) {
+        readyAt_.erase(it);
+        readyIps_.erase(key);
+    } else if (delta > 0 && !c.ip.empty()) {
+        readyIps_[key] = c.ip;
+    }
     // What placement looks at changed: which slots are ready where.
     dirtyServices_.insert(c.service);
 }
@@ -381,6 +396,7 @@ ServiceList Cluster::serviceList() const {
         e.spec = r.spec;
         e.desired = r.spec.replicas;
         e.ready = ready[name];
+        e.vip = r.vip;
         out.services.push_back(std::move(e));
     }
     return out;
@@ -605,6 +621,7 @@ void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value
     // grace period moves nothing.
     freshSession_ = true;
     l.peersSent.reset();
+    l.endpointsSent.reset();
     peersChanged_ = true;
 }
 
@@ -966,6 +983,8 @@ void Cluster::reconcile(int64_t now) {
     specChanged_.clear();
     touched.insert(placedServices.begin(), placedServices.end());
     pushAssignments(touched);
+    touched.insert(scope->begin(), scope->end());
+    pushEndpoints(touched);
     freshSession_ = false;
     ++rounds_;
     lastRoundMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
@@ -1031,6 +1050,92 @@ void Cluster::pushPeers() {
         m.set("full", full);
         m.set("clusterCidr", o_.clusterCidr.str());
         m.set("peers", add);
+        m.set("removed", removed);
+        l.session->send(m.dump());
+    }
+}
+
+std::string Cluster::freeVip() const {
+    std::set<uint32_t> used;
+    for (const auto& [name, r] : services_)
+        if (auto ip = netns::Ipv4::parse(r.vip)) used.insert(ip->value);
+    // From the second address on: the first is left for the cluster's own use (a DNS address, say).
+    for (uint32_t v = o_.serviceCidr.firstHost().value + 1; v <= o_.serviceCidr.lastHost().value; ++v)
+        if (!used.count(v)) return netns::Ipv4{v}.str();
+    return "";
+}
+
+std::vector<std::string> Cluster::backendsOf(const std::string& service) const {
+    const std::set<std::string> down = downNodes();
+    std::vector<std::string> out;
+    auto p = placements_.lower_bound({service, 0});
+    for (auto it = readyIps_.lower_bound({service, 0, "", 0, 0}); it != readyIps_.end() && std::get<0>(it->first) == service;
+         ++it) {
+        const auto& [svc, slot, node, generation, incarnation] = it->first;
+        if (down.count(node)) continue;
+        while (p != placements_.end() && p->first.first == service && p->first.second < slot) ++p;
+        if (p == placements_.end() || p->first != std::pair<std::string, int>{service, slot}) continue;
+        // A copy its slot still holds: its own, or a retiring one until the new one is ready.
+        if (p->second.node == node || p->second.retiresOn(node)) out.push_back(it->second);
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+void Cluster::pushEndpoints(const std::set<std::string>& touched) {
+    // Each service's entry, made once per round: {name, vip, ports, backends}.
+    std::map<std::string, std::pair<std::string, Value>> entries;  // name -> (signature, entry)
+    auto entryOf = [&](const std::string& name) -> const std::pair<std::string, Value>* {
+        auto e = entries.find(name);
+        if (e != entries.end()) return &e->second;
+        auto r = services_.find(name);
+        if (r == services_.end() || r->second.vip.empty()) return nullptr;
+        Value v = Value::object(), ports = Value::array(), backends = Value::array();
+        std::string sig = r->second.vip + "|";
+        for (const auto& p : r->second.spec.ports) {
+            ports.push(p);
+            sig += p + ",";
+        }
+        sig += "|";
+        for (const auto& ip : backendsOf(name)) {
+            backends.push(ip);
+            sig += ip + ",";
+        }
+        v.set("name", name);
+        v.set("vip", r->second.vip);
+        v.set("ports", ports);
+        v.set("backends", backends);
+        return &entries.emplace(name, std::pair{sig, std::move(v)}).first->second;
+    };
+    for (auto& [node, l] : live_) {
+        if (!l.session) continue;
+        const bool full = !l.endpointsSent;
+        if (full) l.endpointsSent.emplace();
+        Value list = Value::array(), removed = Value::array();
+        auto consider = [&](const std::string& name) {
+            const auto* e = entryOf(name);
+            auto sent = l.endpointsSent->find(name);
+            if (!e) {
+                if (sent != l.endpointsSent->end()) {
+                    removed.push(name);
+                    l.endpointsSent->erase(sent);
+                }
+                return;
+            }
+            if (sent != l.endpointsSent->end() && sent->second == e->first) return;
+            (*l.endpointsSent)[name] = e->first;
+            list.push(e->second);
+        };
+        if (full)
+            for (const auto& [name, r] : services_) consider(name);
+        else
+            for (const auto& name : touched) consider(name);
+        if (!full && list.asArray().empty() && removed.asArray().empty()) continue;
+        Value m = Value::object();
+        m.set("type", "endpoints");
+        m.set("full", full);
+        m.set("services", list);
         m.set("removed", removed);
         l.session->send(m.dump());
     }

@@ -132,6 +132,8 @@ private:
         int64_t closedAt = 0;
         /// The overlay peers it was sent: name -> "subnet underlay mac" (none: send all).
         std::optional<std::map<std::string, std::string>> peersSent;
+        /// The services' endpoints it was sent: name -> "vip ports backends" (none: send all).
+        std::optional<std::map<std::string, std::string>> endpointsSent;
     };
     /// What the master saw of a slot's new copy during a rollout (core/rollout.hpp).
     struct Watch {
@@ -197,6 +199,15 @@ private:
     /// Each session the overlay peers it lacks and those gone: the other nodes
     /// that are up and have a subnet and a VTEP (a whole list to a new session).
     void pushPeers();
+    /// A free address of the service CIDR for a service's VIP ("" when none is left).
+    std::string freeVip() const;
+    /// Each session the endpoints of the services in TOUCHED that changed for
+    /// it (all of them to a new session): every service's VIP, published ports
+    /// and ready replicas' addresses cluster-wide, for the VIP and the routing
+    /// mesh every node publishes.
+    void pushEndpoints(const std::set<std::string>& touched);
+    /// SERVICE's ready replicas' addresses, on nodes that are up and hold their slot, sorted.
+    std::vector<std::string> backendsOf(const std::string& service) const;
 
     std::unique_ptr<state::Store> store_;
     ClusterOptions o_;
@@ -210,6 +221,9 @@ private:
     /// there: kept as reports come, so that a round reads its services' part
     /// only, and in placements' order, so that counting is one merged pass.
     std::map<std::tuple<std::string, int, std::string, int64_t, int64_t>, int> readyAt_;  // + generation, incarnation
+    /// The same keys -> the ready container's address, for those that have one
+    /// (what the VIPs and the routing mesh send connections to).
+    std::map<std::tuple<std::string, int, std::string, int64_t, int64_t>, std::string> readyIps_;
     /// service -> generation -> what it was (the current one is services_'s too).
     std::map<std::string, std::map<int64_t, HistoryRecord>> history_;
     std::map<std::pair<std::string, int>, Watch> watches_;  // rollouts in progress: their slots' new copies

@@ -41,6 +41,7 @@ std::string encodeService(const ServiceRecord& r) {
     v.set("updated", r.updated);
     v.set("spec", *Value::parse(serviceJson(r.spec)));
     if (r.lastGeneration > r.generation) v.set("lastGeneration", r.lastGeneration);
+    if (!r.vip.empty()) v.set("vip", r.vip);
     if (!(r.rollout == RolloutRecord{})) {
         Value o = Value::object();
         o.set("state", r.rollout.state);
@@ -64,6 +65,7 @@ Result<ServiceRecord> decodeService(const std::string& text) {
     r.generation = intOf(v, "generation");
     r.updated = intOf(v, "updated");
     r.lastGeneration = std::max(r.generation, intOf(v, "lastGeneration"));  // absent in older records
+    r.vip = json::stringOf(v, "vip");  // likewise: given one at the next round
     if (const Value* o = v.find("rollout"); o && o->isObject()) {
         r.rollout.state = json::stringOf(*o, "state");
         r.rollout.from = intOf(*o, "from");

@@ -33,6 +33,9 @@ struct ServiceRecord {
     /// an older one, and the next apply still gets a new number.
     int64_t lastGeneration = 0;
     RolloutRecord rollout;
+    /// Its virtual IP, from the service CIDR: every node sends VIP:PORT to one
+    /// of its ready replicas, wherever it runs. Kept while the service is.
+    std::string vip;
 };
 
 /// One generation of a service, kept for `hull rollout history|undo` and for

@@ -341,7 +341,8 @@ Result<void> AgentImpl::run() {
              [this](const std::string& subnet, const std::string& cluster, const std::string& address) {
                  return clusterNetwork(subnet, cluster, address);
              },
-             [this](const json::Value& m) { overlayPeers(m); }});
+             [this](const json::Value& m) { overlayPeers(m); },
+             [this](const json::Value& m) { endpoints(m); }});
     ioc_.run();
     if (link_) link_->stop();
     if (ino >= 0) inotify.close();
@@ -438,6 +439,30 @@ void AgentImpl::overlayPeers(const json::Value& m) {
         overlay_->peers = std::move(next);
         saveOverlay();
     }
+}
+
+void AgentImpl::endpoints(const json::Value& m) {
+    const json::Value* full = m.find("full");
+    std::map<std::string, Endpoint> next;
+    if (endpoints_ && !(full && full->isBool() && full->asBool())) next = *endpoints_;
+    for (const auto& name : json::stringsOf(m.find("removed"))) next.erase(name);
+    if (const json::Value* list = m.find("services"); list && list->isArray())
+        for (const auto& e : list->asArray()) {
+            Endpoint ep{json::stringOf(e, "vip"), json::stringsOf(e.find("ports")), json::stringsOf(e.find("backends"))};
+            next[json::stringOf(e, "name")] = std::move(ep);
+        }
+    std::map<std::string, Endpoint> before = endpoints_ ? *endpoints_ : std::map<std::string, Endpoint>{};
+    for (const auto& [name, ep] : before)
+        if (auto n = next.find(name); (n == next.end() || n->second.vip != ep.vip) && !ep.vip.empty())
+            if (auto r = engine_.unpublishVip(ep.vip); !r)
+                log::errorf("node: service address of %s: %s", name.c_str(), r.error().message().c_str());
+    for (const auto& [name, ep] : next)
+        if (auto b = before.find(name); b == before.end() || b->second.vip != ep.vip || b->second.backends != ep.backends)
+            if (!ep.vip.empty())
+                if (auto r = engine_.publishVip(ep.vip, ep.backends); !r)
+                    log::errorf("node: service address of %s: %s", name.c_str(), r.error().message().c_str());
+    endpoints_ = std::move(next);
+    wake();  // the mesh's ports follow at the round
 }
 
 void AgentImpl::saveOverlay() const {
@@ -544,7 +569,19 @@ void AgentImpl::writePortsRecord(const std::set<std::string>& ports) const {
 void AgentImpl::syncPorts(const std::map<std::string, DesiredService>& specs, const std::set<std::string>& unreadable,
                           const std::vector<Observed>& observed, const std::map<std::string, int>& stopping, int64_t now) {
     std::map<std::string, Published> want;
-    for (const auto& [name, d] : specs) {
+    if (endpoints_) {
+        // A master's node: every service's ports, on every node, balanced over
+        // its ready replicas wherever they run (the routing mesh). The master
+        // refused clashes at apply.
+        for (const auto& [name, ep] : *endpoints_) {
+            if (ep.ports.empty()) continue;
+            auto& w = want[name];
+            w.ports = ep.ports;
+            w.backends = ep.backends;  // addresses, not container ids
+            w.addresses = true;
+        }
+    }
+    for (const auto& [name, d] : endpoints_ ? std::map<std::string, DesiredService>{} : specs) {
         const Service& s = d.spec;
         if (s.ports.empty()) continue;
         // Stored before apply refused clashes (or by hand): the first by name keeps the port.
@@ -610,7 +647,7 @@ void AgentImpl::syncPorts(const std::map<std::string, DesiredService>& specs, co
         auto& have = published_[name];
         // Unchanged, and published (or failed, and not due for another try).
         if (have.ports == w.ports && have.backends == w.backends && (have.error.empty() || now < have.retryAt)) continue;
-        auto r = engine_.publishBalanced(w.ports, w.backends);
+        auto r = w.addresses ? engine_.publishBalancedTo(w.ports, w.backends) : engine_.publishBalanced(w.ports, w.backends);
         if (r) {
             if (have.backends != w.backends || have.ports != w.ports)
                 log::debugf("node: %s: ports lead to %zu container(s)", name.c_str(), w.backends.size());

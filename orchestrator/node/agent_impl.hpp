@@ -89,6 +89,16 @@ private:
     void saveOverlay() const;
     /// At start: the overlay as last saved, before anything runs.
     void restoreOverlay();
+    /// A service as the master's endpoints describe it: its VIP, its published
+    /// ports (every node publishes them: the routing mesh) and its ready
+    /// replicas' addresses on every node.
+    struct Endpoint {
+        std::string vip;
+        std::vector<std::string> ports, backends;
+        bool operator==(const Endpoint&) const = default;
+    };
+    /// The master's "endpoints" message applied: VIPs now, ports at the next round.
+    void endpoints(const json::Value& m);
     /// The master's "exec": this very binary as `hull exec` on our state and
     /// run dirs (entered as a local exec enters), for a container that runs here.
     [[nodiscard]] Result<std::vector<std::string>> execCommand(const node::ExecRequest& r);
@@ -120,6 +130,7 @@ private:
     ImagePuller puller_;
     std::shared_ptr<node::MasterLink> link_;  // when joined to a master
     std::optional<Overlay> overlay_;          // when the master gave this node a subnet
+    std::optional<std::map<std::string, Endpoint>> endpoints_;  // a master's, once it sent them (by service)
 
     /// The exit of a container, once seen.
     struct ExitTrack {
@@ -132,7 +143,8 @@ private:
     // Stopped for a failed probe or a stop-first replacement (as ended), until their slot starts again.
     std::map<std::string, Observed> failed_;
     struct Published {
-        std::vector<std::string> ports, backends;  // the spec's ports; container ids
+        std::vector<std::string> ports, backends;  // the spec's ports; container ids (or addresses)
+        bool addresses = false;                    // BACKENDS are addresses (the routing mesh's)
         std::string error;                         // of the last try, if it failed
         int64_t retryAt = 0;
     };

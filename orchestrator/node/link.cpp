@@ -187,6 +187,8 @@ private:
                 }
         } else if (type == "peers") {
             if (h_.peers) h_.peers(*m);
+        } else if (type == "endpoints") {
+            if (h_.endpoints) h_.endpoints(*m);
         } else if (type == "assignments") {
             h_.assign(*m);
         } else if (type == "logs" || type == "logs-cancel") {

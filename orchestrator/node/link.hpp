@@ -60,6 +60,9 @@ public:
             network;
         /// The master's "peers" message: {full, clusterCidr, peers: [{name, subnet, underlay, mac}], removed: [...]}.
         std::function<void(const json::Value&)> peers;
+        /// The master's "endpoints" message: {full, services: [{name, vip, ports, backends}], removed: [names]}:
+        /// every service's virtual IP and published ports, and its ready replicas' addresses cluster-wide.
+        std::function<void(const json::Value&)> endpoints;
     };
     /// Connect now, and again after every loss (with a capped backoff), until stop().
     static std::shared_ptr<MasterLink> start(boost::asio::io_context& ioc, LinkOptions o, NodeCredentials c, Hooks h);

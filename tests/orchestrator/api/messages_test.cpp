@@ -297,7 +297,7 @@ TEST_CASE("messages: the wire is one JSON object under the message's name, each 
     const json::Value& body = *list->find("ServiceList");
     CHECK(intOf(body, "schemaVersion") == 2);
     const json::Value& service = body.find("services")->asArray()[0];
-    CHECK(keys(service) == std::vector<std::string>{"schemaVersion", "name", "generation", "spec", "ready", "desired"});
+    CHECK(keys(service) == std::vector<std::string>{"schemaVersion", "name", "generation", "spec", "ready", "desired", "vip"});
     CHECK(service.find("spec")->dump() == serviceJson(fullService()));
     auto cs = json::Value::parse(encode(ContainerList{{container(false), container(true)}}));
     REQUIRE(cs);

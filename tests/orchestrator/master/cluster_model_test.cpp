@@ -135,6 +135,7 @@ struct Master {
             c.status = "running";
             c.ready = !ready || ready(a);
             c.started = started.try_emplace(c.id, now).first->second;
+            c.ip = "10.99." + std::to_string(a.slot) + "." + std::to_string(a.generation * 10 + a.incarnation);
             mine.push_back(c);
         }
         StatusReport r;
@@ -519,7 +520,9 @@ TEST_CASE("master: a service with a stored placement it cannot read is left as i
     m.tick();
     // Every node keeps web as it runs it; api is served as before.
     for (auto n : {"n1", "n2"}) {
-        auto last = Value::parse(m.nodes[n]->sent.back());
+        std::optional<Value> last;
+        for (const auto& text : m.nodes[n]->sent)
+            if (auto v = Value::parse(text); v && json::stringOf(*v, "type") == "assignments") last = *v;
         REQUIRE(last);
         CHECK(json::stringsOf(last->find("keep")) == std::vector<std::string>{"web"});
         CHECK(m.nodes[n]->slots("api").size() == 1);
@@ -596,7 +599,9 @@ TEST_CASE("master: a rollout moves parallelism slots at a time to the new genera
     m.tick();
     CHECK(generations(m, "web") == std::map<int64_t, int>{{1, 4}, {2, 2}});
     // The nodes carry the old spec along for the slots still on it.
-    auto last = Value::parse(m.nodes["n1"]->sent.back());
+    std::optional<Value> last;
+    for (const auto& text : m.nodes["n1"]->sent)
+        if (auto v = Value::parse(text); v && json::stringOf(*v, "type") == "assignments") last = *v;
     REQUIRE(last);
     const Value& entry = last->find("services")->asArray().at(0);
     CHECK(json::stringOf(entry, "order") == "start-first");
@@ -834,4 +839,61 @@ TEST_CASE("master: nodes lease subnets at their join and hear of each other as o
     m.nodes.clear();
     m.connect("n1");
     CHECK(welcomeSubnet(*m.nodes["n1"]) == n1Subnet);
+}
+
+namespace {
+
+/// The endpoints NODE has been told of so far: service -> (vip, backends).
+std::map<std::string, std::pair<std::string, std::vector<std::string>>> endpointsOf(const FakeSession& s) {
+    std::map<std::string, std::pair<std::string, std::vector<std::string>>> out;
+    for (const auto& text : s.sent) {
+        auto m = Value::parse(text);
+        if (!m || json::stringOf(*m, "type") != "endpoints") continue;
+        if (m->find("full")->asBool()) out.clear();
+        for (const auto& name : json::stringsOf(m->find("removed"))) out.erase(name);
+        for (const auto& e : m->find("services")->asArray())
+            out[json::stringOf(e, "name")] = {json::stringOf(e, "vip"), json::stringsOf(e.find("backends"))};
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("master: services get VIPs, and every node hears of each service's ready replicas wherever they run",
+          "[master][endpoints]") {
+    Master m;
+    for (auto n : {"n1", "n2", "n3"}) m.join(n);
+    m.apply("name: web\nimage: x\nreplicas: 2\nports: [\"8080:80\"]\n");
+    m.apply("name: db\nimage: x\nreplicas: 1\n");
+    m.tick();
+    auto list = m.cluster->serviceList().services;
+    REQUIRE(list.size() == 2);
+    CHECK(list[0].vip != list[1].vip);
+    for (const auto& s : list) CHECK(s.vip.rfind("10.112.0.", 0) == 0);
+    // Nothing ready yet: VIPs without backends, on every node (those without a replica too).
+    for (auto n : {"n1", "n2", "n3"}) {
+        auto ep = endpointsOf(*m.nodes[n]);
+        REQUIRE(ep.size() == 2);
+        CHECK(ep["web"].second.empty());
+    }
+    for (auto n : {"n1", "n2", "n3"}) m.reportReady(n, "web");
+    m.tick();
+    for (auto n : {"n1", "n2", "n3"}) CHECK(endpointsOf(*m.nodes[n])["web"].second == std::vector<std::string>{"10.99.0.10", "10.99.1.10"});
+    // A replica that is no longer ready leaves every node's set.
+    for (auto n : {"n1", "n2", "n3"}) m.reportReady(n, "web", [](const FakeSession::Assigned& a) { return a.slot != 1; });
+    m.tick();
+    for (auto n : {"n1", "n2", "n3"}) CHECK(endpointsOf(*m.nodes[n])["web"].second == std::vector<std::string>{"10.99.0.10"});
+    // Deleted: gone from every node; its VIP is free again.
+    std::string dbVip = list[0].name == "db" ? list[0].vip : list[1].vip;
+    REQUIRE(m.cluster->remove("db", m.now));
+    m.tick();
+    for (auto n : {"n1", "n2", "n3"}) CHECK(endpointsOf(*m.nodes[n]).count("db") == 0);
+    m.apply("name: cache\nimage: x\nreplicas: 1\n");
+    for (const auto& s : m.cluster->serviceList().services)
+        if (s.name == "cache") CHECK(s.vip == dbVip);
+    // A new session gets them all at once.
+    m.cluster->sessionClosed(m.nodes["n2"], m.now);
+    m.connect("n2");
+    m.tick();
+    CHECK(endpointsOf(*m.nodes["n2"]).size() == 2);
 }
