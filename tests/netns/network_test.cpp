@@ -574,9 +574,14 @@ TEST_CASE("net: a dual-stack network: two containers talk TCP over IPv6, delete 
     server.start();
     client.start();
 
-    auto sent = client.exec("echo hello over ipv6 | nc -w 3 fd00:89:4::2 5000");
-    INFO(sent.err);
-    CHECK(waitFor([&] { return readFileOr(server.rootfs() + "/tmp/got") == "hello over ipv6\n"; }));
+    // The server may not listen yet on a busy machine: sent again until it got it.
+    std::string err;
+    CHECK(waitFor([&] {
+        if (readFileOr(server.rootfs() + "/tmp/got") == "hello over ipv6\n") return true;
+        err = client.exec("echo hello over ipv6 | nc -w 3 fd00:89:4::2 5000").err;
+        return readFileOr(server.rootfs() + "/tmp/got") == "hello over ipv6\n";
+    }));
+    INFO(err);
     // And the host reaches a container at its IPv6 address through the bridge.
     CHECK(host.sh("busybox ping -6 -c 1 -W 2 fd00:89:4::3").status == 0);
 

@@ -90,3 +90,51 @@ TEST_CASE("cluster: nodes get subnets of the cluster CIDR, and a container on n1
     got = c.hull({"exec", json::stringOf(client, "id"), "timeout", "3", "wget", "-q", "-O-", "http://" + serverIp + "/cgi-bin/ip"});
     CHECK(plainAddress(got.out) == clientIp + "\n");
 }
+
+TEST_CASE("cluster: a service's VIP reaches its replicas on other nodes, and its port published on a node without a "
+          "replica answers from them all (the routing mesh)",
+          "[root][net][cluster]") {
+    REQUIRE_ROOT();
+    Cluster c;
+    const std::string web =
+        "replicas: 2\nplacement: {constraints: [\"node.name != n2\"]}\nports: [\"8080:80\"]\n"
+        "command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www']\nstopGracePeriod: 1s\n";
+    REQUIRE(c.apply("web", web).status == 0);
+    REQUIRE(c.apply("client", std::string("replicas: 1\nplacement: {constraints: [\"node.name == n2\"]}\n") + kSleep).status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 2 && c.ready("client").size() == 1; }));
+    std::string vip;
+    const Value services = c.json({"get", "services"});  // kept: a range-for over a temporary's member dangles
+    for (const auto& s : services.asArray())
+        if (json::stringOf(s, "name") == "web") vip = json::stringOf(s, "vip");
+    REQUIRE(vip.rfind("10.112.", 0) == 0);
+    const std::string client = json::stringOf(only(c, "client"), "id");
+    // From n2, which runs no web replica: the VIP answers, from both replicas.
+    std::set<std::string> seen;
+    REQUIRE(eventually([&] {
+        auto r = c.hull({"exec", client, "sh", "-c",
+                         "for i in 1 2 3 4 5 6 7 8 9 10; do timeout 3 wget -q -O- http://" + vip + "/; done"});
+        for (const auto& line : Cluster::split(r.out))
+            if (!line.empty()) seen.insert(line);
+        return seen.size() == 2;
+    }, 20000));
+
+    // The routing mesh: n2's address, port 8080, from outside the cluster (this host's end of the underlay).
+    std::string n2;
+    const Value nodes = c.json({"node", "ls"});
+    for (const auto& n : nodes.asArray())
+        if (json::stringOf(n, "name") == "n2") n2 = json::stringOf(n, "address");
+    REQUIRE(!n2.empty());
+    REQUIRE(eventually([&] {
+        return run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O-", "http://" + n2 + ":8080/"}).status == 0;
+    }, 20000));
+    std::map<std::string, int> answers;
+    int failed = 0;
+    for (int i = 0; i < 300; ++i) {
+        auto r = run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O-", "http://" + n2 + ":8080/"});
+        if (r.status != 0) ++failed;
+        else ++answers[r.out];
+    }
+    INFO(failed << " failed");
+    CHECK(failed == 0);
+    CHECK(answers.size() == 2);  // from both replicas, neither on n2
+}
