@@ -495,7 +495,11 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
         m.ip = at->alloc.ip.str();
         if (at->alloc.ip6) m.ip6 = at->alloc.ip6->str();
         TRY(writeMeta(dir, m));
-        TRY(netns::writeDnsFiles(dir + "/etc", shortId(m.id), at->alloc.ip, "/etc/resolv.conf", {}, at->alloc.ip6));
+        // A network may name its own resolver (a cluster node's: its DNS for
+        // service names, STATE/networks/NAME/resolv.conf); else the host's.
+        std::string resolv = state_ + "/networks/" + o.network + "/resolv.conf";
+        if (::access(resolv.c_str(), R_OK) != 0) resolv = "/etc/resolv.conf";
+        TRY(netns::writeDnsFiles(dir + "/etc", shortId(m.id), at->alloc.ip, resolv, {}, at->alloc.ip6));
         return {};
     };
 

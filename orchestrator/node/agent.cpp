@@ -21,6 +21,7 @@
 #include <boost/beast/http.hpp>
 
 #include "netns/portmap.hpp"
+#include "netns/ip.hpp"
 #include "orchestrator/node/agent_impl.hpp"
 #include "orchestrator/node/assignment.hpp"
 #include "sys/fs.hpp"
@@ -78,6 +79,11 @@ AgentImpl::AgentImpl(AgentOptions o, runtime::Engine e, Store s)
 Result<void> AgentImpl::reconcileOnce() {
     nextWake_ = 0;
     int64_t now = nowMs();
+    // The names' server, started again if it ended (said once per start).
+    if (dns_ && now >= dnsCheckAt_) {
+        dnsCheckAt_ = now + 1000;
+        if (auto r = dns_->ensureRunning(); !r) log::debugf("node: %s", r.error().message().c_str());
+    }
     // Desired. A spec this hull cannot read (a newer hull's, or damaged) is
     // not a deleted service: its containers are left as they are.
     std::vector<DesiredService> desired;
@@ -399,6 +405,18 @@ std::string AgentImpl::clusterNetwork(const std::string& subnet, const std::stri
         (void)store_.addEvent({0, now, "error", "", "", "overlay: " + mac.error().message()});
         return "";
     }
+    // Names: dnsmasq on the bridge's address, and containers started from now
+    // on ask it (the network's own resolv.conf, which the engine prefers).
+    if (auto net = netns::Cidr::parse(subnet)) {
+        const std::string gw = net->firstHost().str();
+        if (!dns_ || dns_->listen() != gw) dns_ = std::make_unique<node::ClusterDns>(o_.stateDir + "/dns", gw);
+        if (auto w = sys::writeFile(o_.stateDir + "/networks/hull/resolv.conf", "nameserver " + gw + "\nsearch hull\n", 0644); !w)
+            log::errorf("node: dns: %s", w.error().message().c_str());
+        if (auto r = dns_->ensureRunning(); !r) {
+            log::errorf("node: %s", r.error().message().c_str());
+            (void)store_.addEvent({0, now, "error", "", "", r.error().message()});
+        }
+    }
     bool changed = !overlay_ || overlay_->subnet != subnet || overlay_->cluster != cluster || overlay_->address != address;
     if (!overlay_) overlay_.emplace();
     overlay_->subnet = subnet;
@@ -462,6 +480,11 @@ void AgentImpl::endpoints(const json::Value& m) {
                 if (auto r = engine_.publishVip(ep.vip, ep.backends); !r)
                     log::errorf("node: service address of %s: %s", name.c_str(), r.error().message().c_str());
     endpoints_ = std::move(next);
+    if (dns_) {
+        std::map<std::string, node::ServiceAddresses> names;
+        for (const auto& [name, ep] : *endpoints_) names[name] = {ep.vip, ep.backends};
+        if (auto r = dns_->update(names); !r) log::errorf("node: %s", r.error().message().c_str());
+    }
     wake();  // the mesh's ports follow at the round
 }
 

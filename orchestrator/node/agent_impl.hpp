@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -25,6 +26,7 @@
 #include "orchestrator/core/reconcile.hpp"
 #include "orchestrator/node/agent.hpp"
 #include "orchestrator/node/api_server.hpp"
+#include "orchestrator/node/cluster_dns.hpp"
 #include "orchestrator/node/image_puller.hpp"
 #include "orchestrator/node/prober.hpp"
 #include "orchestrator/node/store.hpp"
@@ -131,6 +133,8 @@ private:
     std::shared_ptr<node::MasterLink> link_;  // when joined to a master
     std::optional<Overlay> overlay_;          // when the master gave this node a subnet
     std::optional<std::map<std::string, Endpoint>> endpoints_;  // a master's, once it sent them (by service)
+    std::unique_ptr<node::ClusterDns> dns_;                    // service names, on a master's node with an overlay
+    int64_t dnsCheckAt_ = 0;
 
     /// The exit of a container, once seen.
     struct ExitTrack {

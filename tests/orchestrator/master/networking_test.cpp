@@ -91,8 +91,8 @@ TEST_CASE("cluster: nodes get subnets of the cluster CIDR, and a container on n1
     CHECK(plainAddress(got.out) == clientIp + "\n");
 }
 
-TEST_CASE("cluster: a service's VIP reaches its replicas on other nodes, and its port published on a node without a "
-          "replica answers from them all (the routing mesh)",
+TEST_CASE("cluster: a service's VIP and its names reach its replicas on other nodes, and its port published on a node "
+          "without a replica answers from them all (the routing mesh)",
           "[root][net][cluster]") {
     REQUIRE_ROOT();
     Cluster c;
@@ -118,7 +118,33 @@ TEST_CASE("cluster: a service's VIP reaches its replicas on other nodes, and its
         return seen.size() == 2;
     }, 20000));
 
+    // Names, from the node's resolver: web (and web.hull) is the VIP, tasks.web the ready replicas.
+    std::vector<std::string> replicaIps;
+    for (const auto& r : c.ready("web")) replicaIps.push_back(json::stringOf(r, "ip"));
+    RunResult ns;
+    REQUIRE(eventually([&] {
+        ns = c.hull({"exec", client, "nslookup", "-type=a", "tasks.web"});
+        return ns.out.find(replicaIps[0]) != std::string::npos && ns.out.find(replicaIps[1]) != std::string::npos;
+    }, 10000));
+    for (const char* name : {"web", "web.hull"}) {
+        ns = c.hull({"exec", client, "nslookup", "-type=a", name});
+        INFO(name << ": " << ns.out << ns.err);
+        CHECK(ns.out.find("Address: " + vip) != std::string::npos);
+    }
+    auto byName = c.hull({"exec", client, "timeout", "3", "wget", "-q", "-O-", "http://web/"});
+    CHECK(byName.status == 0);
+    CHECK(seen.count(byName.out.substr(0, byName.out.find('\n'))) == 1);
+    // A replica that goes leaves the name.
+    REQUIRE(c.hull({"scale", "web", "1"}).status == 0);
+    CHECK(eventually([&] {
+        ns = c.hull({"exec", client, "nslookup", "-type=a", "tasks.web"});
+        return ns.out.find(replicaIps[0]) != std::string::npos && ns.out.find(replicaIps[1]) == std::string::npos;
+    }, 10000));
+    REQUIRE(c.hull({"scale", "web", "2"}).status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 2; }));
+
     // The routing mesh: n2's address, port 8080, from outside the cluster (this host's end of the underlay).
+    seen.clear();
     std::string n2;
     const Value nodes = c.json({"node", "ls"});
     for (const auto& n : nodes.asArray())
