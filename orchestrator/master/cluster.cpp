@@ -1105,6 +1105,8 @@ void Cluster::pushEndpoints(const std::set<std::string>& touched) {
         v.set("name", name);
         v.set("vip", r->second.vip);
         v.set("ports", ports);
+        v.set("mode", publishModeName(r->second.spec.publishMode));
+        sig += std::string("|") + publishModeName(r->second.spec.publishMode);
         v.set("backends", backends);
         return &entries.emplace(name, std::pair{sig, std::move(v)}).first->second;
     };

@@ -142,7 +142,7 @@ public:
         if (!root.IsMap()) return fail(err(root, "", std::string("a service file must be a mapping, not ") + describe(root)));
         TRY(checkKeys(root, "", {"name", "image", "command", "env", "replicas", "resources", "ports", "volumes",
                                  "restart", "backoff", "probes", "maxAge", "stopGracePeriod", "placement", "update",
-                                 "failover"}));
+                                 "failover", "publishMode"}));
         auto name = TRY(required(root, "", "name"));
         s.name = TRY(string(name, "name"));
         if (!validName(s.name))
@@ -229,6 +229,13 @@ public:
                 u.maxFailureRatio = TRY(number(v, "update.maxFailureRatio", 0));
                 if (u.maxFailureRatio > 1) return fail(err(v, "update.maxFailureRatio", "must be at most 1"));
             }
+        }
+        if (auto n = root["publishMode"]) {
+            auto m = TRY(string(n, "publishMode"));
+            if (m == "ingress") s.publishMode = Service::PublishMode::Ingress;
+            else if (m == "local") s.publishMode = Service::PublishMode::Local;
+            else if (m == "host") s.publishMode = Service::PublishMode::Host;
+            else return fail(err(n, "publishMode", "\"" + m + "\" is not one of ingress, local, host"));
         }
         if (auto n = root["failover"]) {
             TRY(checkKeys(n, "failover", {"after"}));
@@ -619,7 +626,7 @@ public:
             if (strict_) return s;
         }
         known(o, "", {"version", "name", "image", "command", "env", "replicas", "resources", "ports", "volumes", "restart",
-                      "backoff", "probes", "maxAge", "stopGracePeriod", "placement", "update", "failover"});
+                      "backoff", "probes", "maxAge", "stopGracePeriod", "placement", "update", "failover", "publishMode"});
         if (const json::Value* v = required(o, "", "name", json::Type::String)) s.name = v->asString();
         if (const json::Value* v = required(o, "", "image", json::Type::String)) s.image = v->asString();
         strings(o, "", "command", s.command);
@@ -680,6 +687,12 @@ public:
                 else problem("update.failureAction", "unknown \"" + v->asString() + "\"");
             }
             number(*u, "update", "maxFailureRatio", s.update.maxFailureRatio);
+        }
+        if (const json::Value* m = get(o, "", "publishMode", json::Type::String)) {
+            if (m->asString() == "ingress") s.publishMode = Service::PublishMode::Ingress;
+            else if (m->asString() == "local") s.publishMode = Service::PublishMode::Local;
+            else if (m->asString() == "host") s.publishMode = Service::PublishMode::Host;
+            else problem("publishMode", "unknown \"" + m->asString() + "\"");
         }
         if (const json::Value* f = get(o, "", "failover", json::Type::Object)) {
             known(*f, "failover", {"after"});
@@ -765,6 +778,7 @@ std::string serviceJson(const Service& s) {
         u.set("maxFailureRatio", s.update.maxFailureRatio);
         o.set("update", u);
     }
+    if (s.publishMode != Service::PublishMode::Ingress) o.set("publishMode", publishModeName(s.publishMode));
     if (s.failover.after) {
         json::Value f = json::Value::object();
         f.set("after", ms(*s.failover.after));
@@ -808,7 +822,17 @@ bool sameTemplate(const Service& a, const Service& b) {
     c.placement = a.placement;  // where replicas run, not what they are
     c.update = a.update;        // how a new generation rolls out
     c.failover = a.failover;    // when replicas leave a lost node
+    c.publishMode = a.publishMode;  // where its ports lead
     return a == c;
+}
+
+const char* publishModeName(Service::PublishMode m) {
+    switch (m) {
+    case Service::PublishMode::Local: return "local";
+    case Service::PublishMode::Host: return "host";
+    case Service::PublishMode::Ingress: break;
+    }
+    return "ingress";
 }
 
 const char* orderName(UpdateConfig::Order o) { return o == UpdateConfig::Order::StopFirst ? "stop-first" : "start-first"; }

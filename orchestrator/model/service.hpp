@@ -12,6 +12,7 @@
 //     requests: {cpus: 0.1, memory: 16m}
 //     limits:   {cpus: 0.5, memory: 64m, pids: 64}
 //   ports: ["8080:80", "5353:53/udp"]
+//   publishMode: ingress                                   # a master's: ingress | local | host
 //   volumes: ["/srv/www:/www:ro"]
 //   restart: always                                        # always | on-failure | never
 //   backoff: {initial: 100ms, factor: 2, max: 10s, resetAfter: 30s}
@@ -112,6 +113,12 @@ struct Service {
     int replicas = 1;
     Resources requests, limits;
     std::vector<std::string> ports;    // as `hull run -p`, validated
+    /// On a cluster, where PORTS are published and where they lead: ingress
+    /// (every node, to any ready replica: the routing mesh, masqueraded when
+    /// the replica is on another node), local (every node, to its own ready
+    /// replicas when it has any, else as ingress), host (only nodes that run a
+    /// ready replica, to those: the client's address reaches the replica).
+    enum class PublishMode { Ingress, Local, Host } publishMode = PublishMode::Ingress;
     std::vector<std::string> volumes;  // as `hull run -v`, validated
     enum class Restart { Always, OnFailure, Never } restart = Restart::Always;
     Backoff backoff;
@@ -162,6 +169,8 @@ const char* probeCheckName(Probe::Kind k);
 /// "start-first", "stop-first"; "rollback", "pause", "continue".
 const char* orderName(UpdateConfig::Order o);
 const char* failureActionName(UpdateConfig::FailureAction a);
+/// "ingress", "local", "host".
+const char* publishModeName(Service::PublishMode m);
 
 /// "100ms", "1s", "1.5s", "2m", "1h" -> milliseconds; nullopt otherwise.
 std::optional<Millis> parseDuration(const std::string& s);

@@ -466,7 +466,8 @@ void AgentImpl::endpoints(const json::Value& m) {
     for (const auto& name : json::stringsOf(m.find("removed"))) next.erase(name);
     if (const json::Value* list = m.find("services"); list && list->isArray())
         for (const auto& e : list->asArray()) {
-            Endpoint ep{json::stringOf(e, "vip"), json::stringsOf(e.find("ports")), json::stringsOf(e.find("backends"))};
+            Endpoint ep{json::stringOf(e, "vip"), json::stringsOf(e.find("ports")), json::stringsOf(e.find("backends")),
+                        json::stringOf(e, "mode", "ingress")};
             next[json::stringOf(e, "name")] = std::move(ep);
         }
     std::map<std::string, Endpoint> before = endpoints_ ? *endpoints_ : std::map<std::string, Endpoint>{};
@@ -596,11 +597,20 @@ void AgentImpl::syncPorts(const std::map<std::string, DesiredService>& specs, co
         // A master's node: every service's ports, on every node, balanced over
         // its ready replicas wherever they run (the routing mesh). The master
         // refused clashes at apply.
+        // publishMode local: this node's own replicas when it has any; host:
+        // only those, and no port at all on a node without one (the client's
+        // address reaches the replica: nothing is masqueraded).
+        std::optional<netns::Cidr> mine;
+        if (overlay_) mine = netns::Cidr::parse(overlay_->subnet).value_or(netns::Cidr{});
         for (const auto& [name, ep] : *endpoints_) {
             if (ep.ports.empty()) continue;
+            std::vector<std::string> local;
+            for (const auto& b : ep.backends)
+                if (auto ip = netns::Ipv4::parse(b); ip && mine && mine->prefix > 0 && mine->contains(*ip)) local.push_back(b);
+            if (ep.mode == "host" && local.empty()) continue;
             auto& w = want[name];
             w.ports = ep.ports;
-            w.backends = ep.backends;  // addresses, not container ids
+            w.backends = ep.mode == "ingress" || local.empty() ? ep.backends : local;  // addresses, not container ids
             w.addresses = true;
         }
     }

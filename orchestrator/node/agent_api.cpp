@@ -96,6 +96,9 @@ void AgentImpl::apply(const std::string& body, ApiServer::Respond respond) {
     if (!(svc->update == UpdateConfig{}))
         return respond(apiError(400, source + ": update: only a cluster master runs rolling updates with these settings; "
                                               "this agent is standalone (it replaces replicas one at a time, start-first)"));
+    if (svc->publishMode != Service::PublishMode::Ingress)
+        return respond(apiError(400, source + ": publishMode: only a cluster master publishes ports on other nodes; this "
+                                              "agent is standalone (its ports lead to its own replicas)"));
     if (!(svc->failover == Failover{}))
         return respond(apiError(400, source + ": failover: only a cluster master moves replicas off a lost node; this "
                                               "agent is standalone"));

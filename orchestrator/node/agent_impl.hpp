@@ -97,6 +97,7 @@ private:
     struct Endpoint {
         std::string vip;
         std::vector<std::string> ports, backends;
+        std::string mode = "ingress";  // publishMode: ingress, local, host
         bool operator==(const Endpoint&) const = default;
     };
     /// The master's "endpoints" message applied: VIPs now, ports at the next round.

@@ -156,6 +156,25 @@ TEST_CASE("cluster: a service's VIP and its names reach its replicas on other no
     CHECK(failed == 0);
     CHECK(answers.size() == 2);  // from both replicas, neither on n2
 
+    // publishMode host: only the node that runs a replica publishes the port,
+    // and the client's own address reaches it (nothing masqueraded).
+    REQUIRE(c.apply("direct", std::string("replicas: 1\nplacement: {constraints: [\"node.name == n3\"]}\nports: [\"8081:80\"]\n"
+                                          "publishMode: host\n") + kWhoAmI)
+                .status == 0);
+    REQUIRE(eventually([&] { return c.ready("direct").size() == 1; }));
+    std::string n1, n3;
+    for (const auto& n : nodes.asArray()) {
+        if (json::stringOf(n, "name") == "n1") n1 = json::stringOf(n, "address");
+        if (json::stringOf(n, "name") == "n3") n3 = json::stringOf(n, "address");
+    }
+    RunResult direct;
+    REQUIRE(eventually([&] {
+        direct = run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O-", "http://" + n3 + ":8081/cgi-bin/ip"});
+        return direct.status == 0;
+    }, 20000));
+    CHECK(plainAddress(direct.out) == kNet + ".254\n");  // this host's end of the underlay
+    CHECK(run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O-", "http://" + n1 + ":8081/cgi-bin/ip"}).status != 0);
+
     // A replica that goes leaves the name.
     REQUIRE(c.hull({"scale", "web", "1"}).status == 0);
     CHECK(eventually([&] {

@@ -519,3 +519,16 @@ TEST_CASE("service: update and failover, a master's, parse strictly and change n
           "web.yaml:3:19: failover.after: \"soon\" is not a duration (like 250ms, 1.5s, 2m, 1h)");
     CHECK(parseErr("name: web\nimage: b\nfailover: {before: 1s}\n") == "web.yaml:3:12: failover.before: unknown field");
 }
+
+TEST_CASE("service: publishMode, a master's, is one of ingress, local, host and changes no generation", "[service]") {
+    Service s = parseOk("name: web\nimage: b\nports: [\"80:80\"]\npublishMode: host\n");
+    CHECK(s.publishMode == Service::PublishMode::Host);
+    CHECK(parseOk("name: web\nimage: b\n").publishMode == Service::PublishMode::Ingress);
+    CHECK(parseErr("name: web\nimage: b\npublishMode: everywhere\n") ==
+          "web.yaml:3:14: publishMode: \"everywhere\" is not one of ingress, local, host");
+    auto back = serviceFromJson(serviceJson(s));
+    REQUIRE(back);
+    CHECK(back->publishMode == Service::PublishMode::Host);
+    CHECK(serviceJson(parseOk("name: web\nimage: b\n")).find("publishMode") == std::string::npos);
+    CHECK(sameTemplate(parseOk("name: web\nimage: b\nports: [\"80:80\"]\n"), s));
+}

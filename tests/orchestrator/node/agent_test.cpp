@@ -212,7 +212,8 @@ TEST_CASE("node: keeps replicas running through kill -9 (backoff doubling up to 
                          // A master's fields: refused by a standalone agent, not ignored.
                          Bad{"placed.yaml", "name: p\nimage: hull.local/busybox\nplacement: {strategy: binpack}\n", "placement:"},
                          Bad{"update.yaml", "name: u\nimage: hull.local/busybox\nupdate: {parallelism: 2}\n", "update:"},
-                         Bad{"failover.yaml", "name: f\nimage: hull.local/busybox\nfailover: {after: 5s}\n", "failover:"}}) {
+                         Bad{"failover.yaml", "name: f\nimage: hull.local/busybox\nfailover: {after: 5s}\n", "failover:"},
+                         Bad{"mode.yaml", "name: h\nimage: hull.local/busybox\npublishMode: host\n", "publishMode:"}}) {
         writeFileOrThrow(node.state / b.file, b.text);
         auto r = node.hull({"apply", "-f", node.state / b.file});
         INFO(b.file);
