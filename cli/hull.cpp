@@ -54,7 +54,7 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--config FILE] [--debug] COMMAND 
   exec [-i] [-t] [-e K=V] [--user U] CONTAINER CMD...
   inspect CONTAINER
   node [--socket PATH] [--insecure-registry HOST:PORT]...
-       [--join URL --token TOKEN [--name N] [--label K=V]... [--address IP]]
+       [--join URL --token TOKEN [--name N] [--label K=V]... [--address IP] [--no-overlay]]
                                        the node agent: keeps applied services running (pulling
                                        from those registries over plain HTTP); with --join, what
                                        a master assigns it
@@ -953,13 +953,14 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
     bool nodeSub = cmd == "node" && !argv.empty() && (argv[0] == "ls" || argv[0] == "drain" || argv[0] == "activate" ||
                                                        argv[0] == "label" || argv[0] == "rm");
     if (cmd == "node" && !nodeSub) {
-        Args a(argv, {}, {"--socket", "--insecure-registry", "--join", "--token", "--name", "--label", "--address"}, {});
+        Args a(argv, {"--no-overlay"}, {"--socket", "--insecure-registry", "--join", "--token", "--name", "--label", "--address"}, {});
         if (!a.error.empty()) return failWith("node: " + a.error);
         orchestrator::AgentOptions o;
         o.stateDir = state;
         o.runDir = runDir;
         o.socketPath = a.get("--socket", socket);
         o.insecureRegistries = a.all("--insecure-registry");
+        o.overlay = !a.has("--no-overlay");
         if (a.has("--join")) {
             orchestrator::node::LinkOptions l;
             l.stateDir = state;

@@ -674,6 +674,9 @@ void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, co
             if (auto put = putNode(r); !put) log::errorf("master: node %s: %s", node.c_str(), put.error().message().c_str());
             else peersChanged_ = true;
         }
+        // In the overlay (again): it gets every service's endpoints at the next round.
+        l.endpointsSent.reset();
+        freshSession_ = true;
         return;
     }
     if (type == "logs-data" || type == "logs-end" || type == "exec-data" || type == "exec-exit" || type == "exec-credit") {
@@ -1023,7 +1026,8 @@ void Cluster::pushPeers() {
         return p;
     };
     for (auto& [node, l] : live_) {
-        if (!l.session) continue;
+        // Only nodes in the overlay need it (a node without a VTEP, a simulated one, gets nothing).
+        if (!l.session || !members.count(node)) continue;
         const bool full = !l.peersSent;
         if (full) l.peersSent.emplace();
         Value add = Value::array(), removed = Value::array();
@@ -1111,7 +1115,9 @@ void Cluster::pushEndpoints(const std::set<std::string>& touched) {
         return &entries.emplace(name, std::pair{sig, std::move(v)}).first->second;
     };
     for (auto& [node, l] : live_) {
+        // Only nodes in the overlay can reach replicas elsewhere: the others get none.
         if (!l.session) continue;
+        if (auto r = nodes_.find(node); r == nodes_.end() || r->second.vtepMac.empty()) continue;
         const bool full = !l.endpointsSent;
         if (full) l.endpointsSent.emplace();
         Value list = Value::array(), removed = Value::array();

@@ -329,7 +329,7 @@ Result<void> AgentImpl::run() {
     // this one: the restart latency is mostly the copy of the forking
     // process's address space.
     if (auto r = engine_.startSpawner(); !r) log::warnf("node: no spawner (%s); forking instead", r.error().message().c_str());
-    if (creds) restoreOverlay();
+    if (creds && o_.overlay) restoreOverlay();
     log::infof("node: serving %s, state in %s", o_.socketPath.c_str(), o_.stateDir.c_str());
     watchExitsLater = watchExits;
     readExits();
@@ -399,6 +399,7 @@ void AgentImpl::assign(const json::Value& m) {
 
 std::string AgentImpl::clusterNetwork(const std::string& subnet, const std::string& cluster, const std::string& address) {
     int64_t now = nowMs();
+    if (!o_.overlay) return "";  // --no-overlay: not in the master's overlay (no VTEP: no peers, no endpoints)
     auto mac = engine_.ensureOverlay(subnet, cluster, address);
     if (!mac) {
         log::errorf("node: overlay: %s", mac.error().message().c_str());

@@ -28,6 +28,11 @@ struct AgentOptions {
     /// Joined to a master (`hull node --join`): the master assigns what runs
     /// here and the local API only reads. None: a standalone agent.
     std::optional<node::LinkOptions> join;
+    /// Joined: take part in the master's overlay (network "hull" on the node's
+    /// lease, the VXLAN device, service addresses, names). Off for an agent that
+    /// shares its host's network namespace with another agent (a benchmark's):
+    /// its containers then reach only this host's.
+    bool overlay = true;
 };
 
 class Agent {

@@ -863,6 +863,10 @@ TEST_CASE("master: services get VIPs, and every node hears of each service's rea
           "[master][endpoints]") {
     Master m;
     for (auto n : {"n1", "n2", "n3"}) m.join(n);
+    m.join("sim");  // a node without an overlay (no VTEP): it gets no endpoints
+    for (auto n : {"n1", "n2", "n3"})
+        m.cluster->sessionMessage(m.nodes[n], std::string(R"({"type":"overlay","mac":"02:00:00:00:00:0)") + n[1] + "\"}", m.now);
+    REQUIRE(m.cluster->drain("sim", true, m.now));
     m.apply("name: web\nimage: x\nreplicas: 2\nports: [\"8080:80\"]\n");
     m.apply("name: db\nimage: x\nreplicas: 1\n");
     m.tick();
@@ -879,6 +883,7 @@ TEST_CASE("master: services get VIPs, and every node hears of each service's rea
     for (auto n : {"n1", "n2", "n3"}) m.reportReady(n, "web");
     m.tick();
     for (auto n : {"n1", "n2", "n3"}) CHECK(endpointsOf(*m.nodes[n])["web"].second == std::vector<std::string>{"10.99.0.10", "10.99.1.10"});
+    CHECK(endpointsOf(*m.nodes["sim"]).empty());
     // A replica that is no longer ready leaves every node's set.
     for (auto n : {"n1", "n2", "n3"}) m.reportReady(n, "web", [](const FakeSession::Assigned& a) { return a.slot != 1; });
     m.tick();
