@@ -182,3 +182,46 @@ TEST_CASE("cluster: a service's VIP and its names reach its replicas on other no
         return ns.out.find(replicaIps[0]) != std::string::npos && ns.out.find(replicaIps[1]) == std::string::npos;
     }, 10000));
 }
+
+TEST_CASE("cluster: a killed node's replicas leave the VIP, the mesh's ports and the names", "[root][net][cluster]") {
+    REQUIRE_ROOT();
+    Cluster c;
+    const std::string web =
+        "replicas: 2\nplacement: {constraints: [\"node.name != n2\"]}\nports: [\"8080:80\"]\nfailover: {after: 60s}\n"
+        "command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www']\nstopGracePeriod: 1s\n";
+    REQUIRE(c.apply("web", web).status == 0);
+    REQUIRE(c.apply("client", std::string("replicas: 1\nplacement: {constraints: [\"node.name == n2\"]}\n") + kSleep).status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 2 && c.ready("client").size() == 1; }));
+    const std::string client = json::stringOf(only(c, "client"), "id");
+    std::string onN1, onN3;
+    for (const auto& r : c.ready("web"))
+        (json::stringOf(r, "node") == "n1" ? onN1 : onN3) = json::stringOf(r, "ip");
+    REQUIRE(!onN1.empty());
+    REQUIRE(!onN3.empty());
+    RunResult ns;
+    REQUIRE(eventually([&] {
+        ns = c.hull({"exec", client, "nslookup", "-type=a", "tasks.web"});
+        return ns.out.find(onN3) != std::string::npos;
+    }, 10000));
+    // n3 dies; failover.after 60s keeps its slot placed there: nothing replaces it,
+    // so what answers below is n1's replica alone.
+    REQUIRE(clusterScript({"kill", "n3"}).status == 0);
+    CHECK(eventually([&] {
+        ns = c.hull({"exec", client, "nslookup", "-type=a", "tasks.web"});
+        return ns.out.find(onN3) == std::string::npos && ns.out.find(onN1) != std::string::npos;
+    }, 10000));
+    // Every request through the VIP, and through n2's published port, answers (from n1).
+    auto r = c.hull({"exec", client, "sh", "-c",
+                     "ok=0; for i in 1 2 3 4 5 6 7 8 9 10; do timeout 3 wget -q -O /dev/null http://web/ && ok=$((ok+1)); "
+                     "done; echo $ok"});
+    INFO(r.out << r.err);
+    CHECK(r.out == "10\n");
+    std::string n2;
+    const Value nodes = c.json({"node", "ls"});
+    for (const auto& n : nodes.asArray())
+        if (json::stringOf(n, "name") == "n2") n2 = json::stringOf(n, "address");
+    int failed = 0;
+    for (int i = 0; i < 20; ++i)
+        failed += run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://" + n2 + ":8080/"}).status != 0;
+    CHECK(failed == 0);
+}
