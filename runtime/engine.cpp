@@ -624,12 +624,19 @@ Result<void> Engine::cleanup(const std::string& id) {
 }
 
 Result<void> Engine::publishBalanced(const std::vector<std::string>& ports, const std::vector<std::string>& ids) {
-    std::vector<netns::Ipv4> backends;
+    std::vector<std::string> addresses;
     for (const auto& id : ids) {
         auto c = inspect(id);
         if (!c) continue;  // gone meanwhile
-        if (auto ip = netns::Ipv4::parse(c->ip.substr(0, c->ip.find('/')))) backends.push_back(*ip);
+        addresses.push_back(c->ip.substr(0, c->ip.find('/')));
     }
+    return publishBalancedTo(ports, addresses);
+}
+
+Result<void> Engine::publishBalancedTo(const std::vector<std::string>& ports, const std::vector<std::string>& addresses) {
+    std::vector<netns::Ipv4> backends;
+    for (const auto& a : addresses)
+        if (auto ip = netns::Ipv4::parse(a)) backends.push_back(*ip);
     for (const auto& p : ports) TRY(netns::publishBalanced(TRY(netns::parsePortMapping(p)), backends));
     return {};
 }

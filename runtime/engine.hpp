@@ -119,7 +119,7 @@ public:
     /// A service's virtual IP on this host, balanced over BACKENDS (addresses on
     /// any node; none: refused) on the port asked for (netns::publishVip).
     [[nodiscard]] Result<void> publishVip(const std::string& vip, const std::vector<std::string>& backends);
-    [[nodiscard]] Result<void> unpublishVip(const std::vector<std::string>::value_type& vip);
+    [[nodiscard]] Result<void> unpublishVip(const std::string& vip);
     /// As publishBalanced, to ADDRESSES (a cluster's replicas on any node: the routing mesh).
     [[nodiscard]] Result<void> publishBalancedTo(const std::vector<std::string>& ports, const std::vector<std::string>& addresses);
 

@@ -71,12 +71,4 @@ Result<void> Engine::unpublishVip(const std::string& vipText) {
     return netns::unpublishVip(*vip);
 }
 
-Result<void> Engine::publishBalancedTo(const std::vector<std::string>& ports, const std::vector<std::string>& addresses) {
-    std::vector<netns::Ipv4> backends;
-    for (const auto& a : addresses)
-        if (auto ip = netns::Ipv4::parse(a)) backends.push_back(*ip);
-    for (const auto& p : ports) TRY(netns::publishBalanced(TRY(netns::parsePortMapping(p)), backends));
-    return {};
-}
-
 }  // namespace hull::runtime

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <sstream>
 
 #include <malloc.h>
 
@@ -221,8 +220,7 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
     specChanged_.insert(svc->name);
     if (rollout) {
         // Slots moved in the rollout before (to the generation now replaced) are watched afresh.
-        for (auto it = watches_.lower_bound({svc->name, 0}); it != watches_.end() && it->first.first == svc->name;)
-            it = watches_.erase(it);
+        forgetWatches(svc->name);
         event("rollout", svc->name, "", "started: generation " + std::to_string(r.rollout.from) + " -> " +
                                               std::to_string(r.generation) + " (" + std::to_string(svc->update.parallelism) +
                                               " at a time, " + orderName(svc->update.order) + ")",
@@ -256,7 +254,7 @@ Result<void> Cluster::remove(const std::string& name, int64_t now) {
     if (!t) return fail(storeError(t.error()));
     services_.erase(name);
     history_.erase(name);
-    for (auto it = watches_.lower_bound({name, 0}); it != watches_.end() && it->first.first == name;) it = watches_.erase(it);
+    forgetWatches(name);
     unreadable_.erase(name);
     pending_.erase(name);
     for (auto it = placements_.lower_bound({name, 0}); it != placements_.end() && it->first.first == name;)
@@ -1007,45 +1005,39 @@ bool Cluster::lease(NodeRecord& r) {
 }
 
 void Cluster::pushPeers() {
-    // name -> "subnet underlay mac": the nodes in the overlay now.
-    std::map<std::string, std::string> members;
+    // name -> {name, subnet, underlay, mac}: the nodes in the overlay now, as peers are sent.
+    std::map<std::string, Value> members;
     for (const auto& [name, r] : nodes_) {
         auto l = live_.find(name);
         if (l == live_.end() || l->second.down || r.subnet.empty() || r.vtepMac.empty() || r.address.empty()) continue;
-        members[name] = r.subnet + " " + r.address + " " + r.vtepMac;
-    }
-    auto peer = [](const std::string& name, const std::string& sig) {
-        std::istringstream in(sig);
-        std::string subnet, underlay, mac;
-        in >> subnet >> underlay >> mac;
-        Value p = Value::object();
+        Value& p = members[name];
+        p = Value::object();
         p.set("name", name);
-        p.set("subnet", subnet);
-        p.set("underlay", underlay);
-        p.set("mac", mac);
-        return p;
-    };
+        p.set("subnet", r.subnet);
+        p.set("underlay", r.address);
+        p.set("mac", r.vtepMac);
+    }
     for (auto& [node, l] : live_) {
         // Only nodes in the overlay need it (a node without a VTEP, a simulated one, gets nothing).
         if (!l.session || !members.count(node)) continue;
         const bool full = !l.peersSent;
         if (full) l.peersSent.emplace();
         Value add = Value::array(), removed = Value::array();
-        for (const auto& [name, sig] : members) {
+        for (const auto& [name, peer] : members) {
             if (name == node) continue;
             auto sent = l.peersSent->find(name);
-            if (sent != l.peersSent->end() && sent->second == sig) continue;
+            if (sent != l.peersSent->end() && sent->second.dump() == peer.dump()) continue;
             // A peer whose place changed (a new VTEP, a new address) goes, then comes back as it is now.
-            if (sent != l.peersSent->end()) removed.push(peer(name, sent->second));
-            (*l.peersSent)[name] = sig;
-            add.push(peer(name, sig));
+            if (sent != l.peersSent->end()) removed.push(sent->second);
+            (*l.peersSent)[name] = peer;
+            add.push(peer);
         }
         for (auto it = l.peersSent->begin(); it != l.peersSent->end();) {
             if (members.count(it->first) && it->first != node) {
                 ++it;
                 continue;
             }
-            removed.push(peer(it->first, it->second));
+            removed.push(it->second);
             it = l.peersSent->erase(it);
         }
         if (!full && add.asArray().empty() && removed.asArray().empty()) continue;
@@ -1172,6 +1164,16 @@ Result<void> Cluster::removeNode(const std::string& node, int64_t now) {
 }
 
 // ---- generations, rollouts, the phoenix cycle ----
+
+void Cluster::forgetWatches(const std::string& service) {
+    for (auto w = watches_.lower_bound({service, 0}); w != watches_.end() && w->first.first == service;) w = watches_.erase(w);
+}
+
+int64_t Cluster::failedWatches(const std::string& service) const {
+    int64_t n = 0;
+    for (auto w = watches_.lower_bound({service, 0}); w != watches_.end() && w->first.first == service; ++w) n += w->second.failed;
+    return n;
+}
 
 void Cluster::wake(const std::string& service, int64_t at) {
     auto [it, fresh] = wakes_.try_emplace(service, at);
@@ -1335,7 +1337,7 @@ void Cluster::stepRollouts(const std::set<std::string>& scope, core::PlacementMa
                 wake(name, now + 1000);
                 continue;
             }
-            for (auto w = watches_.lower_bound({name, 0}); w != watches_.end() && w->first.first == name;) w = watches_.erase(w);
+            forgetWatches(name);
             event("rollout", name, "", "succeeded: generation " + std::to_string(target) + " on all " +
                                            std::to_string(r.spec.replicas) + " replicas",
                   now);
@@ -1363,8 +1365,7 @@ Result<void> Cluster::rollBack(const std::string& name, const std::string& why, 
     next.rollout.state = "rolled-back";
     next.rollout.reason = why;
     next.rollout.finished = o_.wallMs();
-    for (auto w = watches_.lower_bound({name, 0}); w != watches_.end() && w->first.first == name; ++w)
-        next.rollout.failures += w->second.failed;
+    next.rollout.failures += failedWatches(name);
     // The outcome goes on the target's history record (putService), the spec back in force.
     TRY(putService(name, next, now));
     // Every slot moved goes back at once: where the new copy never got ready,
@@ -1375,7 +1376,7 @@ Result<void> Cluster::rollBack(const std::string& name, const std::string& why, 
             back.generation = from;
             updates[{name, slot}] = std::move(back);
         }
-    for (auto w = watches_.lower_bound({name, 0}); w != watches_.end() && w->first.first == name;) w = watches_.erase(w);
+    forgetWatches(name);
     specChanged_.insert(name);
     ++rollbacks_;
     event("rollout", name, "", "rolled back: generation " + std::to_string(target) + " -> " + std::to_string(from) + ": " + why, now);
@@ -1441,8 +1442,7 @@ Result<RolloutStatus> Cluster::rolloutStatus(const std::string& name) const {
     st.started = r.rollout.started;
     st.finished = r.rollout.finished;
     st.failures = r.rollout.failures;
-    for (auto w = watches_.lower_bound({name, 0}); w != watches_.end() && w->first.first == name; ++w)
-        if (r.rollout.state == "updating") st.failures += w->second.failed;
+    if (r.rollout.state == "updating") st.failures += failedWatches(name);
     st.reason = r.rollout.reason;
     st.desired = r.spec.replicas;
     st.ready = readySlots(&name)[name];
@@ -1508,7 +1508,7 @@ Result<RolloutStatus> Cluster::undo(const std::string& name, int64_t toGeneratio
     if (auto t = store_->txn({}, ops, {}); !t) return fail(storeError(t.error()));
     services_[name] = next;
     history_[name][toGeneration] = std::move(h);
-    for (auto w = watches_.lower_bound({name, 0}); w != watches_.end() && w->first.first == name;) w = watches_.erase(w);
+    forgetWatches(name);
     dirtyServices_.insert(name);
     specChanged_.insert(name);
     event("rollout", name, "", "undo: generation " + std::to_string(r.generation) + " -> " + std::to_string(toGeneration), now);

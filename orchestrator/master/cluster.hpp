@@ -130,8 +130,8 @@ private:
         /// When its connection closed (0: open, or gone long before): a node
         /// whose host closed it is gone, one that fell silent may come back.
         int64_t closedAt = 0;
-        /// The overlay peers it was sent: name -> "subnet underlay mac" (none: send all).
-        std::optional<std::map<std::string, std::string>> peersSent;
+        /// The overlay peers it was sent: name -> the peer as sent (none: send all).
+        std::optional<std::map<std::string, json::Value>> peersSent;
         /// The services' endpoints it was sent: name -> "vip ports backends" (none: send all).
         std::optional<std::map<std::string, std::string>> endpointsSent;
     };
@@ -174,6 +174,10 @@ private:
     /// The rollouts' step of a round: slots to move to the new generation, the
     /// outcome (completed, rolled back, paused) written. Adds to UPDATES.
     void stepRollouts(const std::set<std::string>& scope, core::PlacementMap& updates, int64_t now);
+    /// SERVICE's rollout watches dropped (a new rollout, an outcome, the service deleted).
+    void forgetWatches(const std::string& service);
+    /// The slots of SERVICE's rollout counted as failures so far.
+    int64_t failedWatches(const std::string& service) const;
     /// An automatic rollback of SERVICE to the generation its rollout came from.
     [[nodiscard]] Result<void> rollBack(const std::string& service, const std::string& why, core::PlacementMap& updates,
                                         int64_t now);

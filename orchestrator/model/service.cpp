@@ -36,6 +36,30 @@ const char* probeCheckName(Probe::Kind k) {
 
 namespace {
 
+// The words of the enums a service file names, in one place each: the
+// *Name() functions below. Both readers (YAML, canonical JSON) look words up
+// here, and errors list them.
+constexpr UpdateConfig::Order kOrders[] = {UpdateConfig::Order::StartFirst, UpdateConfig::Order::StopFirst};
+constexpr UpdateConfig::FailureAction kFailureActions[] = {
+    UpdateConfig::FailureAction::Rollback, UpdateConfig::FailureAction::Pause, UpdateConfig::FailureAction::Continue};
+constexpr Service::PublishMode kPublishModes[] = {Service::PublishMode::Ingress, Service::PublishMode::Local,
+                                                  Service::PublishMode::Host};
+
+template <class E, size_t N>
+std::optional<E> byName(std::string_view word, const E (&all)[N], const char* (*name)(E)) {
+    for (E e : all)
+        if (word == name(e)) return e;
+    return std::nullopt;
+}
+
+/// "\"WORD\" is not one of a, b, c".
+template <class E, size_t N>
+std::string notOneOf(const std::string& word, const E (&all)[N], const char* (*name)(E)) {
+    std::string out = "\"" + word + "\" is not one of ";
+    for (size_t i = 0; i < N; ++i) out += std::string(i ? ", " : "") + name(all[i]);
+    return out;
+}
+
 constexpr int kMaxReplicas = 1000;
 // Durations above this (about 31 years) are typos, and keeping them small keeps
 // every arithmetic on them (deadlines, backoff products) far from overflow.
@@ -212,18 +236,17 @@ public:
             if (auto v = n["parallelism"]) u.parallelism = int(TRY(integer(v, "update.parallelism", 0, kMaxReplicas)));
             if (auto v = n["order"]) {
                 auto o = TRY(string(v, "update.order"));
-                if (o == "start-first") u.order = UpdateConfig::Order::StartFirst;
-                else if (o == "stop-first") u.order = UpdateConfig::Order::StopFirst;
-                else return fail(err(v, "update.order", "\"" + o + "\" is not one of start-first, stop-first"));
+                auto order = byName(o, kOrders, orderName);
+                if (!order) return fail(err(v, "update.order", notOneOf(o, kOrders, orderName)));
+                u.order = *order;
             }
             if (auto v = n["delay"]) u.delay = TRY(duration(v, "update.delay"));
             if (auto v = n["monitor"]) u.monitor = TRY(duration(v, "update.monitor"));
             if (auto v = n["failureAction"]) {
                 auto a = TRY(string(v, "update.failureAction"));
-                if (a == "rollback") u.failureAction = UpdateConfig::FailureAction::Rollback;
-                else if (a == "pause") u.failureAction = UpdateConfig::FailureAction::Pause;
-                else if (a == "continue") u.failureAction = UpdateConfig::FailureAction::Continue;
-                else return fail(err(v, "update.failureAction", "\"" + a + "\" is not one of rollback, pause, continue"));
+                auto action = byName(a, kFailureActions, failureActionName);
+                if (!action) return fail(err(v, "update.failureAction", notOneOf(a, kFailureActions, failureActionName)));
+                u.failureAction = *action;
             }
             if (auto v = n["maxFailureRatio"]) {
                 u.maxFailureRatio = TRY(number(v, "update.maxFailureRatio", 0));
@@ -232,10 +255,9 @@ public:
         }
         if (auto n = root["publishMode"]) {
             auto m = TRY(string(n, "publishMode"));
-            if (m == "ingress") s.publishMode = Service::PublishMode::Ingress;
-            else if (m == "local") s.publishMode = Service::PublishMode::Local;
-            else if (m == "host") s.publishMode = Service::PublishMode::Host;
-            else return fail(err(n, "publishMode", "\"" + m + "\" is not one of ingress, local, host"));
+            auto mode = byName(m, kPublishModes, publishModeName);
+            if (!mode) return fail(err(n, "publishMode", notOneOf(m, kPublishModes, publishModeName)));
+            s.publishMode = *mode;
         }
         if (auto n = root["failover"]) {
             TRY(checkKeys(n, "failover", {"after"}));
@@ -674,24 +696,19 @@ public:
             known(*u, "update", {"parallelism", "order", "delay", "monitor", "failureAction", "maxFailureRatio"});
             integer(*u, "update", "parallelism", 0, kMaxReplicas, s.update.parallelism);
             if (const json::Value* v = get(*u, "update", "order", json::Type::String)) {
-                if (v->asString() == "start-first") s.update.order = UpdateConfig::Order::StartFirst;
-                else if (v->asString() == "stop-first") s.update.order = UpdateConfig::Order::StopFirst;
+                if (auto order = byName(v->asString(), kOrders, orderName)) s.update.order = *order;
                 else problem("update.order", "unknown \"" + v->asString() + "\"");
             }
             millis(*u, "update", "delay", s.update.delay);
             millis(*u, "update", "monitor", s.update.monitor);
             if (const json::Value* v = get(*u, "update", "failureAction", json::Type::String)) {
-                if (v->asString() == "rollback") s.update.failureAction = UpdateConfig::FailureAction::Rollback;
-                else if (v->asString() == "pause") s.update.failureAction = UpdateConfig::FailureAction::Pause;
-                else if (v->asString() == "continue") s.update.failureAction = UpdateConfig::FailureAction::Continue;
+                if (auto action = byName(v->asString(), kFailureActions, failureActionName)) s.update.failureAction = *action;
                 else problem("update.failureAction", "unknown \"" + v->asString() + "\"");
             }
             number(*u, "update", "maxFailureRatio", s.update.maxFailureRatio);
         }
         if (const json::Value* m = get(o, "", "publishMode", json::Type::String)) {
-            if (m->asString() == "ingress") s.publishMode = Service::PublishMode::Ingress;
-            else if (m->asString() == "local") s.publishMode = Service::PublishMode::Local;
-            else if (m->asString() == "host") s.publishMode = Service::PublishMode::Host;
+            if (auto mode = byName(m->asString(), kPublishModes, publishModeName)) s.publishMode = *mode;
             else problem("publishMode", "unknown \"" + m->asString() + "\"");
         }
         if (const json::Value* f = get(o, "", "failover", json::Type::Object)) {

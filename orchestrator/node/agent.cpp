@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <sstream>
 #include <array>
 #include <random>
 #include <thread>
@@ -432,28 +431,24 @@ std::string AgentImpl::clusterNetwork(const std::string& subnet, const std::stri
 
 void AgentImpl::overlayPeers(const json::Value& m) {
     if (!overlay_) return;  // no overlay of ours (its setup failed, and said so)
-    auto sigOf = [](const json::Value& p) {
-        return json::stringOf(p, "subnet") + " " + json::stringOf(p, "underlay") + " " + json::stringOf(p, "mac");
-    };
-    auto apply = [&](const std::string& name, const std::string& sig, bool add) {
-        std::istringstream in(sig);
-        std::string subnet, underlay, mac;
-        in >> subnet >> underlay >> mac;
-        if (auto r = engine_.overlayPeer(subnet, underlay, mac, add); !r)
-            log::errorf("node: overlay peer %s (%s): %s", name.c_str(), sig.c_str(), r.error().message().c_str());
+    auto apply = [&](const std::string& name, const OverlayPeer& p, bool add) {
+        if (auto r = engine_.overlayPeer(p.subnet, p.underlay, p.mac, add); !r)
+            log::errorf("node: overlay peer %s (%s on %s): %s", name.c_str(), p.subnet.c_str(), p.underlay.c_str(),
+                        r.error().message().c_str());
     };
     const json::Value* full = m.find("full");
-    std::map<std::string, std::string> next = full && full->isBool() && full->asBool() ? std::map<std::string, std::string>{}
-                                                                                       : overlay_->peers;
+    std::map<std::string, OverlayPeer> next;
+    if (!(full && full->isBool() && full->asBool())) next = overlay_->peers;
     if (const json::Value* list = m.find("removed"); list && list->isArray())
         for (const auto& p : list->asArray()) next.erase(json::stringOf(p, "name"));
     if (const json::Value* list = m.find("peers"); list && list->isArray())
-        for (const auto& p : list->asArray()) next[json::stringOf(p, "name")] = sigOf(p);
+        for (const auto& p : list->asArray())
+            next[json::stringOf(p, "name")] = {json::stringOf(p, "subnet"), json::stringOf(p, "underlay"), json::stringOf(p, "mac")};
     // What goes first (a peer whose place changed is removed, then added as it is now).
-    for (const auto& [name, sig] : overlay_->peers)
-        if (auto n = next.find(name); n == next.end() || n->second != sig) apply(name, sig, false);
-    for (const auto& [name, sig] : next)
-        if (auto o = overlay_->peers.find(name); o == overlay_->peers.end() || o->second != sig) apply(name, sig, true);
+    for (const auto& [name, p] : overlay_->peers)
+        if (auto n = next.find(name); n == next.end() || !(n->second == p)) apply(name, p, false);
+    for (const auto& [name, p] : next)
+        if (auto o = overlay_->peers.find(name); o == overlay_->peers.end() || !(o->second == p)) apply(name, p, true);
     if (next != overlay_->peers) {
         overlay_->peers = std::move(next);
         saveOverlay();
@@ -496,8 +491,16 @@ void AgentImpl::saveOverlay() const {
     v.set("subnet", overlay_->subnet);
     v.set("clusterCidr", overlay_->cluster);
     v.set("address", overlay_->address);
-    json::Value peers = json::Value::object();
-    for (const auto& [name, sig] : overlay_->peers) peers.set(name, sig);
+    // As the master's "peers" message has them, so that a restart feeds them back in as one.
+    json::Value peers = json::Value::array();
+    for (const auto& [name, p] : overlay_->peers) {
+        json::Value one = json::Value::object();
+        one.set("name", name);
+        one.set("subnet", p.subnet);
+        one.set("underlay", p.underlay);
+        one.set("mac", p.mac);
+        peers.push(std::move(one));
+    }
     v.set("peers", peers);
     if (auto w = sys::writeFileDurable(o_.stateDir + "/cluster/overlay.json", v.dump(), 0600); !w)
         log::errorf("node: overlay state: %s", w.error().message().c_str());
@@ -515,20 +518,7 @@ void AgentImpl::restoreOverlay() {
         return;
     json::Value m = json::Value::object();
     m.set("full", true);
-    json::Value peers = json::Value::array();
-    if (const json::Value* p = v->find("peers"); p && p->isObject())
-        for (const auto& [name, sig] : p->asObject()) {
-            std::istringstream in(sig.isString() ? sig.asString() : "");
-            std::string subnet, underlay, mac;
-            in >> subnet >> underlay >> mac;
-            json::Value one = json::Value::object();
-            one.set("name", name);
-            one.set("subnet", subnet);
-            one.set("underlay", underlay);
-            one.set("mac", mac);
-            peers.push(std::move(one));
-        }
-    m.set("peers", peers);
+    if (const json::Value* p = v->find("peers"); p && p->isArray()) m.set("peers", *p);
     // The devices may be gone (a reboot) while the record says they were added: add all again.
     overlay_->peers.clear();
     overlayPeers(m);

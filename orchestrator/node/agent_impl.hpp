@@ -80,9 +80,13 @@ private:
     // CIDR, its address and its peers, kept in STATE/cluster/overlay.json so
     // that a node restarted while cut off from its master joins its containers
     // to the overlay again at once.
+    struct OverlayPeer {
+        std::string subnet, underlay, mac;
+        bool operator==(const OverlayPeer&) const = default;
+    };
     struct Overlay {
         std::string subnet, cluster, address;
-        std::map<std::string, std::string> peers;  // name -> "subnet underlay mac"
+        std::map<std::string, OverlayPeer> peers;  // by node name
     };
     /// The master's welcome: the overlay made (or checked); the VTEP's MAC ("": failed, said).
     std::string clusterNetwork(const std::string& subnet, const std::string& cluster, const std::string& address);
