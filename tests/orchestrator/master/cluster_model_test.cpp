@@ -79,6 +79,13 @@ public:
         }
         return n;
     }
+    /// The last message of TYPE sent (none: none yet).
+    std::optional<Value> last(const std::string& type) const {
+        std::optional<Value> out;
+        for (const auto& text : sent)
+            if (auto v = Value::parse(text); v && json::stringOf(*v, "type") == type) out = std::move(*v);
+        return out;
+    }
     std::vector<std::string> sent;
     bool closed = false;
 
@@ -520,9 +527,7 @@ TEST_CASE("master: a service with a stored placement it cannot read is left as i
     m.tick();
     // Every node keeps web as it runs it; api is served as before.
     for (auto n : {"n1", "n2"}) {
-        std::optional<Value> last;
-        for (const auto& text : m.nodes[n]->sent)
-            if (auto v = Value::parse(text); v && json::stringOf(*v, "type") == "assignments") last = *v;
+        auto last = m.nodes[n]->last("assignments");
         REQUIRE(last);
         CHECK(json::stringsOf(last->find("keep")) == std::vector<std::string>{"web"});
         CHECK(m.nodes[n]->slots("api").size() == 1);
@@ -599,9 +604,7 @@ TEST_CASE("master: a rollout moves parallelism slots at a time to the new genera
     m.tick();
     CHECK(generations(m, "web") == std::map<int64_t, int>{{1, 4}, {2, 2}});
     // The nodes carry the old spec along for the slots still on it.
-    std::optional<Value> last;
-    for (const auto& text : m.nodes["n1"]->sent)
-        if (auto v = Value::parse(text); v && json::stringOf(*v, "type") == "assignments") last = *v;
+    auto last = m.nodes["n1"]->last("assignments");
     REQUIRE(last);
     const Value& entry = last->find("services")->asArray().at(0);
     CHECK(json::stringOf(entry, "order") == "start-first");
@@ -793,9 +796,8 @@ std::map<std::string, std::string> peersOf(const FakeSession& s) {
 }
 
 std::string welcomeSubnet(const FakeSession& s) {
-    for (const auto& text : s.sent)
-        if (auto m = Value::parse(text); m && json::stringOf(*m, "type") == "welcome") return json::stringOf(*m, "subnet");
-    return "";
+    auto w = s.last("welcome");
+    return w ? json::stringOf(*w, "subnet") : "";
 }
 
 }  // namespace

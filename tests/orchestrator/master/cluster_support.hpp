@@ -114,6 +114,14 @@ struct Cluster {
         }
         return out;
     }
+    /// FIELD of node NAME as `hull node ls` has it ("" when there is no such node).
+    std::string node(const std::string& name, const char* field) const {
+        const Value nodes = json({"node", "ls"});  // kept: a range-for over a temporary's member dangles
+        if (nodes.isArray())
+            for (const auto& n : nodes.asArray())
+                if (json::stringOf(n, "name") == name) return json::stringOf(n, field);
+        return "";
+    }
     pid_t pidOf(const std::string& host, const std::string& kind) const {
         return pid_t(std::atoi(readFileOr(kRun + "/" + host + "-" + kind + ".pid", "0").c_str()));
     }

@@ -67,12 +67,7 @@ TEST_CASE("cluster: nodes get subnets of the cluster CIDR, and a container on n1
     INFO(n2Subnet);
     CHECK(!n2Subnet.empty());  // routes to n2's and n3's subnets
     REQUIRE(clusterScript({"kill", "n2"}).status == 0);
-    REQUIRE(eventually([&] {
-        auto ls = c.json({"node", "ls"});
-        for (const auto& n : ls.asArray())
-            if (json::stringOf(n, "name") == "n2") return json::stringOf(n, "status") == "down";
-        return false;
-    }));
+    REQUIRE(eventually([&] { return c.node("n2", "status") == "down"; }));
     auto rm = c.hull({"node", "rm", "n2"});
     INFO(rm.out << rm.err);
     REQUIRE(rm.status == 0);
@@ -137,10 +132,7 @@ TEST_CASE("cluster: a service's VIP and its names reach its replicas on other no
 
     // The routing mesh: n2's address, port 8080, from outside the cluster (this host's end of the underlay).
     seen.clear();
-    std::string n2;
-    const Value nodes = c.json({"node", "ls"});
-    for (const auto& n : nodes.asArray())
-        if (json::stringOf(n, "name") == "n2") n2 = json::stringOf(n, "address");
+    const std::string n2 = c.node("n2", "address");
     REQUIRE(!n2.empty());
     REQUIRE(eventually([&] {
         return run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O-", "http://" + n2 + ":8080/"}).status == 0;
@@ -162,11 +154,7 @@ TEST_CASE("cluster: a service's VIP and its names reach its replicas on other no
                                           "publishMode: host\n") + kWhoAmI)
                 .status == 0);
     REQUIRE(eventually([&] { return c.ready("direct").size() == 1; }));
-    std::string n1, n3;
-    for (const auto& n : nodes.asArray()) {
-        if (json::stringOf(n, "name") == "n1") n1 = json::stringOf(n, "address");
-        if (json::stringOf(n, "name") == "n3") n3 = json::stringOf(n, "address");
-    }
+    const std::string n1 = c.node("n1", "address"), n3 = c.node("n3", "address");
     RunResult direct;
     REQUIRE(eventually([&] {
         direct = run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O-", "http://" + n3 + ":8081/cgi-bin/ip"});
@@ -216,10 +204,7 @@ TEST_CASE("cluster: a killed node's replicas leave the VIP, the mesh's ports and
                      "done; echo $ok"});
     INFO(r.out << r.err);
     CHECK(r.out == "10\n");
-    std::string n2;
-    const Value nodes = c.json({"node", "ls"});
-    for (const auto& n : nodes.asArray())
-        if (json::stringOf(n, "name") == "n2") n2 = json::stringOf(n, "address");
+    const std::string n2 = c.node("n2", "address");
     int failed = 0;
     for (int i = 0; i < 20; ++i)
         failed += run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://" + n2 + ":8080/"}).status != 0;
