@@ -81,6 +81,11 @@ std::string recordJson(const Allocation& a, const std::string& ip) {
     if (ip == a.ip.str())
         for (const auto& p : a.ports) ports.push(formatPortMapping(p));
     v.set("ports", std::move(ports));
+    if (ip == a.ip.str() && !a.groups.empty()) {
+        json::Value groups = json::Value::array();
+        for (const auto& g : a.groups) groups.push(g);
+        v.set("groups", std::move(groups));
+    }
     return v.dump() + "\n";
 }
 
@@ -89,7 +94,7 @@ std::optional<Allocation> parseRecord(const std::string& text) {
     auto v = json::Value::parse(text);
     if (!v || !v->isObject()) return std::nullopt;
     auto str = [&](const char* k) { return json::stringOf(*v, k); };
-    Allocation a{{}, str("id"), str("ifname"), str("netns"), str("hostVeth"), {}, {}};
+    Allocation a{{}, str("id"), str("ifname"), str("netns"), str("hostVeth"), {}, {}, json::stringsOf(v->find("groups"))};
     if (auto ip = Ipv4::parse(str("ip"))) a.ip = *ip;
     else if (auto ip6 = Ipv6::parse(str("ip"))) a.ip6 = *ip6;
     else return std::nullopt;

@@ -25,6 +25,7 @@ struct Allocation {
     std::string hostVeth;  // host end of the veth ("" for none)
     std::vector<PortMapping> ports;  // published to this address
     std::optional<Ipv6> ip6;         // on a network with an IPv6 subnet
+    std::vector<std::string> groups; // isolation groups the IPv4 address is a member of (isolation.hpp)
 };
 
 /// The next free host address after LAST (round robin, so a released address

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "netns/isolation.hpp"
 #include "netns/netlink.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
@@ -153,10 +154,12 @@ Result<Attachment> Network::attach(const AttachRequest& req) {
     // One container may have several interfaces on one network: the name covers both.
     want.hostVeth = hostVethName(req.id + "/" + req.ifname);
     want.ports = req.ports;
+    want.groups = req.groups;
     // Every step below is undone if a later one fails: nothing half-made stays.
-    bool allocated = false, linked = false, published = false;
+    bool allocated = false, linked = false, published = false, joined = false;
     Allocation got;
     ScopeExit rollback([&] {
+        if (joined) (void)setLocalMember(got.ip, got.groups, false);
         if (published) (void)unpublishPorts(got.ports);
         if (linked) (void)host.deleteLink(want.hostVeth);
         if (allocated) (void)ipam_.release(req.id, req.ifname);
@@ -193,6 +196,8 @@ Result<Attachment> Network::attach(const AttachRequest& req) {
     }
     TRY_CTX("attach " + req.id, publishPorts(got.ports, got.ip));
     published = true;
+    TRY_CTX("attach " + req.id, setLocalMember(got.ip, got.groups, true));
+    joined = true;
     rollback.dismiss();
     log::debugf("network %s: %s/%s = %s%s%s (veth %s)", config_.name.c_str(), req.id.c_str(), req.ifname.c_str(),
                 at.address.str().c_str(), at.address6 ? " " : "", at.address6 ? at.address6->str().c_str() : "",
@@ -202,6 +207,9 @@ Result<Attachment> Network::attach(const AttachRequest& req) {
 
 Result<std::vector<Allocation>> Network::detach(const std::string& id, const std::string& ifname) {
     auto host = TRY(Netlink::open());
+    // The address leaves its groups while it is still held: once released, it
+    // may be another container's, whose memberships are not to be touched.
+    TRY(leaveGroups(id, ifname));
     // Release first, under the IPAM lock: a concurrent ADD of the same id then
     // starts clean. The links and ports follow from the records.
     auto freed = TRY(ipam_.release(id, ifname));
@@ -214,11 +222,18 @@ Result<std::vector<Allocation>> Network::detach(const std::string& id, const std
     return freed;
 }
 
+Result<void> Network::leaveGroups(const std::string& id, const std::string& ifname) {
+    for (const auto& a : TRY(ipam_.list()))
+        if (a.id == id && (ifname.empty() || a.ifname == ifname)) TRY(setLocalMember(a.ip, a.groups, false));
+    return {};
+}
+
 Result<GcReport> Network::gc() {
     GcReport report;
     auto host = TRY(Netlink::open());
     for (const auto& a : TRY(ipam_.list())) {
         if (netnsAlive(a.netns)) continue;
+        TRY(setLocalMember(a.ip, a.groups, false));
         auto freed = TRY(ipam_.release(a.id, a.ifname));
         for (const auto& f : freed) {
             TRY(unpublishPorts(f.ports));
@@ -233,6 +248,7 @@ Result<void> Network::destroy() {
     auto host = TRY(Netlink::open());
     for (const auto& a : TRY(ipam_.list())) TRY(detach(a.id, a.ifname));
     TRY(host.deleteLink(config_.bridge));
+    TRY(dropIsolation());
     TRY(dropNatTable());
     TRY(sys::removeAll(dir_));
     return {};

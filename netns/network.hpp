@@ -34,6 +34,9 @@ struct AttachRequest {
     std::string ifname = "eth0";
     std::vector<PortMapping> ports;
     bool defaultRoute6 = true;      // a default IPv6 route via the bridge (dual-stack networks)
+    /// Isolation groups (a cluster node's networks, isolation.hpp) the address
+    /// joins before the container runs, and leaves at detach.
+    std::vector<std::string> groups;
 };
 
 struct Attachment {
@@ -78,6 +81,8 @@ public:
     Ipam& ipam() { return ipam_; }
 
 private:
+    /// ID's addresses (on IFNAME, "" = all) leave their isolation groups.
+    [[nodiscard]] Result<void> leaveGroups(const std::string& id, const std::string& ifname);
     Network(std::string dir, NetworkConfig c)
         : dir_(std::move(dir)),
           config_(std::move(c)),

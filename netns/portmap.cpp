@@ -1,8 +1,8 @@
 #include "netns/portmap.hpp"
 
-#include <cstdio>
+#include "netns/nft.hpp"
 
-#include <nftables/libnftables.h>
+#include <cstdio>
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -19,32 +19,6 @@
 namespace hull::netns {
 
 namespace {
-
-struct CtxDel {
-    void operator()(nft_ctx* c) const { nft_ctx_free(c); }
-};
-
-/// Run an nft script and return what it printed (JSON: in nft's JSON form);
-/// errors carry nft's own message.
-Result<std::string> nftOutput(const std::string& script, const std::string& what, bool json = false) {
-    std::unique_ptr<nft_ctx, CtxDel> ctx(nft_ctx_new(NFT_CTX_DEFAULT));
-    if (!ctx) return fail(Error::plain(ENOMEM, what + ": nft_ctx_new failed"));
-    if (json) nft_ctx_output_set_flags(ctx.get(), NFT_CTX_OUTPUT_JSON);
-    nft_ctx_buffer_output(ctx.get());
-    nft_ctx_buffer_error(ctx.get());
-    int rc = nft_run_cmd_from_buffer(ctx.get(), script.c_str());
-    if (rc != 0) {
-        std::string err = sys::trim(nft_ctx_get_error_buffer(ctx.get()));
-        return fail(Error::plain(EINVAL, what + ": " + (err.empty() ? "nft failed" : err)));
-    }
-    return std::string(nft_ctx_get_output_buffer(ctx.get()));
-}
-
-Result<void> runNft(const std::string& script, const std::string& what) {
-    TRY(nftOutput(script, what));
-    return {};
-}
-
 
 /// Whether IP is assigned to an interface of this network namespace.
 bool isLocalAddress(Ipv4 ip) {
@@ -135,7 +109,7 @@ Result<void> ensureTable() {
     // Only (re)build the chains when the table is new: flushing them on every
     // container start would briefly drop NAT for the running ones.
     // The probe names the newest object, so a table made by an older hull is brought up to date.
-    static const char kProbe[] = "list map ip hull udp_addr_bal";
+    static const char kProbe[] = "list set ip hull vipaddrs";
     if (!runNft(kProbe, "probe")) TRY(runNft(baseRulesetScript(), "create nftables table ip hull"));
     return {};
 }
@@ -171,6 +145,7 @@ add set ip hull subnets { type ipv4_addr; flags interval; auto-merge; }
 add set ip hull remotes { type ipv4_addr; flags interval; auto-merge; }
 add set ip hull masq { type ipv4_addr; flags interval; auto-merge; }
 add map ip hull vips { type ipv4_addr : verdict; }
+add set ip hull vipaddrs { type ipv4_addr; }
 add chain ip hull prerouting { type nat hook prerouting priority dstnat; policy accept; }
 add chain ip hull output { type nat hook output priority -100; policy accept; }
 add chain ip hull postrouting { type nat hook postrouting priority srcnat; policy accept; }
@@ -200,6 +175,7 @@ add rule ip hull output fib daddr type local udp dport vmap @udp_bal
 add rule ip hull prerouting ip daddr vmap @vips
 add rule ip hull output ip daddr vmap @vips
 add rule ip hull postrouting ip saddr 127.0.0.0/8 ip daddr @subnets masquerade
+add rule ip hull postrouting ct status dnat oifname "hull.vx" ct original ip daddr @vipaddrs ip saddr @subnets accept
 add rule ip hull postrouting ct status dnat oifname "hull.vx" masquerade
 add rule ip hull postrouting ct status dnat ip saddr @masq ip daddr @masq masquerade
 add rule ip hull postrouting ip saddr @masq ip daddr != @subnets masquerade
@@ -280,7 +256,7 @@ Result<void> publishBalanced(const PortMapping& p, const std::vector<Ipv4>& back
 
 Result<void> unpublishBalanced(const PortMapping& p) {
     auto r = runNft(balancedScript(p, {}, false), "unpublish " + formatPortMapping(p));
-    if (!r && r.error().message().find("No such file") != std::string::npos) return {};
+    if (!r && nftMissing(r.error())) return {};
     return r;
 }
 
@@ -308,7 +284,11 @@ std::string vipChain(Ipv4 vip) {
 
 std::string vipScript(Ipv4 vip, const std::vector<Ipv4>& backends, bool add) {
     const std::string chain = vipChain(vip);
-    if (!add) return "delete element ip hull vips { " + vip.str() + " }\ndelete chain ip hull " + chain + "\n";
+    // vipaddrs: removal adds first, so that a member already gone fails nothing.
+    const std::string member = "element ip hull vipaddrs { " + vip.str() + " }\n";
+    if (!add)
+        return "add " + member + "delete " + member + "delete element ip hull vips { " + vip.str() +
+               " }\ndelete chain ip hull " + chain + "\n";
     std::string out = "add chain ip hull " + chain + "\nflush chain ip hull " + chain + "\n";
     if (!backends.empty()) {
         // The address only: VIP:PORT goes to the same PORT of the replica.
@@ -318,7 +298,7 @@ std::string vipScript(Ipv4 vip, const std::vector<Ipv4>& backends, bool add) {
     } else {
         out += "add rule ip hull " + chain + " reject\n";  // no replica ready: refused at once, not left to time out
     }
-    return out + "add element ip hull vips { " + vip.str() + " : goto " + chain + " }\n";
+    return out + "add " + member + "add element ip hull vips { " + vip.str() + " : goto " + chain + " }\n";
 }
 
 Result<void> publishVip(Ipv4 vip, const std::vector<Ipv4>& backends) {
@@ -328,7 +308,7 @@ Result<void> publishVip(Ipv4 vip, const std::vector<Ipv4>& backends) {
 
 Result<void> unpublishVip(Ipv4 vip) {
     auto r = runNft(vipScript(vip, {}, false), "service address " + vip.str());
-    if (!r && r.error().message().find("No such file") != std::string::npos) return {};
+    if (!r && nftMissing(r.error())) return {};
     return r;
 }
 
@@ -344,7 +324,7 @@ Result<void> removeClusterSubnet(const Cidr& subnet) {
 
 Result<void> dropNatTable() {
     auto r = runNft("delete table ip hull\n", "delete table ip hull");
-    if (!r && r.error().message().find("No such file") != std::string::npos) return {};
+    if (!r && nftMissing(r.error())) return {};
     return r;
 }
 

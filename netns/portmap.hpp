@@ -58,7 +58,9 @@ std::string balancedScript(const PortMapping& port, const std::vector<Ipv4>& bac
 /// A service's virtual IP: each new connection to VIP (any port) goes to one of
 /// BACKENDS at random, same port; none: refused. Replaces what VIP had; one
 /// transaction. Traffic DNATed out the overlay, or back into the subnet it
-/// came from, is masqueraded so that its replies come back this way.
+/// came from, is masqueraded so that its replies come back this way; but for
+/// a VIP's from a cluster address (a container, a node's VTEP), whose replies
+/// are routed back here anyway: the replica sees the caller's own address.
 [[nodiscard]] Result<void> publishVip(Ipv4 vip, const std::vector<Ipv4>& backends);
 /// Gone already is fine.
 [[nodiscard]] Result<void> unpublishVip(Ipv4 vip);

@@ -489,7 +489,7 @@ Result<int> Engine::run(const RunOptions& o, std::string* idOut) {
                 state_, netns::NetworkConfig{o.network, o.network == "hull" ? "hull0" : o.network.substr(0, 15)}));
             cached = nets_->emplace(o.network, std::move(net)).first;
         }
-        auto at = cached->second.attach({m.id, "/proc/" + std::to_string(pid) + "/ns/net", "eth0", ports});
+        auto at = cached->second.attach({m.id, "/proc/" + std::to_string(pid) + "/ns/net", "eth0", ports, true, o.isolation});
         if (!at) nets_->erase(o.network);  // made again next time, in case it was removed under us
         TRY(std::move(at));
         m.ip = at->alloc.ip.str();

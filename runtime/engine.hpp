@@ -45,6 +45,9 @@ struct RunOptions {
     bool detach = false, remove = false, tty = false, interactive = false;
     std::vector<std::string> insecureRegistries;  // for a pull on the way
     std::map<std::string, std::string> labels;    // kept with the container (the node agent's bookkeeping)
+    /// A cluster node's networks the container is a member of (netns/isolation.hpp):
+    /// joined as its address is attached, before it runs.
+    std::vector<std::string> isolation;
 };
 
 struct ContainerInfo {
@@ -120,6 +123,17 @@ public:
     /// any node; none: refused) on the port asked for (netns::publishVip).
     [[nodiscard]] Result<void> publishVip(const std::string& vip, const std::vector<std::string>& backends);
     [[nodiscard]] Result<void> unpublishVip(const std::string& vip);
+    /// The networks that keep a cluster's containers apart (netns/isolation.hpp):
+    /// the filter chains for NETWORKS on this node's SUBNET of CLUSTER, where
+    /// SERVICES holds the service addresses. Run again when the list changes,
+    /// or isolationMode() does.
+    [[nodiscard]] Result<void> ensureIsolation(const std::string& subnet, const std::string& cluster,
+                                               const std::string& services, const std::vector<std::string>& networks);
+    /// What else the chains depend on: whether br_netfilter sends bridged
+    /// traffic through the ip hooks here (it may be loaded at any time).
+    static bool isolationMode();
+    /// The other nodes' members of each network in MEMBERS (addresses), replacing theirs.
+    [[nodiscard]] Result<void> setRemoteMembers(const std::map<std::string, std::vector<std::string>>& members);
     /// As publishBalanced, to ADDRESSES (a cluster's replicas on any node: the routing mesh).
     [[nodiscard]] Result<void> publishBalancedTo(const std::vector<std::string>& ports, const std::vector<std::string>& addresses);
 

@@ -1,5 +1,6 @@
 // The Engine's part of the cluster overlay: network "hull" on the node's
 // subnet and the VXLAN device that joins it to the other nodes' subnets.
+#include "netns/isolation.hpp"
 #include "netns/network.hpp"
 #include "netns/overlay.hpp"
 #include "netns/portmap.hpp"
@@ -69,6 +70,27 @@ Result<void> Engine::unpublishVip(const std::string& vipText) {
     auto vip = netns::Ipv4::parse(vipText);
     if (!vip) return failInvalid("service address \"" + vipText + "\" is not an IPv4 address");
     return netns::unpublishVip(*vip);
+}
+
+Result<void> Engine::ensureIsolation(const std::string& subnetText, const std::string& clusterText,
+                                     const std::string& servicesText, const std::vector<std::string>& networks) {
+    netns::IsolationScope scope{TRY_CTX("isolation: subnet", netns::Cidr::parse(subnetText)),
+                                TRY_CTX("isolation: cluster CIDR", netns::Cidr::parse(clusterText)),
+                                TRY_CTX("isolation: service CIDR", netns::Cidr::parse(servicesText)),
+                                netns::bridgedThroughIp()};
+    return netns::ensureIsolation(scope, networks);
+}
+
+bool Engine::isolationMode() { return netns::bridgedThroughIp(); }
+
+Result<void> Engine::setRemoteMembers(const std::map<std::string, std::vector<std::string>>& members) {
+    std::map<std::string, std::vector<netns::Ipv4>> ips;
+    for (const auto& [network, list] : members) {
+        auto& out = ips[network];
+        for (const auto& text : list)
+            if (auto ip = netns::Ipv4::parse(text)) out.push_back(*ip);
+    }
+    return netns::setRemoteMembers(ips);
 }
 
 }  // namespace hull::runtime

@@ -359,10 +359,12 @@ void Cluster::applyReport(const std::string& node, Live& l, StatusReport r) {
     for (const auto& id : r.gone)
         if (auto it = l.containers.find(id); it != l.containers.end()) {
             countReady(node, it->second, -1);
+            indexMember(node, it->second, false);
             l.containers.erase(it);
         }
     for (auto& c : r.containers) {
         c.node = node;
+        indexMember(node, c, true);
         auto [it, fresh] = l.containers.try_emplace(c.id);
         if (!fresh) {
             bool wasReady = it->second.ready && it->second.status == "running";
@@ -379,8 +381,24 @@ void Cluster::applyReport(const std::string& node, Live& l, StatusReport r) {
     }
 }
 
+void Cluster::indexMember(const std::string& node, const ContainerEntry& c, bool present) {
+    std::tuple<std::string, std::string, std::string> key{c.service, node, c.id};
+    if (present && c.status == "running" && !c.ip.empty()) {
+        auto [it, fresh] = memberIps_.try_emplace(key, c.ip);
+        if (!fresh && it->second == c.ip) return;
+        it->second = c.ip;
+    } else if (!memberIps_.erase(key)) {
+        return;
+    }
+    // The service's networks have other members: every node hears of it.
+    dirtyServices_.insert(c.service);
+}
+
 void Cluster::forgetContainers(const std::string& node, Live& l) {
-    for (const auto& [id, c] : l.containers) countReady(node, c, -1);
+    for (const auto& [id, c] : l.containers) {
+        countReady(node, c, -1);
+        indexMember(node, c, false);
+    }
     l.containers.clear();
 }
 
@@ -613,6 +631,8 @@ void Cluster::hello(const std::shared_ptr<api::WebSocketSession>& s, const Value
     // Its place in the overlay: its containers' subnet, and the cluster's (not masqueraded).
     welcome.set("subnet", nodes_[name].subnet);
     welcome.set("clusterCidr", o_.clusterCidr.str());
+    // Where the service addresses are: a node's isolation tells them from a published port.
+    welcome.set("serviceCidr", o_.serviceCidr.str());
     s->send(welcome.dump());
     // The next round pushes it its whole set. A node that was down comes up
     // there (node lifecycle: a change every service sees); one back within its
@@ -1104,6 +1124,22 @@ void Cluster::pushEndpoints(const std::set<std::string>& touched) {
         v.set("mode", publishModeName(r->second.spec.publishMode));
         sig += std::string("|") + publishModeName(r->second.spec.publishMode);
         v.set("backends", backends);
+        // Who may reach whom (the nodes' isolation): its networks, and every
+        // running replica's address, ready or not (one starting up may need
+        // what it depends on).
+        Value networks = Value::array(), members = Value::array();
+        sig += "|";
+        for (const auto& n : networksOf(r->second.spec)) {
+            networks.push(n);
+            sig += n + ",";
+        }
+        sig += "|";
+        for (auto m = memberIps_.lower_bound({name, "", ""}); m != memberIps_.end() && std::get<0>(m->first) == name; ++m) {
+            members.push(m->second);
+            sig += m->second + ",";
+        }
+        v.set("networks", networks);
+        v.set("members", members);
         return &entries.emplace(name, std::pair{sig, std::move(v)}).first->second;
     };
     for (auto& [node, l] : live_) {

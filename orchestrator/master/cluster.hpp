@@ -156,6 +156,8 @@ private:
     std::string nodeOf(const api::WebSocketSession* s) const;
     /// REPORT from NODE applied to what the master knows of its containers.
     void applyReport(const std::string& node, Live& l, StatusReport report);
+    /// C, on NODE, in memberIps_ (PRESENT and running with an address) or not; a change dirties its service.
+    void indexMember(const std::string& node, const ContainerEntry& c, bool present);
     /// What the master knew of NODE's containers is gone (it is down, without a session).
     void forgetContainers(const std::string& node, Live& l);
     /// C, on NODE, counted (+1) or no longer (-1) in readyAt_ if it is ready.
@@ -228,6 +230,9 @@ private:
     /// The same keys -> the ready container's address, for those that have one
     /// (what the VIPs and the routing mesh send connections to).
     std::map<std::tuple<std::string, int, std::string, int64_t, int64_t>, std::string> readyIps_;
+    /// (service, node, container id) -> the address of every running container
+    /// that has one, ready or not: its networks' members (endpoints' "members").
+    std::map<std::tuple<std::string, std::string, std::string>, std::string> memberIps_;
     /// service -> generation -> what it was (the current one is services_'s too).
     std::map<std::string, std::map<int64_t, HistoryRecord>> history_;
     std::map<std::pair<std::string, int>, Watch> watches_;  // rollouts in progress: their slots' new copies

@@ -166,7 +166,7 @@ public:
         if (!root.IsMap()) return fail(err(root, "", std::string("a service file must be a mapping, not ") + describe(root)));
         TRY(checkKeys(root, "", {"name", "image", "command", "env", "replicas", "resources", "ports", "volumes",
                                  "restart", "backoff", "probes", "maxAge", "stopGracePeriod", "placement", "update",
-                                 "failover", "publishMode"}));
+                                 "failover", "publishMode", "networks"}));
         auto name = TRY(required(root, "", "name"));
         s.name = TRY(string(name, "name"));
         if (!validName(s.name))
@@ -258,6 +258,18 @@ public:
             auto mode = byName(m, kPublishModes, publishModeName);
             if (!mode) return fail(err(n, "publishMode", notOneOf(m, kPublishModes, publishModeName)));
             s.publishMode = *mode;
+        }
+        if (auto n = root["networks"]) {
+            for (const auto& item : TRY(list(n, "networks"))) {
+                auto net = TRY(string(item, "networks"));
+                if (!validName(net))
+                    return fail(err(item, "networks", "\"" + net + "\" is not a valid name ([a-z0-9][a-z0-9-]{0,62})"));
+                if (std::find(s.networks.begin(), s.networks.end(), net) != s.networks.end())
+                    return fail(err(item, "networks", "\"" + net + "\" is listed twice"));
+                if (s.networks.size() == kMaxNetworks)
+                    return fail(err(item, "networks", "at most " + std::to_string(kMaxNetworks) + " networks"));
+                s.networks.push_back(net);
+            }
         }
         if (auto n = root["failover"]) {
             TRY(checkKeys(n, "failover", {"after"}));
@@ -648,7 +660,8 @@ public:
             if (strict_) return s;
         }
         known(o, "", {"version", "name", "image", "command", "env", "replicas", "resources", "ports", "volumes", "restart",
-                      "backoff", "probes", "maxAge", "stopGracePeriod", "placement", "update", "failover", "publishMode"});
+                      "backoff", "probes", "maxAge", "stopGracePeriod", "placement", "update", "failover", "publishMode",
+                      "networks"});
         if (const json::Value* v = required(o, "", "name", json::Type::String)) s.name = v->asString();
         if (const json::Value* v = required(o, "", "image", json::Type::String)) s.image = v->asString();
         strings(o, "", "command", s.command);
@@ -707,6 +720,7 @@ public:
             }
             number(*u, "update", "maxFailureRatio", s.update.maxFailureRatio);
         }
+        strings(o, "", "networks", s.networks);
         if (const json::Value* m = get(o, "", "publishMode", json::Type::String)) {
             if (auto mode = byName(m->asString(), kPublishModes, publishModeName)) s.publishMode = *mode;
             else problem("publishMode", "unknown \"" + m->asString() + "\"");
@@ -796,6 +810,7 @@ std::string serviceJson(const Service& s) {
         o.set("update", u);
     }
     if (s.publishMode != Service::PublishMode::Ingress) o.set("publishMode", publishModeName(s.publishMode));
+    if (!s.networks.empty()) o.set("networks", strings(s.networks));
     if (s.failover.after) {
         json::Value f = json::Value::object();
         f.set("after", ms(*s.failover.after));
@@ -841,6 +856,10 @@ bool sameTemplate(const Service& a, const Service& b) {
     c.failover = a.failover;    // when replicas leave a lost node
     c.publishMode = a.publishMode;  // where its ports lead
     return a == c;
+}
+
+std::vector<std::string> networksOf(const Service& s) {
+    return s.networks.empty() ? std::vector<std::string>{kDefaultNetwork} : s.networks;
 }
 
 const char* publishModeName(Service::PublishMode m) {

@@ -13,6 +13,7 @@
 //     limits:   {cpus: 0.5, memory: 64m, pids: 64}
 //   ports: ["8080:80", "5353:53/udp"]
 //   publishMode: ingress                                   # a master's: ingress | local | host
+//   networks: [front, back]                                # a master's: who may reach whom (default: [default])
 //   volumes: ["/srv/www:/www:ro"]
 //   restart: always                                        # always | on-failure | never
 //   backoff: {initial: 100ms, factor: 2, max: 10s, resetAfter: 30s}
@@ -119,6 +120,10 @@ struct Service {
     /// replicas when it has any, else as ingress), host (only nodes that run a
     /// ready replica, to those: the client's address reaches the replica).
     enum class PublishMode { Ingress, Local, Host } publishMode = PublishMode::Ingress;
+    /// On a cluster, the networks its containers are on: containers reach each
+    /// other (by address, VIP or name) only when they share one. Empty: the
+    /// default network, "default" (networksOf). Names as service names, no repeats.
+    std::vector<std::string> networks;
     std::vector<std::string> volumes;  // as `hull run -v`, validated
     enum class Restart { Always, OnFailure, Never } restart = Restart::Always;
     Backoff backoff;
@@ -171,6 +176,10 @@ const char* orderName(UpdateConfig::Order o);
 const char* failureActionName(UpdateConfig::FailureAction a);
 /// "ingress", "local", "host".
 const char* publishModeName(Service::PublishMode m);
+/// The networks S is on: its own, or the default network when it names none.
+std::vector<std::string> networksOf(const Service& s);
+inline constexpr const char* kDefaultNetwork = "default";
+inline constexpr size_t kMaxNetworks = 16;  // per service
 
 /// "100ms", "1s", "1.5s", "2m", "1h" -> milliseconds; nullopt otherwise.
 std::optional<Millis> parseDuration(const std::string& s);

@@ -102,6 +102,8 @@ Result<void> AgentImpl::reconcileOnce() {
     }
     std::erase_if(unreadable_, [&](const auto& u) { return !unreadable.count(u.first); });
     specs_ = specs;
+    // Before any start: a container joins its networks as it is attached.
+    syncIsolation();
     // A service's own, and not gone: its bookkeeping stays.
     auto keeps = [&](const std::string& service, int slot) {
         auto it = specs.find(service);
@@ -343,9 +345,8 @@ Result<void> AgentImpl::run() {
                  return c.dir;
              },
              [this](const node::ExecRequest& r) { return execCommand(r); },
-             [this](const std::string& subnet, const std::string& cluster, const std::string& address) {
-                 return clusterNetwork(subnet, cluster, address);
-             },
+             [this](const std::string& subnet, const std::string& cluster, const std::string& services,
+                    const std::string& address) { return clusterNetwork(subnet, cluster, services, address); },
              [this](const json::Value& m) { overlayPeers(m); },
              [this](const json::Value& m) { endpoints(m); }});
     ioc_.run();
@@ -396,7 +397,8 @@ void AgentImpl::assign(const json::Value& m) {
     wake();
 }
 
-std::string AgentImpl::clusterNetwork(const std::string& subnet, const std::string& cluster, const std::string& address) {
+std::string AgentImpl::clusterNetwork(const std::string& subnet, const std::string& cluster, const std::string& services,
+                                      const std::string& address) {
     int64_t now = nowMs();
     if (!o_.overlay) return "";  // --no-overlay: not in the master's overlay (no VTEP: no peers, no endpoints)
     auto mac = engine_.ensureOverlay(subnet, cluster, address);
@@ -417,11 +419,14 @@ std::string AgentImpl::clusterNetwork(const std::string& subnet, const std::stri
             (void)store_.addEvent({0, now, "error", "", "", r.error().message()});
         }
     }
-    bool changed = !overlay_ || overlay_->subnet != subnet || overlay_->cluster != cluster || overlay_->address != address;
+    bool changed = !overlay_ || overlay_->subnet != subnet || overlay_->cluster != cluster ||
+                   overlay_->services != services || overlay_->address != address;
     if (!overlay_) overlay_.emplace();
     overlay_->subnet = subnet;
     overlay_->cluster = cluster;
+    overlay_->services = services;
     overlay_->address = address;
+    if (changed) isolationNetworks_.reset();  // the chains are made again for the new ranges
     if (changed) {
         (void)store_.addEvent({0, now, "overlay", "", "", "containers on " + subnet + " of the cluster's " + cluster});
         saveOverlay();
@@ -463,7 +468,8 @@ void AgentImpl::endpoints(const json::Value& m) {
     if (const json::Value* list = m.find("services"); list && list->isArray())
         for (const auto& e : list->asArray()) {
             Endpoint ep{json::stringOf(e, "vip"), json::stringsOf(e.find("ports")), json::stringsOf(e.find("backends")),
-                        json::stringOf(e, "mode", "ingress")};
+                        json::stringOf(e, "mode", "ingress"), json::stringsOf(e.find("networks")),
+                        json::stringsOf(e.find("members"))};
             next[json::stringOf(e, "name")] = std::move(ep);
         }
     std::map<std::string, Endpoint> before = endpoints_ ? *endpoints_ : std::map<std::string, Endpoint>{};
@@ -477,6 +483,7 @@ void AgentImpl::endpoints(const json::Value& m) {
                 if (auto r = engine_.publishVip(ep.vip, ep.backends); !r)
                     log::errorf("node: service address of %s: %s", name.c_str(), r.error().message().c_str());
     endpoints_ = std::move(next);
+    syncIsolation();
     if (dns_) {
         std::map<std::string, node::ServiceAddresses> names;
         for (const auto& [name, ep] : *endpoints_) names[name] = {ep.vip, ep.backends};
@@ -485,11 +492,62 @@ void AgentImpl::endpoints(const json::Value& m) {
     wake();  // the mesh's ports follow at the round
 }
 
+std::vector<std::string> AgentImpl::isolationOf(const Service& s) const {
+    if (!overlay_ || overlay_->services.empty()) return {};
+    return networksOf(s);
+}
+
+void AgentImpl::syncIsolation() {
+    if (!overlay_ || overlay_->services.empty()) return;
+    std::set<std::string> networks;
+    for (const auto& [name, d] : specs_) {
+        for (const auto& n : networksOf(d.spec)) networks.insert(n);
+        for (const auto& [generation, spec] : d.versions)
+            for (const auto& n : networksOf(spec)) networks.insert(n);
+    }
+    // Every node's members, but for this node's own (local members join as they are attached).
+    const auto mine = netns::Cidr::parse(overlay_->subnet);
+    std::map<std::string, std::set<std::string>> remote;
+    if (endpoints_)
+        for (const auto& [name, ep] : *endpoints_)
+            for (const auto& n : ep.networks) {
+                networks.insert(n);
+                auto& set = remote[n];
+                for (const auto& m : ep.members)
+                    if (auto ip = netns::Ipv4::parse(m); ip && mine && !mine->contains(*ip)) set.insert(m);
+            }
+    std::vector<std::string> list(networks.begin(), networks.end());
+    const bool mode = runtime::Engine::isolationMode();
+    if (isolationNetworks_ != list || isolationMode_ != mode) {
+        if (auto r = engine_.ensureIsolation(overlay_->subnet, overlay_->cluster, overlay_->services, list); !r) {
+            log::errorf("node: networks: %s", r.error().message().c_str());
+            (void)store_.addEvent({0, nowMs(), "error", "", "", "networks: " + r.error().message()});
+            return;  // tried again at the next round
+        }
+        isolationNetworks_ = list;
+        isolationMode_ = mode;
+    }
+    std::map<std::string, std::vector<std::string>> changed;
+    for (const auto& n : list) {
+        const auto& want = remote[n];
+        std::vector<std::string> members(want.begin(), want.end());
+        if (auto had = isolationRemote_.find(n); had == isolationRemote_.end() || had->second != members)
+            changed[n] = std::move(members);
+    }
+    if (changed.empty()) return;
+    if (auto r = engine_.setRemoteMembers(changed); !r) {
+        log::errorf("node: networks: %s", r.error().message().c_str());
+        return;
+    }
+    for (auto& [n, members] : changed) isolationRemote_[n] = std::move(members);
+}
+
 void AgentImpl::saveOverlay() const {
     if (!overlay_) return;
     json::Value v = json::Value::object();
     v.set("subnet", overlay_->subnet);
     v.set("clusterCidr", overlay_->cluster);
+    v.set("serviceCidr", overlay_->services);
     v.set("address", overlay_->address);
     // As the master's "peers" message has them, so that a restart feeds them back in as one.
     json::Value peers = json::Value::array();
@@ -514,7 +572,9 @@ void AgentImpl::restoreOverlay() {
         log::errorf("node: %s/cluster/overlay.json is damaged: the master's next welcome makes it again", o_.stateDir.c_str());
         return;
     }
-    if (clusterNetwork(json::stringOf(*v, "subnet"), json::stringOf(*v, "clusterCidr"), json::stringOf(*v, "address")).empty())
+    if (clusterNetwork(json::stringOf(*v, "subnet"), json::stringOf(*v, "clusterCidr"), json::stringOf(*v, "serviceCidr"),
+                       json::stringOf(*v, "address"))
+            .empty())
         return;
     json::Value m = json::Value::object();
     m.set("full", true);
@@ -730,6 +790,7 @@ bool AgentImpl::start(const Service& s, const Action& a, int64_t now) {
     r.cpus = s.limits.cpus;
     r.pidsLimit = s.limits.pids;
     r.detach = true;
+    r.isolation = isolationOf(s);
     r.labels = {{"hull.service", s.name},
                 {"hull.slot", std::to_string(a.slot)},
                 {"hull.generation", std::to_string(a.generation)},

@@ -99,6 +99,9 @@ void AgentImpl::apply(const std::string& body, ApiServer::Respond respond) {
     if (svc->publishMode != Service::PublishMode::Ingress)
         return respond(apiError(400, source + ": publishMode: only a cluster master publishes ports on other nodes; this "
                                               "agent is standalone (its ports lead to its own replicas)"));
+    if (!svc->networks.empty())
+        return respond(apiError(400, source + ": networks: only a cluster master keeps networks apart; this agent is "
+                                              "standalone (its services' containers share its bridge)"));
     if (!(svc->failover == Failover{}))
         return respond(apiError(400, source + ": failover: only a cluster master moves replicas off a lost node; this "
                                               "agent is standalone"));

@@ -85,11 +85,12 @@ private:
         bool operator==(const OverlayPeer&) const = default;
     };
     struct Overlay {
-        std::string subnet, cluster, address;
+        std::string subnet, cluster, services, address;
         std::map<std::string, OverlayPeer> peers;  // by node name
     };
     /// The master's welcome: the overlay made (or checked); the VTEP's MAC ("": failed, said).
-    std::string clusterNetwork(const std::string& subnet, const std::string& cluster, const std::string& address);
+    std::string clusterNetwork(const std::string& subnet, const std::string& cluster, const std::string& services,
+                               const std::string& address);
     /// The master's "peers" message applied.
     void overlayPeers(const json::Value& m);
     void saveOverlay() const;
@@ -102,8 +103,17 @@ private:
         std::string vip;
         std::vector<std::string> ports, backends;
         std::string mode = "ingress";  // publishMode: ingress, local, host
+        /// Its networks, and its running replicas' addresses on every node (ready or not).
+        std::vector<std::string> networks, members;
         bool operator==(const Endpoint&) const = default;
     };
+    /// The networks of this node's services and of the master's endpoints:
+    /// their filter chains made (again, when the list changed), and each one's
+    /// members on other nodes as the endpoints say (netns/isolation.hpp).
+    /// Nothing on a node outside a master's overlay.
+    void syncIsolation();
+    /// The networks the container of S joins (none outside a master's overlay).
+    std::vector<std::string> isolationOf(const Service& s) const;
     /// The master's "endpoints" message applied: VIPs now, ports at the next round.
     void endpoints(const json::Value& m);
     /// The master's "exec": this very binary as `hull exec` on our state and
@@ -139,6 +149,11 @@ private:
     std::optional<Overlay> overlay_;          // when the master gave this node a subnet
     std::optional<std::map<std::string, Endpoint>> endpoints_;  // a master's, once it sent them (by service)
     std::unique_ptr<node::ClusterDns> dns_;                    // service names, on a master's node with an overlay
+    /// What syncIsolation last made: the chains' networks (none: not yet), the
+    /// other nodes' members by network.
+    std::optional<std::vector<std::string>> isolationNetworks_;
+    bool isolationMode_ = false;  // runtime::Engine::isolationMode() as the chains were made
+    std::map<std::string, std::vector<std::string>> isolationRemote_;
     int64_t dnsCheckAt_ = 0;
 
     /// The exit of a container, once seen.

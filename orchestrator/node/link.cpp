@@ -179,7 +179,7 @@ private:
                 heartbeat_ = std::chrono::milliseconds(hb);
             std::string subnet = json::stringOf(*m, "subnet");
             if (!subnet.empty() && h_.network)
-                if (std::string mac = h_.network(subnet, json::stringOf(*m, "clusterCidr"), o_.address); !mac.empty()) {
+                if (std::string mac = h_.network(subnet, json::stringOf(*m, "clusterCidr"), json::stringOf(*m, "serviceCidr"), o_.address); !mac.empty()) {
                     Value o = Value::object();
                     o.set("type", "overlay");
                     o.set("mac", mac);

@@ -56,12 +56,16 @@ public:
         /// agent's network and overlay device (on ADDRESS, the node's as others
         /// reach it) follow it. Returns the overlay device's MAC, which the link
         /// tells the master ("": no overlay here).
-        std::function<std::string(const std::string& subnet, const std::string& clusterCidr, const std::string& address)>
+        /// SERVICE_CIDR: where the cluster's service addresses are (the node's
+        /// isolation tells them from its published ports).
+        std::function<std::string(const std::string& subnet, const std::string& clusterCidr,
+                                  const std::string& serviceCidr, const std::string& address)>
             network;
         /// The master's "peers" message: {full, clusterCidr, peers: [{name, subnet, underlay, mac}], removed: [...]}.
         std::function<void(const json::Value&)> peers;
-        /// The master's "endpoints" message: {full, services: [{name, vip, ports, backends}], removed: [names]}:
-        /// every service's virtual IP and published ports, and its ready replicas' addresses cluster-wide.
+        /// The master's "endpoints" message: {full, services: [{name, vip, ports, mode, backends, networks,
+        /// members}], removed: [names]}: every service's virtual IP and published ports, its ready
+        /// replicas' addresses cluster-wide, its networks and its running replicas' addresses.
         std::function<void(const json::Value&)> endpoints;
     };
     /// Connect now, and again after every loss (with a capped backoff), until stop().

@@ -904,3 +904,47 @@ TEST_CASE("master: services get VIPs, and every node hears of each service's rea
     m.tick();
     CHECK(endpointsOf(*m.nodes["n2"]).size() == 2);
 }
+
+TEST_CASE("master: every node hears of each service's networks and of all its running replicas, ready or not",
+          "[master][endpoints]") {
+    Master m;
+    for (auto n : {"n1", "n2"}) {
+        m.join(n);
+        m.cluster->sessionMessage(m.nodes[n], std::string(R"({"type":"overlay","mac":"02:00:00:00:00:0)") + n[1] + "\"}", m.now);
+    }
+    m.apply("name: web\nimage: x\nreplicas: 2\nnetworks: [front, back]\n");
+    m.apply("name: db\nimage: x\nreplicas: 1\n");
+    m.tick();
+    // The welcome says where service addresses are (a node's isolation tells them from published ports).
+    for (const auto& text : m.nodes["n1"]->sent)
+        if (auto w = Value::parse(text); w && json::stringOf(*w, "type") == "welcome")
+            CHECK(json::stringOf(*w, "serviceCidr") == "10.112.0.0/16");
+    auto entry = [&](const std::string& node, const std::string& service) {
+        Value out;
+        for (const auto& text : m.nodes[node]->sent) {
+            auto msg = Value::parse(text);
+            if (!msg || json::stringOf(*msg, "type") != "endpoints") continue;
+            for (const auto& e : msg->find("services")->asArray())
+                if (json::stringOf(e, "name") == service) out = e;
+        }
+        return out;
+    };
+    CHECK(json::stringsOf(entry("n1", "web").find("networks")) == std::vector<std::string>{"front", "back"});
+    CHECK(json::stringsOf(entry("n1", "db").find("networks")) == std::vector<std::string>{"default"});
+    CHECK(json::stringsOf(entry("n2", "web").find("members")).empty());
+    // Running but not ready: members (it may need its peers while it starts), not backends.
+    for (auto n : {"n1", "n2"}) m.reportReady(n, "web", [](const FakeSession::Assigned&) { return false; });
+    m.tick();
+    for (auto n : {"n1", "n2"}) {
+        Value web = entry(n, "web");
+        CHECK(json::stringsOf(web.find("members")) == std::vector<std::string>{"10.99.0.10", "10.99.1.10"});
+        CHECK(json::stringsOf(web.find("backends")).empty());
+    }
+    // Gone from a report: gone from every node's members.
+    m.reported["n2"].clear();
+    StatusReport r;
+    r.full = true;
+    m.cluster->sessionMessage(m.nodes["n2"], api::statusMessage(r), m.now);
+    m.tick();
+    CHECK(json::stringsOf(entry("n1", "web").find("members")).size() == 1);
+}

@@ -210,3 +210,68 @@ TEST_CASE("cluster: a killed node's replicas leave the VIP, the mesh's ports and
         failed += run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://" + n2 + ":8080/"}).status != 0;
     CHECK(failed == 0);
 }
+
+TEST_CASE("cluster: networks keep services apart: containers with a network in common reach each other, on one node "
+          "and across nodes, by address and by name, and those with none cannot, either way",
+          "[root][net][cluster]") {
+    REQUIRE_ROOT();
+    Cluster c;
+    auto on = [](const std::string& node, const std::string& networks) {
+        return "replicas: 1\nplacement: {constraints: [\"node.name == " + node + "\"]}\n" + networks + kWhoAmI;
+    };
+    // front: edge (n1), web (n2). back: web (n2), api (n3). The default network: lone (n1), lone2 (n3).
+    REQUIRE(c.apply("edge", on("n1", "networks: [front]\n")).status == 0);
+    REQUIRE(c.apply("web", on("n2", "networks: [front, back]\n")).status == 0);
+    REQUIRE(c.apply("api", on("n3", "networks: [back]\n")).status == 0);
+    REQUIRE(c.apply("lone", on("n1", "")).status == 0);
+    REQUIRE(c.apply("lone2", on("n3", "")).status == 0);
+    REQUIRE(eventually([&] {
+        for (const char* s : {"edge", "web", "api", "lone", "lone2"})
+            if (c.ready(s).size() != 1) return false;
+        return true;
+    }));
+    std::map<std::string, std::string> id, ip;
+    for (const char* s : {"edge", "web", "api", "lone", "lone2"}) {
+        Value v = only(c, s);
+        id[s] = json::stringOf(v, "id");
+        ip[s] = json::stringOf(v, "ip");
+    }
+    // What FROM gets of TARGET's /cgi-bin/ip (TARGET: an address or a name): the caller's address as it arrived.
+    auto get = [&](const std::string& from, const std::string& target) {
+        auto r = c.hull({"exec", id[from], "timeout", "2", "wget", "-q", "-O-", "http://" + target + "/cgi-bin/ip"});
+        return r.status == 0 ? plainAddress(r.out) : std::string();
+    };
+    auto reaches = [&](const std::string& from, const std::string& target) {
+        return eventually([&] { return get(from, target) == ip[from] + "\n"; }, 15000);
+    };
+    // A network in common: across nodes, both ways, by address, by VIP name and by tasks.NAME.
+    CHECK(reaches("edge", ip["web"]));
+    CHECK(reaches("web", ip["edge"]));
+    CHECK(reaches("edge", "web"));
+    CHECK(reaches("edge", "tasks.web"));
+    CHECK(reaches("web", ip["api"]));
+    CHECK(reaches("api", "web"));
+    // The default network holds the services that name none.
+    CHECK(reaches("lone", ip["lone2"]));
+    CHECK(reaches("lone2", "lone"));
+    // None in common, with each end shown able to reach others above: across
+    // nodes (edge and api), on one node over its bridge (edge and lone), both
+    // ways, by address and through the VIP.
+    CHECK(get("edge", ip["api"]).empty());
+    CHECK(get("api", ip["edge"]).empty());
+    CHECK(get("edge", "api").empty());
+    CHECK(get("lone", ip["edge"]).empty());
+    CHECK(get("edge", ip["lone"]).empty());
+    CHECK(get("lone", "edge").empty());
+    CHECK(get("lone2", ip["api"]).empty());
+    // Changing a service's networks replaces its containers in the new ones: api joins front.
+    REQUIRE(c.apply("api", on("n3", "networks: [back, front]\n")).status == 0);
+    REQUIRE(eventually([&] {
+        auto r = c.ready("api");
+        return r.size() == 1 && json::stringOf(r[0], "id") != id["api"];
+    }));
+    id["api"] = json::stringOf(only(c, "api"), "id");
+    ip["api"] = json::stringOf(only(c, "api"), "ip");
+    CHECK(reaches("edge", ip["api"]));
+    CHECK(reaches("api", ip["edge"]));
+}

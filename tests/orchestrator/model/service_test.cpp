@@ -532,3 +532,26 @@ TEST_CASE("service: publishMode, a master's, is one of ingress, local, host and 
     CHECK(serviceJson(parseOk("name: web\nimage: b\n")).find("publishMode") == std::string::npos);
     CHECK(sameTemplate(parseOk("name: web\nimage: b\nports: [\"80:80\"]\n"), s));
 }
+
+TEST_CASE("service: networks, a master's, are names without repeats, and changing them is a new generation", "[service]") {
+    Service s = parseOk("name: web\nimage: b\nnetworks: [front, back]\n");
+    CHECK(s.networks == std::vector<std::string>{"front", "back"});
+    CHECK(networksOf(s) == std::vector<std::string>{"front", "back"});
+    Service plain = parseOk("name: web\nimage: b\n");
+    CHECK(plain.networks.empty());
+    CHECK(networksOf(plain) == std::vector<std::string>{"default"});
+    CHECK(parseErr("name: web\nimage: b\nnetworks: [front, Front_1]\n") ==
+          "web.yaml:3:19: networks: \"Front_1\" is not a valid name ([a-z0-9][a-z0-9-]{0,62})");
+    CHECK(parseErr("name: web\nimage: b\nnetworks: [front, front]\n") == "web.yaml:3:19: networks: \"front\" is listed twice");
+    CHECK(parseErr("name: web\nimage: b\nnetworks: front\n").find("networks: must be a list") != std::string::npos);
+    std::string many = "name: web\nimage: b\nnetworks: [";
+    for (int i = 0; i <= int(kMaxNetworks); ++i) many += (i ? ", n" : "n") + std::to_string(i);
+    CHECK(parseErr(many + "]\n").find("networks: at most 16 networks") != std::string::npos);
+    auto back = serviceFromJson(serviceJson(s));
+    REQUIRE(back);
+    CHECK(back->networks == s.networks);
+    // Absent from the canonical JSON when not set: stored specs from before compare equal.
+    CHECK(serviceJson(plain).find("networks") == std::string::npos);
+    // Membership is a container's from its start: other networks, other containers.
+    CHECK_FALSE(sameTemplate(plain, s));
+}
