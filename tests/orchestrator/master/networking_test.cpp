@@ -209,6 +209,13 @@ TEST_CASE("cluster: a killed node's replicas leave the VIP, the mesh's ports and
     for (int i = 0; i < 20; ++i)
         failed += run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O", "/dev/null", "http://" + n2 + ":8080/"}).status != 0;
     CHECK(failed == 0);
+    // Nothing in the other nodes' nftables names it any more: no VIP or port
+    // backend, no network member.
+    for (const char* node : {"n1", "n2"})
+        CHECK(eventually([&] {
+            auto rules = run({"/usr/sbin/ip", "netns", "exec", kName + "-" + node, "/usr/sbin/nft", "list", "ruleset"});
+            return rules.status == 0 && rules.out.find(onN3) == std::string::npos && rules.out.find(onN1) != std::string::npos;
+        }, 10000));
 }
 
 TEST_CASE("cluster: networks keep services apart: containers with a network in common reach each other, on one node "
@@ -274,4 +281,40 @@ TEST_CASE("cluster: networks keep services apart: containers with a network in c
     ip["api"] = json::stringOf(only(c, "api"), "ip");
     CHECK(reaches("edge", ip["api"]));
     CHECK(reaches("api", ip["edge"]));
+}
+
+TEST_CASE("cluster: publishMode local: a node with a ready replica sends its connections there, one without any to all",
+          "[root][net][cluster]") {
+    REQUIRE_ROOT();
+    Cluster c;
+    const std::string web =
+        "replicas: 2\nplacement: {constraints: [\"node.name != n2\"]}\nports: [\"8080:80\"]\npublishMode: local\n"
+        "command: [sh, -c, 'mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www']\nstopGracePeriod: 1s\n";
+    REQUIRE(c.apply("web", web).status == 0);
+    REQUIRE(eventually([&] { return c.ready("web").size() == 2; }));
+    // Who answers on NODE's published port, over 20 requests (host name -> count); -1 failures.
+    auto answers = [&](const std::string& node) {
+        std::map<std::string, int> out;
+        const std::string address = c.node(node, "address");
+        for (int i = 0; i < 20; ++i) {
+            auto r = run({"/usr/bin/timeout", "3", "/usr/bin/busybox", "wget", "-q", "-O-", "http://" + address + ":8080/"});
+            ++out[r.status == 0 ? r.out.substr(0, r.out.find('\n')) : std::string("-1")];
+        }
+        return out;
+    };
+    std::map<std::string, int> n1, n2;
+    // Once n2 publishes both replicas (the master's word reached every node), n1 keeps to its own.
+    REQUIRE(eventually([&] { return (n2 = answers("n2")).size() == 2 && !n2.count("-1"); }, 20000));
+    n1 = answers("n1");
+    INFO("n1 answered by " << n1.size() << " replica(s)");
+    CHECK(n1.size() == 1);
+    CHECK(!n1.count("-1"));
+    const std::string local = n1.begin()->first;
+    CHECK(n2.count(local) == 1);
+    // And it is the replica that runs on n1.
+    for (const auto& r : c.ready("web"))
+        if (json::stringOf(r, "node") == "n1") {
+            auto h = c.hull({"exec", json::stringOf(r, "id"), "hostname"});
+            CHECK(h.out == local + "\n");
+        }
 }
