@@ -52,6 +52,12 @@ namespace {
 
 /// Container starts one reconcile round makes at most (the rest come in the next round, at once).
 constexpr int kStartsPerRound = 8;
+/// On a master's node, how long a replica to stop stays up after it left this
+/// node's ports: the master took it out of every node's VIP and port sets in
+/// the round that told us to stop it (or does once we report it stopping),
+/// and those nodes apply that within milliseconds. Connections they open
+/// meanwhile still find it serving, not refusing.
+constexpr int kClusterDrainMs = 200;
 
 /// When the monitor wrote exit.json: the exit's time to the millisecond (the
 /// file's own "finished" has seconds), also for an exit while no agent ran.
@@ -264,7 +270,7 @@ Result<void> AgentImpl::reconcileOnce() {
             }
     }
     syncPorts(specs, unreadable, observed, stops, now);
-    for (const auto& [id, grace] : stops) stopInBackground(id, grace);
+    for (const auto& [id, grace] : stops) stopInBackground(id, grace, endpoints_ ? kClusterDrainMs : 0);
     return {};
 }
 
@@ -527,6 +533,9 @@ void AgentImpl::syncIsolation() {
         isolationNetworks_ = list;
         isolationMode_ = mode;
     }
+    // The other nodes' members as the master last said; until it has said
+    // (an agent restarted while cut off), the kernel's sets stay as they were.
+    if (!endpoints_) return;
     std::map<std::string, std::vector<std::string>> changed;
     for (const auto& n : list) {
         const auto& want = remote[n];
@@ -757,12 +766,13 @@ bool AgentImpl::isStopping(const std::string& id) {
 /// A stop waits for the grace period: it must not hold up the loop (a
 /// liveness replacement or the next phoenix step), so it runs in a thread
 /// of its own, with an Engine of its own.
-void AgentImpl::stopInBackground(const std::string& id, int grace) {
+void AgentImpl::stopInBackground(const std::string& id, int grace, int drainMs) {
     {
         std::lock_guard lock(stoppingMu_);
         if (!stopping_.insert(id).second) return;
     }
-    std::thread([this, id, grace, state = o_.stateDir, run = o_.runDir] {
+    std::thread([this, id, grace, drainMs, state = o_.stateDir, run = o_.runDir] {
+        if (drainMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(drainMs));
         if (auto e = runtime::Engine::open(state, run)) {
             if (auto r = e->stop(id, grace); !r) log::warnf("node: stop %s: %s", id.c_str(), r.error().message().c_str());
             if (auto r = e->remove(id, true); !r) log::warnf("node: remove %s: %s", id.c_str(), r.error().message().c_str());

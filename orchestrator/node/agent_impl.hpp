@@ -65,7 +65,8 @@ private:
     void writePortsRecord(const std::set<std::string>& ports) const;
     void syncPorts(const std::map<std::string, DesiredService>& specs, const std::set<std::string>& unreadable,
                    const std::vector<Observed>& observed, const std::map<std::string, int>& stopping, int64_t now);
-    void stopInBackground(const std::string& id, int grace);
+    /// DRAIN_MS: how long it keeps serving first (kClusterDrainMs on a master's node).
+    void stopInBackground(const std::string& id, int grace, int drainMs = 0);
     bool start(const Service& s, const Action& a, int64_t now);
     /// A start that failed (E): an error event; the caller backs the slot off.
     void startFailed(const Service& s, const Action& a, const Error& e, int64_t now);
