@@ -17,12 +17,10 @@ namespace {
 constexpr const char* kDnsmasq = "/usr/sbin/dnsmasq";
 }
 
-std::string clusterHostsFile(const std::map<std::string, ServiceAddresses>& services) {
-    std::string out = "# written by hull: service names of this cluster\n";
-    for (const auto& [name, s] : services) {
-        if (!s.vip.empty()) out += s.vip + "\t" + name + " " + name + ".hull\n";
-        for (const auto& ip : s.backends) out += ip + "\ttasks." + name + " tasks." + name + ".hull\n";
-    }
+std::string serviceHostsFile(const std::string& name, const ServiceAddresses& s) {
+    std::string out = "# written by hull: the names of service " + name + "\n";
+    if (!s.vip.empty()) out += s.vip + "\t" + name + " " + name + ".hull\n";
+    for (const auto& ip : s.backends) out += ip + "\ttasks." + name + " tasks." + name + ".hull\n";
     return out;
 }
 
@@ -44,9 +42,14 @@ Result<void> ClusterDns::ensureRunning() {
     if (::access(kDnsmasq, X_OK) != 0)
         return failInvalid(std::string("dns: ") + kDnsmasq + " missing (install dnsmasq-base): containers get no service names");
     TRY(sys::mkdirAll(dir_ + "/hosts", 0755));
-    // dnsmasq drops to nobody: its files must be readable by all.
-    if (::access((dir_ + "/hosts/services").c_str(), F_OK) != 0)
-        TRY(sys::writeFile(dir_ + "/hosts/services", clusterHostsFile({}), 0644));
+    // An earlier agent's files go before the first start: update() writes
+    // what is true now (the names are missing until the master's first word).
+    if (!pruned_) {
+        for (const auto& f : sys::listDir(dir_ + "/hosts"))
+            if (::unlink((dir_ + "/hosts/" + f).c_str()) < 0 && errno != ENOENT) return failErrno("dns: remove " + f);
+        written_.clear();
+        pruned_ = true;
+    }
     const std::string hostsdir = "--hostsdir=" + dir_ + "/hosts", listen = "--listen-address=" + listen_;
     std::vector<std::string> args{kDnsmasq,
                                   "--keep-in-foreground",
@@ -91,15 +94,29 @@ Result<void> ClusterDns::ensureRunning() {
 }
 
 Result<void> ClusterDns::update(const std::map<std::string, ServiceAddresses>& services) {
-    std::string text = clusterHostsFile(services);
-    if (text == written_) return {};
     TRY(sys::mkdirAll(dir_ + "/hosts", 0755));
-    // Written beside the directory dnsmasq watches, then renamed into it: it
-    // sees a whole file, never half of one, and never the temporary one.
-    const std::string path = dir_ + "/hosts/services", tmp = dir_ + "/services.tmp";
-    TRY(sys::writeFile(tmp, text, 0644));
-    if (::rename(tmp.c_str(), path.c_str()) < 0) return failErrno("dns: rename " + path);
-    written_ = std::move(text);
+    // One file per service: dnsmasq rereads a changed file in time that grows
+    // with the square of its length (scripts/bench-dns), so a change costs
+    // what one service's names cost, not the whole cluster's. Written beside
+    // the directory dnsmasq watches, then renamed into it: it sees a whole
+    // file, never half of one, and never the temporary one. A service gone
+    // leaves an empty file (dnsmasq forgets a changed file's old entries; a
+    // deleted file's it would keep until a reload).
+    auto write = [&](const std::string& name, std::string text) -> Result<void> {
+        auto had = written_.find(name);
+        if (had != written_.end() && had->second == text) return {};
+        const std::string path = dir_ + "/hosts/" + name, tmp = dir_ + "/" + name + ".tmp";
+        // dnsmasq drops to nobody: its files must be readable by all.
+        TRY(sys::writeFile(tmp, text, 0644));
+        if (::rename(tmp.c_str(), path.c_str()) < 0) return failErrno("dns: rename " + path);
+        written_[name] = std::move(text);
+        return {};
+    };
+    for (const auto& [name, s] : services) TRY(write(name, serviceHostsFile(name, s)));
+    std::vector<std::string> gone;
+    for (const auto& [name, text] : written_)
+        if (!services.count(name) && text != serviceHostsFile(name, {})) gone.push_back(name);
+    for (const auto& name : gone) TRY(write(name, serviceHostsFile(name, {})));
     return {};
 }
 

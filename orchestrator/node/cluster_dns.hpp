@@ -1,6 +1,7 @@
 #pragma once
 // Service names for a cluster node's containers, served by dnsmasq (Debian's
-// dnsmasq-base) on the node's bridge address: hull writes hosts files, which
+// dnsmasq-base) on the node's bridge address: hull writes hosts files (one per
+// service, STATE/dns/hosts/NAME), which
 // dnsmasq rereads by itself when they change (--hostsdir), and forwards every
 // other name to the host's resolvers. No DNS wire format is written here.
 //
@@ -24,8 +25,9 @@ struct ServiceAddresses {
     std::vector<std::string> backends;
 };
 
-/// The hosts file for SERVICES (pure): one line for each VIP and each replica.
-std::string clusterHostsFile(const std::map<std::string, ServiceAddresses>& services);
+/// The hosts file of service NAME (pure): one line for its VIP, one for each
+/// replica (STATE/dns/hosts/NAME).
+std::string serviceHostsFile(const std::string& name, const ServiceAddresses& s);
 
 class ClusterDns {
 public:
@@ -44,7 +46,8 @@ public:
 
 private:
     std::string dir_, listen_;
-    std::string written_;
+    std::map<std::string, std::string> written_;  // service -> its file as written
+    bool pruned_ = false;                          // an earlier agent's files removed
     pid_t pid_ = -1;
 };
 

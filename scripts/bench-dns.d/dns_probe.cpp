@@ -1,14 +1,14 @@
 // The client side of scripts/bench-dns (built for the measurement only):
 //
-//   dns-probe write DIR N                       the hosts file of N services into DIR/hosts
+//   dns-probe write DIR N                       the hosts files of N services into DIR/hosts
 //   dns-probe wait SERVER N                     until SERVER answers (10 s at most)
 //   dns-probe check SERVER N                    every name of N services once: answers as written?
 //   dns-probe update SERVER DIR N TRIALS SEED DEADLINE_MS
 //                                               TRIALS updates of one replica address each
 //
-// The hosts file is the one hull's ClusterDns writes (clusterHostsFile, cluster_dns.cpp):
-// service svcNNNN has its VIP and 3 replicas; it is written beside DIR/hosts and renamed
-// into it, as ClusterDns::update does. An update replaces one replica of a random
+// The hosts files are the ones hull's ClusterDns writes (serviceHostsFile, cluster_dns.cpp),
+// one per service: service svcNNNN has its VIP and 3 replicas; each is written beside
+// DIR/hosts and renamed into it, as ClusterDns::update does. An update replaces one replica of a random
 // service with an address never used before; the time runs from just before the rename
 // to the first answer for tasks.SERVICE that carries the new address (and to the first
 // that is exactly the new set), polling as fast as the server answers, for DEADLINE_MS
@@ -66,13 +66,11 @@ Services initial(int n) {
     return s;
 }
 
-// clusterHostsFile of orchestrator/node/cluster_dns.cpp, line for line.
-std::string hostsFile(const Services& services) {
-    std::string out = "# written by hull: service names of this cluster\n";
-    for (const auto& [name, s] : services) {
-        if (!s.vip.empty()) out += s.vip + "\t" + name + " " + name + ".hull\n";
-        for (const auto& ip : s.backends) out += ip + "\ttasks." + name + " tasks." + name + ".hull\n";
-    }
+// serviceHostsFile of orchestrator/node/cluster_dns.cpp, line for line.
+std::string hostsFile(const std::string& name, const Service& s) {
+    std::string out = "# written by hull: the names of service " + name + "\n";
+    if (!s.vip.empty()) out += s.vip + "\t" + name + " " + name + ".hull\n";
+    for (const auto& ip : s.backends) out += ip + "\ttasks." + name + " tasks." + name + ".hull\n";
     return out;
 }
 
@@ -82,10 +80,10 @@ double nowMs() {
     return double(t.tv_sec) * 1e3 + double(t.tv_nsec) / 1e6;
 }
 
-// ClusterDns::update's way: DIR/services.tmp written (no fsync), then renamed to
-// DIR/hosts/services. Returns the time just before the rename.
-double writeHosts(const std::string& dir, const std::string& text) {
-    const std::string tmp = dir + "/services.tmp", path = dir + "/hosts/services";
+// ClusterDns::update's way: DIR/NAME.tmp written (no fsync), then renamed to
+// DIR/hosts/NAME (one file per service). Returns the time just before the rename.
+double writeHosts(const std::string& dir, const std::string& name, const std::string& text) {
+    const std::string tmp = dir + "/" + name + ".tmp", path = dir + "/hosts/" + name;
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         std::perror(("dns-probe: open " + tmp).c_str());
@@ -241,7 +239,7 @@ int update(const std::string& server, const std::string& dir, int n, int trials,
         std::replace(s.backends.begin(), s.backends.end(), old, added);
         const std::vector<std::string> want = sorted(s.backends);
         const std::string qname = "tasks." + name;
-        const double t0 = writeHosts(dir, hostsFile(services));
+        const double t0 = writeHosts(dir, name, hostsFile(name, s));
         double first = -1, exact = -1;
         int queries = 0, lost = 0;
         while (nowMs() - t0 < deadlineMs) {
@@ -270,7 +268,7 @@ int update(const std::string& server, const std::string& dir, int n, int trials,
 int main(int argc, char** argv) {
     const std::string mode = argc > 1 ? argv[1] : "";
     if (mode == "write" && argc == 4) {
-        writeHosts(argv[2], hostsFile(initial(std::atoi(argv[3]))));
+        for (const auto& [name, s] : initial(std::atoi(argv[3]))) writeHosts(argv[2], name, hostsFile(name, s));
         return 0;
     }
     if (mode == "wait" && argc == 4) return wait(argv[2], std::atoi(argv[3]));
