@@ -48,8 +48,10 @@
 //    250 ms (+ latency) before the kill; etcd expires the lease 1 s after it,
 //    noticed by its lessor within 500 ms (it checks every 500 ms), deletes the
 //    key, the watch delivers it and a follower's txn wins: about 1.5 s in the
-//    worst case, well under 2 s on a healthy etcd. A clean shutdown (resign:
-//    revoke) hands over in one round trip.
+//    worst case, leaving about 0.5 s for clients to reach the new leader. A
+//    clean shutdown (resign: revoke) hands over in one round trip. (When etcd
+//    itself changes leader, it extends every lease by about an election
+//    timeout: a master dying then takes that much longer to replace.)
 //  - a failed grant, campaign or read is retried after 250 ms.
 //
 // A renewal that fails drops the lease at once (a leader steps down with it):
@@ -159,7 +161,10 @@ public:
     /// TTL_SECONDS: the lease's TTL as the store reports it (<= 0: the lease is gone).
     void renewed(int64_t lease, int64_t ttlSeconds, int64_t sentMs, int64_t doneMs);
     void renewFailed(int64_t lease, const std::string& why, int64_t sentMs, int64_t doneMs);
-    /// KEY: the leader key as of the txn's revision (ours when WON).
+    /// KEY: the leader key as of the txn's revision (ours when WON). Who
+    /// leads is decided from KEY alone (held by the current lease or not), so
+    /// a win for a lease dropped meanwhile, or one a later watch event has
+    /// overtaken, elects nobody.
     void campaigned(int64_t lease, bool won, const LeaderKey& key, int64_t sentMs, int64_t doneMs);
     void campaignFailed(int64_t lease, const std::string& why, int64_t sentMs, int64_t doneMs);
 

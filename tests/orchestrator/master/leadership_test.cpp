@@ -266,9 +266,13 @@ TEST_CASE("on threads and the real clock: one leads, a killed one is replaced, a
     REQUIRE(test::waitFor([&] { return leader().has_value() && *leader() != second; }, 3000));
     const size_t third = *leader();
     CHECK(third != first);
-    CHECK(ms[second]->leaderName() == nameOf(third));
+    CHECK(test::waitFor([&] {
+        auto l = leader();
+        return l && ms[second]->leaderName() == nameOf(*l);
+    }));
     CHECK_FALSE(twoLed);
-    // onElected runs on the timer thread just after the role changed.
-    CHECK(test::waitFor([&] { return elections == 3; }));
+    // onElected runs on the timer thread just after the role changed. (More
+    // than 3 when a loaded machine delayed a renewal past its deadline.)
+    CHECK(test::waitFor([&] { return elections >= 3; }));
     ms.clear();  // before the store
 }
