@@ -241,7 +241,7 @@ TEST_CASE("v1: destroy removes the cgroup in every hierarchy", "[cgroups]") {
 }
 
 TEST_CASE("v1 on this host: create, attach, freeze, thaw, kill, destroy", "[root][cgroups]") {
-    if (!test::isRoot()) return;
+    REQUIRE_ROOT();
     auto layout = detectLayout();
     REQUIRE(layout);
     if (layout->kind == LayoutKind::Unified) {

@@ -190,7 +190,7 @@ TEST_CASE("v2: openForClone gives a directory fd", "[cgroups]") {
 }
 
 TEST_CASE("v2 on the real cgroup2 mount: clone into, freeze, thaw, kill, destroy", "[root][cgroups]") {
-    if (!test::isRoot()) return;
+    REQUIRE_ROOT();
     auto host = detectLayout();
     REQUIRE(host);
     if (host->unifiedMount.empty()) {

@@ -41,7 +41,7 @@ struct Hull {
 }  // namespace
 
 TEST_CASE("hull: images imported from an oci-archive and a docker-archive run", "[root][net][images][cli]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string images = busyboxImages();
     TestNetns host("cli1");
     InNetns in(host.path());
@@ -82,7 +82,7 @@ TEST_CASE("hull: images imported from an oci-archive and a docker-archive run", 
 
 TEST_CASE("hull: a detached httpd answers on a published port, logs, stop and rm leave nothing",
           "[root][net][images][cli]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string images = busyboxImages();
     TestNetns host("cli2");
     InNetns in(host.path());
@@ -126,7 +126,7 @@ TEST_CASE("hull: a detached httpd answers on a published port, logs, stop and rm
 }
 
 TEST_CASE("hull: --memory is enforced and bad flags are refused", "[root][net][images][cli]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string images = busyboxImages();
     TestNetns host("cli3");
     InNetns in(host.path());
@@ -148,7 +148,7 @@ TEST_CASE("hull: --memory is enforced and bad flags are refused", "[root][net][i
 
 TEST_CASE("hull: run on a dual-stack network: the container has its IPv6 address, inspect shows it",
           "[root][net][images][cli]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string images = busyboxImages();
     TestNetns host("cli6", "h6-");
     InNetns in(host.path());
@@ -240,7 +240,7 @@ std::string ociLayoutWith(const TempDir& at, const std::string& layer, bool corr
 
 TEST_CASE("hull image import refuses hostile layers and bad digests, nothing lands outside or in the store",
           "[root][images][cli]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     TempDir work("hull-hostile");
     std::string victim = work / "victim";
     REQUIRE(sys::mkdirAll(victim));
@@ -305,7 +305,7 @@ TEST_CASE("hull image import refuses hostile layers and bad digests, nothing lan
 
 TEST_CASE("hull image pull from a real registry, OCI and v2s2, then run: the deleted file is gone",
           "[root][net][images][cli][registry]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     if (auto missing = registryToolsMissing(); !missing.empty()) {
         WARN("skipped: " << missing);
         return;
@@ -342,7 +342,7 @@ TEST_CASE("hull image pull from a real registry, OCI and v2s2, then run: the del
 }
 
 TEST_CASE("hull run: an image's Volumes get an anonymous volume seeded from the image", "[root][images][cli]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     TempDir t("hull-volume");
     std::string layer = t / "layer.tar";
     writeLayer(layer, {dir("bin"), file("bin/busybox", readFileOr(busyboxPath()), 0755), sym("bin/sh", "busybox"),
@@ -386,7 +386,7 @@ void importBusybox(const Hull& hull, const TempDir& t, const std::string& config
 }  // namespace
 
 TEST_CASE("hull run: a Volume behind a symlink in the image never copies host files", "[root][images][cli]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     TempDir t("hull-volume-escape");
     Hull hull;
     importBusybox(hull, t, R"({"Cmd":["sh","-c","ls /esc/etc | wc -l"],"Volumes":{"/esc/etc":{}}})", {sym("esc", "/")});
@@ -402,7 +402,7 @@ TEST_CASE("hull run: a Volume behind a symlink in the image never copies host fi
 }
 
 TEST_CASE("hull run -d: the container gets SIGTERM from stop (no signal left ignored)", "[root][images][cli]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     TempDir t("hull-stop-signal");
     Hull hull;
     importBusybox(hull, t, R"({"Cmd":["sh","-c","trap 'exit 3' TERM; while :; do sleep 0.1; done"]})");

@@ -48,7 +48,7 @@ void checkView(const std::string& root) {
 }  // namespace
 
 TEST_CASE("rootfs: overlay and the copy fallback show the same layers", "[root][images][rootfs]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     TempDir t("hull-rootfs");
     auto layers = makeLayers(t);
     for (bool overlay : {true, false}) {

@@ -203,10 +203,7 @@ TEST_CASE("unpack: gzip and zstd layers are detected from the data", "[unpack]")
 }
 
 TEST_CASE("unpack: whiteouts become overlayfs whiteouts and opaque directories", "[unpack][root]") {
-    if (!isRoot()) {
-        WARN("skipped: needs root (trusted.* xattrs)");
-        return;
-    }
+    REQUIRE_ROOT();
     TempDir work("hull-unpack");
     std::string layer = work / "layer.tar", dest = work / "rootfs";
     writeLayer(layer, {

@@ -56,7 +56,7 @@ TEST_CASE("cni: VERSION and errors as CNI error JSON with their codes", "[root][
 }
 
 TEST_CASE("cni: ADD, CHECK and DEL against a container namespace", "[root][net][cni]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     TestNetns host("cni"), ctr("cnictr");
     TempDir state("hull-cni-state");
     InNetns in(host.path());
@@ -104,7 +104,7 @@ TEST_CASE("cni: ADD, CHECK and DEL against a container namespace", "[root][net][
 }
 
 TEST_CASE("cni: an IPv6 range: ADD returns both addresses, CHECK verifies both, DEL frees both", "[root][net][cni]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     TestNetns host("cni", "h6-"), ctr("cnictr", "h6-");
     TempDir state("hull-cni6-state");
     InNetns in(host.path());

@@ -129,11 +129,7 @@ TEST_CASE("ambient capabilities that are not permitted and inheritable are dropp
 }
 
 TEST_CASE("capability sets survive setuid and show in /proc", "[root][caps]") {
-    if (!hull::test::isRoot()) {
-        WARN("not root: skipping the capability test");
-        SUCCEED();
-        return;
-    }
+    REQUIRE_ROOT();
     Capabilities c;
     c.bounding = {"CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SETPCAP"};
     c.effective = {"CAP_KILL", "CAP_NET_BIND_SERVICE"};
@@ -159,11 +155,7 @@ TEST_CASE("capability sets survive setuid and show in /proc", "[root][caps]") {
 }
 
 TEST_CASE("an empty plan leaves a process with no capabilities at all", "[root][caps]") {
-    if (!hull::test::isRoot()) {
-        WARN("not root: skipping the capability test");
-        SUCCEED();
-        return;
-    }
+    REQUIRE_ROOT();
     auto plan = planCapabilities(Capabilities{});
     REQUIRE(plan);
     std::string report = inChild([&]() -> std::string {

@@ -336,10 +336,7 @@ bool hostMountsMention(const std::string& path) {
 }  // namespace
 
 TEST_CASE("a full rootfs: mounts, /dev, masks, read-only paths, pivot_root", "[root][rootfs]") {
-    if (!hull::test::isRoot()) {
-        WARN("skipped: needs root");
-        return;
-    }
+    REQUIRE_ROOT();
     TempDir dir("hull-rootfs");
     std::string root = dir / "rootfs";
     hull::test::makeBusyboxRootfs(root);
@@ -456,10 +453,7 @@ TEST_CASE("a full rootfs: mounts, /dev, masks, read-only paths, pivot_root", "[r
 }
 
 TEST_CASE("a symlink in the image cannot lead a mount outside the rootfs", "[root][rootfs]") {
-    if (!hull::test::isRoot()) {
-        WARN("skipped: needs root");
-        return;
-    }
+    REQUIRE_ROOT();
     TempDir dir("hull-rootfs-evil");
     TempDir outside("hull-outside");  // exists on the host: a naive runtime would mount into it
     std::string root = dir / "rootfs";
@@ -507,10 +501,7 @@ TEST_CASE("a symlink in the image cannot lead a mount outside the rootfs", "[roo
 }
 
 TEST_CASE("in a user namespace, device nodes are the host's, bind-mounted", "[root][rootfs]") {
-    if (!hull::test::isRoot()) {
-        WARN("skipped: needs root");
-        return;
-    }
+    REQUIRE_ROOT();
     TempDir dir("hull-rootfs-userns");
     std::string root = dir / "rootfs";
     hull::test::makeBusyboxRootfs(root);
@@ -558,10 +549,7 @@ TEST_CASE("in a user namespace, device nodes are the host's, bind-mounted", "[ro
 }
 
 TEST_CASE("errors while applying name the mount or device", "[root][rootfs]") {
-    if (!hull::test::isRoot()) {
-        WARN("skipped: needs root");
-        return;
-    }
+    REQUIRE_ROOT();
     TempDir dir("hull-rootfs-errors");
     std::string root = dir / "rootfs";
     hull::test::makeBusyboxRootfs(root);

@@ -266,11 +266,7 @@ TEST_CASE("compiled programs are whole sock_filter arrays", "[seccomp]") {
 }
 
 TEST_CASE("a loaded filter returns the configured errno and shows in /proc", "[root][seccomp]") {
-    if (!hull::test::isRoot()) {
-        WARN("not root: skipping the seccomp load test");
-        SUCCEED();
-        return;
-    }
+    REQUIRE_ROOT();
     auto plan = planSeccomp(allowBy({
         call({"mkdir"}, "SCMP_ACT_ERRNO", 38u),
         call({"chdir"}, "SCMP_ACT_ERRNO", uint32_t(EACCES)),
@@ -306,11 +302,7 @@ TEST_CASE("a loaded filter returns the configured errno and shows in /proc", "[r
 }
 
 TEST_CASE("without no_new_privs, root loads the filter with CAP_SYS_ADMIN, LOG flag accepted", "[root][seccomp]") {
-    if (!hull::test::isRoot()) {
-        WARN("not root: skipping the seccomp load test");
-        SUCCEED();
-        return;
-    }
+    REQUIRE_ROOT();
     Seccomp s = allowBy({call({"mkdir"}, "SCMP_ACT_ERRNO", 38u)});
     s.flags = {"SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"};
     auto plan = planSeccomp(s);
@@ -327,11 +319,7 @@ TEST_CASE("without no_new_privs, root loads the filter with CAP_SYS_ADMIN, LOG f
 }
 
 TEST_CASE("the default profile blocks its groups and namespace flags on the real kernel", "[root][seccomp]") {
-    if (!hull::test::isRoot()) {
-        WARN("not root: skipping the default profile test");
-        SUCCEED();
-        return;
-    }
+    REQUIRE_ROOT();
     auto plan = planSeccomp(defaultSeccomp());
     REQUIRE(plan);
     auto bpf = compileSeccomp(*plan);

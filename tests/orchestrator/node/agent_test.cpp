@@ -115,7 +115,7 @@ size_t runningCount(const json::Value& cs) {
 TEST_CASE("node: keeps replicas running through kill -9 (backoff doubling up to its cap) and an agent crash, and bad input "
           "changes nothing",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string images = std::string(HULL_BIN_DIR) + "/../images/busybox";
     REQUIRE(run({std::string(HULL_SOURCE_DIR) + "/scripts/make-busybox-image", images}).status == 0);
     TestNetns host("node");
@@ -241,7 +241,7 @@ int64_t nowMs() {
 }  // namespace
 
 TEST_CASE("node: a failing liveness probe gets the container replaced", "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("live");
     InNetns in(host.path());
@@ -286,7 +286,7 @@ TEST_CASE("node: a failing liveness probe gets the container replaced", "[root][
 
 TEST_CASE("node: the phoenix cycle replaces old containers with the ready count never below replicas",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("phx");
     InNetns in(host.path());
@@ -324,7 +324,7 @@ TEST_CASE("node: the phoenix cycle replaces old containers with the ready count 
 
 TEST_CASE("node: a service's host port is balanced over its ready replicas, through scaling, the phoenix cycle and delete",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("lb", "hn-");
     InNetns in(host.path());
@@ -430,7 +430,7 @@ TEST_CASE("node: a service's host port is balanced over its ready replicas, thro
 
 TEST_CASE("node: after a simulated reboot (every container and the agent killed) the services come back",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("boot");
     InNetns in(host.path());
@@ -455,7 +455,7 @@ TEST_CASE("node: after a simulated reboot (every container and the agent killed)
 }
 
 TEST_CASE("node: a startup probe holds back readiness and liveness until it succeeds", "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("startup", "hn-");
     InNetns in(host.path());
@@ -520,7 +520,7 @@ TEST_CASE("node: a startup probe holds back readiness and liveness until it succ
 }
 
 TEST_CASE("node: a startup probe that never succeeds gets the container replaced, as a restart", "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("nostart", "hn-");
     InNetns in(host.path());
@@ -563,7 +563,7 @@ TEST_CASE("node: a startup probe that never succeeds gets the container replaced
 }
 
 TEST_CASE("node: an exec probe that hangs is killed at its timeout and does not hold up the loop", "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("hang", "hn-");
     InNetns in(host.path());
@@ -592,7 +592,7 @@ TEST_CASE("node: an exec probe that hangs is killed at its timeout and does not 
 }
 
 TEST_CASE("node: hull describe shows a service's spec, containers and recent events", "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("describe", "hn-");
     InNetns in(host.path());
@@ -694,7 +694,7 @@ int64_t wallMs() {
 
 TEST_CASE("node: a changed file replaces the containers one at a time, and the same file again changes nothing",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("update", "hn-");
     InNetns in(host.path());
@@ -786,7 +786,7 @@ TEST_CASE("node: a changed file replaces the containers one at a time, and the s
 
 TEST_CASE("node: agent crash with 10 containers: the same 10 run on, and an exit during the downtime is recorded",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("crash", "hn-");
     InNetns in(host.path());
@@ -860,7 +860,7 @@ TEST_CASE("node: agent crash with 10 containers: the same 10 run on, and an exit
 
 TEST_CASE("node: a replacement that cannot start leaves the ended container, so its slot's restart count survives",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("noimage", "hn-");
     InNetns in(host.path());
@@ -930,7 +930,7 @@ TEST_CASE("node: a replacement that cannot start leaves the ended container, so 
 
 TEST_CASE("node: the API answers a message it cannot read with 400 and an ErrorReply naming the problem",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     TestNetns host("api", "hn-");
     InNetns in(host.path());
     Node node;
@@ -978,7 +978,7 @@ TEST_CASE("node: the API answers a message it cannot read with 400 and an ErrorR
 
 TEST_CASE("node: containers are created by the agent's spawner, and by the agent itself once the spawner is gone",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("spawn");
     InNetns in(host.path());
@@ -1136,7 +1136,7 @@ std::pair<std::string, int64_t> runningNamed(const Node& node, const std::string
 
 TEST_CASE("node: idle and slow API clients and a probe against a black hole hold up no replacement",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("stall", "hn-");
     InNetns in(host.path());
@@ -1206,7 +1206,7 @@ TEST_CASE("node: idle and slow API clients and a probe against a black hole hold
 
 TEST_CASE("node: a stored spec this hull cannot read leaves its containers and port as they are, said once",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("unread", "hn-");
     InNetns in(host.path());
@@ -1301,7 +1301,7 @@ TEST_CASE("node: a stored spec this hull cannot read leaves its containers and p
 }
 
 TEST_CASE("node: hull scale adds and removes replicas and leaves the running ones be", "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("scale", "hn-");
     InNetns in(host.path());
@@ -1361,7 +1361,7 @@ TEST_CASE("node: hull scale adds and removes replicas and leaves the running one
 
 TEST_CASE("node: --insecure-registry lets the agent pull from a plain-HTTP registry, at apply and at a restart",
           "[root][net][node][registry]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     if (auto missing = registryToolsMissing(); !missing.empty()) {
         WARN("skipped: " << missing);
         return;
@@ -1407,7 +1407,7 @@ TEST_CASE("node: --insecure-registry lets the agent pull from a plain-HTTP regis
 
 TEST_CASE("node: a pull that hangs, at apply or at a start, holds up neither supervision nor the API",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("pull", "hn-");
     InNetns in(host.path());
@@ -1493,7 +1493,7 @@ TEST_CASE("node: a pull that hangs, at apply or at a start, holds up neither sup
 TEST_CASE("node: a master's assignment runs each slot at its pinned generation and incarnation, through a bump and a "
           "kill -9",
           "[root][net][node]") {
-    if (!isRoot()) return;
+    REQUIRE_ROOT();
     std::string image = busyboxImage();
     TestNetns host("pins", "hp-");
     InNetns in(host.path());
