@@ -599,7 +599,9 @@ void printDescribe(const json::Value& v) {
     std::snprintf(factor, sizeof factor, "%g", b->find("factor")->asDouble());
     line("Restart:", textOf(spec, "restart") + "; backoff " + durationText(intOf(*b, "initial")) + " x" + factor +
                          " up to " + durationText(intOf(*b, "max")) + ", reset after " + durationText(intOf(*b, "resetAfter")));
-    if (std::string ports = joined(spec.find("ports"), ", "); !ports.empty()) line("Ports:", ports);
+    if (std::string ports = joined(spec.find("ports"), ", "); !ports.empty())
+        line("Ports:", ports + (textOf(spec, "publishMode").empty() ? "" : " (publishMode " + textOf(spec, "publishMode") + ")"));
+    if (std::string nets = joined(spec.find("networks"), ", "); !nets.empty()) line("Networks:", nets);
     if (std::string vols = joined(spec.find("volumes"), ", "); !vols.empty()) line("Volumes:", vols);
     if (const json::Value* res = spec.find("resources")) {
         const json::Value& l = *res->find("limits");
