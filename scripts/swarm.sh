@@ -64,7 +64,7 @@ cg_pids() { # processes in the cgroups DIRS and below
 # SIGKILL everything in DIRS and below: cgroup.kill (v2), a v1 freezer kill (nothing forks
 # while we signal), then SIGKILL what cgroup.procs still lists until nothing does.
 cg_kill_dirs() {
-    local dirs=() d pids=() i
+    local dirs=() d pids=() _
     for d in "$@"; do [[ -d $d ]] && dirs+=("$d"); done
     ((${#dirs[@]})) || return 0
     for d in "${dirs[@]}"; do [[ -f $d/cgroup.kill ]] && { echo 1 >"$d/cgroup.kill" 2>/dev/null || true; }; done
@@ -76,7 +76,7 @@ cg_kill_dirs() {
         ((${#pids[@]} == 0)) || kill -9 "${pids[@]}" 2>/dev/null || true
         find "$d" -name freezer.state -exec sh -c 'for f; do echo THAWED >"$f"; done' sh {} + 2>/dev/null || true
     done
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         mapfile -t pids < <(cg_pids "${dirs[@]}")
         ((${#pids[@]})) || return 0
         kill -9 "${pids[@]}" 2>/dev/null || true
@@ -86,9 +86,9 @@ cg_kill_dirs() {
     return 1
 }
 cg_rmdirs() { # remove DIRS and below, deepest first
-    local d i
+    local d _
     for d in "$@"; do
-        for i in $(seq 50); do
+        for _ in $(seq 50); do
             [[ -d $d ]] || break
             find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
             [[ -d $d ]] && sleep 0.1
@@ -387,6 +387,30 @@ sw_leftovers() {
     return 0
 }
 sw_shims_list() { find /run/containerd/s -mindepth 1 -printf "%f\n" 2>/dev/null | sort; return 0; }
+
+# Run the calling script's swarm side in a process of its own, "$0" --internal-swarm
+# DIR/swarm.json ARGS..., its messages to stderr and DIR/swarm.log. When it fails, its last
+# words say why and its own exit trap has removed what it made; Ctrl-C and TERM end this
+# script too. Sets SW_RC, SW_RESULT (its JSON, or null), SW_ERROR (null, or the last lines of
+# its log that do not match SKIP, as a JSON string), SW_FW_BEFORE and SW_FW_AFTER (fw_hash),
+# and leaves DIR/shim-sockets.before for sw_leftovers.
+# shellcheck disable=SC2034 # the SW_ results are the caller's
+sw_run_side() { # DIR SKIP ARGS...
+    local dir=$1 skip=$2
+    shift 2
+    SW_FW_BEFORE=$(fw_hash) SW_RESULT=null SW_ERROR=null SW_RC=0
+    sw_shims_list >"$dir/shim-sockets.before"
+    # tee ignores Ctrl-C and TERM: it outlives the swarm side, which reports its cleanup.
+    "$0" --internal-swarm "$dir/swarm.json" "$@" 2> >(trap '' INT TERM; exec tee "$dir/swarm.log" >&2) || SW_RC=$?
+    sleep 1 # tee has written the last lines
+    if ((SW_RC == 0)); then
+        SW_RESULT=$(<"$dir/swarm.json")
+    else
+        ((SW_RC != 130 && SW_RC != 143)) || exit "$SW_RC"
+        SW_ERROR=$(grep -v -- "$skip" "$dir/swarm.log" | tail -n 20 | jq -Rs .)
+    fi
+    SW_FW_AFTER=$(fw_hash)
+}
 
 # The host's own rule sets (counters and dates left out), to compare before and after a swarm ran:
 # "IPT-MD5 IPT-LINES NFT-MD5 NFT-LINES", iptables and ip6tables of the nft and legacy backends.
