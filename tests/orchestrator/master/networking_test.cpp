@@ -78,7 +78,10 @@ TEST_CASE("cluster: nodes get subnets of the cluster CIDR, and a container on n1
         auto fdb = run({"/usr/sbin/ip", "netns", "exec", kName + "-n1", "/usr/sbin/bridge", "fdb", "show", "dev", "hull.vx"}).out;
         size_t fdbs = 0;
         for (const auto& line : Cluster::split(fdb)) fdbs += line.find(" dst ") != std::string::npos;
-        return vx == 1 && fdbs == 1;  // n3 only
+        auto neigh = run({"/usr/sbin/ip", "netns", "exec", kName + "-n1", "/usr/sbin/ip", "neigh", "show", "dev", "hull.vx"}).out;
+        size_t neighs = 0;
+        for (const auto& line : Cluster::split(neigh)) neighs += line.find("PERMANENT") != std::string::npos;
+        return vx == 1 && fdbs == 1 && neighs == 1;  // n3 only
     }));
     CHECK(c.json({"node", "ls"}).asArray().size() == 2);
     // Still reachable after n2 left.
