@@ -19,6 +19,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -645,17 +646,21 @@ public:
             std::unique_lock lk(mu_);
             reaped = reapLocked();
             w->id = ++lastWatch_;
-            watches_[w->id] = w;
-            w->thread = std::thread([this, w] { runWatch(*w); });
-            cv_.wait(lk, [&] { return w->start != Watch::Start::Pending; });
-            if (w->start == Watch::Start::Failed) {
-                watches_.erase(w->id);
-                failed = w->startError;
+            try {
+                w->thread = std::thread([this, w] { runWatch(*w); });
+                watches_[w->id] = w;
+                cv_.wait(lk, [&] { return w->start != Watch::Start::Pending; });
+                if (w->start == Watch::Start::Failed) {
+                    watches_.erase(w->id);
+                    failed = w->startError;
+                }
+            } catch (const std::system_error& e) {
+                failed = Error::plain(EAGAIN, std::string("etcd: watch: no thread: ") + e.what());
             }
         }
         for (auto& r : reaped) r->thread.join();
         if (failed) {
-            w->thread.join();  // it said so and returned
+            if (w->thread.joinable()) w->thread.join();  // it said so and returned
             return fail(std::move(*failed));
         }
         return w->id;
@@ -811,8 +816,9 @@ private:
         }
     }
 
-    /// POSTs REQUEST to ROUTE, moving through the endpoints as the header
-    /// says; the reply (for STREAMED routes, the first message's "result").
+    /// POSTs REQUEST to ROUTE, moving on through the endpoints as the top of
+    /// etcd_store.hpp says; the reply (for STREAMED routes, the first
+    /// message's "result").
     Result<json::Value> call(const char* route, const json::Value& request, Kind kind, bool streamed = false) {
         const std::string body = request.dump();
         const size_t n = eps_.size(), first = preferred_.load();

@@ -28,8 +28,9 @@
 // Endpoints: calls go to the endpoint that last answered and move on to the
 // next one when it cannot be reached, or says it has no leader (every request
 // carries grpc-gateway's "hasleader" metadata, so a member cut off from the
-// quorum says so at once instead of hanging). Reads are also retried on the
-// next endpoint after a timeout or any unavailability; writes (put,
+// quorum says so at once instead of hanging). Reads and lease renewals are
+// also retried on the next endpoint after a timeout or any unavailability (so
+// a call may take a timeout per endpoint); writes (put,
 // deleteRange, txn, compact, lease grant and revoke) only when they cannot have
 // reached etcd, since a write that timed out may still be applied: then the
 // call fails with kUnavailable and the write's outcome is unknown (a txn

@@ -110,11 +110,13 @@ TEST_CASE("state: etcd: key-values without their zero fields, events split per r
     CHECK(etcd::decodeKeyValue(parse(R"({"key":"YQ==","version":"1x"})")).error().errnum() == EPROTO);
 
     // A watcher catching up gets several revisions in one message; a delete's kv is its key and revision.
+    const std::string a1 = R"({"key":"YQ==","create_revision":"2","mod_revision":"2","version":"1","value":"MQ=="})",
+                      a2 = R"({"key":"YQ==","create_revision":"2","mod_revision":"3","version":"2","value":"Mg=="})",
+                      b = R"({"key":"Yg==","create_revision":"3","mod_revision":"3","version":"1"})";
     auto groups = etcd::eventsByRevision(parse(R"({"header":{"revision":"4"},"events":[)"
-                                               R"({"kv":{"key":"YQ==","create_revision":"2","mod_revision":"2","version":"1","value":"MQ=="}},)"
-                                               R"({"kv":{"key":"YQ==","create_revision":"2","mod_revision":"3","version":"2","value":"Mg=="},)"
-                                               R"("prev_kv":{"key":"YQ==","create_revision":"2","mod_revision":"2","version":"1","value":"MQ=="}},)"
-                                               R"({"kv":{"key":"Yg==","create_revision":"3","mod_revision":"3","version":"1"}},)"
+                                               R"({"kv":)" + a1 + "}," +
+                                               R"({"kv":)" + a2 + R"(,"prev_kv":)" + a1 + "}," +
+                                               R"({"kv":)" + b + "}," +
                                                R"({"type":"DELETE","kv":{"key":"YQ==","mod_revision":"4"}}]})"));
     REQUIRE(groups);
     REQUIRE(revisionsOf(*groups) == std::vector<int64_t>{2, 3, 4});

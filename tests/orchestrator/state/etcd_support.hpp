@@ -222,7 +222,10 @@ private:
     }
 
     static bool hasUnsafeNoFsync() {
-        static const bool has = run({kEtcdBinary, "--help"}).err.find("unsafe-no-fsync") != std::string::npos;
+        static const bool has = [] {
+            auto r = run({kEtcdBinary, "--help"});
+            return (r.out + r.err).find("--unsafe-no-fsync") != std::string::npos;
+        }();
         return has;
     }
 

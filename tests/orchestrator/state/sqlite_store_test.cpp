@@ -7,14 +7,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <map>
-#include <mutex>
-#include <optional>
 #include <random>
-#include <thread>
 
 #include <sqlite3.h>
 
