@@ -231,6 +231,7 @@ private:
 
     std::vector<std::string> argv(size_t i) const {
         auto peer = [&](size_t j) { return "http://127.0.0.1:" + std::to_string(members_[j].peerPort); };
+        const bool multi = members_.size() > 1;
         std::string cluster;
         for (size_t j = 0; j < members_.size(); ++j)
             cluster += (j ? "," : "") + ("m" + std::to_string(j) + "=" + peer(j));
@@ -245,9 +246,11 @@ private:
                                       "--initial-cluster-token=" + dir_,
                                       "--initial-cluster-state=new",
                                       // Tests only: elections in a fifth of a second (etcd's
-                                      // defaults are 100 ms and 1 s), leases from 1 s.
-                                      "--heartbeat-interval=20",
-                                      "--election-timeout=200",
+                                      // defaults are 100 ms and 1 s), leases from 1 s. Several
+                                      // members get half a second, so that a busy machine
+                                      // stalling one does not make it call an election.
+                                      "--heartbeat-interval=" + std::string(multi ? "50" : "20"),
+                                      "--election-timeout=" + std::string(multi ? "500" : "200"),
                                       "--logger=zap",
                                       "--log-outputs=stderr",
                                       "--log-level=warn"};
