@@ -59,7 +59,7 @@ TEST_CASE("the leader key's value names the master and its URL", "[election]") {
     CHECK(std::string(roleName(Role::Follower)) == "follower");
 }
 
-TEST_CASE("a clean election: read, grant, create if absent; the loser follows", "[election]") {
+TEST_CASE("a clean election: read, grant, create if absent, and the loser follows", "[election]") {
     Election e = electedM1();
     CHECK(e.fencingRevision(1003) == 2);
     CHECK(e.leader(1003) == kM1);
@@ -195,7 +195,7 @@ TEST_CASE("an acknowledgement that arrives after the deadline does not extend it
     CHECK(f.role(2000) == Role::Candidate);
 }
 
-TEST_CASE("a TTL smaller than asked for is believed; a larger one is not", "[election]") {
+TEST_CASE("a TTL smaller than asked for is believed, a larger one is not", "[election]") {
     Election e = electedM1();
     e.poll(1250);
     e.renewed(7, 5, 1250, 1260);  // etcd raised the TTL to its minimum
@@ -323,7 +323,7 @@ TEST_CASE("a key held by the master's own lease is its own, even when the txn's 
     CHECK(f.poll(1004) == std::vector<ElectionAction>{{Kind::Revoke, 7}, {Kind::GrantLease, 0, 1}});
 }
 
-TEST_CASE("a grant that fails is retried; one that comes back too late is revoked", "[election]") {
+TEST_CASE("a grant that fails is retried, one that comes back too late is revoked", "[election]") {
     Election e(kM1);
     e.poll(1000);
     e.keyRead(absent(1), 1000);
