@@ -60,7 +60,9 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--config FILE] [--debug] COMMAND 
                                        a master assigns it
   master [--listen 0.0.0.0:7443] [--advertise ADDR]... [--name N] [--heartbeat 300ms] [--grace 1.2s]
          [--failover-after 10s] [--cluster-cidr 10.96.0.0/12] [--service-cidr 10.112.0.0/16]
-                                       the cluster's master: STATE/admin.conf and STATE/join-token
+         [--store sqlite|etcd://HOST:PORT,... [--etcd-ca F --etcd-cert F --etcd-key F]]
+                                       the cluster's master: STATE/admin.conf and STATE/join-token;
+                                       on etcd a standby until it holds the leader key
   node ls | drain NODE | activate NODE | label NODE K=V... K- | rm NODE   [--output table|json]   (a master's)
   cluster join-token [--rotate] | status [--output table|json]                          (a master's)
   apply -f FILE [--wait [--timeout 10m]]
@@ -897,7 +899,7 @@ int clusterCmd(const orchestrator::api::ApiTarget& t, const std::vector<std::str
 
 int masterCmd(const std::string& state, const std::vector<std::string>& argv) {
     Args a(argv, {}, {"--state-dir", "--listen", "--advertise", "--name", "--heartbeat", "--grace", "--failover-after",
-                               "--cluster-cidr", "--service-cidr"},
+                               "--cluster-cidr", "--service-cidr", "--store", "--etcd-ca", "--etcd-cert", "--etcd-key"},
            {});
     if (!a.error.empty() || !a.positional.empty()) return failWith("master: " + (a.error.empty() ? "unexpected " + a.positional[0] : a.error));
     orchestrator::master::MasterOptions o;
@@ -907,6 +909,10 @@ int masterCmd(const std::string& state, const std::vector<std::string>& argv) {
     o.name = a.get("--name");
     o.clusterCidr = a.get("--cluster-cidr", o.clusterCidr);
     o.serviceCidr = a.get("--service-cidr", o.serviceCidr);
+    o.store = a.get("--store");
+    o.etcdCa = a.get("--etcd-ca");
+    o.etcdCert = a.get("--etcd-cert");
+    o.etcdKey = a.get("--etcd-key");
     for (const char* f : {"--heartbeat", "--grace", "--failover-after"})
         if (a.has(f)) {
             auto d = orchestrator::parseDuration(a.get(f));

@@ -977,16 +977,27 @@ void Cluster::reconcile(int64_t now) {
     }
     std::set<std::string> placedServices;  // those whose placements this round changed
     if (!updates.empty()) {
-        std::vector<state::Op> ops;
-        ops.reserve(updates.size());
-        for (const auto& [key, p] : updates)
-            ops.push_back(p.node.empty() && p.retiring.empty() ? deleteOp(keys::placement(key.first, key.second))
-                                                               : putOp(keys::placement(key.first, key.second), encodePlacement(p)));
-        if (auto t = store_->txn({}, ops, {}); !t) {
-            // Nothing of this round is taken: the next round tries again.
-            log::errorf("master: writing placements: %s", t.error().message().c_str());
-            dirty_ = true;
-            return;
+        // One transaction, or (a store with a limit) one per MAX_TXN_OPS
+        // slots: each taken once it is committed.
+        const size_t chunk = o_.maxTxnOps ? o_.maxTxnOps : updates.size();
+        for (auto from = updates.begin(); from != updates.end();) {
+            std::vector<state::Op> ops;
+            auto to = from;
+            for (; to != updates.end() && ops.size() < chunk; ++to) {
+                const auto& [key, p] = *to;
+                ops.push_back(p.node.empty() && p.retiring.empty()
+                                  ? deleteOp(keys::placement(key.first, key.second))
+                                  : putOp(keys::placement(key.first, key.second), encodePlacement(p)));
+            }
+            if (auto t = store_->txn({}, ops, {}); !t) {
+                // What is not written is not taken: the next round tries again.
+                log::errorf("master: writing placements: %s", t.error().message().c_str());
+                dirty_ = true;
+                if (from == updates.begin()) return;
+                updates.erase(from, updates.end());
+                break;
+            }
+            from = to;
         }
         for (auto& [key, p] : updates) {
             placedServices.insert(key.first);

@@ -50,6 +50,11 @@ struct ClusterOptions {
     /// backoff (up to 1 s), and a master restart must move nothing.
     std::chrono::milliseconds restartGrace{5000};
     size_t events = 2000;  // kept in memory, newest last
+    /// The most operations one transaction of a round's placements may hold
+    /// (0: no limit). etcd refuses more than 128 (--max-txn-ops): a round is
+    /// then written in several, each slot's record whole; what a crash
+    /// between two leaves unwritten, the next leader's first round places again.
+    size_t maxTxnOps = 0;
     /// Unix ms, for what users read as dates (events, updated, joined). Every
     /// `now` passed to Cluster is another clock: monotonic ms, for heartbeats
     /// and grace periods, which a wall clock set by NTP must not move.

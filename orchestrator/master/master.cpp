@@ -3,13 +3,20 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <mutex>
+#include <thread>
+
 #include <boost/asio.hpp>
 
 #include "orchestrator/api/https_server.hpp"
 #include "orchestrator/api/messages.hpp"
 #include "orchestrator/master/cluster.hpp"
 #include "orchestrator/master/credentials.hpp"
+#include "orchestrator/master/leadership.hpp"
 #include "orchestrator/master/records.hpp"
+#include "orchestrator/state/etcd_store.hpp"
+#include "orchestrator/state/fenced_store.hpp"
 #include "orchestrator/state/store.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
@@ -66,10 +73,39 @@ std::pair<std::string, std::string> splitRest(const std::string& target, const s
     return {rest.substr(0, slash), rest.substr(slash + 1)};
 }
 
+/// Why this master stopped leading (set from the leadership's thread), and
+/// whether it is shutting down anyway (its own resign is no news).
+struct Deposition {
+    std::mutex mu;
+    std::string why;
+    std::atomic<bool> stopping{false};
+};
+Deposition& deposition() {
+    static Deposition d;
+    return d;
+}
+
+/// "etcd://h1:2379,h2:2379" -> the endpoints, https when TLS is on.
+Result<std::vector<std::string>> etcdEndpoints(const std::string& store, bool tls) {
+    std::vector<std::string> out;
+    for (const auto& hp : sys::split(store.substr(7), ',', false)) {
+        if (hp.empty() || hp.find('/') != std::string::npos || hp.rfind(':') == std::string::npos)
+            return failInvalid("--store " + store + ": expected etcd://HOST:PORT[,HOST:PORT...]");
+        out.push_back((tls ? "https://" : "http://") + hp);
+    }
+    if (out.empty()) return failInvalid("--store " + store + ": expected etcd://HOST:PORT[,HOST:PORT...]");
+    return out;
+}
+
 class MasterImpl final : public Master {
 public:
-    MasterImpl(MasterOptions o, Credentials c, std::unique_ptr<Cluster> cluster)
-        : o_(std::move(o)), creds_(std::move(c)), cluster_(std::move(cluster)) {}
+    MasterImpl(MasterOptions o, Credentials c, std::unique_ptr<state::Store> inner, std::unique_ptr<Leadership> leadership,
+               std::unique_ptr<Cluster> cluster)
+        : o_(std::move(o)),
+          creds_(std::move(c)),
+          inner_(std::move(inner)),
+          leadership_(std::move(leadership)),
+          cluster_(std::move(cluster)) {}
 
     Result<void> run() override {
         api::ServerOptions so;
@@ -101,6 +137,15 @@ public:
         server->stop();
         ioc_.restart();
         ioc_.poll();
+        if (leadership_) {
+            Deposition& d = deposition();
+            d.stopping = true;
+            std::lock_guard lock(d.mu);
+            if (!d.why.empty()) return fail(Error::plain(EPERM, "master " + o_.name + ": no longer the leader (" + d.why +
+                                                                   "): stopped; started again, it follows the new leader"));
+            // A clean stop: the lease goes now, and a standby takes over at once.
+            leadership_->resign();
+        }
         return {};
     }
 
@@ -214,7 +259,7 @@ private:
             std::string addr = o_.advertise.empty() ? o_.listen : o_.advertise[0];
             st.masters.push_back({o_.name, addr, "leader"});
             st.leader = o_.name;
-            st.store = "sqlite:" + o_.stateDir + "/state.db";
+            st.store = leadership_ ? o_.store : "sqlite:" + o_.stateDir + "/state.db";
             st.nodes = int64_t(c.nodeCount());
             st.services = int64_t(c.serviceCount());
             return ok(st);
@@ -460,6 +505,9 @@ private:
     int64_t nextStream_ = 1;
     MasterOptions o_;
     Credentials creds_;
+    // The store and the leadership outlive the cluster that writes through them.
+    std::unique_ptr<state::Store> inner_;     // etcd: the unfenced store the leadership campaigns on
+    std::unique_ptr<Leadership> leadership_;  // etcd only
     std::unique_ptr<Cluster> cluster_;
 };
 
@@ -481,18 +529,61 @@ Result<std::unique_ptr<Master>> Master::open(const MasterOptions& opts) {
                                                         : o.advertise[0]) +
                       ":" + port;
     auto creds = TRY(loadOrMakeCredentials(o.stateDir, sans, url));
-    auto store = TRY(state::openSqlite(o.stateDir + "/state.db"));
     ClusterOptions co;
     // The address plan, checked before anything is made: ranges that overlap
     // each other or a route of this host would send containers' traffic astray.
     co.clusterCidr = TRY_CTX("--cluster-cidr", netns::Cidr::parse(o.clusterCidr));
     co.serviceCidr = TRY_CTX("--service-cidr", netns::Cidr::parse(o.serviceCidr));
     TRY(core::checkAddressPlan(co.clusterCidr, co.serviceCidr, core::parseProcRoutes(sys::readFile("/proc/net/route").value_or(""))));
+    std::unique_ptr<state::Store> store, inner;
+    std::unique_ptr<Leadership> leadership;
+    if (o.store.empty() || o.store == "sqlite") {
+        store = TRY(state::openSqlite(o.stateDir + "/state.db"));
+    } else if (o.store.rfind("etcd://", 0) == 0) {
+        state::EtcdOptions eo;
+        const bool tls = !o.etcdCa.empty() || !o.etcdCert.empty();
+        eo.endpoints = TRY(etcdEndpoints(o.store, tls));
+        if (!o.etcdCa.empty()) eo.caPem = TRY_CTX("--etcd-ca", sys::readFile(o.etcdCa));
+        if (!o.etcdCert.empty()) eo.certPem = TRY_CTX("--etcd-cert", sys::readFile(o.etcdCert));
+        if (!o.etcdKey.empty()) eo.keyPem = TRY_CTX("--etcd-key", sys::readFile(o.etcdKey));
+        inner = TRY(state::openEtcd(eo));
+        LeadershipOptions lo;
+        lo.self = {o.name, url};
+        lo.onDeposed = [](const std::string& why) {
+            Deposition& d = deposition();
+            if (d.stopping) return;
+            {
+                std::lock_guard lock(d.mu);
+                d.why = why;
+            }
+            log::errorf("master: no longer the leader (%s): stopping", why.c_str());
+            ::kill(::getpid(), SIGTERM);  // the loop stops; run() returns the error
+        };
+        leadership = std::make_unique<Leadership>(*inner, lo);
+        leadership->start();
+        // A standby serves nothing: it waits for the leader key, and loads the
+        // cluster's state only once it leads (so that it is the latest).
+        std::string said;
+        while (!leadership->isLeader()) {
+            std::string now = leadership->leaderName().empty() ? "no leader yet" : "the leader is " + leadership->leaderName() +
+                                                                                       " (" + leadership->leaderUrl() + ")";
+            if (!leadership->lastError().empty()) now += "; " + leadership->lastError();
+            if (now != said) log::infof("master %s: standby on %s: %s", o.name.c_str(), o.store.c_str(), (said = now).c_str());
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        log::infof("master %s: leading (term at revision %lld)", o.name.c_str(), (long long)leadership->fencingRevision());
+        co.maxTxnOps = 100;  // etcd's --max-txn-ops is 128 by default
+        store = std::make_unique<state::FencedStore>(*inner, core::kLeaderKey,
+                                                     [l = leadership.get()] { return l->fencingRevision(); });
+    } else {
+        return failInvalid("--store " + o.store + ": expected sqlite or etcd://HOST:PORT[,HOST:PORT...]");
+    }
     co.heartbeat = o.heartbeat;
     co.grace = o.grace;
     co.failoverSilent = o.failoverAfter;
     auto cluster = TRY(Cluster::open(std::move(store), co, nowMs()));
-    return std::unique_ptr<Master>(new MasterImpl(o, std::move(creds), std::move(cluster)));
+    return std::unique_ptr<Master>(
+        new MasterImpl(o, std::move(creds), std::move(inner), std::move(leadership), std::move(cluster)));
 }
 
 }  // namespace hull::orchestrator::master

@@ -19,9 +19,18 @@ struct MasterOptions {
     std::vector<std::string> advertise;   // addresses nodes and the CLI dial (certificate SANs; the first is admin.conf's)
     std::string name;                     // this master's name (`hull cluster status`); default: the host name
     std::chrono::milliseconds heartbeat{300}, grace{1200};
-    std::chrono::milliseconds failoverAfter{10000};
+    std::chrono::milliseconds failoverAfter{10000};  // a silent node's replicas move after this (ClusterOptions::failoverSilent)
     std::string clusterCidr = "10.96.0.0/12";   // nodes' container subnets, a /24 each
-    std::string serviceCidr = "10.112.0.0/16";  // services' virtual IPs  // a silent node's replicas move after this (ClusterOptions::failoverSilent)
+    std::string serviceCidr = "10.112.0.0/16";  // services' virtual IPs
+    /// Where the cluster's state lives: "" (or "sqlite") STATE/state.db; or
+    /// "etcd://HOST:PORT,HOST:PORT..." an etcd cluster (https with ETCD_CA,
+    /// and the client certificate ETCD_CERT/ETCD_KEY when given: PEM files).
+    /// On etcd the master campaigns for the leader key and serves nothing
+    /// until it leads (a standby); every write it makes is fenced on its term
+    /// (state/fenced_store.hpp); deposed, it stops, with an error, for its
+    /// supervisor to start it again as a standby.
+    std::string store;
+    std::string etcdCa, etcdCert, etcdKey;
 };
 
 class Master {

@@ -1,0 +1,169 @@
+// `hull master --store etcd://...` as a user runs it: real master processes
+// on loopback, a real etcd from Debian (tests/orchestrator/state/etcd_support.hpp).
+// One leads; another waits as a standby and takes over, with the cluster's
+// state, when the leader dies or stops. (Fencing a deposed leader's writes is
+// fenced_store_test's; the election's timing, election_test's.)
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "orchestrator/state/etcd_support.hpp"
+#include "support.hpp"
+#include "sys/json.hpp"
+
+using namespace hull;
+using namespace hull::test;
+
+namespace {
+
+/// A free TCP port on 127.0.0.1 (the kernel's pick, released at once).
+int freePort() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
+    ::close(fd);
+    return ntohs(sa.sin_port);
+}
+
+/// `hull master` as a child process (dies with the test process), its output in LOG.
+class MasterProcess {
+public:
+    MasterProcess(std::string name, std::string stateDir, int port, std::string store)
+        : name_(std::move(name)), dir_(std::move(stateDir)), port_(port), store_(std::move(store)) {
+        start();
+    }
+    ~MasterProcess() { stop(SIGKILL); }
+    MasterProcess(const MasterProcess&) = delete;
+    MasterProcess& operator=(const MasterProcess&) = delete;
+
+    void start() {
+        std::vector<std::string> args{binPath("hull"), "master",  "--state-dir", dir_,   "--listen", "127.0.0.1:" + std::to_string(port_),
+                                      "--name",        name_,     "--store",     store_};
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        const std::string log = dir_ + ".log";
+        const pid_t parent = ::getpid();
+        pid_ = ::fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) ::_exit(126);
+            int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+            if (fd >= 0) {
+                ::dup2(fd, 1);
+                ::dup2(fd, 2);
+            }
+            ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
+    }
+    /// SIG (SIGKILL: a crash; SIGTERM: a clean stop), then reaped; its exit status.
+    int stop(int sig) {
+        if (pid_ <= 0) return -1;
+        ::kill(pid_, sig);
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+        return status;
+    }
+    /// `hull --config STATE/admin.conf ARGS...`
+    RunResult hull(std::vector<std::string> args) const {
+        args.insert(args.begin(), {binPath("hull"), "--config", dir_ + "/admin.conf"});
+        return run(args);
+    }
+    std::string log() const { return readFileOr(dir_ + ".log"); }
+
+private:
+    std::string name_, dir_;
+    int port_;
+    std::string store_;
+    pid_t pid_ = -1;
+};
+
+/// The services a master serves ("" when it does not answer).
+std::string servicesOf(const MasterProcess& m) {
+    auto r = m.hull({"get", "services", "--output", "json"});
+    if (r.status != 0) return "";
+    auto v = json::Value::parse(r.out);
+    std::string out;
+    if (v && v->isArray())
+        for (const auto& s : v->asArray()) out += json::stringOf(s, "name") + " ";
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("master on etcd: a standby serves nothing, and takes over with the cluster's state when the leader dies or stops",
+          "[master][etcd]") {
+    EtcdCluster etcd;
+    const std::string store = "etcd://" + etcd.endpoint(0).substr(std::string("http://").size());
+    TempDir dirs("hull-etcd-masters");
+    MasterProcess m1("m1", dirs.path() + "/m1", freePort(), store);
+    REQUIRE(waitFor([&] { return m1.hull({"get", "services"}).status == 0; }, 15000));
+    // Its state is in etcd: no SQLite file beside it.
+    CHECK(::access((dirs.path() + "/m1/state.db").c_str(), F_OK) != 0);
+    auto st = m1.hull({"cluster", "status", "--output", "json"});
+    INFO(st.out << st.err);
+    auto status = json::Value::parse(st.out);
+    REQUIRE(status);
+    CHECK(json::stringOf(*status, "leader") == "m1");
+    CHECK(json::stringOf(*status, "store") == store);
+
+    TempDir files("hull-etcd-svc");
+    writeFileOrThrow(files / "web.yaml", "name: web\nimage: hull.local/busybox:latest\nreplicas: 2\n");
+    auto applied = m1.hull({"apply", "-f", files / "web.yaml"});
+    INFO(applied.out << applied.err);
+    REQUIRE(applied.status == 0);
+
+    // m2, on the same etcd: a standby while m1 leads (its admin.conf is there, its port is not).
+    MasterProcess m2("m2", dirs.path() + "/m2", freePort(), store);
+    REQUIRE(waitFor([&] { return m2.log().find("standby") != std::string::npos; }, 10000));
+    REQUIRE(waitFor([&] { return m2.log().find("the leader is m1") != std::string::npos; }, 10000));
+    CHECK(servicesOf(m2).empty());
+
+    // m1 crashes: m2 leads within the lease's time, serving what m1 acknowledged.
+    const auto killed = std::chrono::steady_clock::now();
+    m1.stop(SIGKILL);
+    REQUIRE(waitFor([&] { return servicesOf(m2) == "web "; }, 15000));
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed).count();
+    INFO("m2 served " << took << " ms after m1's SIGKILL");
+    CHECK(m2.log().find("leading") != std::string::npos);
+    WARN("failover: m2 served " << took << " ms after m1's SIGKILL");
+
+    // m1 again: now the standby.
+    m1.start();
+    REQUIRE(waitFor([&] { return m1.log().find("the leader is m2") != std::string::npos; }, 10000));
+    CHECK(servicesOf(m1).empty());
+    // m2 stops cleanly: it resigns, and m1 takes over at once, not after a lease runs out.
+    const auto stopped = std::chrono::steady_clock::now();
+    const int exit = m2.stop(SIGTERM);
+    CHECK(WIFEXITED(exit));
+    CHECK(WEXITSTATUS(exit) == 0);
+    REQUIRE(waitFor([&] { return servicesOf(m1) == "web "; }, 15000));
+    const auto handover = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - stopped).count();
+    INFO("m1 served " << handover << " ms after m2's SIGTERM");
+    CHECK(handover < 3000);
+}
+
+TEST_CASE("master: a --store it cannot use is refused at start, naming what it expects", "[master][etcd]") {
+    TempDir dir("hull-bad-store");
+    for (const char* bad : {"etcd://", "redis://127.0.0.1:6379", "etcd://127.0.0.1:2379/path"}) {
+        auto r = run({binPath("hull"), "master", "--state-dir", dir.path(), "--listen", "127.0.0.1:0", "--store", bad});
+        INFO(bad << ": " << r.err);
+        CHECK(r.status != 0);
+        CHECK(r.err.find("expected") != std::string::npos);
+    }
+}
