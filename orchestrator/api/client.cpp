@@ -45,12 +45,15 @@ Result<ApiTarget> resolveTarget(const std::string& configFlag, const std::string
     auto v = json::Value::parse(*text);
     if (!v) return fail(std::move(v).error().context("config " + file));
     t.config = file;
-    t.url = json::stringOf(*v, "server");
+    for (auto url : sys::split(json::stringOf(*v, "server"), ',', false)) {
+        while (!url.empty() && url.back() == '/') url.pop_back();
+        if (!url.empty()) t.urls.push_back(url);
+    }
+    if (!t.urls.empty()) t.url = t.urls[0];
     t.ca = json::stringOf(*v, "ca");
     t.token = json::stringOf(*v, "token");
     if (t.url.empty() || t.ca.empty() || t.token.empty())
         return failInvalid("config " + file + ": expected \"server\", \"ca\" and \"token\" (the shape of a master's admin.conf)");
-    while (!t.url.empty() && t.url.back() == '/') t.url.pop_back();
     return t;
 }
 
@@ -60,9 +63,17 @@ Result<std::pair<int, std::string>> apiCall(const ApiTarget& t, const std::strin
     ClientOptions o;
     o.caPem = t.ca;
     o.bearerToken = t.token;
-    auto r = httpsRequest(method, t.url + target, body, o);
-    if (!r) return fail(std::move(r).error().context("cannot reach the master (" + t.config + ")"));
-    return std::make_pair(r->status, r->body);
+    // Masters in turn until one answers: a standby's port is closed, a leader
+    // that died answers nothing. (A request whose answer was lost may then
+    // reach a second master: the API's changes are idempotent but for a
+    // join-token rotation, which would rotate twice.)
+    std::string tried;
+    for (const auto& url : t.urls.empty() ? std::vector<std::string>{t.url} : t.urls) {
+        auto r = httpsRequest(method, url + target, body, o);
+        if (r) return std::make_pair(r->status, r->body);
+        tried += (tried.empty() ? "" : "; ") + r.error().message();
+    }
+    return fail(Error::plain(EHOSTUNREACH, "cannot reach the master (" + t.config + "): " + tried));
 }
 
 Result<std::pair<int, std::string>> unixRequest(const std::string& socketPath, const std::string& method,

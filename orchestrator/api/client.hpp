@@ -17,6 +17,9 @@ namespace hull::orchestrator::api {
 struct ApiTarget {
     std::string socket;           // standalone: the agent's unix socket
     std::string url, ca, token;   // a master: its URL, CA (PEM) and the admin token
+    /// Several masters (admin.conf's "server": "https://m1:7443,https://m2:7443"):
+    /// a request goes to the first that answers (a standby does not); url is the first.
+    std::vector<std::string> urls;
     std::string config;           // the file they came from
     bool master() const { return !url.empty(); }
 };

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "orchestrator/api/pki.hpp"
+#include "orchestrator/state/store.hpp"
 #include "sys/error.hpp"
 
 namespace hull::orchestrator::master {
@@ -26,7 +27,20 @@ struct Credentials {
 [[nodiscard]] Result<Credentials> loadOrMakeCredentials(const std::string& stateDir, const std::vector<std::string>& sans,
                                                         const std::string& url);
 
-/// A new join secret, kept in STATE/pki and STATE/join-token (`hull cluster join-token --rotate`).
-[[nodiscard]] Result<void> rotateJoinSecret(const std::string& stateDir, Credentials& c);
+/// Masters sharing a store (etcd) share the cluster's credentials: the CA (its
+/// key too: any leader signs node certificates), the admin token and the join
+/// secret live in the store under kSharedPki, made by whichever master comes
+/// first (create if absent). Each master makes its own server certificate from
+/// that CA for SANS, and writes STATE/pki, STATE/admin.conf (URL) and
+/// STATE/join-token as loadOrMakeCredentials does: one admin.conf, or one
+/// join token, works with every master. The CA key is as safe as the store:
+/// give etcd TLS with client certificates.
+inline constexpr const char* kSharedPki = "/hull/pki";
+[[nodiscard]] Result<Credentials> loadOrMakeSharedCredentials(state::Store& store, const std::string& stateDir,
+                                                              const std::vector<std::string>& sans, const std::string& url);
+
+/// A new join secret, kept in STATE/pki and STATE/join-token (`hull cluster join-token --rotate`),
+/// and in SHARED (kSharedPki) when the masters share a store.
+[[nodiscard]] Result<void> rotateJoinSecret(const std::string& stateDir, Credentials& c, state::Store* shared = nullptr);
 
 }  // namespace hull::orchestrator::master

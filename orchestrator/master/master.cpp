@@ -100,12 +100,13 @@ Result<std::vector<std::string>> etcdEndpoints(const std::string& store, bool tl
 class MasterImpl final : public Master {
 public:
     MasterImpl(MasterOptions o, Credentials c, std::unique_ptr<state::Store> inner, std::unique_ptr<Leadership> leadership,
-               std::unique_ptr<Cluster> cluster)
+               std::unique_ptr<Cluster> cluster, state::Store* shared)
         : o_(std::move(o)),
           creds_(std::move(c)),
           inner_(std::move(inner)),
           leadership_(std::move(leadership)),
-          cluster_(std::move(cluster)) {}
+          cluster_(std::move(cluster)),
+          shared_(shared) {}
 
     Result<void> run() override {
         api::ServerOptions so;
@@ -266,7 +267,7 @@ private:
         });
         adminRoute(s, "GET", "/v1/cluster/join-token", [&](const Request&) { return ok(JoinTokenReply{creds_.joinToken()}); });
         adminRoute(s, "POST", "/v1/cluster/join-token", [&, now](const Request&) {
-            if (auto r = rotateJoinSecret(o_.stateDir, creds_); !r) return error(500, r.error().message());
+            if (auto r = rotateJoinSecret(o_.stateDir, creds_, shared_); !r) return error(500, r.error().message());
             c.event("join-token", "", "", "join token rotated", now());
             return ok(JoinTokenReply{creds_.joinToken()});
         });
@@ -509,6 +510,7 @@ private:
     std::unique_ptr<state::Store> inner_;     // etcd: the unfenced store the leadership campaigns on
     std::unique_ptr<Leadership> leadership_;  // etcd only
     std::unique_ptr<Cluster> cluster_;
+    state::Store* shared_ = nullptr;  // etcd: the (fenced) store the masters share their credentials in
 };
 
 }  // namespace
@@ -528,7 +530,7 @@ Result<std::unique_ptr<Master>> Master::open(const MasterOptions& opts) {
     std::string url = "https://" + (o.advertise.empty() ? (host == "0.0.0.0" || host.empty() ? std::string("127.0.0.1") : host)
                                                         : o.advertise[0]) +
                       ":" + port;
-    auto creds = TRY(loadOrMakeCredentials(o.stateDir, sans, url));
+    Credentials creds;
     ClusterOptions co;
     // The address plan, checked before anything is made: ranges that overlap
     // each other or a route of this host would send containers' traffic astray.
@@ -538,6 +540,7 @@ Result<std::unique_ptr<Master>> Master::open(const MasterOptions& opts) {
     std::unique_ptr<state::Store> store, inner;
     std::unique_ptr<Leadership> leadership;
     if (o.store.empty() || o.store == "sqlite") {
+        creds = TRY(loadOrMakeCredentials(o.stateDir, sans, url));
         store = TRY(state::openSqlite(o.stateDir + "/state.db"));
     } else if (o.store.rfind("etcd://", 0) == 0) {
         state::EtcdOptions eo;
@@ -575,15 +578,18 @@ Result<std::unique_ptr<Master>> Master::open(const MasterOptions& opts) {
         co.maxTxnOps = 100;  // etcd's --max-txn-ops is 128 by default
         store = std::make_unique<state::FencedStore>(*inner, core::kLeaderKey,
                                                      [l = leadership.get()] { return l->fencingRevision(); });
+        // Read once it leads: the join secret may have been rotated meanwhile.
+        creds = TRY(loadOrMakeSharedCredentials(*store, o.stateDir, sans, url));
     } else {
         return failInvalid("--store " + o.store + ": expected sqlite or etcd://HOST:PORT[,HOST:PORT...]");
     }
     co.heartbeat = o.heartbeat;
     co.grace = o.grace;
     co.failoverSilent = o.failoverAfter;
+    state::Store* shared = leadership ? store.get() : nullptr;  // owned by the cluster from here
     auto cluster = TRY(Cluster::open(std::move(store), co, nowMs()));
     return std::unique_ptr<Master>(
-        new MasterImpl(o, std::move(creds), std::move(inner), std::move(leadership), std::move(cluster)));
+        new MasterImpl(o, std::move(creds), std::move(inner), std::move(leadership), std::move(cluster), shared));
 }
 
 }  // namespace hull::orchestrator::master

@@ -37,6 +37,18 @@ int freePort() {
     return ntohs(sa.sin_port);
 }
 
+/// Whether something accepts TCP connections on 127.0.0.1:PORT.
+bool listening(int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(uint16_t(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    ::close(fd);
+    return ok;
+}
+
 /// `hull master` as a child process (dies with the test process), its output in LOG.
 class MasterProcess {
 public:
@@ -85,6 +97,7 @@ public:
         return run(args);
     }
     std::string log() const { return readFileOr(dir_ + ".log"); }
+    int port() const { return port_; }
 
 private:
     std::string name_, dir_;
@@ -128,11 +141,24 @@ TEST_CASE("master on etcd: a standby serves nothing, and takes over with the clu
     INFO(applied.out << applied.err);
     REQUIRE(applied.status == 0);
 
-    // m2, on the same etcd: a standby while m1 leads (its admin.conf is there, its port is not).
+    // m2, on the same etcd: a standby while m1 leads (its port is not open).
     MasterProcess m2("m2", dirs.path() + "/m2", freePort(), store);
     REQUIRE(waitFor([&] { return m2.log().find("standby") != std::string::npos; }, 10000));
     REQUIRE(waitFor([&] { return m2.log().find("the leader is m1") != std::string::npos; }, 10000));
-    CHECK(servicesOf(m2).empty());
+    CHECK_FALSE(listening(m2.port()));
+
+    // One admin.conf for both: the masters share the CA and the admin token
+    // (made by m1, kept in etcd). The CLI tries its servers in turn.
+    auto conf = json::Value::parse(readFileOr(dirs.path() + "/m1/admin.conf"));
+    REQUIRE(conf);
+    const std::string m1Url = json::stringOf(*conf, "server");
+    conf->set("server", m1Url + "," + "https://127.0.0.1:" + std::to_string(m2.port()));
+    writeFileOrThrow(files / "both.conf", conf->dump());
+    auto both = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), {binPath("hull"), "--config", files / "both.conf"});
+        return run(args);
+    };
+    CHECK(both({"get", "services"}).status == 0);
 
     // m1 crashes: m2 leads within the lease's time, serving what m1 acknowledged.
     const auto killed = std::chrono::steady_clock::now();
@@ -142,11 +168,22 @@ TEST_CASE("master on etcd: a standby serves nothing, and takes over with the clu
     INFO("m2 served " << took << " ms after m1's SIGKILL");
     CHECK(m2.log().find("leading") != std::string::npos);
     WARN("failover: m2 served " << took << " ms after m1's SIGKILL");
+    // m2 wrote the same credentials: its admin.conf has m1's token and CA, and
+    // the two-server admin.conf reaches it with m1 gone.
+    auto conf2 = json::Value::parse(readFileOr(dirs.path() + "/m2/admin.conf"));
+    REQUIRE(conf2);
+    CHECK(json::stringOf(*conf2, "token") == json::stringOf(*conf, "token"));
+    CHECK(json::stringOf(*conf2, "ca") == json::stringOf(*conf, "ca"));
+    auto status2 = both({"cluster", "status", "--output", "json"});
+    INFO(status2.out << status2.err);
+    REQUIRE(status2.status == 0);
+    CHECK(json::stringOf(*json::Value::parse(status2.out), "leader") == "m2");
+    CHECK(readFileOr(dirs.path() + "/m2/join-token") == readFileOr(dirs.path() + "/m1/join-token"));
 
     // m1 again: now the standby.
     m1.start();
     REQUIRE(waitFor([&] { return m1.log().find("the leader is m2") != std::string::npos; }, 10000));
-    CHECK(servicesOf(m1).empty());
+    CHECK_FALSE(listening(m1.port()));
     // m2 stops cleanly: it resigns, and m1 takes over at once, not after a lease runs out.
     const auto stopped = std::chrono::steady_clock::now();
     const int exit = m2.stop(SIGTERM);
