@@ -57,7 +57,7 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--config FILE] [--debug] COMMAND 
        [--join URL --token TOKEN [--name N] [--label K=V]... [--address IP] [--no-overlay]]
                                        the node agent: keeps applied services running (pulling
                                        from those registries over plain HTTP); with --join, what
-                                       a master assigns it
+                                       a master assigns it (URL,URL,...: masters on etcd, tried in turn)
   master [--listen 0.0.0.0:7443] [--advertise ADDR]... [--name N] [--heartbeat 300ms] [--grace 1.2s]
          [--failover-after 10s] [--cluster-cidr 10.96.0.0/12] [--service-cidr 10.112.0.0/16]
          [--store sqlite|etcd://HOST:PORT,... [--etcd-ca F --etcd-cert F --etcd-key F]]
@@ -890,8 +890,14 @@ int clusterCmd(const orchestrator::api::ApiTarget& t, const std::vector<std::str
         }
         std::printf("%-16s %-24s %s\n", "MASTER", "ADDRESS", "ROLE");
         for (const auto& m : r->masters) std::printf("%-16s %-24s %s\n", m.name.c_str(), m.address.c_str(), m.role.c_str());
-        std::printf("\nleader %s, store %s, %lld nodes, %lld services\n", r->leader.c_str(), r->store.c_str(),
-                    (long long)r->nodes, (long long)r->services);
+        std::printf("\nleader %s, store %s (%s), %lld nodes, %lld services\n", r->leader.c_str(), r->store.c_str(),
+                    r->storeHealth.c_str(), (long long)r->nodes, (long long)r->services);
+        if (!r->storeMembers.empty()) {
+            std::printf("\n%-32s %-9s %-7s %-9s %-10s %s\n", "STORE MEMBER", "HEALTHY", "LEADER", "VERSION", "DB", "ERROR");
+            for (const auto& m : r->storeMembers)
+                std::printf("%-32s %-9s %-7s %-9s %-10s %s\n", m.endpoint.c_str(), m.healthy ? "yes" : "no", m.leader ? "yes" : "",
+                            m.version.c_str(), m.healthy ? (std::to_string(m.dbSize / 1024) + " KiB").c_str() : "", m.error.c_str());
+        }
         return 0;
     }
     return failWith("cluster: unknown command \"" + argv[0] + "\" (join-token or status)");

@@ -186,6 +186,7 @@ HULL_WIRE(NodeLabelRequest)
 HULL_WIRE(NodeReply)
 HULL_WIRE(JoinTokenReply)
 HULL_WIRE(MasterEntry)
+HULL_WIRE(StoreMemberEntry)
 HULL_WIRE(ClusterStatus)
 HULL_WIRE(StatusReport)
 HULL_WIRE(RolloutStatus)
@@ -345,6 +346,19 @@ json::Value outputJson(const ClusterStatus& m) {
     v.set("masters", masters);
     v.set("leader", m.leader);
     v.set("store", m.store);
+    v.set("storeHealth", m.storeHealth);
+    json::Value members = json::Value::array();
+    for (const auto& s : m.storeMembers) {
+        json::Value one = json::Value::object();
+        one.set("endpoint", s.endpoint);
+        one.set("healthy", s.healthy);
+        one.set("leader", s.leader);
+        one.set("version", s.version);
+        one.set("dbSize", s.dbSize);
+        one.set("error", s.error);
+        members.push(one);
+    }
+    v.set("storeMembers", members);
     v.set("nodes", m.nodes);
     v.set("services", m.services);
     return v;

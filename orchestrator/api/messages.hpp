@@ -469,20 +469,38 @@ struct MasterEntry {
     static constexpr const char* kName = "MasterEntry";
     static constexpr int kVersion = 2;
     std::string name, address;
-    std::string role;  // "leader" or "follower"
+    std::string role;  // "leader" or "standby"
     void fields(wire::Io& io) { io.fields("name", name, "address", address, "role", role); }
+};
+
+/// One member of the master's store (etcd), as the leader sees it.
+struct StoreMemberEntry {
+    static constexpr const char* kName = "StoreMemberEntry";
+    static constexpr int kVersion = 2;
+    std::string endpoint;
+    bool healthy = false, leader = false;
+    std::string version;
+    int64_t dbSize = 0;
+    std::string error;
+    void fields(wire::Io& io) {
+        io.fields("endpoint", endpoint, "healthy", healthy, "leader", leader, "version", version, "dbSize", dbSize, "error",
+                  error);
+    }
 };
 
 /// GET /v1/cluster (`hull cluster status`).
 struct ClusterStatus {
     static constexpr const char* kName = "ClusterStatus";
-    static constexpr int kVersion = 2;
-    std::vector<MasterEntry> masters;
-    std::string leader;  // a master's name
-    std::string store;   // "sqlite:/var/lib/hull/master/state.db", "etcd:http://10.250.0.11:2379,..."
+    static constexpr int kVersion = 3;
+    std::vector<MasterEntry> masters;  // on etcd: every master whose lease is alive, the leader first
+    std::string leader;                // a master's name
+    std::string store;                 // "sqlite:/var/lib/hull/master/state.db", "etcd://10.250.0.1:2379,..."
+    std::string storeHealth;           // "healthy", or what is wrong ("2 of 3 etcd members answer")
+    std::vector<StoreMemberEntry> storeMembers;  // etcd's members, each asked now; none on SQLite
     int64_t nodes = 0, services = 0;
     void fields(wire::Io& io) {
         io.fields("masters", masters, "leader", leader, "store", store, "nodes", nodes, "services", services);
+        if (io.version() >= 3) io.fields("storeHealth", storeHealth, "storeMembers", storeMembers);
     }
 };
 

@@ -67,6 +67,10 @@ namespace hull::orchestrator::core {
 
 /// The leader key in the store.
 inline constexpr const char* kLeaderKey = "/hull/leader";
+/// Every master, leader or not, under /hull/masters/NAME ({name, url}),
+/// attached to its own lease: the list `hull cluster status` shows, which
+/// loses a master whose lease ran out.
+inline constexpr const char* kMastersPrefix = "/hull/masters/";
 
 struct ElectionOptions {
     int64_t ttlSeconds = 1;    // the lease's TTL, as granted (etcd's unit)

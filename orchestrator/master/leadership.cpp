@@ -140,6 +140,12 @@ void Leadership::execute(const core::ElectionAction& a) {
         case Kind::Observe: observe(); break;
         case Kind::GrantLease: {
             auto r = store_.grantLease(a.ttlSeconds);
+            // This master's entry in the list of masters, on the new lease (a
+            // status page's only: its failure changes nothing of the election).
+            if (r)
+                if (auto p = store_.put(std::string(core::kMastersPrefix) + options_.self.name, core::leaderValue(options_.self), *r); !p)
+                    log::warnf("master %s: cannot list itself under %s: %s", options_.self.name.c_str(), core::kMastersPrefix,
+                               p.error().message().c_str());
             std::lock_guard lk(mu_);
             if (r) election_.granted(*r, sent, now());
             else election_.grantFailed(r.error().message(), sent, now());

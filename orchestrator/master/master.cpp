@@ -258,9 +258,32 @@ private:
         adminRoute(s, "GET", "/v1/cluster/status", [&](const Request&) {
             ClusterStatus st;
             std::string addr = o_.advertise.empty() ? o_.listen : o_.advertise[0];
+            if (addr.find(':') == std::string::npos) addr += o_.listen.substr(o_.listen.rfind(':'));
             st.masters.push_back({o_.name, addr, "leader"});
             st.leader = o_.name;
             st.store = leadership_ ? o_.store : "sqlite:" + o_.stateDir + "/state.db";
+            st.storeHealth = "healthy";
+            if (leadership_) {
+                // The others: every master whose lease is alive has its entry.
+                if (auto list = inner_->range(core::kMastersPrefix, state::prefixEnd(core::kMastersPrefix)); list) {
+                    for (const auto& kv : list->kvs) {
+                        core::LeaderInfo m = core::parseLeaderValue(kv.value);
+                        if (m.name == o_.name) continue;
+                        std::string a = m.url;
+                        if (auto at = a.find("://"); at != std::string::npos) a = a.substr(at + 3);
+                        st.masters.push_back({m.name, a, "standby"});
+                    }
+                }
+                size_t healthy = 0;
+                for (auto& m : inner_->members()) {
+                    healthy += m.healthy;
+                    st.storeMembers.push_back({m.endpoint, m.healthy, m.leader, m.version, m.dbSize, m.error});
+                }
+                if (healthy < st.storeMembers.size())
+                    st.storeHealth = std::to_string(healthy) + " of " + std::to_string(st.storeMembers.size()) +
+                                     " etcd members answer with a leader" +
+                                     (healthy * 2 > st.storeMembers.size() ? "" : ": no quorum, writes fail");
+            }
             st.nodes = int64_t(c.nodeCount());
             st.services = int64_t(c.serviceCount());
             return ok(st);
@@ -549,7 +572,20 @@ Result<std::unique_ptr<Master>> Master::open(const MasterOptions& opts) {
         if (!o.etcdCa.empty()) eo.caPem = TRY_CTX("--etcd-ca", sys::readFile(o.etcdCa));
         if (!o.etcdCert.empty()) eo.certPem = TRY_CTX("--etcd-cert", sys::readFile(o.etcdCert));
         if (!o.etcdKey.empty()) eo.keyPem = TRY_CTX("--etcd-key", sys::readFile(o.etcdKey));
-        inner = TRY(state::openEtcd(eo));
+        // etcd not answering yet (booting with this host, no quorum, a link
+        // that just came back) is waited for: a master started with its
+        // cluster comes up as a standby when etcd does. Bad options fail at once.
+        for (std::string said;;) {
+            auto opened = state::openEtcd(eo);
+            if (opened) {
+                inner = std::move(*opened);
+                break;
+            }
+            if (opened.error().errnum() != state::kUnavailable) return fail(std::move(opened).error());
+            if (opened.error().message() != said)
+                log::warnf("master %s: waiting for etcd: %s", o.name.c_str(), (said = opened.error().message()).c_str());
+            std::this_thread::sleep_for(std::chrono::milliseconds(500));
+        }
         LeadershipOptions lo;
         lo.self = {o.name, url};
         lo.onDeposed = [](const std::string& why) {

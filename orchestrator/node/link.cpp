@@ -55,9 +55,21 @@ std::string addressTowards(const std::string& host) {
 
 }  // namespace
 
+/// The masters of a --join list, each checked.
+Result<std::vector<std::string>> masterUrls(const std::string& list) {
+    std::vector<std::string> out;
+    for (const auto& u : sys::split(list, ',', false)) {
+        TRY(api::parseUrl(u));
+        out.push_back(u);
+    }
+    if (out.empty()) return failInvalid("node: --join: expected a master's URL (https://HOST:PORT[,https://HOST:PORT...])");
+    return out;
+}
+
 Result<NodeCredentials> ensureJoined(LinkOptions& o) {
     if (o.name.empty()) o.name = hostName();
-    auto url = TRY(api::parseUrl(o.masterUrl));
+    const auto urls = TRY(masterUrls(o.masterUrl));
+    auto url = TRY(api::parseUrl(urls[0]));
     if (o.address.empty()) o.address = addressTowards(url.host);
     const std::string dir = o.stateDir + "/cluster";
     // Joined before (to this master, under this name): the files say so.
@@ -69,7 +81,10 @@ Result<NodeCredentials> ensureJoined(LinkOptions& o) {
     }
     if (o.token.empty())
         return failInvalid("node: not joined to " + o.masterUrl + " yet: --token TOKEN is needed (hull cluster join-token on the master)");
-    auto joined = api::requestJoin(o.masterUrl, o.token, o.name);
+    // The masters in turn: a standby answers nothing, the leader signs.
+    auto joined = api::requestJoin(urls[0], o.token, o.name);
+    for (size_t i = 1; i < urls.size() && !joined && joined.error().errnum() != EINVAL; ++i)
+        joined = api::requestJoin(urls[i], o.token, o.name);
     if (!joined) return fail(std::move(joined).error().context("node"));
     const NodeCredentials& c = *joined;
     TRY(sys::mkdirAll(dir, 0700));
@@ -118,6 +133,8 @@ public:
     bool connected() const override { return open_; }
 
 private:
+    std::string masterNow() const { return urls_.empty() ? o_.masterUrl : urls_[current_ % urls_.size()]; }
+
     /// What the session has not written yet: log and exec output wait above a
     /// MiB of it, so that status and heartbeats are never stuck behind them.
     size_t backlog() const { return ws_ ? ws_->queuedBytes() : 0; }
@@ -131,7 +148,8 @@ private:
         // A half-open session (a partition the TCP stack has not noticed) is
         // found within two seconds and replaced: pinged after 1 s of silence.
         co.wsPingEvery = std::chrono::milliseconds(1000);
-        std::string url = o_.masterUrl;
+        // The next master of the list after one that closed or never answered.
+        std::string url = urls_.empty() ? o_.masterUrl : urls_[current_ % urls_.size()];
         url.replace(0, url.find("://"), "wss");
         std::weak_ptr<Link> self = shared_from_this();
         ws_ = api::WebSocketClient::create(
@@ -151,7 +169,7 @@ private:
     void opened() {
         open_ = true;
         backoff_ = std::chrono::milliseconds(200);
-        log::infof("node: connected to %s", o_.masterUrl.c_str());
+        log::infof("node: connected to %s", masterNow().c_str());
         Value m = Value::object();
         m.set("type", "hello");
         m.set("name", o_.name);
@@ -213,8 +231,9 @@ private:
         logs_.cancelAll();  // their readers were on that session
         execs_.cancelAll();
         if (stopped_) return;
-        if (was || !said_) log::warnf("node: link to %s: %s; retrying (running what it has)", o_.masterUrl.c_str(), why.c_str());
+        if (was || !said_) log::warnf("node: link to %s: %s; retrying (running what it has)", masterNow().c_str(), why.c_str());
         said_ = true;
+        ++current_;  // another master next (one only: the same)
         // Capped backoff: a master that is away is not hammered, one that is back is found within a second
         // (well within the master's restartGrace).
         retry_.expires_after(backoff_);
@@ -252,6 +271,8 @@ private:
 
     asio::io_context& ioc_;
     LinkOptions o_;
+    std::vector<std::string> urls_ = sys::split(o_.masterUrl, ',', false);  // the masters, in turn
+    size_t current_ = 0;                                                    // the one tried now
     NodeCredentials c_;
     Hooks h_;
     asio::steady_timer timer_, retry_;

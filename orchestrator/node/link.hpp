@@ -22,7 +22,10 @@ namespace hull::orchestrator::node {
 
 struct LinkOptions {
     std::string stateDir;   // the agent's: credentials go to STATE/cluster/
-    std::string masterUrl;  // https://HOST:PORT
+    /// https://HOST:PORT, or several masters "https://m1:7443,https://m2:7443"
+    /// (on etcd: one leads, the others serve nothing): the join, and every
+    /// session after, go to the first that answers, in turn.
+    std::string masterUrl;
     std::string token;      // HULL1.<ca sha256>.<secret>; needed for the first join only
     std::string name;       // default: the host name
     std::string address;    // the node's address as others reach it; default: the one that routes to the master

@@ -732,6 +732,41 @@ public:
 
     int64_t revision() const override { return rev_.load(); }
 
+    std::vector<StoreMember> members() override {
+        std::vector<StoreMember> out;
+        for (size_t ep = 0; ep < eps_.size(); ++ep) {
+            StoreMember m;
+            m.endpoint = eps_[ep].url;
+            Exchange x = exchange(ep, "/v3/maintenance/status", "{}", Kind::Read);
+            std::optional<json::Value> parsed;
+            if (x.reply && x.reply->status == 200)
+                if (auto p = json::Value::parse(x.reply->body); p && p->isObject()) parsed = std::move(*p);
+            if (!x.reply) {
+                m.error = x.why;
+            } else if (x.reply->status != 200) {
+                m.error = etcd::replyError(x.reply->status, x.reply->body).message();
+            } else if (!parsed) {
+                m.error = "an unexpected reply to /v3/maintenance/status";
+            } else {
+                const json::Value* header = parsed->find("header");
+                // Zero values are omitted: no "leader" means none is known.
+                const std::string self = header ? json::stringOf(*header, "member_id") : "";
+                const std::string leader = json::stringOf(*parsed, "leader");
+                m.version = json::stringOf(*parsed, "version");
+                auto size = int64Of(*parsed, "dbSize");
+                m.dbSize = size ? *size : 0;
+                m.leader = !self.empty() && self == leader;
+                std::string errors;
+                for (const auto& e : arrayOf(*parsed, "errors")) errors += (errors.empty() ? "" : "; ") + (e.isString() ? e.asString() : e.dump());
+                if (leader.empty() || leader == "0") m.error = "no leader";
+                else if (!errors.empty()) m.error = errors;
+                else m.healthy = true;
+            }
+            out.push_back(std::move(m));
+        }
+        return out;
+    }
+
 private:
     /// Read: repeating it is harmless, so any failure moves on to the next
     /// endpoint. Write: repeated only when it cannot have reached etcd.

@@ -66,6 +66,7 @@ public:
     [[nodiscard]] Result<int64_t> expireLeases() override;
     [[nodiscard]] Result<void> compact(int64_t revision) override;
     int64_t revision() const override;
+    std::vector<StoreMember> members() override { return inner_.members(); }
 
 private:
     /// The fenced txn: SUCCESS runs iff the fence and COMPARES hold, FAILURE iff

@@ -132,6 +132,17 @@ bool compareMatches(const Compare& c, const KeyValue* kv);
 /// Checks a txn branch before it runs: keys present, no key written twice.
 [[nodiscard]] Result<void> validateOps(const std::vector<Op>& ops);
 
+/// One member of a replicated store as its client sees it (`hull cluster
+/// status`): etcd's /v3/maintenance/status of that endpoint alone.
+struct StoreMember {
+    std::string endpoint;  // the client URL
+    bool healthy = false;  // answered, and has a leader
+    bool leader = false;   // the store's own (raft) leader
+    std::string version;   // "3.4.23"
+    int64_t dbSize = 0;    // bytes
+    std::string error;     // why not healthy
+};
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -178,6 +189,9 @@ public:
     [[nodiscard]] virtual Result<void> compact(int64_t revision) = 0;
     /// The store's current revision.
     virtual int64_t revision() const = 0;
+    /// Each member of a replicated store, asked one by one now (a dead one
+    /// costs its connect timeout); empty for a store of one file.
+    virtual std::vector<StoreMember> members() { return {}; }
 };
 
 /// The SQLite store: one file (WAL mode, synchronous=FULL) at PATH, created

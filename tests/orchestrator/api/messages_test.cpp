@@ -74,6 +74,9 @@ ClusterStatus clusterStatus() {
     return {{{"m1", "10.250.0.1:7443", "leader"}, {"m2", "10.250.0.2:7443", "follower"}},
             "m1",
             "etcd:http://10.250.0.1:2379",
+            "1 of 2 etcd members answer with a leader: no quorum, writes fail",
+            {{"http://10.250.0.1:2379", true, true, "3.4.23", 20480, ""},
+             {"http://10.250.0.2:2379", false, false, "", 0, "cannot connect: Connection refused"}},
             3,
             7};
 }
@@ -284,7 +287,26 @@ TEST_CASE("messages: the cluster's messages survive encode and decode", "[messag
     CHECK((status.masters[1].address == "10.250.0.2:7443" && status.masters[1].role == "follower"));
     CHECK(status.leader == "m1");
     CHECK(status.store == "etcd:http://10.250.0.1:2379");
+    CHECK(status.storeHealth == clusterStatus().storeHealth);
+    REQUIRE(status.storeMembers.size() == 2);
+    CHECK((status.storeMembers[0].healthy && status.storeMembers[0].leader && status.storeMembers[0].dbSize == 20480 &&
+           status.storeMembers[0].version == "3.4.23"));
+    CHECK((!status.storeMembers[1].healthy && status.storeMembers[1].error == "cannot connect: Connection refused"));
     CHECK((status.nodes == 3 && status.services == 7));
+    // A version 2 status (an older master's) has neither: it still decodes.
+    std::string v2 = encode(clusterStatus());
+    const auto from = v2.find(",\"storeHealth\"");  // the last fields: up to the closing "}}"
+    const auto to = v2.rfind("}}");
+    INFO(v2);
+    REQUIRE((from != std::string::npos && to != std::string::npos && to > from));
+    v2.erase(from, to - from);
+    const auto ver = v2.find("\"schemaVersion\":3");
+    REQUIRE(ver != std::string::npos);
+    v2.replace(ver, 17, "\"schemaVersion\":2");
+    auto old = decode<ClusterStatus>(v2);
+    INFO(v2 << ": " << (old ? "" : old.error().message()));
+    REQUIRE(old);
+    CHECK((old->storeHealth.empty() && old->storeMembers.empty() && old->nodes == 3));
 }
 
 TEST_CASE("messages: the wire is one JSON object under the message's name, each struct with its schemaVersion",
@@ -592,5 +614,8 @@ TEST_CASE("messages: the CLI's JSON keeps the API's shape, with the cluster's fi
     CHECK(outputJson(clusterStatus()).dump() ==
           R"({"masters":[{"name":"m1","address":"10.250.0.1:7443","role":"leader"},)"
           R"({"name":"m2","address":"10.250.0.2:7443","role":"follower"}],"leader":"m1",)"
-          R"("store":"etcd:http://10.250.0.1:2379","nodes":3,"services":7})");
+          R"("store":"etcd:http://10.250.0.1:2379","storeHealth":"1 of 2 etcd members answer with a leader: no quorum, writes fail",)"
+          R"("storeMembers":[{"endpoint":"http://10.250.0.1:2379","healthy":true,"leader":true,"version":"3.4.23","dbSize":20480,"error":""},)"
+          R"({"endpoint":"http://10.250.0.2:2379","healthy":false,"leader":false,"version":"","dbSize":0,"error":"cannot connect: Connection refused"}],)"
+          R"("nodes":3,"services":7})");
 }

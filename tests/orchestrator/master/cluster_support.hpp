@@ -42,9 +42,15 @@ inline RunResult clusterScript(std::vector<std::string> args) {
 
 /// A cluster for the length of a test case.
 struct Cluster {
-    explicit Cluster(int nodes = 3) {
+    /// EXTRA: more options of `scripts/cluster up` ("--masters", "3", "--store", "etcd").
+    explicit Cluster(int nodes = 3, std::vector<std::string> extra = {}) {
         (void)clusterScript({"down"});  // a leftover of an interrupted run
-        auto up = clusterScript({"up", "--nodes", std::to_string(nodes)});
+        std::vector<std::string> args{"up", "--nodes", std::to_string(nodes)};
+        for (size_t i = 0; i < extra.size(); ++i) {
+            args.push_back(extra[i]);
+            if (extra[i] == "--masters" && i + 1 < extra.size() && extra[i + 1] != "1") masters = std::atoi(extra[i + 1].c_str());
+        }
+        auto up = clusterScript(args);
         INFO(up.out << up.err);
         REQUIRE(up.status == 0);
         for (const auto& line : split(clusterScript({"env"}).out))
@@ -70,7 +76,8 @@ struct Cluster {
         if (s.size() >= 2 && (s[0] == '\'' || s[0] == '"')) s = s.substr(1, s.size() - 2);
         return s;
     }
-    std::string config() const { return kDir + "/m1/admin.conf"; }
+    /// The admin.conf users take: with several masters, the one naming them all.
+    std::string config() const { return masters > 1 ? kDir + "/admin.conf" : kDir + "/m1/admin.conf"; }
     RunResult hull(std::vector<std::string> args) const {
         args.insert(args.begin(), {binPath("hull"), "--config", config()});
         return run(args);
@@ -126,6 +133,7 @@ struct Cluster {
         return pid_t(std::atoi(readFileOr(kRun + "/" + host + "-" + kind + ".pid", "0").c_str()));
     }
     std::string image;
+    int masters = 1;
 };
 
 inline bool eventually(const std::function<bool()>& cond, int ms = 30000) { return waitFor(cond, ms); }
