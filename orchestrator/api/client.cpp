@@ -63,16 +63,24 @@ Result<std::pair<int, std::string>> apiCall(const ApiTarget& t, const std::strin
     ClientOptions o;
     o.caPem = t.ca;
     o.bearerToken = t.token;
-    // Masters in turn until one answers: a standby's port is closed, a leader
-    // that died answers nothing. (A request whose answer was lost may then
-    // reach a second master: the API's changes are idempotent but for a
-    // join-token rotation, which would rotate twice.)
+    // Masters in turn until one answers: a leader that died answers nothing; a
+    // standby forwards to the leader, or answers 503 when it knows none (an
+    // election, etcd without quorum), and then the next is asked; when none
+    // does better, that 503 and its reason are the answer. (A request whose
+    // answer was lost may then reach a second master: the API's changes are
+    // idempotent but for a join-token rotation, which would rotate twice.)
     std::string tried;
+    std::optional<std::pair<int, std::string>> unavailable;
     for (const auto& url : t.urls.empty() ? std::vector<std::string>{t.url} : t.urls) {
         auto r = httpsRequest(method, url + target, body, o);
+        if (r && r->status == 503) {
+            unavailable = std::make_pair(r->status, r->body);
+            continue;
+        }
         if (r) return std::make_pair(r->status, r->body);
         tried += (tried.empty() ? "" : "; ") + r.error().message();
     }
+    if (unavailable) return *unavailable;
     return fail(Error::plain(EHOSTUNREACH, "cannot reach the master (" + t.config + "): " + tried));
 }
 

@@ -21,6 +21,10 @@ Result<NodeCredentials> requestJoin(const std::string& url, const std::string& t
     body.set("csr", csr);
     auto r = httpsRequest("POST", url + "/v1/join", body.dump(), co);
     if (!r) return fail(std::move(r).error().context("join " + url));
+    if (r->status == 503) {  // a standby master (or one without its store): another may take the join
+        auto e = decode<ErrorReply>(r->body);
+        return fail(Error::plain(EAGAIN, "join " + url + ": unavailable: " + (e ? e->message : r->body)));
+    }
     if (r->status != 200) {
         auto e = decode<ErrorReply>(r->body);
         return failInvalid("join " + url + ": refused: " + (e ? e->message : r->body));

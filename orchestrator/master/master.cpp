@@ -15,6 +15,7 @@
 #include "orchestrator/master/credentials.hpp"
 #include "orchestrator/master/leadership.hpp"
 #include "orchestrator/master/records.hpp"
+#include "orchestrator/master/standby.hpp"
 #include "orchestrator/state/etcd_store.hpp"
 #include "orchestrator/state/fenced_store.hpp"
 #include "orchestrator/state/store.hpp"
@@ -600,16 +601,32 @@ Result<std::unique_ptr<Master>> Master::open(const MasterOptions& opts) {
         };
         leadership = std::make_unique<Leadership>(*inner, lo);
         leadership->start();
-        // A standby serves nothing: it waits for the leader key, and loads the
-        // cluster's state only once it leads (so that it is the latest).
+        // A standby holds no state: it forwards the API to the leader
+        // (master/standby.hpp) with the cluster's credentials, read from etcd
+        // (made there by the first master), and loads the cluster's state only
+        // once it leads, so that it is the latest.
         std::string said;
+        std::unique_ptr<StandbyServer> standby;
+        auto nextTry = std::chrono::steady_clock::now();
+        Leadership* l = leadership.get();
         while (!leadership->isLeader()) {
             std::string now = leadership->leaderName().empty() ? "no leader yet" : "the leader is " + leadership->leaderName() +
                                                                                        " (" + leadership->leaderUrl() + ")";
             if (!leadership->lastError().empty()) now += "; " + leadership->lastError();
             if (now != said) log::infof("master %s: standby on %s: %s", o.name.c_str(), o.store.c_str(), (said = now).c_str());
+            if (!standby && std::chrono::steady_clock::now() >= nextTry) {
+                nextTry = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+                auto shared = loadOrMakeSharedCredentials(*inner, o.stateDir, sans, url);
+                auto started = shared ? StandbyServer::start(*shared, StandbyOptions{o.name, o.listen,
+                                                                                     [l] { return core::LeaderInfo{l->leaderName(), l->leaderUrl()}; },
+                                                                                     [l] { return l->lastError(); }})
+                                      : Result<std::unique_ptr<StandbyServer>>(fail(std::move(shared).error()));
+                if (started) standby = std::move(*started);
+                else log::warnf("master %s: standby: cannot serve yet (%s); retrying", o.name.c_str(), started.error().message().c_str());
+            }
             std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
+        standby.reset();  // the port is the leader's server's from here
         log::infof("master %s: leading (term at revision %lld)", o.name.c_str(), (long long)leadership->fencingRevision());
         co.maxTxnOps = 100;  // etcd's --max-txn-ops is 128 by default
         store = std::make_unique<state::FencedStore>(*inner, core::kLeaderKey,

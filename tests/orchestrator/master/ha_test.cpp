@@ -120,7 +120,9 @@ TEST_CASE("cluster on etcd: the leader killed or cut off from etcd is replaced, 
         },
         20000));
     INFO(refused.out << refused.err);
-    CHECK_FALSE(trimmed(refused.err).empty());
+    // Said plainly: the leader's write timed out for want of a quorum, or the
+    // standbys answer that there is no leader, and why (etcd's own words).
+    CHECK((refused.err.find("quorum") != std::string::npos || refused.err.find("no leader") != std::string::npos));
     std::this_thread::sleep_for(std::chrono::seconds(3));
     // Every container that ran before is running still, never restarted.
     const auto during = onNodes(nodes, "web");

@@ -1,7 +1,7 @@
 // `hull master --store etcd://...` as a user runs it: real master processes
 // on loopback, a real etcd from Debian (tests/orchestrator/state/etcd_support.hpp).
-// One leads; another waits as a standby and takes over, with the cluster's
-// state, when the leader dies or stops. (Fencing a deposed leader's writes is
+// One leads; another waits as a standby (forwarding the API to the leader)
+// and takes over, with the cluster's state, when the leader dies or stops. (Fencing a deposed leader's writes is
 // fenced_store_test's; the election's timing, election_test's.)
 #include <netinet/in.h>
 #include <signal.h>
@@ -42,18 +42,6 @@ int freePort() {
     REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len) == 0);
     ::close(fd);
     return ntohs(sa.sin_port);
-}
-
-/// Whether something accepts TCP connections on 127.0.0.1:PORT.
-bool listening(int port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(uint16_t(port));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
-    ::close(fd);
-    return ok;
 }
 
 /// `hull master` as a child process (dies with the test process), its output in LOG.
@@ -104,6 +92,7 @@ public:
         return run(args);
     }
     std::string log() const { return readFileOr(dir_ + ".log"); }
+    bool alive() const { return pid_ > 0 && ::kill(pid_, 0) == 0; }
     int port() const { return port_; }
 
 private:
@@ -126,7 +115,8 @@ std::string servicesOf(const MasterProcess& m) {
 
 }  // namespace
 
-TEST_CASE("master on etcd: a standby serves nothing, and takes over with the cluster's state when the leader dies or stops",
+TEST_CASE("master on etcd: a standby forwards calls to the leader, and takes over with the cluster's state when the leader "
+          "dies or stops",
           "[master][etcd]") {
     EtcdCluster etcd;
     const std::string store = "etcd://" + etcd.endpoint(0).substr(std::string("http://").size());
@@ -148,11 +138,25 @@ TEST_CASE("master on etcd: a standby serves nothing, and takes over with the clu
     INFO(applied.out << applied.err);
     REQUIRE(applied.status == 0);
 
-    // m2, on the same etcd: a standby while m1 leads (its port is not open).
+    // m2, on the same etcd: a standby while m1 leads. It holds no state: what
+    // it answers is m1's, forwarded (a write too).
     MasterProcess m2("m2", dirs.path() + "/m2", freePort(), store);
-    REQUIRE(waitFor([&] { return m2.log().find("standby") != std::string::npos; }, 10000));
+    REQUIRE(waitFor([&] { return m2.log().find("standby serving") != std::string::npos; }, 10000));
     REQUIRE(waitFor([&] { return m2.log().find("the leader is m1") != std::string::npos; }, 10000));
-    CHECK_FALSE(listening(m2.port()));
+    CHECK(servicesOf(m2) == "web ");
+    writeFileOrThrow(files / "api.yaml", "name: api\nimage: hull.local/busybox:latest\nreplicas: 1\n");
+    auto viaStandby = m2.hull({"apply", "-f", files / "api.yaml"});
+    INFO(viaStandby.out << viaStandby.err);
+    CHECK(viaStandby.status == 0);
+    CHECK(servicesOf(m1) == "api web ");
+    CHECK(m2.hull({"delete", "api"}).status == 0);
+    CHECK(servicesOf(m1) == "web ");
+    auto st2 = m2.hull({"cluster", "status", "--output", "json"});
+    auto s2 = json::Value::parse(st2.out);
+    REQUIRE(s2);
+    CHECK(json::stringOf(*s2, "leader") == "m1");
+    REQUIRE(s2->find("masters"));
+    CHECK(s2->find("masters")->asArray().size() == 2);
 
     // One admin.conf for both: the masters share the CA and the admin token
     // (made by m1, kept in etcd). The CLI tries its servers in turn.
@@ -187,10 +191,10 @@ TEST_CASE("master on etcd: a standby serves nothing, and takes over with the clu
     CHECK(json::stringOf(*json::Value::parse(status2.out), "leader") == "m2");
     CHECK(readFileOr(dirs.path() + "/m2/join-token") == readFileOr(dirs.path() + "/m1/join-token"));
 
-    // m1 again: now the standby.
+    // m1 again: now the standby, forwarding to m2.
     m1.start();
     REQUIRE(waitFor([&] { return m1.log().find("the leader is m2") != std::string::npos; }, 10000));
-    CHECK_FALSE(listening(m1.port()));
+    CHECK(waitFor([&] { return servicesOf(m1) == "web "; }, 10000));
     // m2 stops cleanly: it resigns, and m1 takes over at once, not after a lease runs out.
     const auto stopped = std::chrono::steady_clock::now();
     const int exit = m2.stop(SIGTERM);
@@ -222,20 +226,22 @@ TEST_CASE("masters on etcd: of 500 numbered applies made while the leader is SIG
     std::vector<std::unique_ptr<MasterProcess>> masters;
     for (int i = 1; i <= 3; ++i)
         masters.push_back(std::make_unique<MasterProcess>("m" + std::to_string(i), dirs.path() + "/m" + std::to_string(i), freePort(), store));
+    // The leader, as a master's own log says last (a standby answers too: it forwards).
     auto leader = [&]() -> MasterProcess* {
-        for (auto& m : masters)
-            if (listening(m->port())) return m.get();
+        for (auto& m : masters) {
+            const std::string log = m->log();
+            const auto led = log.rfind("leading (term");
+            if (led != std::string::npos && log.find("no longer the leader", led) == std::string::npos && m->alive()) return m.get();
+        }
         return nullptr;
     };
     MasterProcess* first = nullptr;
     REQUIRE(waitFor([&] { return (first = leader()) && first->hull({"get", "services"}).status == 0; }, 20000));
-    // The admin.conf of all three.
+    // The admin.conf of all three (each master wrote the same one, but for its URL).
     std::string servers;
     for (auto& m : masters) servers += (servers.empty() ? "" : ",") + ("https://127.0.0.1:" + std::to_string(m->port()));
-    std::string leaderDir;
-    for (int i = 1; i <= 3; ++i)
-        if (masters[size_t(i - 1)].get() == first) leaderDir = dirs.path() + "/m" + std::to_string(i);
-    auto admin = json::Value::parse(readFileOr(leaderDir + "/admin.conf"));
+    REQUIRE(waitFor([&] { return !readFileOr(dirs.path() + "/m1/admin.conf").empty(); }, 10000));
+    auto admin = json::Value::parse(readFileOr(dirs.path() + "/m1/admin.conf"));
     REQUIRE(admin);
     admin->set("server", servers);
     TempDir files("hull-etcd-acked-files");
