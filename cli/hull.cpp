@@ -596,6 +596,28 @@ void printDescribe(const json::Value& v) {
         if (!textOf(*r, "reason").empty()) text += " (" + textOf(*r, "reason") + ")";
         line("Rollout:", text);
     }
+    if (const json::Value* a = v.find("autoscale"); a && a->isObject()) {
+        const json::Value* as = spec.find("autoscale");
+        std::string text = (as ? textOf(*as, "min") + ".." + textOf(*as, "max") : std::string("?")) + " replicas, " +
+                           textOf(*a, "desired") + " desired";
+        char metric[64];
+        if (as && as->find("cpu")) {
+            const double cpu = a->find("cpu") && a->find("cpu")->isNumber() ? a->find("cpu")->asDouble() : -1;
+            std::snprintf(metric, sizeof metric, "; cpu %s of target %.0f%%", cpu < 0 ? "-" : (std::to_string(int(cpu * 100 + 0.5)) + "%").c_str(),
+                          as->find("cpu")->asDouble() * 100);
+            text += metric;
+        }
+        if (as && as->find("requestsPerSecond")) {
+            const double rps = a->find("rps") && a->find("rps")->isNumber() ? a->find("rps")->asDouble() : -1;
+            std::snprintf(metric, sizeof metric, "; %s conn/s for a target of %g per replica",
+                          rps < 0 ? "-" : std::to_string(int(rps + 0.5)).c_str(), as->find("requestsPerSecond")->asDouble());
+            text += metric;
+        }
+        line("Autoscale:", text);
+        if (!textOf(*a, "decision").empty()) line("", "now: " + textOf(*a, "decision"));
+        if (!textOf(*a, "lastChange").empty())
+            line("", "last change: " + textOf(*a, "lastChange") + " (" + durationText(intOf(*a, "lastChangeAgoMs")) + " ago)");
+    }
     const json::Value* b = spec.find("backoff");
     char factor[32];
     std::snprintf(factor, sizeof factor, "%g", b->find("factor")->asDouble());

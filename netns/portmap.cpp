@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <charconv>
 #include <memory>
+#include <map>
 
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
@@ -232,18 +233,25 @@ Result<void> publishPorts(const std::vector<PortMapping>& ports, Ipv4 ip) {
 std::string balancedScript(const PortMapping& p, const std::vector<Ipv4>& backends, bool add) {
     std::string chain = balancedChain(p);
     std::string map = mapName(p, "bal");
+    // The chain's counter is an object of its own: it outlives the flush that
+    // replaces the rule when the backends change. (Added before it is deleted:
+    // a table made by an older hull has none.)
+    const std::string counter = "counter ip hull " + chain + "_n\n";
     if (!add)
-        return "delete element ip hull " + map + " { " + mapKey(p) + " }\ndelete chain ip hull " + chain + "\n";
-    std::string out = "add chain ip hull " + chain + "\nflush chain ip hull " + chain + "\n";
+        return "delete element ip hull " + map + " { " + mapKey(p) + " }\ndelete chain ip hull " + chain + "\nadd " + counter +
+               "delete " + counter;
+    std::string out = "add " + counter + "add chain ip hull " + chain + "\nflush chain ip hull " + chain + "\n";
+    // In a nat chain only a connection's first packet is seen: it counts new connections.
+    const std::string count = " counter name \"" + chain + "_n\"";
     if (!backends.empty()) {
-        out += "add rule ip hull " + chain + " meta l4proto " + p.protocol + " dnat ip to numgen random mod " +
+        out += "add rule ip hull " + chain + count + " meta l4proto " + p.protocol + " dnat ip to numgen random mod " +
                std::to_string(backends.size()) + " map { ";
         for (size_t i = 0; i < backends.size(); ++i)
             out += (i ? ", " : "") + std::to_string(i) + " : " + backends[i].str() + " . " + std::to_string(p.containerPort);
         out += " }\n";
     } else {
         // Nothing behind the port: dropped, not handed to whatever listens on the host.
-        out += "add rule ip hull " + chain + " drop\n";
+        out += "add rule ip hull " + chain + count + " drop\n";
     }
     return out + "add element ip hull " + map + " { " + mapKey(p) + " : goto " + chain + " }\n";
 }
@@ -286,17 +294,19 @@ std::string vipScript(Ipv4 vip, const std::vector<Ipv4>& backends, bool add) {
     const std::string chain = vipChain(vip);
     // vipaddrs: removal adds first, so that a member already gone fails nothing.
     const std::string member = "element ip hull vipaddrs { " + vip.str() + " }\n";
+    const std::string counter = "counter ip hull " + chain + "_n\n";  // as balancedScript's
     if (!add)
         return "add " + member + "delete " + member + "delete element ip hull vips { " + vip.str() +
-               " }\ndelete chain ip hull " + chain + "\n";
-    std::string out = "add chain ip hull " + chain + "\nflush chain ip hull " + chain + "\n";
+               " }\ndelete chain ip hull " + chain + "\nadd " + counter + "delete " + counter;
+    std::string out = "add " + counter + "add chain ip hull " + chain + "\nflush chain ip hull " + chain + "\n";
+    const std::string count = " counter name \"" + chain + "_n\"";
     if (!backends.empty()) {
         // The address only: VIP:PORT goes to the same PORT of the replica.
-        out += "add rule ip hull " + chain + " dnat ip to numgen random mod " + std::to_string(backends.size()) + " map { ";
+        out += "add rule ip hull " + chain + count + " dnat ip to numgen random mod " + std::to_string(backends.size()) + " map { ";
         for (size_t i = 0; i < backends.size(); ++i) out += (i ? ", " : "") + std::to_string(i) + " : " + backends[i].str();
         out += " }\n";
     } else {
-        out += "add rule ip hull " + chain + " reject\n";  // no replica ready: refused at once, not left to time out
+        out += "add rule ip hull " + chain + count + " reject\n";  // no replica ready: refused at once, not left to time out
     }
     return out + "add " + member + "add element ip hull vips { " + vip.str() + " : goto " + chain + " }\n";
 }
@@ -310,6 +320,35 @@ Result<void> unpublishVip(Ipv4 vip) {
     auto r = runNft(vipScript(vip, {}, false), "service address " + vip.str());
     if (!r && nftMissing(r.error())) return {};
     return r;
+}
+
+Result<std::vector<uint64_t>> newConnections(const std::vector<ConnectionGroup>& groups) {
+    std::vector<uint64_t> sums(groups.size(), 0);
+    if (groups.empty()) return sums;
+    auto out = nftOutput("list counters table ip hull", "connection counters", true);
+    if (!out) {
+        if (nftMissing(out.error())) return sums;  // no table: nothing published yet
+        return fail(std::move(out).error());
+    }
+    auto doc = json::Value::parse(*out);
+    if (!doc) return fail(std::move(doc).error().context("connection counters: nft's JSON"));
+    std::map<std::string, uint64_t> counted;
+    if (const json::Value* items = doc->find("nftables"); items && items->isArray())
+        for (const auto& item : items->asArray())
+            if (const json::Value* c = item.find("counter")) {
+                uint64_t n = 0;
+                if (const json::Value* packets = c->find("packets")) packets->toUint64(n);
+                counted[json::stringOf(*c, "name")] = n;
+            }
+    auto of = [&](const std::string& name) {
+        auto it = counted.find(name + "_n");
+        return it == counted.end() ? uint64_t(0) : it->second;
+    };
+    for (size_t i = 0; i < groups.size(); ++i) {
+        for (const auto& p : groups[i].ports) sums[i] += of(balancedChain(p));
+        if (groups[i].vip) sums[i] += of(vipChain(*groups[i].vip));
+    }
+    return sums;
 }
 
 Result<void> removeClusterSubnet(const Cidr& subnet) {

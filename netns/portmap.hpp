@@ -67,6 +67,16 @@ std::string balancedScript(const PortMapping& port, const std::vector<Ipv4>& bac
 /// The nft commands behind publishVip (ADD) and unpublishVip (pure).
 std::string vipScript(Ipv4 vip, const std::vector<Ipv4>& backends, bool add);
 [[nodiscard]] Result<void> removeClusterSubnet(const Cidr& subnet);
+/// One service's published ports (balanced) and virtual IP.
+struct ConnectionGroup {
+    std::vector<PortMapping> ports;
+    std::optional<Ipv4> vip;
+};
+/// New connections so far to each group's ports and address, summed per group
+/// (one nft call for all). A counter each, in the nat chain, which sees only a
+/// connection's first packet. A port or address published again keeps
+/// counting from where it was; one unpublished starts again from 0. No table: 0s.
+[[nodiscard]] Result<std::vector<uint64_t>> newConnections(const std::vector<ConnectionGroup>& groups);
 /// Remove the whole table (tests; `hull network rm`).
 [[nodiscard]] Result<void> dropNatTable();
 

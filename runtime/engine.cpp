@@ -641,6 +641,20 @@ Result<void> Engine::publishBalancedTo(const std::vector<std::string>& ports, co
     return {};
 }
 
+Result<std::vector<uint64_t>> Engine::newConnections(const std::vector<Published>& services) {
+    std::vector<netns::ConnectionGroup> groups;
+    for (const auto& s : services) {
+        netns::ConnectionGroup g;
+        for (const auto& p : s.ports) g.ports.push_back(TRY(netns::parsePortMapping(p)));
+        if (!s.vip.empty()) {
+            g.vip = netns::Ipv4::parse(s.vip);
+            if (!g.vip) return failInvalid("service address \"" + s.vip + "\": not an IPv4 address");
+        }
+        groups.push_back(std::move(g));
+    }
+    return netns::newConnections(groups);
+}
+
 Result<void> Engine::unpublishBalanced(const std::vector<std::string>& ports) {
     for (const auto& p : ports) TRY(netns::unpublishBalanced(TRY(netns::parsePortMapping(p))));
     return {};

@@ -123,6 +123,14 @@ public:
     /// any node; none: refused) on the port asked for (netns::publishVip).
     [[nodiscard]] Result<void> publishVip(const std::string& vip, const std::vector<std::string>& backends);
     [[nodiscard]] Result<void> unpublishVip(const std::string& vip);
+    /// New connections so far, per service: to its balanced ports ("8080:80")
+    /// and its virtual IP ("": none), as this host's nftables counted them
+    /// (netns::newConnections). One nft call for all.
+    struct Published {
+        std::vector<std::string> ports;
+        std::string vip;
+    };
+    [[nodiscard]] Result<std::vector<uint64_t>> newConnections(const std::vector<Published>& services);
     /// The networks that keep a cluster's containers apart (netns/isolation.hpp):
     /// the filter chains for NETWORKS on this node's SUBNET of CLUSTER, where
     /// SERVICES holds the service addresses. Run again when the list changes,

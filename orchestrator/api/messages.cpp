@@ -187,6 +187,7 @@ HULL_WIRE(NodeReply)
 HULL_WIRE(JoinTokenReply)
 HULL_WIRE(MasterEntry)
 HULL_WIRE(StoreMemberEntry)
+HULL_WIRE(AutoscaleView)
 HULL_WIRE(ClusterStatus)
 HULL_WIRE(StatusReport)
 HULL_WIRE(RolloutStatus)
@@ -314,6 +315,7 @@ json::Value outputJson(const DescribeReply& m) {
     for (const auto& e : m.events) evs.push(eventJson(e, false));  // all of one service: no "service"
     v.set("events", evs);
     if (!m.rollout.state.empty()) v.set("rollout", plainJson(m.rollout));
+    if (m.autoscale.active) v.set("autoscale", plainJson(m.autoscale));
     return v;
 }
 

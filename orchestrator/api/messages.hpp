@@ -359,9 +359,27 @@ struct RolloutStatus {
 };
 
 /// GET /v1/services/NAME (`hull describe`).
+/// An autoscaled service's state on the master (`hull describe`).
+struct AutoscaleView {
+    static constexpr const char* kName = "AutoscaleView";
+    static constexpr int kVersion = 2;
+    bool active = false;    // the service is autoscaled
+    double cpu = -1;        // the last sample's mean CPU of the ready replicas, of their limit (-1: none)
+    double rps = -1;        // the last sample's new connections per second (-1: none)
+    int64_t ready = 0;      // the last sample's ready replicas
+    int64_t desired = 0;    // what the last decision called for
+    std::string decision;   // its reason
+    std::string lastChange;  // the last change's reason ("" : none since the master started)
+    int64_t lastChangeAgoMs = -1;
+    void fields(wire::Io& io) {
+        io.fields("active", active, "cpu", cpu, "rps", rps, "ready", ready, "desired", desired, "decision", decision,
+                  "lastChange", lastChange, "lastChangeAgoMs", lastChangeAgoMs);
+    }
+};
+
 struct DescribeReply {
     static constexpr const char* kName = "DescribeReply";
-    static constexpr int kVersion = 3;
+    static constexpr int kVersion = 4;
     std::string name;
     int64_t generation = 0;
     int64_t updated = 0;  // unix ms of the last apply that changed it
@@ -371,10 +389,12 @@ struct DescribeReply {
     std::vector<PendingReplica> pending;  // none on a standalone agent
     std::vector<Event> events;            // its last ones, oldest first
     RolloutStatus rollout;  // a master's: its last rollout (state "": none, or a standalone agent's)
+    AutoscaleView autoscale;  // a master's, for an autoscaled service
     void fields(wire::Io& io) {
         io.fields("name", name, "generation", generation, "updated", updated, "spec", spec, "replicas", replicas,
                   "containers", containers, "pending", pending, "events", events);
         if (io.version() >= 3) io.field("rollout", rollout);
+        if (io.version() >= 4) io.field("autoscale", autoscale);
     }
 };
 

@@ -180,6 +180,10 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
     auto old = services_.find(svc->name);
     bool rollout = false;
     if (old != services_.end()) r.vip = old->second.vip;
+    // An autoscaled service applied again keeps the replicas the autoscaler
+    // chose (within the new bounds): the file's `replicas` is where it starts.
+    if (old != services_.end() && old->second.spec.autoscale && r.spec.autoscale)
+        r.spec.replicas = std::clamp(old->second.spec.replicas, r.spec.autoscale->min, r.spec.autoscale->max);
     if (r.vip.empty() && (r.vip = freeVip()).empty())
         return fail(Error::plain(ENOSPC, source + ": the service CIDR " + o_.serviceCidr.str() + " has no address left for a VIP"));
     if (old == services_.end()) {
@@ -191,7 +195,7 @@ Result<ApplyReply> Cluster::apply(const std::string& source, const std::string& 
         r.generation = old->second.generation;
         r.lastGeneration = old->second.lastGeneration;
         r.rollout = old->second.rollout;
-        if (old->second.spec == *svc && old->second.vip == r.vip) return ApplyReply{svc->name, r.generation};
+        if (old->second.spec == r.spec && old->second.vip == r.vip) return ApplyReply{svc->name, r.generation};
     } else {
         // A new template: rolled out slot by slot (core/rollout.hpp), from the
         // generation the replicas run, or, during a rollout that has not
@@ -235,14 +239,50 @@ Result<ScaleReply> Cluster::scale(const std::string& name, int64_t replicas, int
     auto it = services_.find(name);
     if (it == services_.end()) return fail(Error::plain(ENOENT, "no service \"" + name + "\" (hull get services lists them)"));
     if (replicas < 0 || replicas > 100000) return failInvalid("replicas: expected a number from 0 to 100000");
+    if (const auto& a = it->second.spec.autoscale)
+        return fail(Error::plain(EBUSY, "service \"" + name + "\" is autoscaled (" + std::to_string(a->min) + " to " +
+                                            std::to_string(a->max) + " replicas, now " +
+                                            std::to_string(it->second.spec.replicas) +
+                                            "): change autoscale.min and max in its file and apply it, or remove autoscale "
+                                            "to set replicas by hand"));
+    return rescale(name, replicas, "scale", std::to_string(replicas) + " replicas", now);
+}
+
+Result<ScaleReply> Cluster::rescale(const std::string& name, int64_t replicas, const std::string& kind, const std::string& why,
+                                    int64_t now) {
+    auto it = services_.find(name);
+    if (it == services_.end()) return fail(Error::plain(ENOENT, "no service \"" + name + "\""));
     ServiceRecord r = it->second;
     r.spec.replicas = int(replicas);
     r.updated = o_.wallMs();
     if (auto put = store_->put(keys::service(name), encodeService(r)); !put) return fail(storeError(put.error()));
     it->second = r;
     dirtyServices_.insert(name);
-    event("scale", name, "", std::to_string(replicas) + " replicas", now);
+    event(kind, name, "", why, now);
     return ScaleReply{name, r.generation, replicas};
+}
+
+void Cluster::autoscale(int64_t now) {
+    if (now - lastSample_ < 1000) return;
+    lastSample_ = now;
+    std::map<std::string, std::vector<std::string>> ready;  // service -> ready container ids on up nodes
+    for (const auto& [node, l] : live_) {
+        if (l.down) continue;
+        for (const auto& [id, c] : l.containers)
+            if (c.ready && c.status == "running") ready[c.service].push_back(id);
+    }
+    for (const auto& [name, r] : services_) {
+        if (!r.spec.autoscale) continue;
+        const Autoscale& a = *r.spec.autoscale;
+        const double limit = r.spec.limits.cpus > 0 ? r.spec.limits.cpus : r.spec.requests.cpus;
+        auto sample = autoscaling_.sample(name, ready[name], limit, a.requestsPerSecond.has_value(), now);
+        auto d = autoscaling_.decide(name, a, r.spec.replicas, sample, now);
+        if (!d.changed || d.desired == r.spec.replicas) continue;
+        log::infof("master: autoscale %s: %s", name.c_str(), d.reason.c_str());
+        if (auto res = rescale(name, d.desired, "autoscale", d.reason, now); !res)
+            log::errorf("master: autoscale %s: %s", name.c_str(), res.error().message().c_str());
+        else autoscaling_.changed(name, d.reason, now);
+    }
 }
 
 Result<void> Cluster::remove(const std::string& name, int64_t now) {
@@ -254,6 +294,7 @@ Result<void> Cluster::remove(const std::string& name, int64_t now) {
     if (!t) return fail(storeError(t.error()));
     services_.erase(name);
     history_.erase(name);
+    autoscaling_.forgetService(name);
     forgetWatches(name);
     unreadable_.erase(name);
     pending_.erase(name);
@@ -395,6 +436,7 @@ void Cluster::indexMember(const std::string& node, const ContainerEntry& c, bool
 }
 
 void Cluster::forgetContainers(const std::string& node, Live& l) {
+    autoscaling_.forgetNode(node);
     for (const auto& [id, c] : l.containers) {
         countReady(node, c, -1);
         indexMember(node, c, false);
@@ -444,6 +486,19 @@ Result<DescribeReply> Cluster::describe(const std::string& name) const {
     d.replicas.desired = d.spec.replicas;
     d.replicas.ready = readySlots(&name)[name];
     if (auto st = rolloutStatus(name)) d.rollout = *st;
+    if (d.spec.autoscale) {
+        d.autoscale.active = true;
+        d.autoscale.desired = d.spec.replicas;
+        if (const Autoscaling::Status* a = autoscaling_.status(name)) {
+            d.autoscale.cpu = a->last.cpu.value_or(-1);
+            d.autoscale.rps = a->last.rps.value_or(-1);
+            d.autoscale.ready = a->last.ready;
+            d.autoscale.desired = a->decision.desired;
+            d.autoscale.decision = a->decision.reason;
+            d.autoscale.lastChange = a->lastChange;
+            if (a->decidedAt > 0) d.autoscale.lastChangeAgoMs = lastSample_ - a->decidedAt;
+        }
+    }
     if (auto p = pending_.find(name); p != pending_.end())
         for (const auto& [slot, why] : p->second) d.pending.push_back({slot, why});
     std::vector<Event> mine;
@@ -664,6 +719,7 @@ void Cluster::sessionMessage(const std::shared_ptr<api::WebSocketSession>& s, co
     Live& l = live_[node];
     l.lastHeartbeat = now;
     if (type == "heartbeat") return;
+    if (type == "usage") return autoscaling_.usage(node, *m, now);
     if (type == "status") {
         Result<StatusReport> report = failInvalid("no report");
         if (const Value* body = m->find("report")) {
@@ -742,6 +798,7 @@ bool Cluster::sessionClosed(const std::shared_ptr<api::WebSocketSession>& s, int
 // ---- the round ----
 
 void Cluster::reconcile(int64_t now) {
+    autoscale(now);
     // The store keeps every revision until compacted (etcd's model); the master
     // reads only the latest, so history older than a minute's worth of rounds goes.
     if (now - lastCompact_ > 60000) {
@@ -1586,7 +1643,13 @@ void Cluster::pushAssignments(const std::set<std::string>& touched) {
     std::map<std::pair<std::string, int64_t>, Value> specs;  // each generation's spec JSON, made once per round
     auto specValue = [&](const std::string& svc, int64_t generation, const Service& s) -> const Value& {
         auto it = specs.find({svc, generation});
-        if (it == specs.end()) it = specs.emplace(std::pair{svc, generation}, *Value::parse(serviceJson(s))).first;
+        if (it == specs.end()) {
+            // What nodes run: the autoscaler is the master's alone (and a node of an
+            // older hull would refuse a field it does not know).
+            Service forNodes = s;
+            forNodes.autoscale.reset();
+            it = specs.emplace(std::pair{svc, generation}, *Value::parse(serviceJson(forNodes))).first;
+        }
         return it->second;
     };
     auto entry = [&](const std::string& svc, const ServiceRecord& r, const Slots& slots) {
@@ -1687,7 +1750,7 @@ void Cluster::pushAssignments(const std::set<std::string>& touched) {
 }
 
 std::string Cluster::metrics(int64_t now) const {
-    std::string out;
+    std::string out = autoscaling_.metrics(now);
     std::map<std::string, int> byStatus{{"ready", 0}, {"down", 0}, {"drained", 0}};
     for (const auto& [name, r] : nodes_) ++byStatus[nodeEntry(name, now).status];
     out += "# HELP hull_nodes Nodes by status.\n# TYPE hull_nodes gauge\n";

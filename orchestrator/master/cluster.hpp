@@ -24,6 +24,7 @@
 #include "orchestrator/api/messages.hpp"
 #include "orchestrator/core/placements.hpp"
 #include "orchestrator/core/subnets.hpp"
+#include "orchestrator/master/autoscaling.hpp"
 #include "orchestrator/master/records.hpp"
 #include "orchestrator/state/store.hpp"
 #include "sys/error.hpp"
@@ -151,6 +152,11 @@ private:
     [[nodiscard]] Result<void> load(int64_t now);
     [[nodiscard]] Result<void> putNode(const NodeRecord& r);
     NodeEntry nodeEntry(const std::string& name, int64_t now) const;
+    /// REPLICAS for NAME, stored, with an event of KIND saying WHY (`hull scale`, the autoscaler).
+    [[nodiscard]] Result<ScaleReply> rescale(const std::string& name, int64_t replicas, const std::string& kind,
+                                             const std::string& why, int64_t now);
+    /// Once a second: a sample of each autoscaled service, and what it calls for.
+    void autoscale(int64_t now);
     void hello(const std::shared_ptr<api::WebSocketSession>& s, const json::Value& m, int64_t now);
     /// Each session's assignments: the whole set to a new one, else the part of
     /// the TOUCHED services (placements or spec changed) that changed for it.
@@ -258,6 +264,8 @@ private:
     // Figures for /metrics.
     uint64_t placed_ = 0, rounds_ = 0;
     int64_t lastCompact_ = 0;
+    Autoscaling autoscaling_;
+    int64_t lastSample_ = 0;  // the autoscaler's last sample (monotonic ms)
     int64_t lastTrim_ = 0;
     uint64_t trimmedAt_ = 0;  // rounds_ at the last malloc_trim
     int64_t lastRound_ = 0;  // when reconcile last ran (a gap: the master itself stalled)

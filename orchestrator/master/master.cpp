@@ -222,7 +222,9 @@ private:
                 auto req = decode<ScaleRequest>(r.body);
                 if (!req) return error(400, req.error().message());
                 auto res = c.scale(name, req->replicas, now());
-                if (!res) return error(res.error().errnum() == ENOENT ? 404 : 400, res.error().message());
+                if (!res)
+                    return error(res.error().errnum() == ENOENT ? 404 : res.error().errnum() == EBUSY ? 409 : 400,
+                                 res.error().message());
                 return ok(*res);
             }
             return error(404, "no such endpoint: " + r.method + " " + r.target);

@@ -166,7 +166,7 @@ public:
         if (!root.IsMap()) return fail(err(root, "", std::string("a service file must be a mapping, not ") + describe(root)));
         TRY(checkKeys(root, "", {"name", "image", "command", "env", "replicas", "resources", "ports", "volumes",
                                  "restart", "backoff", "probes", "maxAge", "stopGracePeriod", "placement", "update",
-                                 "failover", "publishMode", "networks"}));
+                                 "failover", "publishMode", "networks", "autoscale"}));
         auto name = TRY(required(root, "", "name"));
         s.name = TRY(string(name, "name"));
         if (!validName(s.name))
@@ -275,6 +275,40 @@ public:
             TRY(checkKeys(n, "failover", {"after"}));
             if (auto v = n["after"]) s.failover.after = TRY(duration(v, "failover.after"));
         }
+        if (auto n = root["autoscale"]) {
+            TRY(checkKeys(n, "autoscale", {"min", "max", "cpu", "requestsPerSecond", "scaleUpAfter", "scaleDownAfter", "step"}));
+            Autoscale a;
+            auto min = TRY(required(n, "autoscale", "min"));
+            a.min = int(TRY(integer(min, "autoscale.min", 0, kMaxReplicas)));
+            if (a.min == 0) return fail(err(min, "autoscale.min", "scale to zero is not supported yet: at least 1"));
+            auto max = TRY(required(n, "autoscale", "max"));
+            a.max = int(TRY(integer(max, "autoscale.max", 1, kMaxReplicas)));
+            if (a.max < a.min) return fail(err(max, "autoscale.max", "must be at least min (" + std::to_string(a.min) + ")"));
+            if (auto v = n["cpu"]) {
+                a.cpu = TRY(percentage(v, "autoscale.cpu"));
+                if (s.limits.cpus <= 0 && s.requests.cpus <= 0)
+                    return fail(err(v, "autoscale.cpu", "is a percentage of the replicas' CPU limit or request: set "
+                                                        "resources.limits.cpus (or resources.requests.cpus)"));
+            }
+            if (auto v = n["requestsPerSecond"]) {
+                a.requestsPerSecond = TRY(number(v, "autoscale.requestsPerSecond", 0));
+                if (*a.requestsPerSecond <= 0) return fail(err(v, "autoscale.requestsPerSecond", "must be more than 0"));
+                if (s.ports.empty())
+                    return fail(err(v, "autoscale.requestsPerSecond", "counts connections to the service's published ports "
+                                                                      "and its address: it needs ports"));
+            }
+            if (!a.cpu && !a.requestsPerSecond)
+                return fail(err(n, "autoscale", "needs a target: cpu (\"60%\") or requestsPerSecond, or both"));
+            if (auto v = n["scaleUpAfter"]) a.scaleUpAfter = TRY(duration(v, "autoscale.scaleUpAfter"));
+            if (auto v = n["scaleDownAfter"]) a.scaleDownAfter = TRY(duration(v, "autoscale.scaleDownAfter"));
+            if (auto v = n["step"]) a.step = int(TRY(integer(v, "autoscale.step", 0, kMaxReplicas)));
+            // `replicas` is the starting point, within the bounds.
+            if (!root["replicas"]) s.replicas = a.min;
+            if (s.replicas < a.min || s.replicas > a.max)
+                return fail(err(root["replicas"], "replicas", std::to_string(s.replicas) + " is outside autoscale's " +
+                                                                  std::to_string(a.min) + ".." + std::to_string(a.max)));
+            s.autoscale = a;
+        }
         return s;
     }
 
@@ -353,6 +387,20 @@ private:
         return v;
     }
 
+    /// "60%": 0.6. A percentage above 0, written with its sign (a bare 60 or
+    /// 0.6 would be ambiguous).
+    Result<double> percentage(const YAML::Node& n, const std::string& path) {
+        if (!n.IsScalar()) return fail(err(n, path, std::string("expected a percentage such as 60%, not ") + describe(n)));
+        const std::string t = n.Scalar();
+        if (t.size() < 2 || t.back() != '%')
+            return fail(err(n, path, "\"" + t + "\" is not a percentage: write it with % (60%)"));
+        double v = 0;
+        const char* end = t.data() + t.size() - 1;
+        auto [ptr, ec] = std::from_chars(t.data(), end, v);
+        if (ec != std::errc() || ptr != end || !(v > 0) || v > 100000)
+            return fail(err(n, path, "\"" + t + "\" is not a percentage above 0%"));
+        return v / 100;
+    }
     Result<double> number(const YAML::Node& n, const std::string& path, double min) {
         if (!n.IsScalar()) return fail(err(n, path, std::string("must be a number, not ") + describe(n)));
         const std::string& s = n.Scalar();
@@ -661,7 +709,7 @@ public:
         }
         known(o, "", {"version", "name", "image", "command", "env", "replicas", "resources", "ports", "volumes", "restart",
                       "backoff", "probes", "maxAge", "stopGracePeriod", "placement", "update", "failover", "publishMode",
-                      "networks"});
+                      "networks", "autoscale"});
         if (const json::Value* v = required(o, "", "name", json::Type::String)) s.name = v->asString();
         if (const json::Value* v = required(o, "", "image", json::Type::String)) s.image = v->asString();
         strings(o, "", "command", s.command);
@@ -724,6 +772,26 @@ public:
         if (const json::Value* m = get(o, "", "publishMode", json::Type::String)) {
             if (auto mode = byName(m->asString(), kPublishModes, publishModeName)) s.publishMode = *mode;
             else problem("publishMode", "unknown \"" + m->asString() + "\"");
+        }
+        if (const json::Value* a = get(o, "", "autoscale", json::Type::Object)) {
+            known(*a, "autoscale", {"min", "max", "cpu", "requestsPerSecond", "scaleUpAfter", "scaleDownAfter", "step"});
+            Autoscale as;
+            integer(*a, "autoscale", "min", 1, kMaxReplicas, as.min);
+            integer(*a, "autoscale", "max", 1, kMaxReplicas, as.max);
+            if (const json::Value* v = a->find("cpu"); v && !v->isNull()) {
+                double d = 0;
+                number(*a, "autoscale", "cpu", d);
+                as.cpu = d;
+            }
+            if (const json::Value* v = a->find("requestsPerSecond"); v && !v->isNull()) {
+                double d = 0;
+                number(*a, "autoscale", "requestsPerSecond", d);
+                as.requestsPerSecond = d;
+            }
+            millis(*a, "autoscale", "scaleUpAfter", as.scaleUpAfter);
+            millis(*a, "autoscale", "scaleDownAfter", as.scaleDownAfter);
+            integer(*a, "autoscale", "step", 0, kMaxReplicas, as.step);
+            s.autoscale = as;
         }
         if (const json::Value* f = get(o, "", "failover", json::Type::Object)) {
             known(*f, "failover", {"after"});
@@ -816,6 +884,18 @@ std::string serviceJson(const Service& s) {
         f.set("after", ms(*s.failover.after));
         o.set("failover", f);
     }
+    if (s.autoscale) {
+        const Autoscale& a = *s.autoscale;
+        json::Value v = json::Value::object();
+        v.set("min", a.min);
+        v.set("max", a.max);
+        if (a.cpu) v.set("cpu", *a.cpu);
+        if (a.requestsPerSecond) v.set("requestsPerSecond", *a.requestsPerSecond);
+        v.set("scaleUpAfter", ms(a.scaleUpAfter));
+        v.set("scaleDownAfter", ms(a.scaleDownAfter));
+        v.set("step", a.step);
+        o.set("autoscale", v);
+    }
     return o.dump();
 }
 
@@ -854,6 +934,7 @@ bool sameTemplate(const Service& a, const Service& b) {
     c.placement = a.placement;  // where replicas run, not what they are
     c.update = a.update;        // how a new generation rolls out
     c.failover = a.failover;    // when replicas leave a lost node
+    c.autoscale = a.autoscale;  // how many, as demand goes
     c.publishMode = a.publishMode;  // where its ports lead
     return a == c;
 }

@@ -106,6 +106,21 @@ struct Failover {
     bool operator==(const Failover&) const = default;
 };
 
+/// How a master scales the service with demand (core/autoscaler.hpp; a
+/// standalone agent refuses it): between MIN and MAX replicas, so that each
+/// ready replica uses about CPU of its CPU limit (or request; a fraction,
+/// "60%" in the file) and/or serves about REQUESTSPERSECOND new connections a
+/// second. Up once every sample over SCALEUPAFTER calls for it, down once every
+/// sample over SCALEDOWNAFTER does; at most STEP replicas a decision (0: any).
+/// `replicas` is where it starts.
+struct Autoscale {
+    int min = 1, max = 1;
+    std::optional<double> cpu, requestsPerSecond;
+    Millis scaleUpAfter{0}, scaleDownAfter{60000};
+    int step = 0;
+    bool operator==(const Autoscale&) const = default;
+};
+
 struct Service {
     std::string name;   // [a-z0-9][a-z0-9-]{0,62}: becomes part of container names
     std::string image;
@@ -133,6 +148,7 @@ struct Service {
     Placement placement;
     UpdateConfig update;
     Failover failover;
+    std::optional<Autoscale> autoscale;
     bool operator==(const Service&) const = default;
 };
 
@@ -159,7 +175,7 @@ std::string serviceJson(const Service& s);
 /// checked, a field that cannot be read keeps its default, and the name is NAME.
 Service serviceFromJsonLenient(const std::string& json, const std::string& name);
 
-/// A and B differ at most in replicas, placement, update and failover: the same containers (the node agent's
+/// A and B differ at most in replicas, placement, update, failover and autoscale: the same containers (the node agent's
 /// generation, which containers are compared against, changes only when not).
 bool sameTemplate(const Service& a, const Service& b);
 

@@ -354,7 +354,8 @@ Result<void> AgentImpl::run() {
              [this](const std::string& subnet, const std::string& cluster, const std::string& services,
                     const std::string& address) { return clusterNetwork(subnet, cluster, services, address); },
              [this](const json::Value& m) { overlayPeers(m); },
-             [this](const json::Value& m) { endpoints(m); }});
+             [this](const json::Value& m) { endpoints(m); },
+             [this] { return usage(); }});
     ioc_.run();
     if (link_) link_->stop();
     if (ino >= 0) inotify.close();

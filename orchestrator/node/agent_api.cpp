@@ -1,6 +1,7 @@
 // What the node agent's API serves (messages.hpp under /v1, Prometheus text at
 // /metrics). Each answer is made on the loop's thread from the store and the
 // engine's records; see agent_impl.hpp.
+#include <chrono>
 #include <cstdio>
 
 #include "orchestrator/node/agent_impl.hpp"
@@ -102,6 +103,9 @@ void AgentImpl::apply(const std::string& body, ApiServer::Respond respond) {
     if (!svc->networks.empty())
         return respond(apiError(400, source + ": networks: only a cluster master keeps networks apart; this agent is "
                                               "standalone (its services' containers share its bridge)"));
+    if (svc->autoscale)
+        return respond(apiError(400, source + ": autoscale: only a cluster master scales services with demand; this agent "
+                                              "is standalone (hull scale sets its replicas)"));
     if (!(svc->failover == Failover{}))
         return respond(apiError(400, source + ": failover: only a cluster master moves replicas off a lost node; this "
                                               "agent is standalone"));
@@ -221,6 +225,65 @@ std::vector<ContainerEntry> AgentImpl::containers(const std::string& service) {
         out.push_back(std::move(e));
     }
     return out;
+}
+
+std::string AgentImpl::usage() {
+    Value containers = Value::array();
+    auto list = engine_.list(true);
+    if (list)
+        for (const auto& c : *list) {
+            std::string svc = label(c, "hull.service");
+            if (svc.empty() || c.status != "running") continue;
+            auto st = engine_.stats(c.id);
+            auto v = st ? Value::parse(*st) : Result<Value>(fail(Error::plain(EIO, "")));
+            if (!v) continue;
+            uint64_t cpuNs = 0, mem = 0;
+            if (const Value* cpu = v->find("cpu"))
+                if (const Value* u = cpu->find("usage"))
+                    if (const Value* t = u->find("total")) t->toUint64(cpuNs);
+            if (const Value* m = v->find("memory"))
+                if (const Value* u = m->find("usage"))
+                    if (const Value* b = u->find("usage")) b->toUint64(mem);
+            Value one = Value::object();
+            one.set("id", c.id);
+            one.set("service", svc);
+            one.set("cpuNs", int64_t(cpuNs));
+            one.set("memory", int64_t(mem));
+            containers.push(std::move(one));
+        }
+    // Connections: each service's published ports here and its address.
+    std::vector<std::string> names;
+    std::vector<runtime::Engine::Published> groups;
+    for (const auto& [name, p] : published_) {
+        names.push_back(name);
+        groups.push_back({p.ports, endpoints_ && endpoints_->count(name) ? endpoints_->at(name).vip : ""});
+    }
+    if (endpoints_)
+        for (const auto& [name, ep] : *endpoints_)
+            if (!published_.count(name) && !ep.vip.empty()) {
+                names.push_back(name);
+                groups.push_back({{}, ep.vip});
+            }
+    Value services = Value::object();
+    if (auto counts = engine_.newConnections(groups)) {
+        for (size_t i = 0; i < names.size(); ++i) {
+            Value s = Value::object();
+            s.set("connections", int64_t((*counts)[i]));
+            services.set(names[i], std::move(s));
+        }
+    } else {
+        log::debugf("node: connection counters: %s", counts.error().message().c_str());
+    }
+    Value m = Value::object();
+    m.set("type", "usage");
+    // When it was read, on this host's monotonic clock: rates come from these
+    // times, not from when the messages arrive (which a busy link or master delays).
+    m.set("atMs", int64_t(std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now().time_since_epoch())
+                              .count()));
+    m.set("containers", std::move(containers));
+    m.set("services", std::move(services));
+    return m.dump();
 }
 
 /// Prometheus text format (version 0.0.4).

@@ -134,6 +134,8 @@ private:
     std::vector<ContainerEntry> containers(const std::string& service = "");
     bool readyOf(const runtime::ContainerInfo& c);
     std::string metrics();
+    /// The link's "usage" message (MasterLink::Hooks::usage).
+    std::string usage();
 
     /// "[IP:]PORT:PORT/PROTO": a port spec's host side, the same for every
     /// spelling of it ("8080:80" and "0.0.0.0:8080:81/tcp" are one host port).

@@ -255,6 +255,14 @@ private:
             ws_->send(R"({"type":"heartbeat"})");
             lastSent_ = now;
         }
+        // Usage about once a second (ticks come every heartbeat, 300 ms by default).
+        if (h_.usage && now - lastUsage_ >= std::chrono::milliseconds(850)) {
+            lastUsage_ = now;
+            if (std::string u = h_.usage(); !u.empty()) {
+                ws_->send(std::move(u));
+                lastSent_ = now;
+            }
+        }
     }
 
     void tick() {
@@ -279,6 +287,7 @@ private:
     std::shared_ptr<api::WebSocketClient> ws_;
     bool open_ = false, stopped_ = false, said_ = false;
     std::chrono::milliseconds heartbeat_{300}, backoff_{200};
+    std::chrono::steady_clock::time_point lastUsage_{};
     api::StatusReporter reporter_;
     LogStreams logs_;
     ExecSessions execs_;

@@ -70,6 +70,10 @@ public:
         /// members}], removed: [names]}: every service's virtual IP and published ports, its ready
         /// replicas' addresses cluster-wide, its networks and its running replicas' addresses.
         std::function<void(const json::Value&)> endpoints;
+        /// The "usage" message sent to the master once a second (the autoscaler's
+        /// input): {containers: [{id, service, cpuNs, memory}], services: {NAME:
+        /// {connections}}}, counters since they started; "" sends none.
+        std::function<std::string()> usage;
     };
     /// Connect now, and again after every loss (with a capped backoff), until stop().
     static std::shared_ptr<MasterLink> start(boost::asio::io_context& ioc, LinkOptions o, NodeCredentials c, Hooks h);

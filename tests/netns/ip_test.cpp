@@ -236,18 +236,23 @@ TEST_CASE("portmap: parsing and the nft commands", "[netns]") {
     CHECK(portsScript({one}, *Ipv4::parse("10.88.0.5"), true) ==
           "add element ip hull udp_addr_ports { 127.0.0.1 . 8080 : 10.88.0.5 . 80 }\n");
     CHECK(portsScript({one}, {}, false) == "delete element ip hull udp_addr_ports { 127.0.0.1 . 8080 }\n");
-    // Balanced over backends: a chain per host port, reached through a verdict map.
+    // Balanced over backends: a chain per host port, reached through a verdict
+    // map, its rule counting new connections in a named counter (kept when the
+    // rule is replaced).
     CHECK(balancedScript({8080, 80, "tcp"}, {*Ipv4::parse("10.88.0.2"), *Ipv4::parse("10.88.0.3")}, true) ==
+          "add counter ip hull bal_tcp_8080_n\n"
           "add chain ip hull bal_tcp_8080\nflush chain ip hull bal_tcp_8080\n"
-          "add rule ip hull bal_tcp_8080 meta l4proto tcp dnat ip to numgen random mod 2 map "
+          "add rule ip hull bal_tcp_8080 counter name \"bal_tcp_8080_n\" meta l4proto tcp dnat ip to numgen random mod 2 map "
           "{ 0 : 10.88.0.2 . 80, 1 : 10.88.0.3 . 80 }\n"
           "add element ip hull tcp_bal { 8080 : goto bal_tcp_8080 }\n");
     CHECK(balancedScript(one, {}, true) ==
+          "add counter ip hull bal_udp_127.0.0.1_8080_n\n"
           "add chain ip hull bal_udp_127.0.0.1_8080\nflush chain ip hull bal_udp_127.0.0.1_8080\n"
-          "add rule ip hull bal_udp_127.0.0.1_8080 drop\n"
+          "add rule ip hull bal_udp_127.0.0.1_8080 counter name \"bal_udp_127.0.0.1_8080_n\" drop\n"
           "add element ip hull udp_addr_bal { 127.0.0.1 . 8080 : goto bal_udp_127.0.0.1_8080 }\n");
     CHECK(balancedScript(one, {}, false) ==
-          "delete element ip hull udp_addr_bal { 127.0.0.1 . 8080 }\ndelete chain ip hull bal_udp_127.0.0.1_8080\n");
+          "delete element ip hull udp_addr_bal { 127.0.0.1 . 8080 }\ndelete chain ip hull bal_udp_127.0.0.1_8080\n"
+          "add counter ip hull bal_udp_127.0.0.1_8080_n\ndelete counter ip hull bal_udp_127.0.0.1_8080_n\n");
     // The address-keyed maps are looked up first.
     auto rules = baseRulesetScript();
     CHECK(rules.find("dnat ip to ip daddr . tcp dport map @tcp_addr_ports") < rules.find("dnat ip to tcp dport map @tcp_ports"));

@@ -268,6 +268,12 @@ TEST_CASE("net: a host port balanced over several containers reaches each, follo
     REQUIRE(publishBalanced(port, {ips[1]}));
     auto one = hits(other, "10.250.9.1");
     CHECK(one["backend b2"] == 20);
+    // Every new connection counted once, across the change of backends (the
+    // counter outlives the rule it is in).
+    auto counted = newConnections({{{port}, {}}, {{*parsePortMapping("9999:80")}, {}}});
+    REQUIRE(counted);
+    CHECK((*counted)[0] == 60);
+    CHECK((*counted)[1] == 0);  // not published: nothing
     // A port published otherwise is refused both ways.
     auto single = publishPorts({{8080, 80, "tcp"}}, ips[0]);
     REQUIRE_FALSE(single);
@@ -284,8 +290,12 @@ TEST_CASE("net: a host port balanced over several containers reaches each, follo
     CHECK(none.out.empty());
     CHECK(test::readFileOr(state.path() + "/got").empty());
     host.sh("kill $(cat " + state.path() + "/nc.pid)");
+    // Refused connections are demand too: counted.
+    CHECK(newConnections({{{port}, {}}}).value_or(std::vector<uint64_t>{0})[0] > 60);
     REQUIRE(unpublishBalanced(port));
     CHECK(unpublishBalanced(port));  // gone already
+    CHECK(host.sh("nft list counters table ip hull").out.find("bal_tcp_8080_n") == std::string::npos);
+    CHECK(newConnections({{{port}, {}}}).value_or(std::vector<uint64_t>{1})[0] == 0);
     CHECK(host.sh("nft list map ip hull tcp_bal").out.find("8080") == std::string::npos);
     CHECK(host.sh("nft list chains ip hull").out.find("bal_tcp_8080") == std::string::npos);
     for (const char* id : {"b1", "b2"}) REQUIRE(net->detach(id));
