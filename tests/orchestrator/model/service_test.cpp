@@ -555,3 +555,60 @@ TEST_CASE("service: networks, a master's, are names without repeats, and changin
     // Membership is a container's from its start: other networks, other containers.
     CHECK_FALSE(sameTemplate(plain, s));
 }
+
+TEST_CASE("service: autoscale, a master's, parses strictly, starts from replicas and changes no generation", "[service]") {
+    Service s = parseOk("name: web\nimage: b\nreplicas: 2\nports: [\"8080:80\"]\nresources: {limits: {cpus: 0.5}}\n"
+                        "autoscale: {min: 1, max: 10, cpu: 60%, requestsPerSecond: 200, scaleUpAfter: 2s, scaleDownAfter: 1m, "
+                        "step: 3}\n");
+    REQUIRE(s.autoscale);
+    CHECK(s.autoscale->min == 1);
+    CHECK(s.autoscale->max == 10);
+    REQUIRE(s.autoscale->cpu);
+    CHECK(*s.autoscale->cpu == Approx(0.6));
+    REQUIRE(s.autoscale->requestsPerSecond);
+    CHECK(*s.autoscale->requestsPerSecond == 200);
+    CHECK(s.autoscale->scaleUpAfter == Millis(2000));
+    CHECK(s.autoscale->scaleDownAfter == Millis(60000));
+    CHECK(s.autoscale->step == 3);
+    CHECK(s.replicas == 2);
+    // Defaults: up at once, down after 60 s, any step; without replicas, it starts at min.
+    Service d = parseOk("name: web\nimage: b\nresources: {requests: {cpus: 0.25}}\nautoscale: {min: 3, max: 4, cpu: 50%}\n");
+    REQUIRE(d.autoscale);
+    CHECK(d.replicas == 3);
+    CHECK(d.autoscale->scaleUpAfter == Millis(0));
+    CHECK(d.autoscale->scaleDownAfter == Millis(60000));
+    CHECK(d.autoscale->step == 0);
+    CHECK_FALSE(d.autoscale->requestsPerSecond);
+    // The canonical JSON carries it, and a spec without it has none.
+    auto back = serviceFromJson(serviceJson(s));
+    REQUIRE(back);
+    CHECK(*back == s);
+    CHECK(serviceJson(parseOk("name: web\nimage: b\n")).find("autoscale") == std::string::npos);
+    // How many is not what runs: no new generation.
+    Service plain = s;
+    plain.autoscale.reset();
+    CHECK(sameTemplate(plain, s));
+    // Bad values: named, with their place.
+    const std::string cpu = "name: web\nimage: b\nresources: {limits: {cpus: 1}}\n";
+    CHECK(parseErr(cpu + "autoscale: {min: 1, max: 4, cpu: 60}\n") ==
+          "web.yaml:4:34: autoscale.cpu: \"60\" is not a percentage: write it with % (60%)");
+    CHECK(parseErr(cpu + "autoscale: {min: 1, max: 4, cpu: 0%}\n") ==
+          "web.yaml:4:34: autoscale.cpu: \"0%\" is not a percentage above 0%");
+    CHECK(parseErr(cpu + "autoscale: {min: 0, max: 4, cpu: 60%}\n") ==
+          "web.yaml:4:18: autoscale.min: scale to zero is not supported yet: at least 1");
+    CHECK(parseErr(cpu + "autoscale: {min: 3, max: 2, cpu: 60%}\n") == "web.yaml:4:26: autoscale.max: must be at least min (3)");
+    CHECK(parseErr(cpu + "autoscale: {min: 1, max: 4}\n") ==
+          "web.yaml:4:12: autoscale: needs a target: cpu (\"60%\") or requestsPerSecond, or both");
+    CHECK(parseErr(cpu + "autoscale: {max: 4, cpu: 60%}\n") == "web.yaml:4:12: autoscale.min: required field missing");
+    CHECK(parseErr(cpu + "autoscale: {min: 1, max: 4, cpu: 60%, scaleDown: 1m}\n") ==
+          "web.yaml:4:39: autoscale.scaleDown: unknown field");
+    CHECK(parseErr(cpu + "replicas: 9\nautoscale: {min: 1, max: 4, cpu: 60%}\n") ==
+          "web.yaml:4:11: replicas: 9 is outside autoscale's 1..4");
+    // A percentage of what: a limit or request must be there; connections need ports.
+    CHECK(parseErr("name: web\nimage: b\nautoscale: {min: 1, max: 4, cpu: 60%}\n") ==
+          "web.yaml:3:34: autoscale.cpu: is a percentage of the replicas' CPU limit or request: set resources.limits.cpus "
+          "(or resources.requests.cpus)");
+    CHECK(parseErr("name: web\nimage: b\nautoscale: {min: 1, max: 4, requestsPerSecond: 5}\n") ==
+          "web.yaml:3:48: autoscale.requestsPerSecond: counts connections to the service's published ports and its "
+          "address: it needs ports");
+}

@@ -213,7 +213,11 @@ TEST_CASE("node: keeps replicas running through kill -9 (backoff doubling up to 
                          Bad{"placed.yaml", "name: p\nimage: hull.local/busybox\nplacement: {strategy: binpack}\n", "placement:"},
                          Bad{"update.yaml", "name: u\nimage: hull.local/busybox\nupdate: {parallelism: 2}\n", "update:"},
                          Bad{"failover.yaml", "name: f\nimage: hull.local/busybox\nfailover: {after: 5s}\n", "failover:"},
-                         Bad{"mode.yaml", "name: h\nimage: hull.local/busybox\npublishMode: host\n", "publishMode:"}}) {
+                         Bad{"mode.yaml", "name: h\nimage: hull.local/busybox\npublishMode: host\n", "publishMode:"},
+                         Bad{"autoscale.yaml",
+                             "name: a\nimage: hull.local/busybox\nresources: {limits: {cpus: 1}}\n"
+                             "autoscale: {min: 1, max: 3, cpu: 50%}\n",
+                             "autoscale: only a cluster master"}}) {
         writeFileOrThrow(node.state / b.file, b.text);
         auto r = node.hull({"apply", "-f", node.state / b.file});
         INFO(b.file);
