@@ -62,19 +62,32 @@ void Autoscaling::usage(const std::string& node, const json::Value& m, int64_t n
         for (const auto& [name, s] : services->asObject()) {
             int64_t n = 0;
             if (const json::Value* v = s.find("connections")) v->toInt64(n);
-            advance(connections_[name][node], uint64_t(std::max<int64_t>(n, 0)), now, nodeMs);
+            if (s.find("connections")) advance(connections_[name][node], uint64_t(std::max<int64_t>(n, 0)), now, nodeMs);
+            if (const json::Value* secs = s.find("probeSeconds"); secs && secs->isNumber()) {
+                int64_t probes = 0;
+                if (const json::Value* v = s.find("probes")) v->toInt64(probes);
+                ProbeLatency& p = probeLatency_[name][node];
+                const double total = secs->asDouble();
+                p.mean = uint64_t(probes) > p.probes && total >= p.seconds ? (total - p.seconds) / double(uint64_t(probes) - p.probes)
+                                                                          : -1;
+                p.seconds = total;
+                p.probes = uint64_t(probes);
+                p.at = now;
+            }
         }
 }
 
 void Autoscaling::forgetNode(const std::string& node) {
     for (auto it = containers_.begin(); it != containers_.end();) it = it->second.node == node ? containers_.erase(it) : std::next(it);
     for (auto& [service, byNode] : connections_) byNode.erase(node);
+    for (auto& [service, byNode] : probeLatency_) byNode.erase(node);
 }
 
 void Autoscaling::forgetService(const std::string& service) {
     samples_.erase(service);
     status_.erase(service);
     connections_.erase(service);
+    probeLatency_.erase(service);
 }
 
 core::AutoscaleSample Autoscaling::sample(const std::string& service, const std::vector<std::string>& ready, double limit,
@@ -148,6 +161,20 @@ std::string Autoscaling::metrics(int64_t now) const {
         for (const auto& [node, c] : byNode)
             if (c.hasRate && now - c.at <= kStaleMs) rps += c.rate;
         std::snprintf(line, sizeof line, "hull_service_connections_per_second{service=\"%s\"} %.3f\n", service.c_str(), rps);
+        out += line;
+    }
+    out += "# HELP hull_service_probe_latency_seconds Mean latency of a service's HTTP probes over the last second, "
+           "cluster-wide.\n# TYPE hull_service_probe_latency_seconds gauge\n";
+    for (const auto& [service, byNode] : probeLatency_) {
+        double sum = 0;
+        int n = 0;
+        for (const auto& [node, p] : byNode)
+            if (p.mean >= 0 && now - p.at <= kStaleMs) {
+                sum += p.mean;
+                ++n;
+            }
+        if (n == 0) continue;
+        std::snprintf(line, sizeof line, "hull_service_probe_latency_seconds{service=\"%s\"} %.6f\n", service.c_str(), sum / n);
         out += line;
     }
     out += "# HELP hull_container_cpu_cores CPU a container uses (cores, over the last second).\n"

@@ -73,6 +73,14 @@ private:
     };
     std::map<std::string, ContainerUsage> containers_;                  // by id
     std::map<std::string, std::map<std::string, Counter>> connections_;  // service -> node -> counter
+    /// service -> node -> HTTP probes' latency: seconds and probes so far, and the last second's mean.
+    struct ProbeLatency {
+        double seconds = 0;
+        uint64_t probes = 0;
+        int64_t at = 0;
+        double mean = -1;  // seconds; -1: no probe in the last interval
+    };
+    std::map<std::string, std::map<std::string, ProbeLatency>> probeLatency_;
     std::map<std::string, std::vector<core::AutoscaleSample>> samples_;  // service -> oldest first
     std::map<std::string, Status> status_;
 };

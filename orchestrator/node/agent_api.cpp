@@ -274,6 +274,13 @@ std::string AgentImpl::usage() {
     } else {
         log::debugf("node: connection counters: %s", counts.error().message().c_str());
     }
+    // HTTP probes' latency, summed so far (the master takes the mean of each second's).
+    for (const auto& [name, latency] : prober_.httpLatency()) {
+        Value s = services.find(name) ? *services.find(name) : Value::object();
+        s.set("probeSeconds", latency.first);
+        s.set("probes", int64_t(latency.second));
+        services.set(name, std::move(s));
+    }
     Value m = Value::object();
     m.set("type", "usage");
     // When it was read, on this host's monotonic clock: rates come from these

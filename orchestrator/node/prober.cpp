@@ -68,12 +68,17 @@ void Prober::run(const Service& s, const runtime::ContainerInfo& c, int64_t now)
         }
         // Recorded when it completes: the callback finds the track unless the
         // container was forgotten, which cancels the check (no callback then).
-        auto done = [this, id = c.id, service = s.name, name = c.name, k](const ProbeResult& r) {
+        auto done = [this, id = c.id, service = s.name, name = c.name, k, http = p.kind == Probe::Kind::Http](const ProbeResult& r) {
             auto it = tracks_.find(id);
             if (it == tracks_.end()) return;
             it->second.checks.erase(k);
             latencySum_ += double(r.latency.count()) / 1e6;
             ++latencyCount_;
+            if (http) {
+                auto& [sum, n] = httpLatency_[service];
+                sum += double(r.latency.count()) / 1e6;
+                ++n;
+            }
             if (!r.ok) log::debugf("node: %s: %s probe: %s", name.c_str(), probeKindName(k), r.detail.c_str());
             if (record(it->second, service, id, k, r.ok, nowMs()) && wake_) wake_();
         };

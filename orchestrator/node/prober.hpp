@@ -51,6 +51,8 @@ public:
 
     /// hull_probes_total and hull_probe_latency_seconds, in Prometheus' text format.
     std::string metrics() const;
+    /// Per service, its HTTP probes' latency so far: {seconds summed, probes} (counters).
+    const std::map<std::string, std::pair<double, uint64_t>>& httpLatency() const { return httpLatency_; }
 
 private:
     /// An exec check: our child (the runtime's detached exec), until DEADLINE (unix ms).
@@ -78,6 +80,7 @@ private:
     std::map<std::string, uint64_t> results_;  // by the metric's labels
     double latencySum_ = 0;                    // seconds, of TCP and HTTP checks
     uint64_t latencyCount_ = 0;
+    std::map<std::string, std::pair<double, uint64_t>> httpLatency_;  // by service
 };
 
 }  // namespace hull::orchestrator

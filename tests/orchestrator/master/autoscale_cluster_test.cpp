@@ -118,6 +118,7 @@ TEST_CASE("cluster: a service scales out under new connections to its published 
     Cluster c(2);
     const std::string spec =
         "replicas: 1\nports: [\"18080:80\"]\n"
+        "probes: {readiness: {http: {port: 80, path: /}, period: 500ms}}\n"
         "autoscale: {min: 1, max: 3, requestsPerSecond: 15, scaleDownAfter: 6s}\n"
         "command: [sh, -c, 'mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 80 -h /www']\nstopGracePeriod: 1s\n";
     auto applied = c.apply("web", spec);
@@ -151,4 +152,5 @@ TEST_CASE("cluster: a service scales out under new connections to its published 
     auto metrics = c.hull({"metrics"});
     CHECK(metrics.out.find("hull_service_connections_per_second{service=\"web\"}") != std::string::npos);
     CHECK(metrics.out.find("hull_container_cpu_cores{service=\"web\"") != std::string::npos);
+    CHECK(metrics.out.find("hull_service_probe_latency_seconds{service=\"web\"}") != std::string::npos);
 }
