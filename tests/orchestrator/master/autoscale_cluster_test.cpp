@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "orchestrator/master/cluster_support.hpp"
 
@@ -112,7 +113,7 @@ TEST_CASE("cluster: a CPU-bound service scales out as its replicas burn CPU and 
     CHECK(events.back().find("-> 1") != std::string::npos);
 }
 
-TEST_CASE("cluster: a service scales out under new connections to its published port and back in when they stop",
+TEST_CASE("cluster: a service scales out under a bounded wrk load on its published port and back in when it stops",
           "[root][net][cluster]") {
     REQUIRE_ROOT();
     Cluster c(2);
@@ -131,17 +132,27 @@ TEST_CASE("cluster: a service scales out under new connections to its published 
     std::this_thread::sleep_for(std::chrono::seconds(3));
     CHECK(desired(c, "web") == 1);
 
-    // About 50 new connections a second (bounded: at most 15 s), against 15 per replica: 3 replicas.
+    // wrk at about 50 requests a second, each on a new connection (bounded: 15 s at
+    // most), against 15 per replica: 3 replicas.
+    TempDir d("hull-wrk");
+    writeFileOrThrow(d / "rate.lua",
+                     "wrk.headers[\"Connection\"] = \"close\"\n"
+                     "function delay() return 80 end  -- 4 connections x 12.5/s\n");
     const auto start = std::chrono::steady_clock::now();
-    int made = 0;
-    while (desired(c, "web") < 3 && std::chrono::steady_clock::now() - start < std::chrono::seconds(15)) {
-        for (int i = 0; i < 10; ++i) {
-            made += connectOnce(n1, 18080);
-            std::this_thread::sleep_for(std::chrono::milliseconds(20));
-        }
+    pid_t wrk = ::fork();
+    REQUIRE(wrk >= 0);
+    if (wrk == 0) {
+        ::execlp("wrk", "wrk", "-t1", "-c4", "-d15s", "-s", (d / "rate.lua").c_str(), ("http://" + n1 + ":18080/").c_str(),
+                 (char*)nullptr);
+        ::_exit(127);
     }
-    INFO(made << " connections made");
-    CHECK(desired(c, "web") == 3);
+    const bool out = eventually([&] { return desired(c, "web") == 3; }, 15000);
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+    ::kill(wrk, SIGTERM);
+    int status = 0;
+    ::waitpid(wrk, &status, 0);
+    INFO("scaled out " << took << " ms into the load");
+    CHECK(out);
     CHECK(eventually([&] { return c.ready("web").size() == 3; }, 60000));
     // No load: back to 1 after scaleDownAfter.
     CHECK(eventually([&] { return desired(c, "web") == 1; }, 30000));
