@@ -10,8 +10,11 @@ namespace hull::cli {
 /// A tiny getopt for runc's style: --flag value, --flag=value, -f value, bool flags.
 class Args {
 public:
+    /// INTERSPERSED: options may follow positionals too (`image import PATH
+    /// --name REF`), as users of other CLIs expect; not for commands whose
+    /// positionals end in a command line of their own (`exec ID CMD -x`).
     Args(std::vector<std::string> argv, std::vector<std::string> boolFlags, std::vector<std::string> valueFlags,
-         std::map<std::string, std::string> aliases)
+         std::map<std::string, std::string> aliases, bool interspersed = false)
         : bools_(std::move(boolFlags)), values_(std::move(valueFlags)), aliases_(std::move(aliases)) {
         for (size_t i = 0; i < argv.size(); ++i) {
             std::string a = argv[i];
@@ -19,8 +22,9 @@ public:
                 positional.insert(positional.end(), argv.begin() + long(i) + 1, argv.end());
                 break;
             }
-            // The first positional ends option parsing (exec ID CMD -x keeps -x for CMD).
-            if (a.size() < 2 || a[0] != '-' || !positional.empty()) {
+            // The first positional ends option parsing (exec ID CMD -x keeps -x for CMD),
+            // unless options may come anywhere.
+            if (a.size() < 2 || a[0] != '-' || (!positional.empty() && !interspersed)) {
                 positional.push_back(a);
                 continue;
             }

@@ -33,12 +33,12 @@ using cli::Args;
 
 namespace {
 
-const char* kUsage = R"(hull: containers and networks without a daemon
+const char* kUsage = R"(hull: containers on one host without a daemon, and a cluster of hosts: a master, nodes, the CLI
 
 usage: hull [--state-dir DIR] [--run-dir DIR] [--config FILE] [--debug] COMMAND ...
 
   version
-  image pull [--insecure-registry HOST:PORT]... [--credentials FILE] REF
+  image pull [--insecure-registry HOST:PORT]... [--credentials FILE] REF   (loopback registries: plain HTTP)
   image import [--name REF] PATH      an OCI layout (dir or tar) or a docker-archive tar
   image ls [--output table|json]
   image inspect IMAGE
@@ -274,7 +274,7 @@ int imageCmd(const std::string& state, const std::vector<std::string>& rest) {
     auto store = images::Store::open(state + "/images");
     if (!store) return failWith(store.error().message());
     if (sub == "pull") {
-        Args a(argv, {}, {"--insecure-registry", "--credentials", "--platform"}, {});
+        Args a(argv, {}, {"--insecure-registry", "--credentials", "--platform"}, {}, true);
         if (!a.error.empty() || a.positional.size() != 1) return failWith("image pull: expected one image reference");
         auto ref = images::Reference::parse(a.positional[0]);
         if (!ref) return failWith(ref.error().message());
@@ -307,7 +307,7 @@ int imageCmd(const std::string& state, const std::vector<std::string>& rest) {
         return 0;
     }
     if (sub == "import") {
-        Args a(argv, {}, {"--name"}, {});
+        Args a(argv, {}, {"--name"}, {}, true);
         if (!a.error.empty() || a.positional.size() != 1) return failWith("image import: expected [--name REF] PATH");
         auto r = images::importPath(*store, a.positional[0], a.get("--name"));
         if (!r) return failWith(r.error().message());
@@ -342,7 +342,7 @@ int imageCmd(const std::string& state, const std::vector<std::string>& rest) {
         return 0;
     }
     if (sub == "rm") {
-        Args a(argv, {"--force"}, {}, {{"-f", "--force"}});
+        Args a(argv, {"--force"}, {}, {{"-f", "--force"}}, true);
         if (a.positional.empty()) return failWith("image rm: expected an image");
         int rc = 0;
         for (const auto& n : a.positional)
@@ -396,7 +396,7 @@ struct LogsArgs {
     long tail = -1;  // all
 };
 Result<LogsArgs> parseLogsArgs(const std::vector<std::string>& argv) {
-    Args a(argv, {"--follow"}, {"--tail"}, {{"-f", "--follow"}});
+    Args a(argv, {"--follow"}, {"--tail"}, {{"-f", "--follow"}}, true);
     if (!a.error.empty() || a.positional.size() != 1) return failInvalid("logs: expected one container");
     LogsArgs l{a.positional[0], a.has("--follow"), -1};
     if (a.has("--tail")) {
@@ -1025,7 +1025,7 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
     if (cmd == "cluster") return clusterCmd(t, argv);
     if (cmd == "rollout") return rolloutCmd(t, argv);
     if (cmd == "apply") {
-        Args a(argv, {"--wait"}, {"--file", "--timeout"}, {{"-f", "--file"}});
+        Args a(argv, {"--wait"}, {"--file", "--timeout"}, {{"-f", "--file"}}, true);
         if (!a.error.empty() || !a.has("--file")) return failWith("apply: expected -f FILE [--wait [--timeout 10m]]");
         auto timeout = orchestrator::parseDuration(a.get("--timeout", "10m"));
         if (!timeout) return failWith("apply: --timeout: expected a duration such as 5m");

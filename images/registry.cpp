@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <memory>
@@ -178,6 +179,21 @@ std::string Reference::str() const {
 // caller's view. Every operation is asynchronous on a private io_context, run
 // until it completes, so beast::tcp_stream's timers can abort a stalled peer;
 // blocking socket calls would wait forever.
+
+bool isLoopbackRegistry(const std::string& registry) {
+    std::string host = registry;
+    if (!host.empty() && host[0] == '[') {
+        host = host.substr(1, host.find(']') == std::string::npos ? std::string::npos : host.find(']') - 1);
+    } else if (auto colon = host.rfind(':'); colon != std::string::npos) {
+        host = host.substr(0, colon);
+    }
+    if (host == "localhost" || host == "::1") return true;
+    // 127.0.0.0/8, written as a dotted quad.
+    int a = -1, b = -1, c = -1, d = -1;
+    char tail = 0;
+    return std::sscanf(host.c_str(), "%d.%d.%d.%d%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b >= 0 && b <= 255 && c >= 0 &&
+           c <= 255 && d >= 0 && d <= 255;
+}
 
 namespace {
 
@@ -554,6 +570,9 @@ public:
         base_.tls = true;
         for (auto& r : o.insecure)
             if (r == o.ref.registry) base_.tls = false;
+        // On loopback, as Docker does: TLS when the registry speaks it (and
+        // its certificate is checked as anywhere), else plain HTTP.
+        loopback_ = base_.tls && isLoopbackRegistry(o.ref.registry);
         auto colon = o.ref.registry.rfind(':');
         auto close = o.ref.registry.rfind(']');
         if (colon != std::string::npos && (close == std::string::npos || colon > close)) {
@@ -569,18 +588,30 @@ public:
 
     /// GET /v2/<repo>/<path>; on 401, authenticate as the challenge asks and try once more.
     [[nodiscard]] Result<std::unique_ptr<Exchange>> get(const std::string& path, const std::string& accept) {
-        Url url = base_;
+        Url url = base();
         url.target = "/v2/" + o_.ref.repository + "/" + path;
         Headers h;
         if (!accept.empty()) h.emplace_back("Accept", accept);
         std::string used = authorization();
-        auto ex = TRY(httpGet(tls_, url, h, base_.authority(), used));
+        auto first = httpGet(tls_, url, h, url.authority(), used);
+        // A loopback registry that answered TLS with plain HTTP (not one whose
+        // certificate failed): plain HTTP from now on.
+        if (!first && url.tls && loopback_ && first.error().message().find("TLS handshake with") != std::string::npos &&
+            first.error().message().find("certificate") == std::string::npos) {
+            {
+                std::lock_guard lock(mu_);
+                base_.tls = false;
+            }
+            url.tls = false;
+            first = httpGet(tls_, url, h, url.authority(), used);
+        }
+        auto ex = TRY(std::move(first));
         std::string challenge = ex->header(http::field::www_authenticate);
         if (ex->status() != 401 || challenge.empty()) return ex;
         TRY(authenticate(challenge, used));
         std::string fresh = authorization();
         if (fresh == used) return ex;  // nothing new to offer: the caller reports the 401
-        return httpGet(tls_, url, h, base_.authority(), fresh);
+        return httpGet(tls_, url, h, url.authority(), fresh);
     }
 
     /// An error for a 401/403 answer to what.
@@ -593,6 +624,10 @@ public:
     }
 
 private:
+    Url base() {
+        std::lock_guard lock(mu_);
+        return base_;
+    }
     std::string authorization() {
         std::lock_guard lock(mu_);
         return auth_;
@@ -645,6 +680,7 @@ private:
     const PullOptions& o_;
     ssl::context& tls_;
     Url base_;
+    bool loopback_ = false;  // a loopback registry not named insecure: TLS if it speaks it, else HTTP
     std::string basic_;  // base64(user:pass) or ""
     std::mutex mu_;
     std::string auth_;  // the Authorization header in use ("" until challenged)

@@ -13,6 +13,9 @@
 
 namespace hull::images {
 
+/// Whether REGISTRY (host[:port]) is on loopback: pulled over plain HTTP without being named insecure.
+bool isLoopbackRegistry(const std::string& registry);
+
 /// "registry.example:5000/team/app:1.2", "127.0.0.1:5000/busybox@sha256:…",
 /// "busybox" (Docker Hub: "registry-1.docker.io", "library/busybox", "latest").
 struct Reference {
@@ -43,7 +46,10 @@ public:
 struct PullOptions {
     Reference ref;
     Platform platform;                      // default: the host's (linux/amd64)
-    std::vector<std::string> insecure;      // registries (host[:port]) spoken to over plain HTTP
+    /// Registries (host[:port]) spoken to over plain HTTP. A registry on loopback
+    /// (127.0.0.0/8, localhost, [::1]) is too, always, as Docker does: the traffic
+    /// never leaves the host.
+    std::vector<std::string> insecure;
     std::string credentialsFile;            // JSON {"auths": {"host:port": {"auth": base64("user:pass")}}} ("" = none)
     std::string tempDir;                    // where downloads are written before put()
     int parallel = 3;                       // concurrent blob downloads

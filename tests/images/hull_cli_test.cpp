@@ -61,6 +61,13 @@ TEST_CASE("hull: images imported from an oci-archive and a docker-archive run", 
     std::string all = ls.out;
     CHECK(all.find("hull.local/busybox:latest") != std::string::npos);
     CHECK(all.find("hull.local/from-docker:1") != std::string::npos);
+    // Options after the path work too, as in other CLIs.
+    auto after = hull({"image", "import", images + "/busybox.docker.tar", "--name", "hull.local/named-after:2"});
+    INFO(after.err);
+    CHECK(after.status == 0);
+    CHECK(hull({"image", "ls"}).out.find("hull.local/named-after") != std::string::npos);
+    // The help no longer says hull is only a single host's.
+    CHECK(hull({"--help"}).out.find("a cluster of hosts") != std::string::npos);
 
     for (const char* image : {"hull.local/busybox", "hull.local/from-docker:1"}) {
         auto r = hull({"run", "--rm", image, "sh", "-c", "echo hi from $(hostname); id -u"});

@@ -124,6 +124,9 @@ inline std::string quoteSh(const std::string& s) {
 struct RegistryOptions {
     std::string htpasswdFile;   // basic auth (bcrypt entries, see htpasswdLine)
     std::string tlsCert, tlsKey;  // serve HTTPS
+    /// Listen on this address too ("0.0.0.0": every one) rather than 127.0.0.1
+    /// alone: a registry reached at a non-loopback address (host() stays 127.0.0.1).
+    std::string listen;
 };
 
 /// docker-registry serving a fresh storage dir on 127.0.0.1:<free port>.
@@ -161,7 +164,7 @@ private:
         // No storage.cache: a blob corrupted on disk is served as it is now.
         std::string y = "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n"
                         "storage:\n  filesystem:\n    rootdirectory: " + storage() + "\n" +
-                        "http:\n  addr: " + host() + "\n";
+                        "http:\n  addr: " + (o.listen.empty() ? host() : o.listen + ":" + std::to_string(port_)) + "\n";
         if (!o.tlsCert.empty()) y += "  tls:\n    certificate: " + o.tlsCert + "\n    key: " + o.tlsKey + "\n";
         if (!o.htpasswdFile.empty()) y += "auth:\n  htpasswd:\n    realm: hull-test\n    path: " + o.htpasswdFile + "\n";
         writeFileOrThrow(dir_ / "config.yml", y);

@@ -1374,9 +1374,15 @@ TEST_CASE("node: --insecure-registry lets the agent pull from a plain-HTTP regis
     InNetns in(host.path());
     TempDir work("hull-node-reg");
     std::string layout = buildTestImage(work.path());
-    TestRegistry reg;  // on this namespace's loopback
-    std::string ref = reg.host() + "/test/busybox:oci";
-    pushImage(layout, "latest", ref, "oci");
+    // On an address of this namespace that is not loopback (a registry on
+    // loopback is spoken to over plain HTTP without the flag).
+    REQUIRE(host.sh("ip addr add 10.254.77.1/32 dev lo").status == 0);
+    RegistryOptions ro;
+    ro.listen = "0.0.0.0";
+    TestRegistry reg(ro);
+    pushImage(layout, "latest", reg.host() + "/test/busybox:oci", "oci");
+    const std::string registry = "10.254.77.1:" + std::to_string(reg.port());
+    std::string ref = registry + "/test/busybox:oci";
     Node node;
     writeFileOrThrow(node.state / "pulled.yaml", "name: pulled\nimage: " + ref +
                                                      "\ncommand: [busybox, sleep, '100000']\nstopGracePeriod: 1s\n"
@@ -1387,7 +1393,7 @@ TEST_CASE("node: --insecure-registry lets the agent pull from a plain-HTTP regis
     CHECK(refused.status != 0);
     CHECK(refused.err.find("image") != std::string::npos);
     node.kill(SIGTERM);
-    node.start({"--insecure-registry", reg.host()});
+    node.start({"--insecure-registry", registry});
     auto applied = node.hull({"apply", "-f", node.state / "pulled.yaml"});
     INFO(applied.err);
     REQUIRE(applied.status == 0);
