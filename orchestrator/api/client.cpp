@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "orchestrator/api/https_client.hpp"
+#include "orchestrator/api/messages.hpp"
 #include "sys/base64.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
@@ -118,6 +119,15 @@ std::pair<std::string, ClientOptions> masterStream(const ApiTarget& t, const std
     // prints nothing) is noticed within seconds.
     o.wsPingEvery = std::chrono::milliseconds(5000);
     std::string url = t.url;
+    // Several masters (on etcd): a standby refuses streams, so the stream goes
+    // to the leader, as the cluster's status (from whichever master answers) names it.
+    if (t.urls.size() > 1)
+        if (auto st = apiCall(t, "GET", "/v1/cluster/status", ""); st && st->first == 200)
+            if (auto status = decode<ClusterStatus>(st->second))
+                for (const auto& m : status->masters)
+                    if (m.name == status->leader && !m.address.empty() && m.address.rfind("0.0.0.0:", 0) != 0 &&
+                        m.address.rfind("[::]:", 0) != 0)
+                        url = "https://" + m.address;
     url.replace(0, url.find("://"), "wss");
     return {url + path, o};
 }

@@ -92,6 +92,24 @@ TEST_CASE("cluster on etcd: the leader killed or cut off from etcd is replaced, 
         },
         10000));
 
+    // Streams go to the leader, whichever master admin.conf names first (a standby refuses them).
+    for (const char* m : {"m1", "m2", "m3"}) {
+        auto conf = json::Value::parse(readFileOr(c.config()));
+        REQUIRE(conf);
+        std::string servers = "https://" + kNet + ".1:7443,https://" + kNet + ".2:7443,https://" + kNet + ".3:7443";
+        // This master first, the others after it.
+        const std::string mine = "https://" + kNet + "." + std::string(1, m[1]) + ":7443";
+        servers.erase(servers.find(mine), mine.size() + (servers.find(mine) + mine.size() < servers.size() ? 1 : 0));
+        if (!servers.empty() && servers.back() == ',') servers.pop_back();
+        conf->set("server", mine + "," + servers);
+        TempDir d("hull-ha-conf");
+        writeFileOrThrow(d / "admin.conf", conf->dump());
+        const std::string container = json::stringOf(c.ready("web").front(), "name");
+        auto logs = run({binPath("hull"), "--config", d / "admin.conf", "logs", "--tail", "1", container});
+        INFO(m << " first: " << logs.err);
+        CHECK(logs.status == 0);
+    }
+
     // ---- the leader's host is cut off (from etcd too): it steps down and exits; another leads
     must({"partition", second});
     std::string third;
