@@ -16,8 +16,6 @@
 #include <vector>
 
 #include "cli/args.hpp"
-#include "runtime/capabilities.hpp"
-#include "runtime/defaults.hpp"
 #include "runtime/runtime.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
@@ -183,7 +181,7 @@ int cmdSpec(const Args& a) {
     std::string dir = a.get("--bundle", ".");
     std::string path = sys::joinPath(dir, "config.json");
     if (sys::exists(path)) return failWith("spec: " + path + " already exists; remove it first");
-    auto r = sys::writeFile(path, runtime::defaultConfig(a.has("--rootless")).dump(true) + "\n", 0644);
+    auto r = sys::writeFile(path, runtime::specTemplate(a.has("--rootless")), 0644);
     return check(r);
 }
 
@@ -344,7 +342,7 @@ int cmdFeatures() {
     for (auto n : {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}) ns.push(n);
     linux.set("namespaces", std::move(ns));
     json::Value caps = json::Value::array();
-    for (int c = 0; c <= runtime::lastCapability(); ++c) caps.push(runtime::capabilityName(c));
+    for (const auto& c : runtime::capabilityNames()) caps.push(c);
     linux.set("capabilities", std::move(caps));
     json::Value cg = json::Value::object();
     cg.set("v1", true);

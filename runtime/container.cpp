@@ -31,6 +31,8 @@
 
 #include "cgroups/manager.hpp"
 #include "netns/loopback.hpp"
+#include "runtime/capabilities.hpp"
+#include "runtime/defaults.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/namespaces.hpp"
 #include "runtime/process.hpp"
@@ -759,6 +761,14 @@ Result<uint64_t> Runtime::oomKills(const std::string& id) {
     auto cg = TRY(cgroupFor(st));
     return TRY(cg->stats()).memory.oomKill;
 }
+
+std::vector<std::string> capabilityNames() {
+    std::vector<std::string> out;
+    for (int c = 0; c <= lastCapability(); ++c) out.push_back(capabilityName(c));
+    return out;
+}
+
+std::string specTemplate(bool rootless) { return defaultConfig(rootless).dump(true) + "\n"; }
 
 int parseSignal(const std::string& s) {
     if (s.empty()) return -1;

@@ -34,6 +34,13 @@
 
 namespace hull::runtime {
 
+Engine::Engine(std::string state, std::string run)
+    : state_(std::move(state)),
+      run_(std::move(run)),
+      nets_(std::make_shared<std::map<std::string, netns::Network>>()),
+      warmProfiles_(std::make_shared<std::set<std::string>>()),
+      monitors_(std::make_shared<std::vector<pid_t>>()) {}
+
 using json::Value;
 
 namespace {

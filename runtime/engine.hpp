@@ -25,8 +25,11 @@
 #include <string>
 #include <vector>
 
-#include "netns/network.hpp"
 #include "sys/error.hpp"
+
+namespace hull::netns {
+class Network;  // a cache of them (below): the engine's own business, not its users'
+}
 
 namespace hull::runtime {
 
@@ -148,12 +151,7 @@ public:
     const std::string& stateDir() const { return state_; }
 
 private:
-    Engine(std::string state, std::string run)
-        : state_(std::move(state)),
-          run_(std::move(run)),
-          nets_(std::make_shared<std::map<std::string, netns::Network>>()),
-          warmProfiles_(std::make_shared<std::set<std::string>>()),
-          monitors_(std::make_shared<std::vector<pid_t>>()) {}
+    Engine(std::string state, std::string run);
     /// Collect the monitors we started that have ended (they are our children).
     void reapMonitors();
     struct Spawner;

@@ -92,5 +92,11 @@ int parseSignal(const std::string& s);
 std::string stateJson(const ContainerState& s, bool pretty = true);
 /// A container id is [A-Za-z0-9_+.-]+, not "." or "..".
 bool validContainerId(const std::string& id);
+/// Every capability this kernel's headers name ("CAP_CHOWN", ...), in number
+/// order: `hull-runc features`.
+std::vector<std::string> capabilityNames();
+/// The config.json `hull-runc spec` writes (ROOTLESS: for an unprivileged
+/// user), as JSON text.
+std::string specTemplate(bool rootless);
 
 }  // namespace hull::runtime

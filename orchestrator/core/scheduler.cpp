@@ -12,8 +12,7 @@
 #include <unordered_map>
 #include <utility>
 
-#include "netns/ip.hpp"
-#include "netns/port_spec.hpp"
+#include "runtime/net.hpp"
 
 namespace hull::orchestrator::core {
 

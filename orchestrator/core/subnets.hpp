@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "netns/ip.hpp"
+#include "runtime/net.hpp"
 #include "sys/error.hpp"
 
 namespace hull::orchestrator::core {

@@ -10,7 +10,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "netns/port_spec.hpp"
+#include "runtime/net.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 

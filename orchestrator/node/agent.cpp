@@ -19,8 +19,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "netns/portmap.hpp"
-#include "netns/ip.hpp"
+#include "runtime/net.hpp"
 #include "orchestrator/node/agent_impl.hpp"
 #include "orchestrator/node/assignment.hpp"
 #include "sys/fs.hpp"
