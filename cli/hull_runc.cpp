@@ -19,6 +19,7 @@
 #include "runtime/runtime.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
+#include "sys/size.hpp"
 #include "sys/log.hpp"
 
 using namespace hull;
@@ -188,18 +189,7 @@ int cmdSpec(const Args& a) {
 /// runc's sizes (docker/go-units RAMInBytes): "1024", "32m", "32MB", "32MiB", "1g"; -1 is unlimited.
 std::optional<int64_t> parseSize(const std::string& s) {
     if (s == "-1") return -1;
-    char* end = nullptr;
-    errno = 0;
-    double v = std::strtod(s.c_str(), &end);
-    if (errno || end == s.c_str() || v < 0) return std::nullopt;
-    std::string unit;
-    for (const char* p = end; *p; ++p) unit += char(std::tolower(static_cast<unsigned char>(*p)));
-    if (unit.size() > 1 && unit.back() == 'b') unit.pop_back();
-    if (unit.size() > 1 && unit.back() == 'i') unit.pop_back();
-    static const std::map<std::string, int> shifts = {{"", 0}, {"b", 0}, {"k", 10}, {"m", 20}, {"g", 30}, {"t", 40}, {"p", 50}};
-    auto it = shifts.find(unit);
-    if (it == shifts.end()) return std::nullopt;
-    return int64_t(v * double(int64_t(1) << it->second));
+    return sys::parseSize(s);
 }
 
 int cmdUpdate(Runtime& rt, const Args& a) {

@@ -28,6 +28,7 @@
 #include "runtime/runtime.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
+#include "sys/size.hpp"
 #include "sys/log.hpp"
 #include "sys/scope_exit.hpp"
 #include "sys/unique_fd.hpp"
@@ -197,17 +198,7 @@ Result<void> writeMeta(const std::string& dir, const Meta& m) {
 
 std::string shortId(const std::string& id) { return id.substr(0, 12); }
 
-int64_t parseMemory(const std::string& s) {
-    char* end = nullptr;
-    double v = std::strtod(s.c_str(), &end);
-    if (end == s.c_str() || v < 0) return -1;
-    std::string unit(end);
-    for (auto& c : unit) c = char(std::tolower(static_cast<unsigned char>(c)));
-    if (unit.size() > 1 && unit.back() == 'b') unit.pop_back();
-    int shift = unit.empty() || unit == "b" ? 0 : unit == "k" ? 10 : unit == "m" ? 20 : unit == "g" ? 30 : -1;
-    if (shift < 0) return -1;
-    return int64_t(v * double(int64_t(1) << shift));
-}
+int64_t parseMemory(const std::string& s) { return sys::parseSize(s).value_or(-1); }
 
 Result<Engine> Engine::open(const std::string& stateDir, const std::string& runDir) {
     TRY(sys::mkdirAll(stateDir + "/containers", 0700));

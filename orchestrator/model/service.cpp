@@ -13,6 +13,7 @@
 #include "runtime/net.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
+#include "sys/size.hpp"
 
 namespace hull::orchestrator {
 
@@ -991,25 +992,6 @@ std::optional<Millis> parseDuration(const std::string& s) {
     return Millis(int64_t(msv));
 }
 
-std::optional<int64_t> parseBytes(const std::string& s) {
-    size_t i = 0;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-    if (i == 0) return std::nullopt;
-    int64_t v = 0;
-    auto [end, ec] = std::from_chars(s.data(), s.data() + i, v);
-    if (ec != std::errc() || end != s.data() + i) return std::nullopt;
-    std::string unit;
-    for (char c : std::string_view(s).substr(i)) unit += char(std::tolower(static_cast<unsigned char>(c)));
-    if (!unit.empty() && unit.back() == 'b') unit.pop_back();
-    int shift = 0;
-    if (unit.empty()) shift = 0;
-    else if (unit == "k") shift = 10;
-    else if (unit == "m") shift = 20;
-    else if (unit == "g") shift = 30;
-    else if (unit == "t") shift = 40;
-    else return std::nullopt;
-    if (v > (INT64_MAX >> shift)) return std::nullopt;
-    return v << shift;
-}
+std::optional<int64_t> parseBytes(const std::string& s) { return sys::parseSize(s); }
 
 }  // namespace hull::orchestrator
