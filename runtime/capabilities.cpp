@@ -3,6 +3,7 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 
+#include <algorithm>
 #include <array>
 #include <cassert>
 #include <cctype>
@@ -73,6 +74,8 @@ int capabilityFromName(const std::string& name) {
         if (equalsIgnoreCase(kNames[i], n)) return int(i);
     return -1;
 }
+
+bool isCapabilityName(std::string_view name) { return std::find(kNames.begin(), kNames.end(), name) != kNames.end(); }
 
 std::string capabilityName(int cap) {
     if (cap >= 0 && size_t(cap) < kNames.size()) return std::string(kNames[size_t(cap)]);

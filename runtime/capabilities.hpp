@@ -2,6 +2,7 @@
 // process.capabilities -> the five capability sets, applied with libcap.
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/spec.hpp"
@@ -13,6 +14,9 @@ namespace hull::runtime {
 int capabilityFromName(const std::string& name);
 /// "CAP_NET_ADMIN" for 12.
 std::string capabilityName(int cap);
+/// Whether NAME is a capability's name exactly as the runtime spec writes it
+/// ("CAP_NET_ADMIN": upper case, with its prefix): config.json's rule.
+bool isCapabilityName(std::string_view name);
 /// The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap).
 int lastCapability();
 

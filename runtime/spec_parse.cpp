@@ -14,6 +14,7 @@
 #include <set>
 #include <string_view>
 
+#include "runtime/capabilities.hpp"
 #include "runtime/spec.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
@@ -39,20 +40,6 @@ namespace {
 using json::Value;
 using Names = std::initializer_list<std::string_view>;
 
-// Indexed by capability number (linux/capability.h); CAP_LAST_CAP is 40 since 5.9.
-constexpr std::array<std::string_view, 41> kCapabilities = {
-    "CAP_CHOWN",          "CAP_DAC_OVERRIDE",     "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-    "CAP_FSETID",         "CAP_KILL",             "CAP_SETGID",          "CAP_SETUID",
-    "CAP_SETPCAP",        "CAP_LINUX_IMMUTABLE",  "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",      "CAP_NET_RAW",          "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",     "CAP_SYS_RAWIO",        "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",      "CAP_SYS_ADMIN",        "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",   "CAP_SYS_TIME",         "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-    "CAP_LEASE",          "CAP_AUDIT_WRITE",      "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",   "CAP_MAC_ADMIN",        "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",  "CAP_AUDIT_READ",       "CAP_PERFMON",         "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-};
 
 struct RlimitName {
     std::string_view name;
@@ -315,7 +302,7 @@ struct Reader {
                                 std::pair{"ambient", &c.ambient}}) {
             TRY(opt(f, key, *set));
             for (size_t i = 0; i < set->size(); ++i)
-                if (std::find(kCapabilities.begin(), kCapabilities.end(), (*set)[i]) == kCapabilities.end())
+                if (!isCapabilityName((*set)[i]))  // the one table: runtime/capabilities.cpp
                     return f.get(key)->element(i).failValue("unknown capability", (*set)[i]);
         }
         return {};
