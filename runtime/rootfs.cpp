@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "sys/fs.hpp"
+#include "sys/log.hpp"
 #include "sys/unique_fd.hpp"
 
 namespace hull::runtime {
@@ -124,9 +125,13 @@ Result<MountOp> planMount(const Mount& m, const std::string& field) {
     op.bind = m.type == "bind" || (op.flags & MS_BIND);
     if (op.bind) {
         if (m.source.empty()) return failInvalid(field + ".source: required for a bind mount");
-        // A bind mount has no file system to take data: a typo such as "rox"
-        // would be dropped silently, so refuse it.
-        if (!firstData.empty()) return failInvalid(firstData + " (a bind mount takes no file-system data)");
+        // A bind mount has no file system to take data ("mode=755", as some
+        // generators write): ignored, as runc and crun do, but said in the log,
+        // where a typo such as "rox" shows too.
+        if (!firstData.empty()) {
+            log::warnf("%s: ignored (a bind mount takes no file-system data)", firstData.c_str());
+            data.clear();
+        }
         if (op.copyUp) return failInvalid(field + ".options: tmpcopyup needs a tmpfs, not a bind mount");
         op.type = "bind";
         op.flags |= MS_BIND;
