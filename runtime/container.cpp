@@ -146,6 +146,7 @@ struct InitContext {
     std::vector<std::pair<int, int>> joins;  // (fd, CLONE_NEW*) in join order
     int unshareAfterJoin = 0;                // namespaces that must come after joins/placement
     bool newUser = false, newUts = false, newNet = false;
+    bool hasUts = false;  // new or joined: the hostname is set there
     bool hooksRoundTrip = false;
     bool noPivot = false;
 };
@@ -212,7 +213,7 @@ Result<void> initSetup(InitContext& c) {
         TRY(enterRootfs(c.rootfs));
     }
     TRY(finishRootfs(spec));
-    if (c.newUts) {
+    if (c.hasUts) {
         if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) < 0)
             return failErrno("sethostname");
         if (!spec.domainname.empty() && ::setdomainname(spec.domainname.data(), spec.domainname.size()) < 0)
@@ -264,8 +265,10 @@ struct Created {
 Result<void> validateSpec(const Spec& spec) {
     if (!spec.process) return failInvalid("process: required to create a container");
     auto* uts = spec.linux.findNamespace(NamespaceType::Uts);
-    if ((!spec.hostname.empty() || !spec.domainname.empty()) && (!uts || !uts->path.empty()))
-        return failInvalid("hostname: setting it needs a new uts namespace");
+    // A UTS namespace joined by path is set too, as runc and crun do: it is the
+    // container's, not the host's. Without one, the host's name would change.
+    if ((!spec.hostname.empty() || !spec.domainname.empty()) && !uts)
+        return failInvalid("hostname: setting it needs a uts namespace (linux.namespaces: new, or joined by path)");
     return {};
 }
 
@@ -400,6 +403,7 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
     c.unshareAfterJoin = ns.unshareAfter;
     c.newUser = ns.newUser;
     c.newUts = ns.newUts;
+    c.hasUts = spec.linux.findNamespace(NamespaceType::Uts) != nullptr;
     c.newNet = (ns.cloneFlags & CLONE_NEWNET) != 0;
     c.rootfsCtx.inUserNamespace = ns.hasUser;
     std::vector<UniqueFd> joinFds;

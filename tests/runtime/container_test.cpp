@@ -458,3 +458,45 @@ TEST_CASE("a namespace given by path is joined, kill --all reaches every process
     CHECK(rc({"delete", "--force", "joiner"}).status == 0);
     CHECK(rc({"delete", "--force", "nsowner"}).status == 0);
 }
+
+TEST_CASE("a hostname is set in a uts namespace joined by path, as runc and crun do", "[root][runtime]") {
+    REQUIRE_ROOT();
+    BundleOptions first;
+    first.args = {"/bin/sleep", "300"};
+    Bundle a(first);
+    HullRunc rc;
+    REQUIRE(rc({"run", "--detach", "--bundle", a.path(), "utsowner"}).status == 0);
+    int owner = pidOf(rc, "utsowner");
+    REQUIRE(owner > 0);
+    BundleOptions second;
+    second.args = {"/bin/sleep", "300"};
+    second.hostname = "joined-uts";
+    Bundle b(second);
+    auto cfg = readFileOr(b.path() + "/config.json");
+    std::string from = R"({"type":"uts"})";
+    auto pos = cfg.find(from);
+    REQUIRE(pos != std::string::npos);
+    cfg.replace(pos, from.size(), R"({"type":"uts","path":"/proc/)" + std::to_string(owner) + R"(/ns/uts"})");
+    writeFileOrThrow(b.path() + "/config.json", cfg);
+    auto r = rc({"run", "--detach", "--bundle", b.path(), "utsjoiner"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    // The owner's namespace has the joiner's name now; the host's has not changed.
+    auto name = run({"/usr/bin/nsenter", "--target", std::to_string(owner), "--uts", "/bin/uname", "-n"});
+    INFO("nsenter: status " << name.status << ": " << name.err);
+    CHECK(name.out == "joined-uts\n");
+    CHECK(readFileOr("/proc/sys/kernel/hostname") != "joined-uts\n");
+    CHECK(rc({"delete", "--force", "utsjoiner"}).status == 0);
+    CHECK(rc({"delete", "--force", "utsowner"}).status == 0);
+    // Without any uts namespace, a hostname would be the host's: refused, saying so.
+    BundleOptions none;
+    none.args = {"/bin/true"};
+    Bundle c(none);
+    auto cfg2 = readFileOr(c.path() + "/config.json");
+    cfg2.replace(cfg2.find(from), from.size() + 1, "");  // the entry and its comma
+    writeFileOrThrow(c.path() + "/config.json", cfg2);
+    auto refused = rc({"run", "--bundle", c.path(), "noutsns"});
+    CHECK(refused.status != 0);
+    CHECK(refused.err.find("hostname: setting it needs a uts namespace") != std::string::npos);
+    (void)rc({"delete", "--force", "noutsns"});
+}
