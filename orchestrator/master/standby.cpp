@@ -56,12 +56,14 @@ struct StandbyServer::Impl {
         co.caPem = caPem;
         co.bearerToken = r.peer.bearerToken;
         co.timeout = std::chrono::milliseconds(30000);
-        std::thread([ioc = ioc, name = o.name, r, l, co, done = std::move(done)] {
+        std::thread([ioc = ioc, name = o.name, why = o.why, r, l, co, done = std::move(done)] {
             auto res = api::httpsRequest(r.method, l.url + r.target, r.body, co);
             Response out;
             if (!res) {
+                // The leader gone (deposed, killed): what this master's own election says, too.
+                const std::string election = why ? why() : "";
                 out = unavailable("master " + name + " is a standby and could not reach the leader " + l.name + ": " +
-                                  res.error().message());
+                                  res.error().message() + (election.empty() ? "" : "; its election: " + election));
             } else {
                 out.status = res->status;
                 out.body = std::move(res->body);
