@@ -32,6 +32,7 @@
 #include "cgroups/manager.hpp"
 #include "netns/loopback.hpp"
 #include "runtime/capabilities.hpp"
+#include "runtime/clone.hpp"
 #include "runtime/defaults.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/namespaces.hpp"
@@ -58,12 +59,6 @@ namespace {
 
 constexpr const char* kOciVersion = "1.2.0";
 
-// struct clone_args (include/uapi/linux/sched.h), spelled out so we need not
-// mix <linux/sched.h> with glibc's <sched.h>.
-struct CloneArgs {
-    uint64_t flags = 0, pidfd = 0, child_tid = 0, parent_tid = 0, exit_signal = 0, stack = 0, stack_size = 0,
-             tls = 0, set_tid = 0, set_tid_size = 0, cgroup = 0;
-};
 
 // ---- small helpers -------------------------------------------------------
 
@@ -427,31 +422,16 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
         ownPidNs = TRY(sys::openFile("/proc/self/ns/pid", O_RDONLY));
         if (::setns(targetPidNs.get(), CLONE_NEWPID) < 0) return failErrno("join pid namespace " + ns.pidPath);
     }
-    int pidfd = -1;
-    CloneArgs args;
-    args.flags = flags | CLONE_PIDFD;
-    args.pidfd = uint64_t(uintptr_t(&pidfd));
-    args.exit_signal = SIGCHLD;
-    if (cgFd) {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = uint64_t(cgFd.get());
-    }
-    long r = ::syscall(SYS_clone3, &args, sizeof args);
-    if (r < 0 && (errno == ENOSYS || errno == E2BIG || (cgFd && errno == EINVAL))) {
-        // Older kernel: plain clone, and we attach after.
-        cgFd.reset();
-        pidfd = -1;
-        r = ::syscall(SYS_clone, (unsigned long)(flags | CLONE_PIDFD | SIGCHLD), nullptr, &pidfd, nullptr, 0);
-    }
-    if (r == 0) {
+    Cloned cl = cloneProcess(flags, cgFd ? cgFd.get() : -1);
+    if (cl.pid == 0) {
         parentSock.reset();
         initMain(c);
     }
-    int cloneErr = errno;
     if (ownPidNs) ::setns(ownPidNs.get(), CLONE_NEWPID);
-    if (r < 0) return failErrno("clone container init", cloneErr);
-    child = pid_t(r);
-    UniqueFd childPidfd(pidfd);
+    if (cl.pid < 0) return failErrno("clone container init", cl.error);
+    if (!cl.intoCgroup) cgFd.reset();  // plain clone: attached below
+    child = pid_t(cl.pid);
+    UniqueFd childPidfd(cl.pidfd);
     childSock.reset();
     fifo.reset();
     console.reset();

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "cgroups/manager.hpp"
+#include "runtime/clone.hpp"
 #include "runtime/process.hpp"
 #include "runtime/runtime.hpp"
 #include "runtime/spec.hpp"
@@ -32,10 +33,6 @@
 namespace hull::runtime {
 namespace {
 
-struct CloneArgs {
-    uint64_t flags = 0, pidfd = 0, child_tid = 0, parent_tid = 0, exit_signal = 0, stack = 0, stack_size = 0,
-             tls = 0, set_tid = 0, set_tid_size = 0, cgroup = 0;
-};
 
 /// The namespaces the init is in that we are not: compare /proc/*/ns inodes.
 int namespacesToJoin(pid_t pid) {
@@ -206,25 +203,18 @@ Result<int> Runtime::exec(const std::string& id, const ExecOptions& o) {
         ownPidNs = TRY(sys::openFile("/proc/self/ns/pid", O_RDONLY));
         if (::setns(pfd, CLONE_NEWPID) < 0) return failErrno("join the container's pid namespace");
     }
-    int childPidfd = -1;
-    CloneArgs args;
-    args.flags = CLONE_PIDFD;
-    args.pidfd = uint64_t(uintptr_t(&childPidfd));
-    args.exit_signal = SIGCHLD;
-    if (cgFd) {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = uint64_t(cgFd.get());
-    }
-    long r = ::syscall(SYS_clone3, &args, sizeof args);
-    if (r == 0) {
+    // The same clone as the init's (runtime/clone.hpp), with its fallback where
+    // clone3 is refused.
+    Cloned cl = cloneProcess(0, cgFd ? cgFd.get() : -1);
+    if (cl.pid == 0) {
         parentSock.reset();
         execChildMain(c);
     }
-    int err = errno;
     if (ownPidNs) ::setns(ownPidNs.get(), CLONE_NEWPID);
-    if (r < 0) return failErrno("clone exec process", err);
-    pid_t child = pid_t(r);
-    UniqueFd childFd(childPidfd);
+    if (cl.pid < 0) return failErrno("clone exec process", cl.error);
+    if (!cl.intoCgroup) cgFd.reset();  // plain clone: attached below
+    pid_t child = pid_t(cl.pid);
+    UniqueFd childFd(cl.pidfd);
     childSock.reset();
     console.reset();
     auto killChild = [&] {
