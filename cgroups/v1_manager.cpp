@@ -20,7 +20,7 @@ Result<std::vector<V1Hierarchy>> V1Manager::resolveHierarchies(
     auto sub = TRY(util::cleanCgroupsPath(cgroupsPath));
     std::vector<V1Hierarchy> out;
     for (const auto& [controller, mount] : layout.v1Mounts) {
-        auto it = std::find_if(out.begin(), out.end(), [&](const V1Hierarchy& h) { return h.mount == mount; });
+        auto it = std::find_if(out.begin(), out.end(), [&m = mount](const V1Hierarchy& h) { return h.mount == m; });
         if (it == out.end()) out.push_back({{controller}, false, mount, ""});
         else it->controllers.push_back(controller);
     }

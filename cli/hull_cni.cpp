@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "netns/cni_config.hpp"
 #include "netns/netlink.hpp"
 #include "netns/network.hpp"
 #include "sys/fs.hpp"
@@ -34,20 +35,7 @@ using json::Value;
 
 namespace {
 
-constexpr const char* kVersion = "1.0.0";
-const char* kSupported[] = {"0.3.0", "0.3.1", "0.4.0", "1.0.0"};
-
-// CNI spec "Error": well-known codes.
-enum Code {
-    kIncompatibleVersion = 1,
-    kUnsupportedField = 2,
-    kUnknownContainer = 3,
-    kInvalidEnv = 4,
-    kIoFailure = 5,
-    kDecodeFailure = 6,
-    kInvalidConfig = 7,
-    kTryAgainLater = 11,
-};
+using namespace netns::cni;
 
 int fail(int code, const std::string& msg, const std::string& details = "") {
     Value e = Value::object();
@@ -62,165 +50,6 @@ int fail(int code, const std::string& msg, const std::string& details = "") {
 std::string env(const char* name) {
     const char* v = std::getenv(name);
     return v ? v : "";
-}
-
-std::string str(const Value& obj, const char* key, const std::string& def = "") { return json::stringOf(obj, key, def); }
-
-struct Config {
-    std::string cniVersion, name;
-    std::string stateDir;
-    netns::NetworkConfig net;
-    bool defaultRoute6 = true;
-    std::vector<netns::PortMapping> ports;
-    Value prevResult;
-};
-
-/// host-local's "ranges" and "routes" in hull's terms: at most one subnet per
-/// family, its gateway the subnet's first address, only default routes.
-/// False after printing the CNI error (RC is its exit code).
-bool parseIpam(const Value& ipam, Config& c, int& rc) {
-    auto bad = [&](int code, const std::string& msg) {
-        rc = fail(code, msg);
-        return false;
-    };
-    bool have4 = false, have6 = false;
-    if (const Value* ranges = ipam.find("ranges")) {
-        if (!ranges->isArray()) return bad(kInvalidConfig, "ipam.ranges: expected an array of range sets");
-        for (size_t i = 0; i < ranges->asArray().size(); ++i) {
-            const Value& set = ranges->asArray()[i];
-            std::string where = "ipam.ranges[" + std::to_string(i) + "]";
-            if (!set.isArray() || set.asArray().empty() || !set.asArray()[0].isObject())
-                return bad(kInvalidConfig, where + ": expected an array of ranges");
-            if (set.asArray().size() > 1)
-                return bad(kUnsupportedField, where + ": one range per set (one subnet per family)");
-            const Value& r = set.asArray()[0];
-            where += "[0]";
-            for (const char* k : {"rangeStart", "rangeEnd"})
-                if (r.find(k)) return bad(kUnsupportedField, where + "." + k + ": address ranges are not supported");
-            std::string subnet = str(r, "subnet"), gateway = str(r, "gateway");
-            if (auto v4 = netns::Cidr::parse(subnet)) {
-                if (have4 || (c.net.subnet && *c.net.subnet != *v4))
-                    return bad(kInvalidConfig, where + ".subnet: a second IPv4 subnet");
-                std::string first = v4->firstHost().str();
-                if (!gateway.empty() && gateway != first)
-                    return bad(kUnsupportedField, where + ".gateway: the gateway is the subnet's first address (" + first + ")");
-                c.net.subnet = *v4;
-                have4 = true;
-            } else if (auto v6 = netns::Cidr6::parse(subnet)) {
-                if (have6 || (c.net.subnet6 && *c.net.subnet6 != *v6))
-                    return bad(kInvalidConfig, where + ".subnet: a second IPv6 subnet");
-                auto first = v6->firstHost();
-                auto gw = netns::Ipv6::parse(gateway);
-                if (!gateway.empty() && (!gw || *gw != first))
-                    return bad(kUnsupportedField, where + ".gateway: the gateway is the subnet's first address (" + first.str() + ")");
-                c.net.subnet6 = *v6;
-                have6 = true;
-            } else {
-                return bad(kInvalidConfig, where + ".subnet: \"" + subnet + "\" is not an IPv4 or IPv6 CIDR");
-            }
-        }
-    }
-    if (const Value* routes = ipam.find("routes")) {
-        if (!routes->isArray()) return bad(kInvalidConfig, "ipam.routes: expected an array");
-        c.defaultRoute6 = false;
-        for (size_t i = 0; i < routes->asArray().size(); ++i) {
-            const Value& r = routes->asArray()[i];
-            std::string where = "ipam.routes[" + std::to_string(i) + "]", dst = str(r, "dst");
-            if (r.find("gw")) return bad(kUnsupportedField, where + ".gw: routes go via the bridge");
-            auto v4 = netns::Cidr::parse(dst);
-            auto v6 = netns::Cidr6::parse(dst);
-            if (v6 && v6->prefix == 0) {
-                if (!c.net.subnet6) return bad(kInvalidConfig, where + ": ::/0 needs an IPv6 subnet");
-                c.defaultRoute6 = true;
-            } else if (!v4 || v4->prefix != 0) {
-                return bad(kUnsupportedField, where + ".dst: only default routes (0.0.0.0/0, ::/0) are supported");
-            }
-        }
-    }
-    return true;
-}
-
-/// Parse the network configuration; on error returns the CNI error (already printed).
-std::optional<Config> parseConfig(const std::string& text, int& rc) {
-    auto doc = Value::parse(text);
-    if (!doc || !doc->isObject()) {
-        rc = fail(kDecodeFailure, "cannot decode the network configuration",
-                  doc ? "expected a JSON object" : doc.error().message());
-        return std::nullopt;
-    }
-    Config c;
-    c.cniVersion = str(*doc, "cniVersion", kVersion);
-    bool known = false;
-    for (const char* v : kSupported) known |= c.cniVersion == v;
-    if (!known) {
-        rc = fail(kIncompatibleVersion, "cniVersion " + c.cniVersion + " is not supported", "supported: 0.3.0-1.0.0");
-        return std::nullopt;
-    }
-    c.name = str(*doc, "name");
-    if (c.name.empty()) {
-        rc = fail(kInvalidConfig, "the network configuration has no name");
-        return std::nullopt;
-    }
-    c.net.name = c.name;
-    c.net.bridge = str(*doc, "bridge", "hull0");
-    if (auto s = str(*doc, "subnet"); !s.empty()) {
-        auto cidr = netns::Cidr::parse(s);
-        if (!cidr) {
-            rc = fail(kInvalidConfig, "subnet: " + cidr.error().message());
-            return std::nullopt;
-        }
-        c.net.subnet = *cidr;
-    }
-    if (auto s = str(*doc, "subnet6"); !s.empty()) {
-        auto cidr = netns::Cidr6::parse(s);
-        if (!cidr) {
-            rc = fail(kInvalidConfig, "subnet6: " + cidr.error().message());
-            return std::nullopt;
-        }
-        c.net.subnet6 = *cidr;
-    }
-    if (const Value* ipam = doc->find("ipam"); ipam && ipam->isObject() && !parseIpam(*ipam, c, rc))
-        return std::nullopt;
-    if (const Value* m = doc->find("mtu")) {
-        int64_t mtu = 0;
-        if (!m->toInt64(mtu) || mtu < 576 || mtu > 65535) {
-            rc = fail(kInvalidConfig, "mtu: expected an integer between 576 and 65535");
-            return std::nullopt;
-        }
-        c.net.mtu = int(mtu);
-    }
-    if (const Value* m = doc->find("ipMasq"); m && m->isBool()) c.net.masquerade = m->asBool();
-    c.stateDir = str(*doc, "stateDir", env("HULL_STATE_DIR").empty() ? "/var/lib/hull" : env("HULL_STATE_DIR"));
-    if (const Value* rt = doc->find("runtimeConfig"); rt && rt->isObject()) {
-        if (const Value* pm = rt->find("portMappings"); pm && pm->isArray()) {
-            for (size_t i = 0; i < pm->asArray().size(); ++i) {
-                const Value& p = pm->asArray()[i];
-                int64_t host = 0, ctr = 0;
-                const Value* h = p.find("hostPort");
-                const Value* cp = p.find("containerPort");
-                std::string proto = str(p, "protocol", "tcp");
-                if (!h || !cp || !h->toInt64(host) || !cp->toInt64(ctr) || host < 1 || host > 65535 || ctr < 1 ||
-                    ctr > 65535 || (proto != "tcp" && proto != "udp")) {
-                    rc = fail(kInvalidConfig, "runtimeConfig.portMappings[" + std::to_string(i) +
-                                                  "]: expected hostPort and containerPort (1-65535) and protocol tcp or udp");
-                    return std::nullopt;
-                }
-                std::optional<netns::Ipv4> hostIp;
-                if (std::string ip = str(p, "hostIP"); !ip.empty()) {
-                    hostIp = netns::Ipv4::parse(ip);
-                    if (!hostIp) {
-                        rc = fail(kUnsupportedField, "runtimeConfig.portMappings[" + std::to_string(i) + "].hostIP: \"" +
-                                                         ip + "\" is not an IPv4 address (IPv6 publishing is not supported)");
-                        return std::nullopt;
-                    }
-                    if (hostIp->value == 0) hostIp.reset();  // 0.0.0.0: every address
-                }
-                c.ports.push_back({uint16_t(host), uint16_t(ctr), proto, hostIp});
-            }
-        }
-    }
-    if (const Value* prev = doc->find("prevResult")) c.prevResult = *prev;
-    return c;
 }
 
 std::string resultJson(const Config& c, const netns::Attachment& at, const std::string& bridgeMac,
@@ -357,9 +186,8 @@ int main() {
 
     auto input = sys::readFd(0);
     if (!input) return fail(kIoFailure, "read the network configuration: " + input.error().message());
-    int rc = 0;
-    auto c = parseConfig(*input, rc);
-    if (!c) return rc;
+    auto c = parseConfig(*input, env("HULL_STATE_DIR").empty() ? "/var/lib/hull" : env("HULL_STATE_DIR"));
+    if (!c) return fail(c.error().code, c.error().msg, c.error().details);
     if (cmd == "ADD") return cmdAdd(*c, id, netnsPath, ifname);
     if (cmd == "DEL") return cmdDel(*c, id, ifname);
     return cmdCheck(*c, id, netnsPath, ifname);

@@ -33,6 +33,7 @@
 #include "sys/log.hpp"
 #include "sys/scope_exit.hpp"
 #include "sys/unique_fd.hpp"
+#include "images/wire.hpp"
 
 namespace hull::images {
 
@@ -201,6 +202,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace ssl = asio::ssl;
+using namespace wire;
 using tcp = asio::ip::tcp;
 
 constexpr auto kConnectTimeout = std::chrono::seconds(30);
@@ -208,95 +210,6 @@ constexpr auto kIoTimeout = std::chrono::seconds(120);  // per read or write, no
 constexpr int kMaxRedirects = 10;
 constexpr size_t kMaxManifest = 4 << 20;  // what distribution accepts on push
 constexpr size_t kMaxSmallBody = 1 << 20;  // tokens, error documents
-
-const char* const kOciIndex = "application/vnd.oci.image.index.v1+json";
-const char* const kOciManifest = "application/vnd.oci.image.manifest.v1+json";
-const char* const kDockerList = "application/vnd.docker.distribution.manifest.list.v2+json";
-const char* const kDockerManifest = "application/vnd.docker.distribution.manifest.v2+json";
-const char* const kOciConfig = "application/vnd.oci.image.config.v1+json";
-const char* const kDockerConfig = "application/vnd.docker.container.image.v1+json";
-
-bool isIndexType(const std::string& t) { return t == kOciIndex || t == kDockerList; }
-bool isManifestType(const std::string& t) { return t == kOciManifest || t == kDockerManifest; }
-bool isLayerType(const std::string& t) {
-    return t == "application/vnd.oci.image.layer.v1.tar" || t == "application/vnd.oci.image.layer.v1.tar+gzip" ||
-           t == "application/vnd.oci.image.layer.v1.tar+zstd" ||
-           t == "application/vnd.docker.image.rootfs.diff.tar.gzip";
-}
-
-struct Url {
-    bool tls = true;
-    std::string host;  // as written; IPv6 in brackets
-    std::string port;
-    std::string target = "/";  // path and query
-    std::string authority() const { return host + ":" + port; }
-    std::string hostHeader() const { return port == (tls ? "443" : "80") ? host : authority(); }
-    std::string str() const { return (tls ? "https://" : "http://") + hostHeader() + target; }
-    std::string bareHost() const {
-        return host.size() > 1 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
-    }
-};
-
-Result<Url> parseUrl(const std::string& s) {
-    Url u;
-    std::string rest;
-    if (s.rfind("https://", 0) == 0) {
-        rest = s.substr(8);
-    } else if (s.rfind("http://", 0) == 0) {
-        u.tls = false;
-        rest = s.substr(7);
-    } else {
-        return failInvalid("URL \"" + s + "\": not http or https");
-    }
-    auto slash = rest.find_first_of("/?#");
-    std::string authority = rest.substr(0, slash);
-    if (slash != std::string::npos) {
-        u.target = rest.substr(slash);
-        if (u.target.front() != '/') u.target = "/" + u.target;
-        if (auto hash = u.target.find('#'); hash != std::string::npos) u.target.resize(hash);
-    }
-    if (auto at = authority.rfind('@'); at != std::string::npos) authority = authority.substr(at + 1);  // no userinfo
-    auto close = authority.rfind(']');
-    auto colon = authority.rfind(':');
-    if (colon != std::string::npos && (close == std::string::npos || colon > close)) {
-        u.host = authority.substr(0, colon);
-        u.port = authority.substr(colon + 1);
-    } else {
-        u.host = authority;
-    }
-    if (u.port.empty()) u.port = u.tls ? "443" : "80";
-    if (u.host.empty()) return failInvalid("URL \"" + s + "\": no host");
-    return u;
-}
-
-// A Location header: absolute, scheme-relative, absolute-path or relative.
-Result<Url> resolveLocation(const Url& base, const std::string& loc) {
-    if (loc.rfind("http://", 0) == 0 || loc.rfind("https://", 0) == 0) return parseUrl(loc);
-    if (loc.rfind("//", 0) == 0) return parseUrl((base.tls ? "https:" : "http:") + loc);
-    Url u = base;
-    if (!loc.empty() && loc.front() == '/') {
-        u.target = loc;
-    } else {
-        std::string path = base.target.substr(0, base.target.find('?'));
-        u.target = path.substr(0, path.rfind('/') + 1) + loc;
-    }
-    return u;
-}
-
-std::string urlEncode(std::string_view s) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if (isAlnum(char(c)) || c == '-' || c == '.' || c == '_' || c == '~') {
-            out += char(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
 
 bool isIpLiteral(const std::string& host) {
     boost::system::error_code ec;
@@ -490,47 +403,6 @@ std::pair<std::string, std::string> registryError(Exchange& ex) {
     return {code, msg};
 }
 
-// WWW-Authenticate: Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"
-struct Challenge {
-    std::string scheme;  // lowercase
-    std::vector<std::pair<std::string, std::string>> params;
-    std::string param(const std::string& k) const {
-        for (auto& [pk, v] : params)
-            if (pk == k) return v;
-        return "";
-    }
-};
-
-Challenge parseChallenge(std::string_view s) {
-    Challenge c;
-    size_t i = 0;
-    auto skipSpace = [&] {
-        while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == ',')) ++i;
-    };
-    skipSpace();
-    while (i < s.size() && s[i] != ' ') c.scheme += char(std::tolower(static_cast<unsigned char>(s[i++])));
-    for (;;) {
-        skipSpace();
-        if (i >= s.size()) break;
-        std::string key;
-        while (i < s.size() && s[i] != '=' && s[i] != ' ' && s[i] != ',') key += char(std::tolower(static_cast<unsigned char>(s[i++])));
-        if (i >= s.size() || s[i] != '=') continue;
-        ++i;
-        std::string value;
-        if (i < s.size() && s[i] == '"') {
-            for (++i; i < s.size() && s[i] != '"'; ++i) {
-                if (s[i] == '\\' && i + 1 < s.size()) ++i;
-                value += s[i];
-            }
-            ++i;
-        } else {
-            while (i < s.size() && s[i] != ',' && s[i] != ' ') value += s[i++];
-        }
-        c.params.emplace_back(key, value);
-    }
-    return c;
-}
-
 /// "user:pass" in base64 for REGISTRY from a Docker config.json, "" when the
 /// file has no entry for it.
 Result<std::string> loadCredentials(const std::string& file, const std::string& registry) {
@@ -686,41 +558,10 @@ private:
     std::string auth_;  // the Authorization header in use ("" until challenged)
 };
 
-struct Descriptor {
-    std::string mediaType;
-    Digest digest;
-    uint64_t size = 0;
-};
-
-Result<Descriptor> parseDescriptor(const json::Value& v, const std::string& what) {
-    if (!v.isObject()) return failInvalid(what + ": not an object");
-    Descriptor d;
-    auto* mt = v.find("mediaType");
-    auto* dg = v.find("digest");
-    auto* sz = v.find("size");
-    if (mt && mt->isString()) d.mediaType = mt->asString();
-    if (!dg || !dg->isString()) return failInvalid(what + ": no digest");
-    d.digest = TRY_CTX(what, Digest::parse(dg->asString()));
-    if (!sz || !sz->toUint64(d.size)) return failInvalid(what + ": no size");
-    return d;
-}
-
 struct Manifest {
     std::string body, mediaType;
     Digest digest;
 };
-
-std::string platformStr(const std::string& os, const std::string& arch, const std::string& variant) {
-    return os + "/" + arch + (variant.empty() ? "" : "/" + variant);
-}
-
-// containerd's defaults: arm64 is v8 and arm is v7 unless an index says otherwise.
-std::string normVariant(const std::string& arch, const std::string& variant) {
-    if (!variant.empty()) return variant;
-    if (arch == "arm64") return "v8";
-    if (arch == "arm") return "v7";
-    return "";
-}
 
 class Puller {
 public:
@@ -748,21 +589,10 @@ public:
         img.manifestJson = m.body;
         img.mediaType = m.mediaType;
         auto doc = TRY_CTX(refStr + ": manifest " + m.digest.str(), json::Value::parse(m.body));
-        auto* cfg = doc.find("config");
-        if (!cfg) return failInvalid(refStr + ": manifest " + m.digest.str() + " has no config");
-        auto config = TRY_CTX(refStr + ": manifest config", parseDescriptor(*cfg, "descriptor"));
-        if (config.mediaType != kOciConfig && config.mediaType != kDockerConfig)
-            return fail(Error::plain(ENOTSUP, refStr + ": unsupported config media type \"" + config.mediaType +
-                                                  "\" (not a container image)"));
-        img.config = config.digest;
-        std::vector<Descriptor> blobs{config};
-        auto* layers = doc.find("layers");
-        if (!layers || !layers->isArray()) return failInvalid(refStr + ": manifest " + m.digest.str() + " has no layers");
-        for (size_t i = 0; i < layers->asArray().size(); ++i) {
-            auto l = TRY_CTX(refStr + ": layer " + std::to_string(i), parseDescriptor(layers->asArray()[i], "descriptor"));
-            if (!isLayerType(l.mediaType))
-                return fail(Error::plain(ENOTSUP, refStr + ": layer " + l.digest.str() + " has unsupported media type \"" +
-                                                      l.mediaType + "\""));
+        auto parsed = TRY(parseManifest(doc, refStr, "manifest " + m.digest.str()));
+        img.config = parsed.config.digest;
+        std::vector<Descriptor> blobs{parsed.config};
+        for (auto& l : parsed.layers) {
             img.layers.push_back(l.digest);
             img.layerMediaTypes.push_back(l.mediaType);
             blobs.push_back(l);
@@ -808,63 +638,13 @@ private:
                                                       " but its bytes hash to " + m.digest.str()));
         }
         auto doc = TRY_CTX("manifest " + what, json::Value::parse(m.body));
-        if (auto* mt = doc.find("mediaType"); mt && mt->isString()) m.mediaType = mt->asString();
-        if (m.mediaType.empty()) {
-            std::string ct = ex->header(http::field::content_type);
-            m.mediaType = sys::trim(ct.substr(0, ct.find(';')));
-            // An OCI document may omit mediaType and come as plain JSON: tell by its fields.
-            if (!isIndexType(m.mediaType) && !isManifestType(m.mediaType)) {
-                if (doc.find("manifests")) m.mediaType = kOciIndex;
-                else if (doc.find("config") && doc.find("layers")) m.mediaType = kOciManifest;
-            }
-        }
-        if (auto* sv = doc.find("schemaVersion"); sv) {
-            int64_t v = 0;
-            if (sv->toInt64(v) && v == 1)
-                return fail(Error::plain(ENOTSUP, what + ": Docker schema 1 manifests are not supported"));
-        }
+        m.mediaType = TRY(manifestMediaType(doc, ex->header(http::field::content_type), what));
         return m;
     }
 
     Result<Descriptor> selectPlatform(const Manifest& index) {
         auto doc = TRY_CTX("index " + index.digest.str(), json::Value::parse(index.body));
-        auto* list = doc.find("manifests");
-        if (!list || !list->isArray()) return failInvalid("index " + index.digest.str() + " has no manifests");
-        const Platform& want = o_.platform;
-        std::string wantVariant = normVariant(want.architecture, want.variant);
-        std::vector<std::string> available;
-        std::optional<Descriptor> chosen, fallback;
-        for (auto& e : list->asArray()) {
-            auto* p = e.find("platform");
-            if (!p || !p->isObject()) continue;
-            auto field = [&](const char* k) {
-                auto* v = p->find(k);
-                return v && v->isString() ? v->asString() : std::string();
-            };
-            std::string os = field("os"), arch = field("architecture"), variant = field("variant");
-            if (os == "unknown") continue;  // BuildKit attestations
-            available.push_back(platformStr(os, arch, variant));
-            if (os != want.os || arch != want.architecture) continue;
-            auto d = TRY(parseDescriptor(e, "index entry"));
-            std::string v = normVariant(arch, variant);
-            if (v == wantVariant) {
-                if (!chosen) chosen = d;
-            } else if (want.variant.empty() && !fallback) {
-                fallback = d;  // e.g. amd64 "v3" when no variant was asked for
-            }
-        }
-        if (!chosen) chosen = fallback;
-        if (!chosen) {
-            std::string all;
-            for (auto& a : available) all += (all.empty() ? "" : ", ") + a;
-            return fail(Error::plain(ENOENT, "no manifest for platform " +
-                                                 platformStr(want.os, want.architecture, want.variant) +
-                                                 " (available: " + (all.empty() ? "none" : all) + ")"));
-        }
-        if (!isManifestType(chosen->mediaType) && !chosen->mediaType.empty())
-            return fail(Error::plain(ENOTSUP, "index entry " + chosen->digest.str() + " has unsupported media type \"" +
-                                                  chosen->mediaType + "\""));
-        return *chosen;
+        return wire::selectPlatform(doc, o_.platform, "index " + index.digest.str());
     }
 
     /// Download what the sink lacks, PARALLEL at a time; the first error stops

@@ -144,6 +144,7 @@ struct InitContext {
     bool hasUts = false;  // new or joined: the hostname is set there
     bool hooksRoundTrip = false;
     bool noPivot = false;
+    bool ownMounts = true;  // a mount namespace of its own (or joined); else chrooted in the runtime's
 };
 
 Result<void> setupTimeNamespace(const Spec& spec) {
@@ -178,7 +179,7 @@ Result<void> initSetup(InitContext& c) {
         return failErrno("unshare");
 
     if (c.newNet) TRY(netns::bringUpLoopback());
-    TRY(prepareRootfs(c.rootfsCtx));
+    if (c.ownMounts) TRY(prepareRootfs(c.rootfsCtx));
     if (c.proc.terminal) {
         int n = TRY_CTX("terminal", setupTerminal(sys::joinPath(c.rootfs, "dev/pts/ptmx"), c.consoleFd,
                                                   c.proc.consoleSize));
@@ -200,14 +201,18 @@ Result<void> initSetup(InitContext& c) {
     if (!spec.hooks.createContainer.empty())
         TRY(runHooks(spec.hooks.createContainer, hookState(c.id, "created", hostPid, c.bundle, spec.annotations),
                      "createContainer"));
-    if (c.noPivot) {
+    if (!c.ownMounts) {
+        // The runtime's mount namespace, as runc and crun do without one: the
+        // rootfs is entered with chroot, and nothing is mounted or unmounted.
+        if (::chroot(c.rootfs.c_str()) < 0 || ::chdir("/") < 0) return failErrno("chroot " + c.rootfs);
+    } else if (c.noPivot) {
         if (::chdir(c.rootfs.c_str()) < 0 || ::mount(c.rootfs.c_str(), "/", nullptr, MS_MOVE, nullptr) < 0 ||
             ::chroot(".") < 0 || ::chdir("/") < 0)
             return failErrno("move into rootfs");
     } else {
         TRY(enterRootfs(c.rootfs));
     }
-    TRY(finishRootfs(spec));
+    if (c.ownMounts) TRY(finishRootfs(spec));
     if (c.hasUts) {
         if (!spec.hostname.empty() && ::sethostname(spec.hostname.data(), spec.hostname.size()) < 0)
             return failErrno("sethostname");
@@ -394,6 +399,8 @@ Result<Created> createContainer(const std::string& root, const CreateOptions& op
 
     // Namespaces: new ones by clone flags, existing ones joined by the child.
     auto ns = TRY(planNamespaces(spec.linux));
+    if (!ns.hasMount) TRY(checkSharedMountNamespace(spec));
+    c.ownMounts = ns.hasMount;
     uint64_t flags = ns.cloneFlags;
     c.unshareAfterJoin = ns.unshareAfter;
     c.newUser = ns.newUser;

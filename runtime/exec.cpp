@@ -108,6 +108,7 @@ Result<Process> execProcessSpec(const ExecOptions& o, const Spec& spec) {
 
 struct ExecChild {
     int syncFd = -1, initPidfd = -1, nsFlags = 0, consoleFd = -1;
+    int rootFd = -1;  // the init's root, when it shares our mount namespace (chrooted into it)
     ProcessPlan proc;
 };
 
@@ -118,6 +119,11 @@ Result<void> execChildSetup(ExecChild& c) {
     int rest = c.nsFlags & ~CLONE_NEWPID;
     if (rest && ::setns(c.initPidfd, rest) < 0) return failErrno("join the container's namespaces");
     ::close(c.initPidfd);
+    if (c.rootFd >= 0) {
+        // A container without a mount namespace of its own: its root is a chroot.
+        if (::fchdir(c.rootFd) < 0 || ::chroot(".") < 0 || ::chdir("/") < 0) return failErrno("enter the container's root");
+        ::close(c.rootFd);
+    }
     if (c.proc.terminal) {
         TRY_CTX("terminal", setupTerminal("/dev/ptmx", c.consoleFd, c.proc.consoleSize));
         ::close(c.consoleFd);
@@ -189,6 +195,13 @@ Result<int> Runtime::exec(const std::string& id, const ExecOptions& o) {
     if (!processAlive(st)) return fail(Error::plain(ESRCH, "container process is gone"));
     c.initPidfd = pfd;
     c.nsFlags = namespacesToJoin(st.pid);
+    UniqueFd initRoot;
+    if (!(c.nsFlags & CLONE_NEWNS)) {
+        // Our mount namespace: setns() leaves our root as it is, so take the init's.
+        initRoot.reset(::open(("/proc/" + std::to_string(st.pid) + "/root").c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!initRoot) return failErrno("open the container's root");
+        c.rootFd = initRoot.get();
+    }
 
     auto cg = TRY(cgroupFor(st));
     auto cgFd = TRY(cg->openForClone());

@@ -24,8 +24,7 @@ int cloneFlag(NamespaceType t) {
 
 Result<NamespacePlan> planNamespaces(const Linux& linux) {
     NamespacePlan plan;
-    if (!linux.findNamespace(NamespaceType::Mount))
-        return failInvalid("linux.namespaces: a mount namespace is required");
+    plan.hasMount = linux.findNamespace(NamespaceType::Mount) != nullptr;
     bool joinsOthers = false;
     for (auto& ns : linux.namespaces) {
         int f = cloneFlag(ns.type);

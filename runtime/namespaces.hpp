@@ -25,12 +25,15 @@ struct NamespacePlan {
     std::vector<NamespaceJoin> joins;  // joined by the child, the user namespace first
     std::string pidPath;               // a pid namespace to join: set before clone
     bool newUser = false, newUts = false, hasUser = false;
+    /// A mount namespace, new or joined. Without one the container stays in the
+    /// runtime's, chrooted into its root (checkSharedMountNamespace, rootfs.hpp).
+    bool hasMount = false;
 };
 
 int cloneFlag(NamespaceType t);
 
-/// Errors: "linux.namespaces: a mount namespace is required", and the one
-/// combination not supported yet (a new user namespace plus joined others).
+/// Errors: the one combination not supported yet (a new user namespace plus
+/// joined others).
 [[nodiscard]] Result<NamespacePlan> planNamespaces(const Linux& linux);
 
 }  // namespace hull::runtime

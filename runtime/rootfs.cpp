@@ -613,6 +613,21 @@ Result<void> validateSysctl(const Spec& spec) {
     return {};
 }
 
+Result<void> checkSharedMountNamespace(const Spec& spec) {
+    auto needs = [](const std::string& field) {
+        return failInvalid(field + ": needs the container's own mount namespace, and linux.namespaces has no \"mount\"");
+    };
+    if (!spec.mounts.empty()) return needs("mounts[0] (" + spec.mounts[0].destination + ")");
+    if (!spec.linux.maskedPaths.empty()) return needs("linux.maskedPaths");
+    if (!spec.linux.readonlyPaths.empty()) return needs("linux.readonlyPaths");
+    if (spec.root.readonly) return needs("root.readonly");
+    if (!spec.linux.rootfsPropagation.empty()) return needs("linux.rootfsPropagation");
+    if (!spec.linux.devices.empty()) return needs("linux.devices");
+    if (!spec.linux.sysctl.empty()) return needs("linux.sysctl");  // written through the container's own /proc
+    if (spec.process && spec.process->terminal) return needs("process.terminal");  // its pty is on the container's /dev/pts
+    return {};
+}
+
 Result<void> prepareRootfs(const RootfsContext& ctx) {
     // 1. Cut propagation back to the host: our mount namespace is a copy of the
     //    host's, and on systemd hosts "/" is shared, so every mount below would

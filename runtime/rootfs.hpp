@@ -42,6 +42,13 @@ struct MountOp {
 /// namespace (kernel.shm*/msg*/sem and fs.mqueue.* need ipc, net.* a network
 /// namespace, kernel.hostname/domainname uts). Errors name the key.
 [[nodiscard]] Result<void> validateSysctl(const Spec& spec);
+/// A config whose linux.namespaces has no "mount" runs in the runtime's mount
+/// namespace, chrooted into root.path, as runc and crun run it: nothing is
+/// mounted, /dev is the rootfs's own directory. Anything that would mount is an
+/// error naming its field ("mounts[0] (/proc): needs the container's own mount
+/// namespace, and linux.namespaces has no \"mount\""): runc would make such
+/// mounts on the host, hull refuses them.
+[[nodiscard]] Result<void> checkSharedMountNamespace(const Spec& spec);
 
 /// Everything the child needs that is computed before clone.
 struct RootfsContext {

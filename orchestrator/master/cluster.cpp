@@ -1217,7 +1217,7 @@ void Cluster::pushEndpoints(const std::set<std::string>& touched) {
         const bool full = !l.endpointsSent;
         if (full) l.endpointsSent.emplace();
         Value list = Value::array(), removed = Value::array();
-        auto consider = [&](const std::string& name) {
+        auto consider = [&, &l = l](const std::string& name) {
             const auto* e = entryOf(name);
             auto sent = l.endpointsSent->find(name);
             if (!e) {

@@ -500,3 +500,70 @@ TEST_CASE("a hostname is set in a uts namespace joined by path, as runc and crun
     CHECK(refused.err.find("hostname: setting it needs a uts namespace") != std::string::npos);
     (void)rc({"delete", "--force", "noutsns"});
 }
+
+namespace {
+
+// V without the members named in DROP (an object's, in order).
+hull::json::Value withoutKeys(const hull::json::Value& v, const std::vector<std::string>& drop) {
+    auto out = hull::json::Value::object();
+    for (const auto& [k, x] : v.asObject())
+        if (std::find(drop.begin(), drop.end(), k) == drop.end()) out.set(k, x);
+    return out;
+}
+
+// The bundle's config.json with no mount namespace; with KEEP_MOUNTS, its mounts stay.
+void dropMountNamespace(const Bundle& b, bool keepMounts) {
+    auto cfg = hull::json::Value::parse(readFileOr(b.path() + "/config.json"));
+    REQUIRE(cfg);
+    auto linux = withoutKeys(*cfg->find("linux"), {"namespaces", "maskedPaths", "readonlyPaths", "devices", "sysctl"});
+    auto namespaces = hull::json::Value::array();
+    for (const auto& ns : cfg->find("linux")->find("namespaces")->asArray())
+        if (hull::json::stringOf(ns, "type") != "mount") namespaces.push(ns);
+    linux.set("namespaces", namespaces);
+    auto out = withoutKeys(*cfg, keepMounts ? std::vector<std::string>{} : std::vector<std::string>{"mounts"});
+    out.set("linux", linux);
+    writeFileOrThrow(b.path() + "/config.json", out.dump(true));
+}
+
+}  // namespace
+
+TEST_CASE("without a mount namespace a container runs chrooted in the runtime's, as runc and crun run it, and exec enters its root", "[root][runtime]") {
+    REQUIRE_ROOT();
+    BundleOptions o;
+    o.args = {"/bin/sleep", "300"};
+    Bundle b(o);
+    dropMountNamespace(b, false);
+    writeFileOrThrow(b.rootfs() + "/marker", "inside the rootfs\n");
+    auto mountsBefore = readFileOr("/proc/self/mountinfo");
+    HullRunc rc;
+    auto r = rc({"run", "--detach", "--bundle", b.path(), "nomntns"});
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    int pid = pidOf(rc, "nomntns");
+    REQUIRE(pid > 0);
+    // The host's mount namespace, nothing mounted in it, and its root is the rootfs.
+    CHECK(hostNs(pid, "mnt") == hostNs(int(::getpid()), "mnt"));
+    CHECK(readFileOr("/proc/self/mountinfo") == mountsBefore);
+    char root[4096] = {};
+    REQUIRE(::readlink(("/proc/" + std::to_string(pid) + "/root").c_str(), root, sizeof root - 1) > 0);
+    CHECK(std::string(root) == b.rootfs());
+    // exec lands in the same root, not the host's.
+    auto e = rc({"exec", "nomntns", "/bin/cat", "/marker"});
+    INFO(e.err);
+    CHECK(e.status == 0);
+    CHECK(e.out == "inside the rootfs\n");
+    CHECK(rc({"delete", "--force", "nomntns"}).status == 0);
+    CHECK(readFileOr("/proc/self/mountinfo") == mountsBefore);
+
+    // Mounts without a mount namespace would be the host's: refused before anything runs, naming the field.
+    BundleOptions m;
+    m.args = {"/bin/true"};
+    Bundle withMounts(m);
+    dropMountNamespace(withMounts, true);
+    auto refused = rc({"run", "--bundle", withMounts.path(), "nomntns2"});
+    CHECK(refused.status != 0);
+    CHECK_THAT(refused.err, Catch::Contains("mounts[0] (/proc): needs the container's own mount namespace, "
+                                            "and linux.namespaces has no \"mount\""));
+    CHECK(readFileOr("/proc/self/mountinfo") == mountsBefore);
+    (void)rc({"delete", "--force", "nomntns2"});
+}

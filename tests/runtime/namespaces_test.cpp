@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "runtime/namespaces.hpp"
+#include "runtime/rootfs.hpp"
 
 using namespace hull::runtime;
 
@@ -46,10 +47,31 @@ TEST_CASE("namespaces with a path are joined, the user namespace first, pid befo
     CHECK_FALSE(plan->newUser);
 }
 
-TEST_CASE("a mount namespace is required", "[namespaces]") {
+TEST_CASE("no mount namespace is planned as the runtime's, and a config that would mount without one names the field", "[namespaces]") {
     auto plan = planNamespaces(withNamespaces({{NamespaceType::Pid, ""}}));
-    REQUIRE_FALSE(plan);
-    CHECK(plan.error().message() == "linux.namespaces: a mount namespace is required");
+    REQUIRE(plan);
+    CHECK_FALSE(plan->hasMount);
+    CHECK((plan->cloneFlags & CLONE_NEWNS) == 0);
+    auto joined = planNamespaces(withNamespaces({{NamespaceType::Mount, "/proc/1/ns/mnt"}}));
+    REQUIRE(joined);
+    CHECK(joined->hasMount);
+
+    Spec spec;
+    spec.process = Process{};
+    CHECK(checkSharedMountNamespace(spec));
+    auto why = [&] {
+        auto r = checkSharedMountNamespace(spec);
+        return r ? std::string("accepted") : r.error().message();
+    };
+    spec.linux.sysctl["net.ipv4.ip_forward"] = "1";
+    CHECK(why() == "linux.sysctl: needs the container's own mount namespace, and linux.namespaces has no \"mount\"");
+    spec.root.readonly = true;
+    CHECK(why().rfind("root.readonly: needs", 0) == 0);
+    spec.linux.maskedPaths = {"/proc/kcore"};
+    CHECK(why().rfind("linux.maskedPaths: needs", 0) == 0);
+    spec.mounts.push_back(Mount{});
+    spec.mounts.back().destination = "/proc";
+    CHECK(why().rfind("mounts[0] (/proc): needs", 0) == 0);
 }
 
 TEST_CASE("a new user namespace cannot be combined with joined ones yet", "[namespaces]") {

@@ -1,0 +1,35 @@
+// Service files, YAML or JSON: orchestrator::parseService. What it accepts must
+// come back the same through serviceJson, the form the master stores and sends
+// to nodes: a service that could be applied but not stored would be lost.
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "orchestrator/model/service.hpp"
+#include "quiet.hpp"
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    hull::fuzz::quietLogs();
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    using namespace hull::orchestrator;
+    std::string text(reinterpret_cast<const char*>(data), size);
+    auto s = parseService(text, "fuzz.yaml");
+    if (!s) return 0;
+    std::string once = serviceJson(*s);
+    auto again = parseService(once, "serviceJson");
+    if (!again) {
+        fprintf(stderr, "serviceJson of an accepted service is refused: %s\n%s\n", again.error().message().c_str(),
+                once.c_str());
+        abort();
+    }
+    if (serviceJson(*again) != once) {
+        fprintf(stderr, "serviceJson does not come back the same:\n%s\n%s\n", once.c_str(), serviceJson(*again).c_str());
+        abort();
+    }
+    return 0;
+}
