@@ -58,11 +58,12 @@ usage: hull [--state-dir DIR] [--run-dir DIR] [--config FILE] [--debug] COMMAND 
                                        the node agent: keeps applied services running (pulling
                                        from those registries over plain HTTP); with --join, what
                                        a master assigns it (URL,URL,...: masters on etcd, tried in turn)
-  master [--listen 0.0.0.0:7443] [--advertise ADDR]... [--name N] [--heartbeat 300ms] [--grace 1.2s]
+  master [--listen 0.0.0.0:7443] [--advertise ADDR]... [--name N] [--heartbeat 300ms] [--grace 1.2s] [--allow-root]
          [--failover-after 10s] [--cluster-cidr 10.96.0.0/12] [--service-cidr 10.112.0.0/16]
          [--store sqlite|etcd://HOST:PORT,... [--etcd-ca F --etcd-cert F --etcd-key F]]
                                        the cluster's master: STATE/admin.conf and STATE/join-token;
-                                       on etcd a standby until it holds the leader key
+                                       on etcd a standby until it holds the leader key; runs
+                                       as an unprivileged user (as root only with --allow-root)
   node ls | drain NODE | activate NODE | label NODE K=V... K- | rm NODE   [--output table|json]   (a master's)
   cluster join-token [--rotate] | status [--output table|json]                          (a master's)
   apply -f FILE [--wait [--timeout 10m]]
@@ -926,10 +927,16 @@ int clusterCmd(const orchestrator::api::ApiTarget& t, const std::vector<std::str
 }
 
 int masterCmd(const std::string& state, const std::vector<std::string>& argv) {
-    Args a(argv, {}, {"--state-dir", "--listen", "--advertise", "--name", "--heartbeat", "--grace", "--failover-after",
+    Args a(argv, {"--allow-root"}, {"--state-dir", "--listen", "--advertise", "--name", "--heartbeat", "--grace", "--failover-after",
                                "--cluster-cidr", "--service-cidr", "--store", "--etcd-ca", "--etcd-cert", "--etcd-key"},
            {});
     if (!a.error.empty() || !a.positional.empty()) return failWith("master: " + (a.error.empty() ? "unexpected " + a.positional[0] : a.error));
+    // The master runs no container and touches no kernel state: it needs no privilege, and
+    // a flaw in what it parses off the network should not come with root's.
+    if (::geteuid() == 0 && !a.has("--allow-root"))
+        return failWith("master: refusing to run as root: it needs no privilege; run it as an unprivileged user "
+                        "(its systemd unit has DynamicUser=yes; scripts/cluster runs it as the user hull), "
+                        "or pass --allow-root");
     orchestrator::master::MasterOptions o;
     o.stateDir = a.get("--state-dir", state);  // `hull master --state-dir D` as well as `hull --state-dir D master`
     o.listen = a.get("--listen", o.listen);
@@ -1014,6 +1021,11 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
         } else if (a.has("--token") || a.has("--name") || a.has("--label") || a.has("--address")) {
             return failWith("node: --token, --name, --label and --address go with --join URL");
         }
+        // Least privilege: only what the agent and its containers use (runtime::agentCapabilities,
+        // README "Least privilege"); hull-spawner, the monitors and dnsmasq inherit no more.
+        if (::geteuid() == 0)
+            if (auto kept = runtime::keepOnlyCapabilities(runtime::agentCapabilities()); !kept)
+                return failWith("node: keep only the capabilities it needs: " + kept.error().message());
         auto agent = orchestrator::Agent::open(o);
         if (!agent) return failWith(agent.error().message());
         return check((*agent)->run());

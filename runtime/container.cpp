@@ -759,6 +759,54 @@ std::vector<std::string> capabilityNames() {
     return out;
 }
 
+std::vector<std::string> agentCapabilities() {
+    return {
+        "CAP_SYS_ADMIN",         // namespaces, mounts, pivot_root, setns, overlayfs, cgroup device filters
+        "CAP_NET_ADMIN",         // veths, bridges, VXLAN, addresses and routes, nftables
+        "CAP_SYS_CHROOT",        // a container without a mount namespace; the default container set
+        "CAP_SYS_PTRACE",        // /proc/PID/ns and /proc/PID/root of containers' processes (exec, adoption)
+        "CAP_SYS_RESOURCE",      // rlimits above the hard limit, a negative oom_score_adj
+        "CAP_MKNOD",             // device nodes in rootfs /dev, overlay whiteouts when unpacking layers
+        "CAP_CHOWN",             // owners in image layers and volumes
+        "CAP_DAC_OVERRIDE",      // state and layers of any owner
+        "CAP_DAC_READ_SEARCH",   // walking layers with directories of mode 000
+        "CAP_FOWNER",            // modes, times and xattrs on files it does not own
+        "CAP_FSETID",            // setuid and setgid bits kept in layers
+        "CAP_SETFCAP",           // file capabilities kept in layers
+        "CAP_SETUID",            // user namespaces' maps, the container's user
+        "CAP_SETGID",
+        "CAP_SETPCAP",           // bounding sets of containers, and this very drop
+        "CAP_KILL",              // signals to containers' processes of any user
+        "CAP_IPC_LOCK",          // BPF programs charged to locked memory (older kernels)
+        "CAP_BPF",               // cgroup v2 device filters (kernel 5.8 and later)
+        "CAP_NET_BIND_SERVICE",  // the cluster DNS on port 53; default container set
+        "CAP_NET_RAW",           // default container set
+        "CAP_AUDIT_WRITE",       // default container set
+    };
+}
+
+Result<void> keepOnlyCapabilities(const std::vector<std::string>& names) {
+    uint64_t keep = 0;
+    for (const auto& n : names) {
+        int cap = capabilityFromName(n);
+        if (cap < 0) return failInvalid("unknown capability " + n);
+        if (cap <= lastCapability()) keep |= uint64_t(1) << cap;
+    }
+    // What we hold now (/proc/self/status), so nothing is asked for that we lack.
+    auto status = TRY(sys::readFile("/proc/self/status"));
+    auto mask = [&](const std::string& key) -> uint64_t {
+        auto at = status.find("\n" + key + ":\t");
+        return at == std::string::npos ? 0 : std::strtoull(status.c_str() + at + key.size() + 3, nullptr, 16);
+    };
+    CapabilityPlan plan;
+    plan.bounding = keep & mask("CapBnd");
+    plan.permitted = plan.effective = keep & mask("CapPrm");
+    plan.inheritable = keep & mask("CapInh");
+    TRY(dropBoundingSet(plan));
+    TRY(applyCapabilitySets(plan));
+    return {};
+}
+
 std::string specTemplate(bool rootless) { return defaultConfig(rootless).dump(true) + "\n"; }
 
 int parseSignal(const std::string& s) {

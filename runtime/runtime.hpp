@@ -95,6 +95,14 @@ bool validContainerId(const std::string& id);
 /// Every capability this kernel's headers name ("CAP_CHOWN", ...), in number
 /// order: `hull-runc features`.
 std::vector<std::string> capabilityNames();
+/// The capabilities a node agent keeps, and why each (README, "Least privilege"): what it
+/// does itself (namespaces, mounts, networks, cgroups, image layers) and the defaults every
+/// container gets, which it cannot hand on without holding them.
+std::vector<std::string> agentCapabilities();
+/// Keep only NAMES: every other capability leaves this process's bounding, permitted,
+/// effective, inheritable and ambient sets, so neither it nor anything it starts can hold
+/// one again. An unknown name is an error; a capability this process lacks stays lacking.
+[[nodiscard]] Result<void> keepOnlyCapabilities(const std::vector<std::string>& names);
 /// The config.json `hull-runc spec` writes (ROOTLESS: for an unprivileged
 /// user), as JSON text.
 std::string specTemplate(bool rootless);

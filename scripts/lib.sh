@@ -38,3 +38,15 @@ wait_until() {
         sleep 0.2
     done
 }
+
+# The unprivileged user hull's daemons that need no privilege (the master) run as, made once
+# (a system user without a home or a shell), and the command line that runs ARGV as it:
+# no supplementary groups, no capabilities in any set, and no way to gain one.
+HULL_USER=${HULL_USER:-hull}
+ensure_hull_user() {
+    id -u "$HULL_USER" >/dev/null 2>&1 && return 0
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$HULL_USER" ||
+        die "cannot add the system user $HULL_USER (useradd)"
+}
+as_hull_user=(setpriv --reuid="$HULL_USER" --regid="$HULL_USER" --clear-groups --no-new-privs
+    --inh-caps=-all --bounding-set=-all --)

@@ -1,6 +1,8 @@
 #include "support.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -136,6 +138,38 @@ std::string readFileOr(const std::string& path, const std::string& fallback) {
 
 void writeFileOrThrow(const std::string& path, const std::string& data) {
     if (!sys::writeFile(path, data)) throw std::runtime_error("write " + path);
+}
+
+}  // namespace hull::test
+
+namespace hull::test {
+
+Unprivileged unprivilegedUser() {
+    Unprivileged u;
+    if (const passwd* p = ::getpwnam("nobody")) {
+        u.uid = p->pw_uid;
+        u.gid = p->pw_gid;
+    }
+    return u;
+}
+
+std::string binPathForUnprivileged(const std::string& name) {
+    static TempDir dir("hull-unpriv-bin");
+    std::string copy = dir.path() + "/" + name;
+    if (::access(copy.c_str(), X_OK) != 0) {
+        ::chmod(dir.path().c_str(), 0755);
+        std::ifstream in(binPath(name), std::ios::binary);
+        std::ofstream out(copy, std::ios::binary);
+        out << in.rdbuf();
+        out.close();
+        ::chmod(copy.c_str(), 0755);
+    }
+    return copy;
+}
+
+bool dropToUnprivileged() {
+    Unprivileged u = unprivilegedUser();
+    return ::setgroups(0, nullptr) == 0 && ::setgid(u.gid) == 0 && ::setuid(u.uid) == 0;
 }
 
 }  // namespace hull::test

@@ -35,6 +35,16 @@ bool isRoot();
 bool waitFor(const std::function<bool()>& cond, int ms = 5000);
 /// Path of a built binary: HULL_BIN_DIR/name.
 std::string binPath(const std::string& name);
+/// An unprivileged user for daemons that need no privilege (the master): nobody's uid and gid.
+struct Unprivileged {
+    unsigned uid = 65534, gid = 65534;
+};
+Unprivileged unprivilegedUser();
+/// build/bin/NAME where UNPRIVILEGED can run it: a copy in a 0755 directory of this test
+/// process's (the build tree may be under a directory only root can enter).
+std::string binPathForUnprivileged(const std::string& name);
+/// In a child before exec: drop to UNPRIVILEGED (no supplementary groups); false when it cannot.
+bool dropToUnprivileged();
 /// Where busybox-static lives on this machine ("" when missing).
 std::string busyboxPath();
 

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,7 +45,8 @@ int freePort() {
     return ntohs(sa.sin_port);
 }
 
-/// `hull master` as a child process (dies with the test process), its output in LOG.
+/// `hull master` as a child process (dies with the test process), its output in LOG; as an
+/// unprivileged user, as it runs in production (it refuses root without --allow-root).
 class MasterProcess {
 public:
     MasterProcess(std::string name, std::string stateDir, int port, std::string store)
@@ -56,7 +58,12 @@ public:
     MasterProcess& operator=(const MasterProcess&) = delete;
 
     void start() {
-        std::vector<std::string> args{binPath("hull"), "master",  "--state-dir", dir_,   "--listen", "127.0.0.1:" + std::to_string(port_),
+        // Its state dir is the unprivileged user's; the parent only needs to let it through.
+        const auto u = unprivilegedUser();
+        ::chmod(dir_.substr(0, dir_.rfind('/')).c_str(), 0755);
+        ::mkdir(dir_.c_str(), 0700);
+        REQUIRE(::chown(dir_.c_str(), u.uid, u.gid) == 0);
+        std::vector<std::string> args{binPathForUnprivileged("hull"), "master",  "--state-dir", dir_,   "--listen", "127.0.0.1:" + std::to_string(port_),
                                       "--name",        name_,     "--store",     store_};
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
@@ -73,6 +80,7 @@ public:
                 ::dup2(fd, 1);
                 ::dup2(fd, 2);
             }
+            if (!dropToUnprivileged()) ::_exit(125);
             ::execv(argv[0], argv.data());
             ::_exit(127);
         }
@@ -206,10 +214,23 @@ TEST_CASE("master on etcd: a standby forwards calls to the leader, and takes ove
     CHECK(handover < 3000);
 }
 
+TEST_CASE("master: as root it refuses to start without --allow-root, and makes nothing", "[master][root]") {
+    REQUIRE_ROOT();
+    TempDir dir("hull-master-root");
+    const std::string state = dir.path() + "/state";
+    auto r = run({binPath("hull"), "master", "--state-dir", state, "--listen", "127.0.0.1:0"});
+    CHECK(r.status == 1);
+    CHECK(r.err.find("master: refusing to run as root: it needs no privilege") != std::string::npos);
+    CHECK(r.err.find("--allow-root") != std::string::npos);
+    struct stat st;
+    CHECK(::stat(state.c_str(), &st) != 0);
+}
+
 TEST_CASE("master: a --store it cannot use is refused at start, naming what it expects", "[master][etcd]") {
     TempDir dir("hull-bad-store");
     for (const char* bad : {"etcd://", "redis://127.0.0.1:6379", "etcd://127.0.0.1:2379/path"}) {
-        auto r = run({binPath("hull"), "master", "--state-dir", dir.path(), "--listen", "127.0.0.1:0", "--store", bad});
+        // --allow-root: a test as root, for the store's message rather than root's.
+        auto r = run({binPath("hull"), "master", "--allow-root", "--state-dir", dir.path(), "--listen", "127.0.0.1:0", "--store", bad});
         INFO(bad << ": " << r.err);
         CHECK(r.status != 0);
         CHECK(r.err.find("expected") != std::string::npos);

@@ -29,6 +29,7 @@
 #include "orchestrator/api/messages.hpp"
 #include "orchestrator/model/service.hpp"
 #include "orchestrator/node/store.hpp"
+#include "runtime/runtime.hpp"
 #include "sys/fs.hpp"
 #include "sys/json.hpp"
 
@@ -1182,7 +1183,7 @@ TEST_CASE("node: idle and slow API clients and a probe against a black hole hold
         REQUIRE(::kill(pid_t(pid), SIGKILL) == 0);
         // From the store alone: the exit, then the start of its replacement (slot 0).
         int64_t exited = -1, started = -1;
-        waitFor([&] {
+        waitFor([&, &victim = victim] {
             for (const auto& e : dbEvents(db)) {
                 if (e.kind == "exit" && e.container == victim) exited = e.time;
                 if (exited > 0 && e.kind == "start" && e.service == "victim" && e.message.find("(slot 0)") != std::string::npos &&
@@ -1475,7 +1476,7 @@ TEST_CASE("node: a pull that hangs, at apply or at a start, holds up neither sup
         REQUIRE(pid > 0);
         REQUIRE(::kill(pid_t(pid), SIGKILL) == 0);
         int64_t exited = -1, started = -1;
-        waitFor([&] {
+        waitFor([&, &victim = victim] {
             for (const auto& e : dbEvents(db)) {
                 if (e.kind == "exit" && e.container == victim) exited = e.time;
                 if (exited > 0 && e.kind == "start" && e.service == "victim" && e.time >= exited) started = e.time;
@@ -1585,4 +1586,59 @@ TEST_CASE("node: a master's assignment runs each slot at its pinned generation a
     CHECK((cs[1].generation == 6 && cs[1].incarnation == 1));
     CHECK(mark(cs[1].id) == "six");
     CHECK(cs[0].id == zero);
+}
+
+namespace {
+
+// A capability mask of /proc/PID/status ("CapEff", "CapBnd", ...).
+uint64_t capMask(pid_t pid, const std::string& key) {
+    auto status = readFileOr("/proc/" + std::to_string(pid) + "/status");
+    auto at = status.find("\n" + key + ":\t");
+    return at == std::string::npos ? ~uint64_t(0) : std::strtoull(status.c_str() + at + key.size() + 3, nullptr, 16);
+}
+
+uint64_t maskOf(const std::vector<std::string>& names) {
+    const auto all = runtime::capabilityNames();
+    uint64_t m = 0;
+    for (const auto& n : names)
+        for (size_t i = 0; i < all.size(); ++i)
+            if (all[i] == n) m |= uint64_t(1) << i;
+    return m;
+}
+
+}  // namespace
+
+TEST_CASE("node: the agent keeps only the capabilities it needs, and its containers still get the default set", "[root][net][node]") {
+    REQUIRE_ROOT();
+    std::string images = std::string(HULL_BIN_DIR) + "/../images/busybox";
+    REQUIRE(run({std::string(HULL_SOURCE_DIR) + "/scripts/make-busybox-image", images}).status == 0);
+    TestNetns host("nodecaps");
+    InNetns in(host.path());
+    Node node;
+    REQUIRE(node.hull({"image", "import", images + "/busybox.oci.tar"}).status == 0);
+    node.start();
+    // Of those, what this machine gives root at all (a sandbox may hold back some).
+    const uint64_t want = maskOf(runtime::agentCapabilities()) & capMask(::getpid(), "CapBnd");
+    REQUIRE(want != 0);
+    CHECK(capMask(node.pid, "CapEff") == want);
+    CHECK(capMask(node.pid, "CapPrm") == want);
+    CHECK(capMask(node.pid, "CapBnd") == want);
+    // Nothing the agent is without: none of these.
+    for (const char* gone : {"CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_BOOT", "CAP_SYS_TIME", "CAP_MAC_ADMIN"})
+        CHECK((capMask(node.pid, "CapBnd") & maskOf({gone})) == 0);
+
+    writeFileOrThrow(node.state / "svc.yaml", "name: capped\nimage: hull.local/busybox\ncommand: [sleep, '1000']\n");
+    REQUIRE(node.hull({"apply", "-f", node.state / "svc.yaml"}).status == 0);
+    REQUIRE(eventually([&] { return runningCount(node.containers()) == 1; }));
+    auto inspect = json::Value::parse(node.hull({"inspect", idOf(onlyContainer(node))}).out);
+    REQUIRE(inspect);
+    const pid_t pid = pid_t(intOf(*inspect, "pid"));
+    REQUIRE(pid > 0);
+    // The container's bounding set: the runtime's defaults, all within the agent's.
+    const uint64_t defaults = capMask(pid, "CapBnd");
+    CHECK(defaults != 0);
+    CHECK((defaults & ~want) == 0);
+    CHECK((defaults & maskOf({"CAP_NET_RAW", "CAP_AUDIT_WRITE", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"})) ==
+          maskOf({"CAP_NET_RAW", "CAP_AUDIT_WRITE", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"}));
+    REQUIRE(node.hull({"delete", "capped"}).status == 0);
 }
