@@ -955,6 +955,9 @@ int masterCmd(const std::string& state, const std::vector<std::string>& argv) {
             std::string flag = f;
             (flag == "--heartbeat" ? o.heartbeat : flag == "--grace" ? o.grace : o.failoverAfter) = *d;
         }
+    // Before it reads a byte off the network (runtime::confineDaemon says what it keeps).
+    if (auto confined = runtime::confineDaemon(runtime::DaemonProfile::Master); !confined)
+        return failWith("master: " + confined.error().message());
     auto m = orchestrator::master::Master::open(o);
     if (!m) return failWith(m.error().message());
     return check((*m)->run());
@@ -1026,6 +1029,8 @@ int nodeCmd(const std::string& state, const std::string& runDir, const std::stri
         if (::geteuid() == 0)
             if (auto kept = runtime::keepOnlyCapabilities(runtime::agentCapabilities()); !kept)
                 return failWith("node: keep only the capabilities it needs: " + kept.error().message());
+        if (auto confined = runtime::confineDaemon(runtime::DaemonProfile::Agent); !confined)
+            return failWith("node: " + confined.error().message());
         auto agent = orchestrator::Agent::open(o);
         if (!agent) return failWith(agent.error().message());
         return check((*agent)->run());

@@ -106,12 +106,15 @@ Result<void> checkFree(const PortMapping& p, bool balanced) {
 }
 
 /// Make the table and its chains unless it is there and up to date.
+// The table's newest object: a table without it was made by an older hull, and is rebuilt.
+constexpr const char* kNewestSet = "vipaddrs";
+
 Result<void> ensureTable() {
     // Only (re)build the chains when the table is new: flushing them on every
     // container start would briefly drop NAT for the running ones.
     // The probe names the newest object, so a table made by an older hull is brought up to date.
-    static const char kProbe[] = "list set ip hull vipaddrs";
-    if (!runNft(kProbe, "probe")) TRY(runNft(baseRulesetScript(), "create nftables table ip hull"));
+    if (!runNft(std::string("list set ip hull ") + kNewestSet, "probe"))
+        TRY(runNft(baseRulesetScript(), "create nftables table ip hull"));
     return {};
 }
 
@@ -203,14 +206,23 @@ std::string portsScript(const std::vector<PortMapping>& ports, Ipv4 ip, bool add
 }
 
 Result<void> ensureNatTable(const Cidr& subnet, std::optional<bool> masquerade) {
-    TRY(ensureTable());
     Cidr net{subnet.network(), subnet.prefix};
     // Known as a container subnet in any case (no masquerade towards it); its own
     // outbound traffic masqueraded only when the network asks for it.
-    TRY(runNft("add element ip hull subnets { " + net.str() + " }\n", "subnet " + net.str()));
-    if (masquerade && *masquerade)
-        TRY(runNft("add element ip hull masq { " + net.str() + " }\n", "masquerade " + net.str()));
-    else if (masquerade)
+    // First the newest set touched and left as it was (in one transaction: atomic), so
+    // that a table of an older hull fails the script and is brought up to date.
+    std::string script = std::string("add element ip hull ") + kNewestSet + " { 0.0.0.0 }\ndelete element ip hull " +
+                         kNewestSet + " { 0.0.0.0 }\nadd element ip hull subnets { " + net.str() + " }\n";
+    if (masquerade && *masquerade) script += "add element ip hull masq { " + net.str() + " }\n";
+    // One nft transaction when the table is there, as it is for every container but a
+    // network's first: each libnftables call first reads the kernel's ruleset into its
+    // cache, all of it, so in a host's namespace with a large ruleset (a firewall, Docker)
+    // a call costs far more than here. hull-cni's ADD made three (scripts/bench-net).
+    if (!runNft(script, "subnet " + net.str())) {
+        TRY(ensureTable());
+        TRY(runNft(script, "subnet " + net.str()));
+    }
+    if (masquerade && !*masquerade)
         (void)runNft("delete element ip hull masq { " + net.str() + " }\n", "no masquerade");
     return {};
 }

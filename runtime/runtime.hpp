@@ -103,6 +103,18 @@ std::vector<std::string> agentCapabilities();
 /// effective, inheritable and ambient sets, so neither it nor anything it starts can hold
 /// one again. An unknown name is an error; a capability this process lacks stays lacking.
 [[nodiscard]] Result<void> keepOnlyCapabilities(const std::vector<std::string>& names);
+
+/// hull's own daemons confine themselves with a seccomp filter, loaded into every thread:
+///   Master: only what a network service that runs nothing uses (files, sockets, epoll,
+///     timers, threads); anything else fails with EPERM: no exec, no fork (clone only with
+///     CLONE_THREAD), no mount, namespace, ptrace, bpf, keyring or module call. With
+///     no_new_privs, so it holds for good.
+///   Agent: what it runs (containers) needs nearly everything, so it refuses the host-wide
+///     calls neither it nor a container has any use for: modules, kexec, reboot, swap,
+///     clocks, accounting, raw I/O ports, the kernel log, quotas. Without no_new_privs, so
+///     setuid programs in containers keep working; inherited by everything it starts.
+enum class DaemonProfile { Master, Agent };
+[[nodiscard]] Result<void> confineDaemon(DaemonProfile profile);
 /// The config.json `hull-runc spec` writes (ROOTLESS: for an unprivileged
 /// user), as JSON text.
 std::string specTemplate(bool rootless);

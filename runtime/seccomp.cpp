@@ -1,6 +1,9 @@
 #include "runtime/seccomp.hpp"
 
+#include "runtime/runtime.hpp"
+
 #include <linux/filter.h>
+#include <sched.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <sys/mman.h>
@@ -357,6 +360,117 @@ Result<void> loadSeccomp(const std::string& bpf, bool noNewPrivileges, const Sec
     if (plan.flagLog) flags |= SECCOMP_FILTER_FLAG_LOG;
     if (plan.flagSpecAllow) flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
     if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog) < 0) return failErrno("load filter");
+    return {};
+}
+
+// ---- hull's own daemons (runtime.hpp, confineDaemon) -------------------------------
+
+namespace {
+
+// Each group as a network service uses it; all of them are the master's allowlist.
+const char* const kMasterAllowed[] = {
+    // descriptors and files
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2", "pwritev2", "lseek",
+    "close", "close_range", "dup", "dup2", "dup3", "fcntl", "ioctl", "fsync", "fdatasync", "ftruncate", "fallocate",
+    "flock", "open", "openat", "openat2", "creat", "stat", "fstat", "lstat", "newfstatat", "statx", "access",
+    "faccessat", "faccessat2", "readlink", "readlinkat", "getdents", "getdents64", "mkdir", "mkdirat", "rmdir",
+    "unlink", "unlinkat", "rename", "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat", "chmod",
+    "fchmod", "fchmodat", "utimensat", "statfs", "fstatfs", "getcwd", "chdir", "fchdir", "umask", "truncate",
+    "fadvise64", "sendfile", "copy_file_range", "memfd_create",
+    // memory
+    "mmap", "munmap", "mprotect", "mremap", "madvise", "brk", "msync", "mincore", "membarrier", "mlock", "munlock",
+    // sockets
+    "socket", "socketpair", "bind", "listen", "accept", "accept4", "connect", "getsockname", "getpeername",
+    "setsockopt", "getsockopt", "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown",
+    // waiting
+    "epoll_create", "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "ppoll",
+    "select", "pselect6", "eventfd", "eventfd2", "timerfd_create", "timerfd_settime", "timerfd_gettime", "pipe",
+    "pipe2", "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
+    // threads (clone itself below: threads only)
+    "futex", "futex_waitv", "set_robust_list", "get_robust_list", "set_tid_address", "rseq", "gettid", "tgkill",
+    "tkill", "sched_yield", "sched_getaffinity", "sched_setaffinity", "sched_getparam", "sched_getscheduler", "exit",
+    "exit_group", "restart_syscall",
+    // time and signals
+    "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday", "time", "rt_sigaction",
+    "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait", "rt_sigpending", "rt_sigsuspend", "sigaltstack", "kill",
+    "alarm", "getitimer", "setitimer",
+    // about itself
+    "getpid", "getppid", "getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "getgroups", "getpgrp",
+    "getpgid", "getsid", "uname", "sysinfo", "getrlimit", "prlimit64", "getrusage", "times", "prctl", "arch_prctl",
+    "getrandom", "capget", "getcpu", "wait4", "waitid",
+};
+
+// Host-wide calls: the agent and every container it starts are refused them.
+const char* const kAgentRefused[] = {
+    "init_module", "finit_module", "delete_module", "create_module", "kexec_load", "kexec_file_load", "reboot",
+    "swapon", "swapoff", "acct", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "stime", "iopl",
+    "ioperm", "syslog", "vhangup", "quotactl", "quotactl_fd", "lookup_dcookie", "nfsservctl", "uselib", "_sysctl",
+};
+
+// LeakSanitizer checks a process at its exit from a tracer it clones (no CLONE_THREAD) and
+// attaches with ptrace: in the sanitized build (scripts/build --sanitize) the master may do
+// both, or its exit would end in LeakSanitizer's fatal error instead of a leak check.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kLeakSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kLeakSanitizer = true;
+#else
+constexpr bool kLeakSanitizer = false;
+#endif
+#else
+constexpr bool kLeakSanitizer = false;
+#endif
+
+Seccomp daemonSpec(DaemonProfile p) {
+    Seccomp s;
+    // The native architecture only: a call made through another (int 0x80, x32) meets
+    // libseccomp's bad-architecture action, which kills.
+    if (p == DaemonProfile::Master) {
+        s.defaultAction = "SCMP_ACT_ERRNO";
+        s.defaultErrnoRet = EPERM;
+        SeccompSyscall allow;
+        allow.action = "SCMP_ACT_ALLOW";
+        for (const char* n : kMasterAllowed) allow.names.push_back(n);
+        if (kLeakSanitizer) allow.names.push_back("ptrace");
+        s.syscalls.push_back(allow);
+        // Threads, never processes: clone only with CLONE_THREAD. clone3's flags are in
+        // memory a filter cannot read: ENOSYS makes glibc fall back to clone.
+        SeccompSyscall thread;
+        thread.names = {"clone"};
+        thread.action = "SCMP_ACT_ALLOW";
+        if (!kLeakSanitizer) thread.args.push_back({0, CLONE_THREAD, CLONE_THREAD, "SCMP_CMP_MASKED_EQ"});
+        s.syscalls.push_back(thread);
+        SeccompSyscall clone3;
+        clone3.names = {"clone3"};
+        clone3.action = "SCMP_ACT_ERRNO";
+        clone3.errnoRet = ENOSYS;
+        s.syscalls.push_back(clone3);
+    } else {
+        s.defaultAction = "SCMP_ACT_ALLOW";
+        SeccompSyscall refuse;
+        refuse.action = "SCMP_ACT_ERRNO";
+        refuse.errnoRet = EPERM;
+        for (const char* n : kAgentRefused) refuse.names.push_back(n);
+        s.syscalls.push_back(refuse);
+    }
+    return s;
+}
+
+}  // namespace
+
+Result<void> confineDaemon(DaemonProfile profile) {
+    const char* what = profile == DaemonProfile::Master ? "master" : "node agent";
+    auto plan = TRY_CTX(std::string("seccomp filter of the ") + what, planSeccomp(daemonSpec(profile)));
+    auto bpf = TRY_CTX(std::string("seccomp filter of the ") + what, compileSeccomp(plan));
+    sock_fprog prog{};
+    prog.len = static_cast<unsigned short>(bpf.size() / sizeof(sock_filter));
+    prog.filter = reinterpret_cast<sock_filter*>(bpf.data());
+    if (profile == DaemonProfile::Master && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        return failErrno("set no_new_privs");
+    // Every thread at once: a library may have started one already.
+    if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
+        return failErrno(std::string("load the seccomp filter of the ") + what);
     return {};
 }
 

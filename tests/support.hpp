@@ -31,6 +31,28 @@ bool isRoot();
         }                                \
     } while (0)
 
+/// Whether this build runs under AddressSanitizer (scripts/build --sanitize): its allocator
+/// keeps its own books, so heap and RSS figures say nothing of hull's.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+/// In a test case that measures memory: warn and return under AddressSanitizer.
+#define SKIP_UNDER_ASAN()                                                           \
+    do {                                                                            \
+        if (::hull::test::kAddressSanitizer) {                                      \
+            WARN("skipped: memory figures mean nothing under AddressSanitizer");    \
+            return;                                                                 \
+        }                                                                           \
+    } while (0)
+
 /// Poll COND every 10 ms until it holds or MS milliseconds have passed; its last answer.
 bool waitFor(const std::function<bool()>& cond, int ms = 5000);
 /// Path of a built binary: HULL_BIN_DIR/name.

@@ -64,6 +64,27 @@ void writeSeeds(const std::string& d) {
     seed<MasterEntry>(d, 20), seed<StoreMemberEntry>(d, 21), seed<AutoscaleView>(d, 22), seed<ClusterStatus>(d, 23);
     seed<StatusReport>(d, 24), seed<RolloutStatus>(d, 25), seed<RevisionEntry>(d, 26), seed<RolloutHistory>(d, 27);
     seed<UndoRequest>(d, 28);
+    // An assignment of two slots, one pinned to the generation before.
+    if (auto svc = parseService("name: web\nimage: busybox\nreplicas: 2\n")) {
+        auto spec = json::Value::parse(serviceJson(*svc));
+        auto v = json::Value::parse(
+            R"({"name": "web", "generation": 2, "slots": [0, 1], "pins": [{"slot": 1, "generation": 1, "incarnation": 0}],
+                "order": "start-first"})");
+        if (spec && v) {
+            v->set("spec", *spec);
+            auto versions = json::Value::array();
+            auto one = json::Value::object();
+            one.set("generation", int64_t(1));
+            one.set("spec", *spec);
+            versions.push(one);
+            v->set("versions", versions);
+            std::string text = std::string(1, char(29)) + v->dump();
+            if (FILE* f = fopen((d + "/assignment").c_str(), "w")) {
+                fwrite(text.data(), 1, text.size(), f);
+                fclose(f);
+            }
+        }
+    }
 }
 
 }  // namespace

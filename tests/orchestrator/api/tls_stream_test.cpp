@@ -463,6 +463,14 @@ MemoryFigure idleCost(bool serverSide, int n) {
     f.ok = handshaken == n && failed == 0;
     f.perSession = after > before ? (after - before) / size_t(n - 1) : 0;
     ::close(stop[1]);
+    // The pending reads end (aborted) while their streams still exist: a stream of asio's
+    // must outlive its operations.
+    for (auto& s : streams) {
+        beast::error_code ec;
+        if (s) s->next_layer().socket().close(ec);
+    }
+    ioc.restart();
+    ioc.poll();
     streams.clear();
     ioc.restart();
     ioc.poll();
@@ -475,6 +483,7 @@ MemoryFigure idleCost(bool serverSide, int n) {
 }  // namespace
 
 TEST_CASE("tls stream: an idle session costs a few KiB of heap, server side and client side", "[api]") {
+    SKIP_UNDER_ASAN();
     const int kSessions = 200;
     auto server = idleCost<TlsStream>(true, kSessions);
     auto client = idleCost<TlsStream>(false, kSessions);
