@@ -32,6 +32,7 @@
 
 #include "orchestrator/api/pki.hpp"
 #include "orchestrator/api/tls_stream.hpp"
+#include "support.hpp"
 
 using namespace hull;
 using namespace hull::orchestrator::api;
