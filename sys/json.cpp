@@ -408,13 +408,35 @@ Value& Value::push(Value v) {
 // ---------------------------------------------------------------------------
 // Writer
 
+size_t firstInvalidUtf8(std::string_view s) {
+    for (size_t i = 0; i < s.size();) {
+        size_t n = utf8Length(s.substr(i));
+        if (n == 0) return i;
+        i += n;
+    }
+    return std::string_view::npos;
+}
+
 std::string quote(std::string_view s) {
     static const char* hex = "0123456789abcdef";
     std::string out;
     out.reserve(s.size() + 2);
     out += '"';
-    for (char c : s) {
+    for (size_t i = 0; i < s.size(); ++i) {
+        const char c = s[i];
         auto u = static_cast<unsigned char>(c);
+        if (u >= 0x80) {
+            // Well-formed UTF-8 passes through as is; a byte that is not becomes U+FFFD, so
+            // that what we write is always a document our parser (and any other) reads back.
+            size_t n = utf8Length(s.substr(i));
+            if (n == 0) {
+                out += "\xef\xbf\xbd";
+            } else {
+                out.append(s.substr(i, n));
+                i += n - 1;
+            }
+            continue;
+        }
         switch (c) {
         case '"': out += "\\\""; break;
         case '\\': out += "\\\\"; break;
@@ -429,7 +451,7 @@ std::string quote(std::string_view s) {
                 out += hex[u >> 4];
                 out += hex[u & 15];
             } else {
-                out += c;  // UTF-8 passes through as is
+                out += c;
             }
         }
     }

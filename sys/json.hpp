@@ -90,8 +90,11 @@ private:
     std::variant<std::monostate, bool, Number, std::string, std::shared_ptr<Array>, std::shared_ptr<Object>> v_;
 };
 
-/// Escape a string as a JSON string literal, quotes included.
+/// Escape a string as a JSON string literal, quotes included. Bytes that are not
+/// well-formed UTF-8 are written as U+FFFD: what is written always parses back.
 std::string quote(std::string_view s);
+/// The offset of the first byte of S that is not well-formed UTF-8 (RFC 3629), or npos.
+size_t firstInvalidUtf8(std::string_view s);
 
 /// OBJ's member KEY when it is a string; DEF when it is absent, null or not a string.
 std::string stringOf(const Value& obj, std::string_view key, const std::string& def = "");

@@ -6,8 +6,10 @@
 #include <cmath>
 #include <initializer_list>
 #include <set>
+#include <sstream>
 #include <string_view>
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "runtime/net.hpp"
@@ -812,14 +814,54 @@ private:
 
 }  // namespace
 
+namespace {
+
+// Counts a stream's documents as the parser meets them, building nothing.
+class DocumentCounter : public YAML::EventHandler {
+public:
+    int documents = 0;
+    YAML::Mark second;  // where the second one starts
+    void OnDocumentStart(const YAML::Mark& m) override {
+        if (++documents == 2) second = m;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
+}  // namespace
+
 Result<Service> parseService(const std::string& text, const std::string& source) {
+    // YAML is Unicode text; yaml-cpp passes bytes that are not UTF-8 through, and a
+    // service with them could be applied but not stored (JSON is UTF-8).
+    if (size_t bad = json::firstInvalidUtf8(text); bad != std::string::npos) {
+        size_t line = 1 + size_t(std::count(text.begin(), text.begin() + long(bad), '\n'));
+        size_t lineStart = text.rfind('\n', bad == 0 ? 0 : bad - 1);
+        size_t col = lineStart == std::string::npos || bad == 0 ? bad + 1 : bad - lineStart;
+        return failInvalid(source + ":" + std::to_string(line) + ":" + std::to_string(col) +
+                           ": not UTF-8 (a service file is UTF-8 text)");
+    }
     // yaml-cpp reports errors by throwing; none of that may leave this function.
     try {
-        std::vector<YAML::Node> docs = YAML::LoadAll(text);
-        if (docs.size() > 1)
-            return failInvalid(source + ": holds " + std::to_string(docs.size()) + " documents; a service file is one");
-        if (docs.empty()) return failInvalid(source + ": empty (a service file is a mapping)");
-        return Parser(source).service(docs[0]);
+        // Not YAML::LoadAll: on a stream whose document starts with "," (yaml-cpp 0.7) it
+        // never ends, adding null documents until memory runs out; found by fuzz-service.
+        // The documents are counted first, two at most, then the first one loaded.
+        std::istringstream in(text);
+        YAML::Parser parser(in);
+        DocumentCounter counter;
+        for (int i = 0; i < 2 && parser.HandleNextDocument(counter); ++i) {
+        }
+        if (counter.documents > 1)
+            return failInvalid(source + ":" + std::to_string(counter.second.line + 1) + ":" +
+                               std::to_string(counter.second.column + 1) +
+                               ": a second document (after \"---\", or text after the first one's end); a service file is one");
+        if (counter.documents == 0) return failInvalid(source + ": empty (a service file is a mapping)");
+        return Parser(source).service(YAML::Load(text));
     } catch (const YAML::Exception& e) {
         std::string where = source;
         if (e.mark.line >= 0) where += ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1);

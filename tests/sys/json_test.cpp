@@ -192,3 +192,15 @@ TEST_CASE("json: nesting is limited to 512 levels", "[json]") {
     // Far too deep input must fail cleanly, not blow the stack.
     CHECK(parseErr(std::string(100000, '[')).find("nesting deeper") != std::string::npos);
 }
+
+TEST_CASE("json: bytes that are not UTF-8 are written as U+FFFD, so every document written parses back", "[json]") {
+    using hull::json::Value;
+    Value v = Value::object();
+    v.set("s", std::string("ok \xe9 then \xc3\xa9 and \xed\xa0\x80 end"));
+    const std::string text = v.dump();
+    CHECK(text == "{\"s\":\"ok \xef\xbf\xbd then \xc3\xa9 and \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd end\"}");
+    auto back = Value::parse(text);
+    REQUIRE(back);
+    CHECK(hull::json::firstInvalidUtf8(text) == std::string::npos);
+    CHECK(hull::json::firstInvalidUtf8("ab\xe9") == 2);
+}

@@ -203,7 +203,12 @@ TEST_CASE("service: structure errors name the field, line and column", "[service
     CHECK(parseErr("- a\n- b\n") == "web.yaml:1:1: a service file must be a mapping, not a list");
     CHECK(parseErr("") == "web.yaml: empty (a service file is a mapping)");
     CHECK(parseErr("~\n") == "web.yaml:1:1: a service file must be a mapping, not null");
-    CHECK(parseErr("name: a\nimage: b\n---\nname: c\n") == "web.yaml: holds 2 documents; a service file is one");
+    CHECK(parseErr("name: a\nimage: b\n---\nname: c\n") ==
+          "web.yaml:3:1: a second document (after \"---\", or text after the first one's end); a service file is one");
+    // yaml-cpp's LoadAll never ended on these (found by fuzz-service): refused, at once.
+    CHECK_THAT(parseErr(","), Catch::Contains("a service file is one"));
+    CHECK_THAT(parseErr("# c\n, backo"), Catch::Contains("a service file is one"));
+    CHECK_THAT(parseErr("{name: a, image: b}, c"), Catch::Contains("a service file is one"));
     CHECK(parseErr("name: web\nimage: b\nreplicas: 3\nreplicaz: 4\n") ==
           "web.yaml:4:1: replicaz: unknown field (did you mean replicas?)");
     CHECK(parseErr("name: web\nimage: b\nfoo: 1\n") == "web.yaml:3:1: foo: unknown field");
@@ -612,4 +617,16 @@ TEST_CASE("service: autoscale, a master's, parses strictly, starts from replicas
     CHECK(parseErr("name: web\nimage: b\nautoscale: {min: 1, max: 4, requestsPerSecond: 5}\n") ==
           "web.yaml:3:48: autoscale.requestsPerSecond: counts connections to the service's published ports and its "
           "address: it needs ports");
+}
+
+TEST_CASE("a service file that is not UTF-8 is refused where it stops being so, and what is accepted reads back from its stored form", "[service]") {
+    // Found by fuzz-service: yaml-cpp passed the byte through, the file was accepted, and the
+    // stored JSON (UTF-8 only) could not be read back: a service applied and then lost.
+    CHECK(parseErr("name: web\nimage: x\ncommand: [echo, \"caf\xe9\"]\n") == "web.yaml:3:21: not UTF-8 (a service file is UTF-8 text)");
+    CHECK(parseErr("\xff") == "web.yaml:1:1: not UTF-8 (a service file is UTF-8 text)");
+    auto ok = parseService("name: web\nimage: x\ncommand: [echo, \"caf\xc3\xa9\"]\n", "web.yaml");
+    REQUIRE(ok);
+    auto back = serviceFromJson(serviceJson(*ok));
+    REQUIRE(back);
+    CHECK(*back == *ok);
 }

@@ -492,7 +492,7 @@ TEST_CASE("node: a startup probe holds back readiness and liveness until it succ
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    CHECK(samples > 10);
+    CHECK(samples >= 5);  // each a `hull get containers`: some 80 ms, several times that sanitized
     CHECK(readyEarly == 0);
     // Then ready, the same container, never restarted.
     bool ready = eventually([&] {
