@@ -592,7 +592,10 @@ TEST_CASE("node: an exec probe that hangs is killed at its timeout and does not 
     INFO("replaced after " << took << " ms; slowest answer " << slowest << " ms");
     CHECK(replaced);
     CHECK(took < 2 * 300 + 2000);
-    CHECK(slowest < 300);  // the API is served by the loop's thread: it never waited for a probe
+    // The API is served by the loop's thread: it never waited for a probe (300 ms each). Each
+    // answer is a `hull get containers`, several times slower sanitized (523 ms seen in CI): there
+    // the bound only catches a loop held for several probes; the plain build checks the 300 ms.
+    CHECK(slowest < (kAddressSanitizer ? 900 : 300));
     CHECK(node.hull({"events"}).out.find("liveness failing") != std::string::npos);
 }
 
